@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs and starts everything the sandbox host needs: Incus (with a btrfs pool and a bridge),
+# debootstrap for local base images, and the host-side tools later features use (squid-openssl,
+# nftables, OpenSSH, tmux). Idempotent: a second run only checks and starts what is stopped.
+#
+#   scripts/install-host.sh [--nat on|off] [--pool-size 20GiB]
+#
+# --nat off (the default) keeps the bridge without NAT: sandboxes reach only this machine.
+# Use --nat on where sandboxes should reach the internet (stacks that download toolchains).
+set -euo pipefail
+
+NAT=${SANDBOX_NAT:-off}
+POOL_SIZE=${SANDBOX_POOL_SIZE:-20GiB}
+BRIDGE=${SANDBOX_BRIDGE:-incusbr0}
+BRIDGE_CIDR=${SANDBOX_BRIDGE_CIDR:-10.100.0.1/24}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nat) NAT=$2; shift 2 ;;
+    --pool-size) POOL_SIZE=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "install-host: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$NAT" in on) NAT_BOOL=true ;; off) NAT_BOOL=false ;; *) echo "install-host: --nat takes on|off" >&2; exit 2 ;; esac
+
+log() { printf '[install-host %s] %s\n' "$(date +%T)" "$*" >&2; }
+[ "$(id -u)" = 0 ] || { echo "install-host: run as root (sudo $0)" >&2; exit 1; }
+
+# shellcheck disable=SC1091
+. /etc/os-release
+PKGS=(incus btrfs-progs debootstrap squid-openssl nftables openssh-client openssh-server tmux curl ca-certificates xz-utils zstd dnsmasq-base)
+
+need_install=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need_install+=("$p"); done
+if [ ${#need_install[@]} -gt 0 ]; then
+  log "installing: ${need_install[*]}"
+  if [ "$ID" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
+    # Incus is in bookworm-backports only (6.0 LTS); same mirror and keyring as the main source.
+    if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      mirror=$(grep -rhs '^URIs:.*debian' /etc/apt/sources.list.d/*.sources | grep -v security | head -1 | awk '{print $2}')
+      mirror=${mirror:-http://deb.debian.org/debian}
+      cat > /etc/apt/sources.list.d/bookworm-backports.sources <<SRC
+Types: deb
+URIs: $mirror
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports incus >/dev/null
+  else
+    # Debian 13 (trixie) and Ubuntu 24.04+ carry incus in their main archives.
+    apt-get update -qq
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}" >/dev/null
+  # squid's package starts a default instance on systems with an init; ours runs its own.
+  pkill -x squid 2>/dev/null || true
+fi
+
+# --- start incusd --------------------------------------------------------------------------------
+if [ -d /run/systemd/system ]; then
+  systemctl start incus.socket incus.service >/dev/null 2>&1 || systemctl start incus
+elif ! incus admin waitready --timeout 1 >/dev/null 2>&1; then
+  log "starting incusd (no systemd as PID 1)"
+  mkdir -p /var/log/incus
+  # lxcfs gives containers a correct /proc view when present; harmless if missing.
+  setsid /usr/libexec/incus/incusd --group root --logfile /var/log/incus/incusd.log </dev/null >/dev/null 2>&1 &
+fi
+incus admin waitready --timeout 60
+
+# --- initialise: btrfs pool, bridge, default profile ---------------------------------------------
+if ! incus storage show default >/dev/null 2>&1; then
+  log "creating btrfs storage pool 'default' ($POOL_SIZE)"
+  incus storage create default btrfs size="$POOL_SIZE" >/dev/null
+fi
+if ! incus network show "$BRIDGE" >/dev/null 2>&1; then
+  log "creating bridge $BRIDGE ($BRIDGE_CIDR, nat=$NAT_BOOL)"
+  incus network create "$BRIDGE" ipv4.address="$BRIDGE_CIDR" ipv4.nat="$NAT_BOOL" ipv6.address=none >/dev/null
+else
+  incus network set "$BRIDGE" ipv4.nat="$NAT_BOOL"
+fi
+if ! incus profile device get default root pool >/dev/null 2>&1; then
+  incus profile device add default root disk path=/ pool=default >/dev/null
+fi
+if ! incus profile device get default eth0 network >/dev/null 2>&1; then
+  incus profile device add default eth0 nic network="$BRIDGE" name=eth0 >/dev/null
+fi
+log "incus ready: $(incus version | tr '\n' ' ')"

@@ -1,0 +1,101 @@
+//! The command line front: parses, validates, calls the engine, renders results.
+mod output;
+mod setup;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::EngineError;
+use crate::engine::host::Host;
+use crate::incus::Incus;
+
+#[derive(Debug, Parser)]
+#[command(name = "sandbox", version, about = "Isolated Incus sandboxes for AI coding agents", propagate_version = true)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make sure Incus is initialised and golden images exist (builds missing ones).
+    Setup(setup::SetupArgs),
+    /// Check every piece the product needs and print the command that fixes each missing one.
+    Doctor(setup::DoctorArgs),
+}
+
+pub struct Ctx {
+    pub incus: Incus,
+    pub host: Host,
+    pub cancel: CancellationToken,
+    pub progress: Arc<dyn crate::progress::Progress>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let cancel = CancellationToken::new();
+        {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("\ninterrupted — undoing what was started (Ctrl-C again to quit at once)");
+                    cancel.cancel();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        }
+        let incus = match Incus::local() {
+            Ok(i) => i,
+            Err(e) => return report(&EngineError::from(e)),
+        };
+        let ctx = Ctx { incus, host: Host::local(), cancel, progress: Arc::new(crate::progress::Stderr::new(true)) };
+        let res = match cli.command {
+            Command::Setup(a) => setup::setup(&ctx, a).await,
+            Command::Doctor(a) => setup::doctor(&ctx, a).await,
+        };
+        match res {
+            Ok(code) => code,
+            Err(e) => report(&e),
+        }
+    })
+}
+
+fn report(e: &EngineError) -> ExitCode {
+    eprintln!("error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("  hint: {h}");
+    }
+    match e {
+        EngineError::Cancelled => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,sandbox=info",
+        _ => "debug,sandbox=debug,hyper=info,reqwest=info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Logs go to stderr only: stdout is for data (and protocol in `lsp`/`serve`).
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init();
+}

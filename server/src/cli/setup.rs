@@ -1,0 +1,96 @@
+//! `sandbox setup` and `sandbox doctor`.
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{Ctx, output};
+use crate::engine::base_image::DEFAULT_BASE_IMAGE;
+use crate::engine::golden::{self, Rebuild, SetupOptions};
+use crate::engine::{EngineError, Result, doctor};
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Stack to build if missing (repeatable; default: base). Parents are built first.
+    #[arg(long = "stack", value_name = "STACK")]
+    stacks: Vec<String>,
+    /// Rebuild STACK (repeatable) or `all`, even if built.
+    #[arg(long, value_name = "STACK|all")]
+    rebuild: Vec<String>,
+    /// Image for stacks built from an image: a local alias, `images:DISTRO/RELEASE`, or
+    /// `debootstrap:SUITE` to build one on this host.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_BASE_IMAGE, env = "SANDBOX_BASE_IMAGE")]
+    base_image: String,
+    /// List stacks and their golden images instead of building.
+    #[arg(long)]
+    list: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
+    if a.list {
+        let list = golden::list(&ctx.incus).await?;
+        if a.json {
+            output::json(&list);
+        } else {
+            let rows = list
+                .iter()
+                .map(|g| {
+                    let state = match (g.built, g.stale) {
+                        (true, true) => "built (stale)",
+                        (true, false) => "built",
+                        _ => "-",
+                    };
+                    vec![g.stack.clone(), state.to_string(), g.built_at.clone().unwrap_or_default(), g.description.clone()]
+                })
+                .collect::<Vec<_>>();
+            output::table(&["STACK", "IMAGE", "BUILT AT", "DESCRIPTION"], &rows);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rebuild = if a.rebuild.iter().any(|r| r == "all") {
+        Rebuild::All
+    } else if a.rebuild.is_empty() {
+        Rebuild::None
+    } else {
+        Rebuild::Some(a.rebuild.clone())
+    };
+    let opts = SetupOptions { stacks: a.stacks, rebuild, base_image: a.base_image };
+    let reports = golden::setup(&ctx.incus, &ctx.host, &opts, ctx.progress.clone(), &ctx.cancel).await?;
+    if a.json {
+        output::json(&reports);
+    } else {
+        for r in &reports {
+            match r.action.as_str() {
+                "skipped" => println!("{}: already built", golden::golden_name(&r.stack)),
+                act => println!("{}: {act} in {:.1}s", golden::golden_name(&r.stack), r.seconds),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn doctor(ctx: &Ctx, a: DoctorArgs) -> Result<ExitCode> {
+    let checks = doctor::run(&ctx.incus, &ctx.host).await;
+    let failed_required = checks.iter().any(|c| !c.ok && c.required);
+    if a.json {
+        output::json(&checks);
+    } else {
+        for c in &checks {
+            let mark = if c.ok { "ok  " } else if c.required { "FAIL" } else { "warn" };
+            println!("{mark}  {:<22} {}", c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("      fix: {fix}");
+            }
+        }
+    }
+    let _ = EngineError::Cancelled;
+    Ok(if failed_required { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,15 @@
+//! Incus REST client (unix socket or HTTPS with a client certificate).
+mod client;
+mod error;
+mod events;
+mod exec;
+mod tls;
+pub mod types;
+mod ws;
+
+pub use client::{DEFAULT_SOCKET, Endpoint, FileWrite, Incus, socket_exists};
+pub use error::{IncusError, Result};
+pub use events::EventMsg;
+pub use exec::{ExecOutput, ExecSpec, Stream};
+pub use tls::{RemoteTls, generate_client_certificate};
+pub use types::*;

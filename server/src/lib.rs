@@ -1,0 +1,8 @@
+//! Agent Sandboxes: the engine (Incus client, golden images, sandboxes) behind three fronts —
+//! the CLI, `sandbox lsp` and `sandbox serve`.
+pub mod cli;
+pub mod engine;
+pub mod incus;
+pub mod paths;
+pub mod progress;
+pub mod tls;

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# sandbox-stack: parent=base
+# description: Go (official go.dev release) with golangci-lint and govulncheck
+#
+# Runs as root in a clone of golden-base. Go goes to /usr/local/go (checksum-verified tarball),
+# golangci-lint and govulncheck to /usr/local/bin; /etc/profile.d/go.sh puts /usr/local/go/bin and
+# ~/go/bin on PATH. Re-runnable: Go is replaced only when GO_VERSION changes, tools are refreshed.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+STACK=go
+# The Go release to install; "latest" asks go.dev for the current one at build time.
+GO_VERSION=${GO_VERSION:-1.27.3}
+
+# ---- shared helpers (each stack script is self-contained: it is pushed alone as /tmp/stack.sh) ----
+step() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+fetch() { curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 30 "$@"; }
+apt_update() { apt-get -q update -o Acquire::Retries=3; }
+apt_install() { apt-get -q install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$@"; }
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+[ -r /etc/os-release ] || die "/etc/os-release is missing"
+# shellcheck source=/dev/null
+. /etc/os-release
+case "${ID:-}" in debian|ubuntu) ;; *) die "unsupported distribution '${ID:-unknown}' (Debian 12 or Ubuntu 24.04 expected)" ;; esac
+ARCH=$(dpkg --print-architecture)
+case "$ARCH" in amd64|arm64) ;; *) die "unsupported architecture '$ARCH' (amd64 or arm64)" ;; esac
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+step "go stack on ${PRETTY_NAME:-$ID} ($ARCH)"
+
+step "installing prerequisites"
+apt_update
+apt_install ca-certificates curl git build-essential pkg-config
+
+if [ "$GO_VERSION" = latest ]; then
+  GO_VERSION=$(fetch 'https://go.dev/VERSION?m=text' | head -1)
+  GO_VERSION=${GO_VERSION#go}
+fi
+case "$GO_VERSION" in [0-9]*.[0-9]*) ;; *) die "GO_VERSION '$GO_VERSION' is not a Go version like 1.27.3" ;; esac
+
+if [ -x /usr/local/go/bin/go ] && [ "$(/usr/local/go/bin/go env GOVERSION)" = "go$GO_VERSION" ]; then
+  step "Go $GO_VERSION is already installed in /usr/local/go"
+else
+  file="go${GO_VERSION}.linux-${ARCH}.tar.gz"
+  step "downloading Go $GO_VERSION ($file)"
+  fetch "https://go.dev/dl/$file" -o "$TMP/$file"
+  want=$(fetch "https://dl.google.com/go/$file.sha256" | awk '{print $1}')
+  [ "${#want}" -eq 64 ] || die "could not get the SHA-256 of $file"
+  echo "$want  $TMP/$file" | sha256sum -c --quiet - || die "checksum mismatch for $file"
+  step "installing Go $GO_VERSION into /usr/local/go"
+  rm -rf /usr/local/go
+  tar -C /usr/local -xzf "$TMP/$file"
+fi
+/usr/local/go/bin/go version
+
+step "writing /etc/profile.d/go.sh"
+cat > /etc/profile.d/go.sh <<'EOF'
+# Go toolchain (/usr/local/go) and binaries from `go install` (~/go/bin).
+for _d in /usr/local/go/bin "$HOME/go/bin"; do
+  case ":$PATH:" in *":$_d:"*) ;; *) PATH="$PATH:$_d" ;; esac
+done
+unset _d
+export PATH
+EOF
+
+# Build-time Go environment: throwaway GOPATH/cache, results into /usr/local/bin.
+export PATH="/usr/local/go/bin:$PATH" GOPATH="$TMP/gopath" GOCACHE="$TMP/gocache" GOFLAGS=-modcacherw
+
+step "installing golangci-lint (latest release) into /usr/local/bin"
+# The official installer downloads the release binary and verifies its checksum.
+fetch https://golangci-lint.run/install.sh -o "$TMP/golangci-install.sh" \
+  || fetch https://raw.githubusercontent.com/golangci/golangci-lint/HEAD/install.sh -o "$TMP/golangci-install.sh"
+sh "$TMP/golangci-install.sh" -b /usr/local/bin
+golangci-lint --version
+
+step "installing govulncheck into /usr/local/bin"
+GOBIN=/usr/local/bin go install golang.org/x/vuln/cmd/govulncheck@latest
+govulncheck -version
+
+printf '%s\n' "$STACK" > /etc/sandbox-stack
+
+step "cleaning caches"
+apt-get clean
+rm -rf /var/lib/apt/lists/* /root/.cache /root/go
+step "go stack ready"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs first in every golden image built straight from a base image (stacks whose header says
+# `parent=image`). It makes any Debian/Ubuntu system container a sandbox: user `ubuntu` (uid/gid
+# 1000, passwordless sudo), sshd with keys only, /workspace/project, DHCP networking, and the
+# profile hooks the engine writes into (environment, ssh-agent socket). Needs no network.
+set -euo pipefail
+echo "==> sandbox user, sshd and workspace"
+chmod 0755 /
+
+if ! getent group ubuntu >/dev/null; then groupadd --gid 1000 ubuntu; fi
+if ! id ubuntu >/dev/null 2>&1; then
+  useradd --uid 1000 --gid 1000 --create-home --home-dir /home/ubuntu --shell /bin/bash ubuntu
+fi
+passwd -l ubuntu >/dev/null 2>&1 || true
+install -d -m 0755 /etc/sudoers.d
+printf 'ubuntu ALL=(ALL) NOPASSWD:ALL\n' > /etc/sudoers.d/90-sandbox
+chmod 0440 /etc/sudoers.d/90-sandbox
+install -d -o ubuntu -g ubuntu -m 0700 /home/ubuntu/.ssh
+install -d -o ubuntu -g ubuntu -m 0755 /workspace /workspace/project
+
+# sshd: keys only, no root, no DNS lookups (fast logins). Host keys are written per sandbox by the
+# engine before first boot, so the image itself carries none.
+install -d -m 0755 /etc/ssh/sshd_config.d
+cat > /etc/ssh/sshd_config.d/10-sandbox.conf <<'CONF'
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UseDNS no
+PrintMotd no
+AcceptEnv LANG LC_*
+CONF
+# Socket activation: port 22 accepts as soon as systemd's sockets are up, early in boot.
+if [ -f /lib/systemd/system/ssh.socket ] || [ -f /usr/lib/systemd/system/ssh.socket ]; then
+  systemctl disable ssh.service >/dev/null 2>&1 || true
+  systemctl enable ssh.socket >/dev/null 2>&1 || true
+else
+  systemctl enable ssh.service >/dev/null 2>&1 || true
+fi
+
+# Networking with ifupdown + DHCP where the image uses it (systemd-networkd images keep theirs).
+if [ -d /etc/network ] && command -v ifup >/dev/null; then
+  if ! grep -qs 'iface eth0' /etc/network/interfaces; then
+    printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' > /etc/network/interfaces
+  fi
+  systemctl enable networking >/dev/null 2>&1 || true
+fi
+
+# Profile hooks: the engine writes /etc/profile.d/sandbox-env.sh; the agent socket is carried in
+# by a proxy device at /run/ssh-agent.sock.
+cat > /etc/profile.d/sandbox-agent.sh <<'PROF'
+if [ -S /run/ssh-agent.sock ]; then export SSH_AUTH_SOCK=/run/ssh-agent.sock; fi
+PROF
+touch /etc/profile.d/sandbox-env.sh
+grep -qs 'cd /workspace/project' /home/ubuntu/.profile || \
+  printf '\n[ -d /workspace/project ] && [ "$PWD" = "$HOME" ] && cd /workspace/project\n' >> /home/ubuntu/.profile
+chown ubuntu:ubuntu /home/ubuntu/.profile 2>/dev/null || true
+
+# `incus stop` sends SIGPWR to init; make systemd treat it as a clean power-off (fast stop).
+ln -sf /lib/systemd/system/poweroff.target /etc/systemd/system/sigpwr.target
+
+# Boot fast: nothing in a sandbox should wait for "network online" or run apt timers at boot.
+for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer; do
+  systemctl mask "$unit" >/dev/null 2>&1 || true
+done
+echo "==> common setup done"
