@@ -41,9 +41,12 @@ async fn create_exec_files_config_snapshot_copy_delete() {
 
     // files: push with owner and mode, read back, stat inside
     let content = "line1\n$(rm -rf /) `x` 'q' \"d\" \\ \n".to_string();
-    i.push_file(&name, &FileWrite { path: "/tmp/f.txt", content: content.clone().into_bytes(), uid: 1000, gid: 1000, mode: 0o640 })
-        .await
-        .unwrap();
+    i.push_file(
+        &name,
+        &FileWrite { path: "/tmp/f.txt", content: content.clone().into_bytes(), uid: 1000, gid: 1000, mode: 0o640 },
+    )
+    .await
+    .unwrap();
     assert_eq!(i.pull_file(&name, "/tmp/f.txt").await.unwrap(), content.as_bytes());
     let st = i.exec(&name, &ExecSpec::new(["stat", "-c", "%u %g %a", "/tmp/f.txt"])).await.unwrap();
     assert_eq!(st.stdout_str().trim(), "1000 1000 640");

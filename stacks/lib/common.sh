@@ -29,11 +29,8 @@ UseDNS no
 PrintMotd no
 AcceptEnv LANG LC_*
 CONF
-# Socket activation: port 22 accepts as soon as systemd's sockets are up, early in boot.
-if [ -f /lib/systemd/system/ssh.socket ] || [ -f /usr/lib/systemd/system/ssh.socket ]; then
-  systemctl disable ssh.service >/dev/null 2>&1 || true
-  systemctl enable ssh.socket >/dev/null 2>&1 || true
-else
+# Ubuntu images start sshd through its (patched) socket activation; elsewhere run the service.
+if ! systemctl is-enabled ssh.socket >/dev/null 2>&1; then
   systemctl enable ssh.service >/dev/null 2>&1 || true
 fi
 

@@ -48,7 +48,12 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
                         (true, false) => "built",
                         _ => "-",
                     };
-                    vec![g.stack.clone(), state.to_string(), g.built_at.clone().unwrap_or_default(), g.description.clone()]
+                    vec![
+                        g.stack.clone(),
+                        state.to_string(),
+                        g.built_at.clone().unwrap_or_default(),
+                        g.description.clone(),
+                    ]
                 })
                 .collect::<Vec<_>>();
             output::table(&["STACK", "IMAGE", "BUILT AT", "DESCRIPTION"], &rows);
@@ -84,7 +89,13 @@ pub async fn doctor(ctx: &Ctx, a: DoctorArgs) -> Result<ExitCode> {
         output::json(&checks);
     } else {
         for c in &checks {
-            let mark = if c.ok { "ok  " } else if c.required { "FAIL" } else { "warn" };
+            let mark = if c.ok {
+                "ok  "
+            } else if c.required {
+                "FAIL"
+            } else {
+                "warn"
+            };
             println!("{mark}  {:<22} {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
                 println!("      fix: {fix}");

@@ -37,7 +37,8 @@ impl BaseImage {
             if alias.is_empty() {
                 return Err(bad());
             }
-            let server = std::env::var("SANDBOX_IMAGES_SERVER").unwrap_or_else(|_| "https://images.linuxcontainers.org".into());
+            let server =
+                std::env::var("SANDBOX_IMAGES_SERVER").unwrap_or_else(|_| "https://images.linuxcontainers.org".into());
             return Ok(Self::Remote { server, alias: alias.to_string() });
         }
         Ok(Self::Local(spec.to_string()))
@@ -65,7 +66,8 @@ impl BaseImage {
                 progress.step(&format!("Building base image {alias} with debootstrap (cached after the first time)"));
                 let dir = tempdir()?;
                 let script = dir.join("build-base-image.sh");
-                std::fs::write(&script, BUILD_SCRIPT).map_err(|e| EngineError::failed(format!("cannot write {}: {e}", script.display()), ""))?;
+                std::fs::write(&script, BUILD_SCRIPT)
+                    .map_err(|e| EngineError::failed(format!("cannot write {}: {e}", script.display()), ""))?;
                 let argv = vec!["bash".to_string(), script.display().to_string(), suite.clone(), alias.clone()];
                 let out = host.run(&argv, None, |l| progress.line(l)).await;
                 let _ = std::fs::remove_dir_all(&dir);
@@ -109,6 +111,7 @@ pub fn unreachable(image: &str, cause: &str) -> EngineError {
 
 fn tempdir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("sandbox-{}-{}", std::process::id(), rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).map_err(|e| EngineError::failed(format!("cannot create {}: {e}", dir.display()), ""))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| EngineError::failed(format!("cannot create {}: {e}", dir.display()), ""))?;
     Ok(dir)
 }

@@ -18,7 +18,13 @@ pub struct Check {
 }
 
 fn check(name: &str, ok: bool, required: bool, detail: impl Into<String>, fix: Option<&str>) -> Check {
-    Check { name: name.into(), ok, required, detail: detail.into(), fix: if ok { None } else { fix.map(str::to_owned) } }
+    Check {
+        name: name.into(),
+        ok,
+        required,
+        detail: detail.into(),
+        fix: if ok { None } else { fix.map(str::to_owned) },
+    }
 }
 
 const INSTALL: &str = "sudo scripts/install-host.sh";
@@ -28,13 +34,25 @@ pub async fn run(incus: &Incus, host: &Host) -> Vec<Check> {
     let local = matches!(incus.endpoint(), Endpoint::Unix(_));
     if local {
         let installed = host.which("incus").is_some() || std::path::Path::new("/usr/libexec/incus/incusd").exists();
-        out.push(check("incus installed", installed, true, if installed { "found" } else { "incus is not installed" }, Some(INSTALL)));
+        out.push(check(
+            "incus installed",
+            installed,
+            true,
+            if installed { "found" } else { "incus is not installed" },
+            Some(INSTALL),
+        ));
     }
     let server = incus.server().await;
     match &server {
         Ok(info) => {
             let version = info.pointer("/environment/server_version").and_then(|v| v.as_str()).unwrap_or("?");
-            out.push(check("incus running", true, true, format!("Incus {version} at {}", incus.endpoint().describe()), None));
+            out.push(check(
+                "incus running",
+                true,
+                true,
+                format!("Incus {version} at {}", incus.endpoint().describe()),
+                None,
+            ));
         }
         Err(e) => {
             out.push(check("incus running", false, true, e.to_string(), Some(INSTALL)));
@@ -42,7 +60,9 @@ pub async fn run(incus: &Incus, host: &Host) -> Vec<Check> {
         }
     }
     match incus.storage_pool(STORAGE_POOL).await {
-        Ok(p) if p.driver == "btrfs" => out.push(check("storage pool", true, true, "btrfs pool 'default' (copy-on-write clones)", None)),
+        Ok(p) if p.driver == "btrfs" => {
+            out.push(check("storage pool", true, true, "btrfs pool 'default' (copy-on-write clones)", None))
+        }
         Ok(p) => out.push(check(
             "storage pool",
             false,
@@ -69,7 +89,9 @@ pub async fn run(incus: &Incus, host: &Host) -> Vec<Check> {
                 !built.is_empty(),
                 true,
                 if built.is_empty() { "none built".to_string() } else { format!("built: {}", built.join(", ")) },
-                Some("sandbox setup --base-image debootstrap:bookworm --stack minimal   # or --stack base with internet"),
+                Some(
+                    "sandbox setup --base-image debootstrap:bookworm --stack minimal   # or --stack base with internet",
+                ),
             ));
             if !stale.is_empty() {
                 let cmd = format!("sandbox setup --rebuild {}", stale.join(" --rebuild "));
@@ -98,12 +120,26 @@ pub async fn run(incus: &Incus, host: &Host) -> Vec<Check> {
             "squid (openssl build)",
             squid_ok,
             false,
-            if squid_ok { "found".to_string() } else if squid.is_some() { "squid lacks OpenSSL (ssl-bump)".to_string() } else { "not installed".to_string() },
+            if squid_ok {
+                "found".to_string()
+            } else if squid.is_some() {
+                "squid lacks OpenSSL (ssl-bump)".to_string()
+            } else {
+                "not installed".to_string()
+            },
             Some("sudo apt-get install squid-openssl"),
         ));
-        for (tool, pkg) in [("ssh-agent", "openssh-client"), ("ssh", "openssh-client"), ("nft", "nftables"), ("tmux", "tmux")] {
+        for (tool, pkg) in
+            [("ssh-agent", "openssh-client"), ("ssh", "openssh-client"), ("nft", "nftables"), ("tmux", "tmux")]
+        {
             let ok = host.which(tool).is_some();
-            out.push(check(tool, ok, tool == "ssh", if ok { "found" } else { "not installed" }, Some(&format!("sudo apt-get install {pkg}"))));
+            out.push(check(
+                tool,
+                ok,
+                tool == "ssh",
+                if ok { "found" } else { "not installed" },
+                Some(&format!("sudo apt-get install {pkg}")),
+            ));
         }
     }
     out

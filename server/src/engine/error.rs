@@ -38,9 +38,9 @@ impl EngineError {
             Self::Conflict { .. } => "conflict",
             Self::Failed { .. } => "failed",
             Self::Cancelled => "cancelled",
-            Self::Incus(IncusError::NotRunning { .. } | IncusError::PermissionDenied { .. } | IncusError::Unreachable { .. }) => {
-                "incus_unavailable"
-            }
+            Self::Incus(
+                IncusError::NotRunning { .. } | IncusError::PermissionDenied { .. } | IncusError::Unreachable { .. },
+            ) => "incus_unavailable",
             Self::Incus(IncusError::NotFound { .. }) => "not_found",
             Self::Incus(IncusError::AlreadyExists { .. }) => "conflict",
             Self::Incus(_) => "incus_error",
@@ -49,9 +49,10 @@ impl EngineError {
 
     pub fn hint(&self) -> Option<String> {
         let h = match self {
-            Self::Invalid { hint, .. } | Self::NotFound { hint, .. } | Self::Conflict { hint, .. } | Self::Failed { hint, .. } => {
-                hint.clone()
-            }
+            Self::Invalid { hint, .. }
+            | Self::NotFound { hint, .. }
+            | Self::Conflict { hint, .. }
+            | Self::Failed { hint, .. } => hint.clone(),
             _ => String::new(),
         };
         (!h.is_empty()).then_some(h)

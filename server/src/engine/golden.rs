@@ -88,7 +88,9 @@ pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
         );
     }
     for inst in instances {
-        let Some(stack) = inst.name.strip_prefix("golden-") else { continue };
+        let Some(stack) = inst.name.strip_prefix("golden-") else {
+            continue;
+        };
         let has_ready = inst.snapshots.as_ref().is_some_and(|s| s.iter().any(|s| s.name == READY));
         let entry = out.entry(stack.to_string()).or_insert_with(|| GoldenInfo {
             stack: stack.to_string(),
@@ -200,7 +202,10 @@ pub async fn setup(
             }
             Parent::Stack(p) => {
                 if !has_ready(incus, &golden_name(p)).await? {
-                    return Err(EngineError::failed(format!("{} has no '{READY}' snapshot", golden_name(p)), format!("build it first: sandbox setup --stack {p}")));
+                    return Err(EngineError::failed(
+                        format!("{} has no '{READY}' snapshot", golden_name(p)),
+                        format!("build it first: sandbox setup --stack {p}"),
+                    ));
                 }
                 InstanceSource::copy(format!("{}/{READY}", golden_name(p)))
             }
@@ -248,7 +253,10 @@ async fn build(
 ) -> Result<()> {
     let target = golden_name(&stack.name);
     let tmp = format!("tmp-golden-{}-{:06x}", stack.name, rand::random::<u32>() & 0xff_ffff);
-    progress.step(&format!("Creating {tmp} from {}", source.source.as_deref().or(source.alias.as_deref()).unwrap_or("image")));
+    progress.step(&format!(
+        "Creating {tmp} from {}",
+        source.source.as_deref().or(source.alias.as_deref()).unwrap_or("image")
+    ));
     let mut config = Config::new();
     config.insert("user.sandbox.golden-building".into(), stack.name.clone());
     if stack.parent == Parent::Image {
@@ -270,7 +278,9 @@ async fn build(
             {
                 base_image::unreachable(&base.describe(), message)
             }
-            (IncusError::NotFound { .. }, _) if stack.parent == Parent::Image => base_image::not_found(&base.describe()),
+            (IncusError::NotFound { .. }, _) if stack.parent == Parent::Image => {
+                base_image::not_found(&base.describe())
+            }
             _ => e.into(),
         });
     }
@@ -292,7 +302,8 @@ async fn build(
     incus.exec(&tmp, &strip).await?;
     progress.step(&format!("Stopping {tmp} and taking snapshot '{READY}'"));
     incus.stop(&tmp, false).await?;
-    let built_at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let built_at =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut cfg = Config::new();
     cfg.insert("user.sandbox.golden-building".into(), String::new());
     cfg.insert("user.sandbox.golden-stack".into(), stack.name.clone());
@@ -329,7 +340,11 @@ async fn swap(incus: &Incus, tmp: &str, target: &str) -> Result<()> {
 
 fn ignore_not_running(e: IncusError) -> Result<(), IncusError> {
     match &e {
-        IncusError::Api { message, .. } | IncusError::Operation { message } if message.contains("already stopped") || message.contains("not running") => Ok(()),
+        IncusError::Api { message, .. } | IncusError::Operation { message }
+            if message.contains("already stopped") || message.contains("not running") =>
+        {
+            Ok(())
+        }
         _ => Err(e),
     }
 }
@@ -372,7 +387,14 @@ async fn wait_booted(incus: &Incus, name: &str) {
     tracing::warn!("{name}: systemd did not finish booting in 20 s; continuing");
 }
 
-async fn run_script(incus: &Incus, name: &str, label: &str, script: &str, stack: &str, progress: &dyn Progress) -> Result<()> {
+async fn run_script(
+    incus: &Incus,
+    name: &str,
+    label: &str,
+    script: &str,
+    stack: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
     progress.step(&format!("Running stacks/{label}"));
     let path = format!("/root/sandbox-{}.sh", label.replace('/', "-").trim_end_matches(".sh"));
     incus.push_file(name, &FileWrite::root(&path, script.as_bytes().to_vec(), 0o700)).await?;

@@ -36,7 +36,12 @@ impl Host {
     }
 
     /// Runs a program, streaming each output line to `on_line`.
-    pub async fn run(&self, argv: &[String], stdin: Option<&[u8]>, mut on_line: impl FnMut(&str)) -> Result<HostOutput> {
+    pub async fn run(
+        &self,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<HostOutput> {
         let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
         let mut child = Command::new(prog)
             .args(args)
@@ -45,7 +50,9 @@ impl Host {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| EngineError::failed(format!("cannot run {prog}: {e}"), format!("install {prog} on the host")))?;
+            .map_err(|e| {
+                EngineError::failed(format!("cannot run {prog}: {e}"), format!("install {prog} on the host"))
+            })?;
         if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
             w.write_all(data).await.ok();
         }

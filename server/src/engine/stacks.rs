@@ -84,7 +84,9 @@ pub fn stack_dirs() -> Vec<PathBuf> {
 }
 
 fn read_dir_stacks(dir: &Path, out: &mut BTreeMap<String, Stack>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let path = e.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sh")) else {
@@ -103,7 +105,9 @@ fn read_dir_stacks(dir: &Path, out: &mut BTreeMap<String, Stack>) {
 pub fn all() -> BTreeMap<String, Stack> {
     let mut out = BTreeMap::new();
     for f in SHIPPED.files() {
-        let Some(name) = f.path().to_str().and_then(|p| p.strip_suffix(".sh")) else { continue };
+        let Some(name) = f.path().to_str().and_then(|p| p.strip_suffix(".sh")) else {
+            continue;
+        };
         if name.contains('/') || validate_stack_name(name).is_err() {
             continue;
         }
@@ -147,16 +151,29 @@ pub fn common_script() -> String {
 pub fn build_order(requested: &[String]) -> Result<Vec<Stack>, EngineError> {
     let all = all();
     let mut order: Vec<Stack> = Vec::new();
-    fn visit(name: &str, all: &BTreeMap<String, Stack>, order: &mut Vec<Stack>, path: &mut Vec<String>) -> Result<(), EngineError> {
+    fn visit(
+        name: &str,
+        all: &BTreeMap<String, Stack>,
+        order: &mut Vec<Stack>,
+        path: &mut Vec<String>,
+    ) -> Result<(), EngineError> {
         if order.iter().any(|s| s.name == name) {
             return Ok(());
         }
         if path.iter().any(|p| p == name) {
-            return Err(EngineError::invalid("stack", format!("stack parents form a cycle: {} → {name}", path.join(" → ")), "fix the `# sandbox-stack: parent=` lines"));
+            return Err(EngineError::invalid(
+                "stack",
+                format!("stack parents form a cycle: {} → {name}", path.join(" → ")),
+                "fix the `# sandbox-stack: parent=` lines",
+            ));
         }
         let stack = match all.get(name) {
             Some(s) => s.clone(),
-            None => return Err(find(name).err().unwrap_or_else(|| EngineError::invalid("stack", format!("unknown stack '{name}'"), ""))),
+            None => {
+                return Err(find(name)
+                    .err()
+                    .unwrap_or_else(|| EngineError::invalid("stack", format!("unknown stack '{name}'"), "")));
+            }
         };
         path.push(name.to_string());
         if let Parent::Stack(p) = &stack.parent {

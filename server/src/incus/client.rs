@@ -128,7 +128,13 @@ impl Incus {
         Ok(env)
     }
 
-    async fn sync<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<T> {
+    async fn sync<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<T> {
         let env = self.call(method, path, body, what).await?;
         serde_json::from_value(env.metadata).map_err(|e| IncusError::Decode(format!("{path}: {e}")))
     }
@@ -214,16 +220,23 @@ impl Incus {
     /// start | stop | restart | freeze | unfreeze
     pub async fn set_state(&self, name: &str, action: &str, force: bool, timeout_s: i64) -> Result<()> {
         let body = json!({ "action": action, "force": force, "timeout": timeout_s });
-        self.run(Method::PUT, &format!("/1.0/instances/{}/state", enc(name)), Some(&body), &format!("instance '{name}'"))
-            .await
-            .map(|_| ())
+        self.run(
+            Method::PUT,
+            &format!("/1.0/instances/{}/state", enc(name)),
+            Some(&body),
+            &format!("instance '{name}'"),
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// Starts an instance. A start that fails in LXC's pre-start hook (seen once here, on a
-    /// daemon's first start) is retried once.
+    /// Starts an instance. A start that fails in LXC's pre-start hook or times out waiting for it
+    /// (seen intermittently here) is retried once.
     pub async fn start(&self, name: &str) -> Result<()> {
         match self.set_state(name, "start", false, -1).await {
-            Err(IncusError::Api { message, .. } | IncusError::Operation { message }) if message.contains("forkstart") => {
+            Err(IncusError::Api { message, .. } | IncusError::Operation { message })
+                if message.contains("forkstart") || message.contains("deadline exceeded") =>
+            {
                 tracing::warn!("start of {name} failed in LXC ({message}); retrying once");
                 self.set_state(name, "start", false, -1).await
             }
@@ -259,9 +272,14 @@ impl Incus {
         if !devices.is_empty() {
             body.insert("devices".into(), serde_json::to_value(devices).unwrap_or_default());
         }
-        self.run(Method::PATCH, &format!("/1.0/instances/{}", enc(name)), Some(&Value::Object(body)), &format!("instance '{name}'"))
-            .await
-            .map(|_| ())
+        self.run(
+            Method::PATCH,
+            &format!("/1.0/instances/{}", enc(name)),
+            Some(&Value::Object(body)),
+            &format!("instance '{name}'"),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Removes devices by name (PATCH cannot delete, so this is a read-modify-PUT guarded by ETag).
@@ -279,10 +297,12 @@ impl Incus {
         let path = format!("/1.0/instances/{}", enc(name));
         let what = format!("instance '{name}'");
         for _ in 0..5 {
-            let resp = self.http.get(format!("{}{}", self.base, path)).send().await.map_err(|e| self.map_transport(e))?;
+            let resp =
+                self.http.get(format!("{}{}", self.base, path)).send().await.map_err(|e| self.map_transport(e))?;
             let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let env = self.envelope(resp, &what).await?;
-            let mut inst: Instance = serde_json::from_value(env.metadata).map_err(|e| IncusError::Decode(e.to_string()))?;
+            let mut inst: Instance =
+                serde_json::from_value(env.metadata).map_err(|e| IncusError::Decode(e.to_string()))?;
             f(&mut inst);
             let body = json!({ "config": inst.config, "devices": inst.devices, "profiles": inst.profiles });
             let mut req = self.http.put(format!("{}{}", self.base, path)).json(&body);
@@ -306,20 +326,35 @@ impl Incus {
 
     pub async fn create_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
         let body = json!({ "name": snapshot, "stateful": false });
-        self.run(Method::POST, &format!("/1.0/instances/{}/snapshots", enc(name)), Some(&body), &format!("snapshot '{name}/{snapshot}'"))
-            .await
-            .map(|_| ())
+        self.run(
+            Method::POST,
+            &format!("/1.0/instances/{}/snapshots", enc(name)),
+            Some(&body),
+            &format!("snapshot '{name}/{snapshot}'"),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn snapshots(&self, name: &str) -> Result<Vec<Snapshot>> {
-        self.sync(Method::GET, &format!("/1.0/instances/{}/snapshots?recursion=1", enc(name)), None, &format!("instance '{name}'"))
-            .await
+        self.sync(
+            Method::GET,
+            &format!("/1.0/instances/{}/snapshots?recursion=1", enc(name)),
+            None,
+            &format!("instance '{name}'"),
+        )
+        .await
     }
 
     pub async fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
-        self.run(Method::DELETE, &format!("/1.0/instances/{}/snapshots/{}", enc(name), enc(snapshot)), None, &format!("snapshot '{name}/{snapshot}'"))
-            .await
-            .map(|_| ())
+        self.run(
+            Method::DELETE,
+            &format!("/1.0/instances/{}/snapshots/{}", enc(name), enc(snapshot)),
+            None,
+            &format!("snapshot '{name}/{snapshot}'"),
+        )
+        .await
+        .map(|_| ())
     }
 
     // ---- files ------------------------------------------------------------------------------
@@ -372,17 +407,24 @@ impl Incus {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         if !status.is_success() || (is_json && resp.headers().get("x-incus-type").is_none()) {
-            return Err(self.envelope(resp, &format!("file '{path}' in '{name}'")).await.err().unwrap_or_else(|| {
-                IncusError::Decode(format!("'{path}' in '{name}' is not a regular file"))
-            }));
+            return Err(self
+                .envelope(resp, &format!("file '{path}' in '{name}'"))
+                .await
+                .err()
+                .unwrap_or_else(|| IncusError::Decode(format!("'{path}' in '{name}' is not a regular file"))));
         }
         Ok(resp.bytes().await.map_err(|e| self.map_transport(e))?.to_vec())
     }
 
     pub async fn delete_file(&self, name: &str, path: &str) -> Result<()> {
-        self.call(Method::DELETE, &format!("/1.0/instances/{}/files?path={}", enc(name), enc(path)), None, &format!("file '{path}' in '{name}'"))
-            .await
-            .map(|_| ())
+        self.call(
+            Method::DELETE,
+            &format!("/1.0/instances/{}/files?path={}", enc(name), enc(path)),
+            None,
+            &format!("file '{path}' in '{name}'"),
+        )
+        .await
+        .map(|_| ())
     }
 
     // ---- images -----------------------------------------------------------------------------
@@ -396,7 +438,8 @@ impl Incus {
     }
 
     pub async fn image(&self, fingerprint: &str) -> Result<Image> {
-        self.sync(Method::GET, &format!("/1.0/images/{}", enc(fingerprint)), None, &format!("image '{fingerprint}'")).await
+        self.sync(Method::GET, &format!("/1.0/images/{}", enc(fingerprint)), None, &format!("image '{fingerprint}'"))
+            .await
     }
 
     pub async fn create_image_alias(&self, alias: &str, fingerprint: &str) -> Result<()> {
@@ -405,9 +448,14 @@ impl Incus {
     }
 
     pub async fn delete_image_alias(&self, alias: &str) -> Result<()> {
-        self.call(Method::DELETE, &format!("/1.0/images/aliases/{}", enc(alias)), None, &format!("image alias '{alias}'"))
-            .await
-            .map(|_| ())
+        self.call(
+            Method::DELETE,
+            &format!("/1.0/images/aliases/{}", enc(alias)),
+            None,
+            &format!("image alias '{alias}'"),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Imports a unified image tarball (metadata.yaml + rootfs/), returns its fingerprint.
@@ -460,7 +508,8 @@ impl Incus {
     }
 
     pub async fn storage_pool(&self, name: &str) -> Result<StoragePool> {
-        self.sync(Method::GET, &format!("/1.0/storage-pools/{}", enc(name)), None, &format!("storage pool '{name}'")).await
+        self.sync(Method::GET, &format!("/1.0/storage-pools/{}", enc(name)), None, &format!("storage pool '{name}'"))
+            .await
     }
 
     pub async fn create_storage_pool(&self, name: &str, driver: &str, config: Config) -> Result<()> {

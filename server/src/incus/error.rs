@@ -13,7 +13,9 @@ pub enum IncusError {
          (`sudo usermod -aG incus-admin $USER`, then log in again)"
     )]
     PermissionDenied { socket: PathBuf },
-    #[error("cannot reach the Incus server at {url}: {source} — check the address, and that `core.https_address` is set on the server")]
+    #[error(
+        "cannot reach the Incus server at {url}: {source} — check the address, and that `core.https_address` is set on the server"
+    )]
     Unreachable {
         url: String,
         #[source]

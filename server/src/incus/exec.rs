@@ -100,7 +100,9 @@ impl Incus {
             return self.exec_streamed(name, spec, |_, _| {}).await;
         }
         let what = format!("instance '{name}'");
-        let env = self.post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(false), &what).await?;
+        let env = self
+            .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(false), &what)
+            .await?;
         let op = self.wait_operation(&op_id(&env)?, &what).await?;
         let meta = op.metadata.unwrap_or_default();
         let status = meta.get("return").and_then(Value::as_i64).unwrap_or(-1) as i32;
@@ -135,7 +137,9 @@ impl Incus {
         let mut attempt = 0;
         let (id, [control, mut stdin, mut stdout, mut stderr]) = loop {
             attempt += 1;
-            let env = self.post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), &what).await?;
+            let env = self
+                .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), &what)
+                .await?;
             let id = op_id(&env)?;
             let fds = env.metadata.pointer("/metadata/fds").cloned().unwrap_or_default();
             let connect = async {
@@ -151,7 +155,9 @@ impl Incus {
                 Ok::<_, IncusError>(socks)
             };
             match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
-                Ok(Ok(socks)) => break (id, <[_; 4]>::try_from(socks).map_err(|_| IncusError::Decode("websockets".into()))?),
+                Ok(Ok(socks)) => {
+                    break (id, <[_; 4]>::try_from(socks).map_err(|_| IncusError::Decode("websockets".into()))?);
+                }
                 Ok(Err(e)) if attempt >= 3 => return Err(e),
                 Err(_) if attempt >= 3 => {
                     let _ = self.cancel_operation(&id).await;

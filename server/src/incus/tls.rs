@@ -83,7 +83,8 @@ impl ServerCertVerifier for Pinned {
 pub fn generate_client_certificate(common_name: &str) -> Result<(String, String)> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| IncusError::Tls(e.to_string()))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| IncusError::Tls(e.to_string()))?;
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(|e| IncusError::Tls(e.to_string()))?;
     let cert = params.self_signed(&key).map_err(|e| IncusError::Tls(e.to_string()))?;
     Ok((cert.pem(), key.serialize_pem()))
 }

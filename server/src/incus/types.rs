@@ -82,11 +82,7 @@ impl InstanceState {
         let mut names: Vec<&String> = nets.keys().filter(|n| *n != "lo").collect();
         names.sort_by_key(|n| (*n != "eth0", (*n).clone()));
         names.into_iter().find_map(|n| {
-            nets[n]
-                .addresses
-                .iter()
-                .find(|a| a.family == "inet" && a.scope == "global")
-                .map(|a| a.address.clone())
+            nets[n].addresses.iter().find(|a| a.family == "inet" && a.scope == "global").map(|a| a.address.clone())
         })
     }
 }

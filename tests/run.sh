@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): installs and starts everything the tests need on a
+# fresh Debian/Ubuntu machine, then runs every suite against the real Incus daemon.
+#
+#   sudo tests/run.sh            # everything
+#   sudo tests/run.sh setup      # extra args go to `cargo test` (a test-name filter, say)
+#
+# Network rule: the bridge has NAT off and images are built on the host with debootstrap, so
+# containers reach nothing but this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export SANDBOX_NAT=off
+export SANDBOX_TEST_IMAGE=sandbox-base/debootstrap-bookworm
+export CARGO_TERM_COLOR=never
+t0=$(date +%s)
+step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
+
+step "host: Incus, btrfs pool, bridge (NAT off), squid, nftables, OpenSSH"
+bash scripts/install-host.sh --nat off
+
+step "base image: debootstrap bookworm (cached by its inputs)"
+bash scripts/build-base-image.sh bookworm "$SANDBOX_TEST_IMAGE"
+
+step "build"
+cargo build --workspace --locked --all-targets
+
+step "remove leftovers of interrupted test runs"
+for n in $(incus list --format csv -c n | grep -E '^(t-|tmp-golden-t-|tmp-old-golden-t-|golden-t-)' || true); do
+  incus delete --force "$n" >/dev/null 2>&1 || true
+done
+
+step "golden image for the tests: sandbox setup --stack minimal"
+"$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal
+
+step "lint: rustfmt"
+cargo fmt --all -- --check
+
+step "tests (real Incus)"
+cargo test --workspace --locked -- "$@"
+
+step "done"
