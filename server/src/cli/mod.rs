@@ -1,5 +1,6 @@
 //! The command line front: parses, validates, calls the engine, renders results.
 mod output;
+mod sandboxes;
 mod setup;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::EngineError;
 use crate::engine::host::Host;
 use crate::incus::Incus;
+
 
 #[derive(Debug, Parser)]
 #[command(name = "sandbox", version, about = "Isolated Incus sandboxes for AI coding agents", propagate_version = true)]
@@ -28,11 +30,31 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Check every piece the product needs and print the command that fixes each missing one.
     Doctor(setup::DoctorArgs),
+    /// Create a sandbox (or restart a stopped one) and wait until SSH answers.
+    Start(sandboxes::StartArgs),
+    /// List sandboxes with ports, egress and health.
+    #[command(alias = "ls")]
+    List(sandboxes::ListArgs),
+    /// Stop sandboxes (idempotent); --rm removes them too.
+    Stop(sandboxes::StopArgs),
+    /// Remove sandboxes and everything they own on the host.
+    Rm(sandboxes::RmArgs),
+    /// Forward 127.0.0.1:(PORT+slot) on the host to PORT in the sandbox.
+    Expose(sandboxes::ExposeArgs),
+    /// Stop forwarding a port.
+    Unexpose(sandboxes::UnexposeArgs),
+    /// Open a login shell (several names: one tmux pane each).
+    Shell(sandboxes::ShellArgs),
+    /// Run Claude Code in YOLO mode in /workspace/project (several names: one tmux pane each).
+    Claude(sandboxes::ShellArgs),
+    /// Run a command as ubuntu in /workspace/project: sandbox exec NAME… -- CMD…
+    Exec(sandboxes::ExecArgs),
+    /// Remove every sandbox and golden image (asks you to type `yes`).
+    Nuke(sandboxes::NukeArgs),
 }
 
 pub struct Ctx {
-    pub incus: Incus,
-    pub host: Host,
+    pub engine: crate::engine::Engine,
     pub cancel: CancellationToken,
     pub progress: Arc<dyn crate::progress::Progress>,
 }
@@ -65,10 +87,21 @@ pub fn main() -> ExitCode {
             Ok(i) => i,
             Err(e) => return report(&EngineError::from(e)),
         };
-        let ctx = Ctx { incus, host: Host::local(), cancel, progress: Arc::new(crate::progress::Stderr::new(true)) };
+        let engine = crate::engine::Engine { incus, host: Host::local() };
+        let ctx = Ctx { engine, cancel, progress: Arc::new(crate::progress::Stderr::new(true)) };
         let res = match cli.command {
             Command::Setup(a) => setup::setup(&ctx, a).await,
             Command::Doctor(a) => setup::doctor(&ctx, a).await,
+            Command::Start(a) => sandboxes::start(&ctx, a).await,
+            Command::List(a) => sandboxes::list(&ctx, a).await,
+            Command::Stop(a) => sandboxes::stop(&ctx, a).await,
+            Command::Rm(a) => sandboxes::rm(&ctx, a).await,
+            Command::Expose(a) => sandboxes::expose(&ctx, a).await,
+            Command::Unexpose(a) => sandboxes::unexpose(&ctx, a).await,
+            Command::Shell(a) => sandboxes::shell(&ctx, a).await,
+            Command::Claude(a) => sandboxes::claude(&ctx, a).await,
+            Command::Exec(a) => sandboxes::exec(&ctx, a).await,
+            Command::Nuke(a) => sandboxes::nuke(&ctx, a).await,
         };
         match res {
             Ok(code) => code,

@@ -36,7 +36,7 @@ pub struct DoctorArgs {
 
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     if a.list {
-        let list = golden::list(&ctx.incus).await?;
+        let list = golden::list(&ctx.engine.incus).await?;
         if a.json {
             output::json(&list);
         } else {
@@ -68,7 +68,7 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
         Rebuild::Some(a.rebuild.clone())
     };
     let opts = SetupOptions { stacks: a.stacks, rebuild, base_image: a.base_image };
-    let reports = golden::setup(&ctx.incus, &ctx.host, &opts, ctx.progress.clone(), &ctx.cancel).await?;
+    let reports = golden::setup(&ctx.engine.incus, &ctx.engine.host, &opts, ctx.progress.clone(), &ctx.cancel).await?;
     if a.json {
         output::json(&reports);
     } else {
@@ -83,7 +83,7 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
 }
 
 pub async fn doctor(ctx: &Ctx, a: DoctorArgs) -> Result<ExitCode> {
-    let checks = doctor::run(&ctx.incus, &ctx.host).await;
+    let checks = doctor::run(&ctx.engine.incus, &ctx.engine.host).await;
     let failed_required = checks.iter().any(|c| !c.ok && c.required);
     if a.json {
         output::json(&checks);

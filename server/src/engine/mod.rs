@@ -4,7 +4,20 @@ pub mod doctor;
 pub mod error;
 pub mod golden;
 pub mod host;
+pub mod hostnet;
+pub mod lifecycle;
+pub mod lock;
 pub mod rollback;
+pub mod sandbox;
+pub mod sshcfg;
 pub mod stacks;
+pub mod validate;
 
 pub use error::{EngineError, Result};
+
+/// The engine's handles: where Incus is, and where host-side processes run.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub incus: crate::incus::Incus,
+    pub host: host::Host,
+}

@@ -1,0 +1,375 @@
+//! `sandbox start | list | stop | rm | expose | unexpose | shell | claude | exec | nuke`.
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{Ctx, output};
+use crate::engine::lifecycle::StartOptions;
+use crate::engine::sandbox::{self, Sandbox};
+use crate::engine::{EngineError, Result, sshcfg, validate};
+use crate::incus::ExecSpec;
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Sandbox name (letters, digits, '-').
+    name: String,
+    /// Repository to clone into /workspace/project.
+    repo: Option<String>,
+    /// Toolchain stack (golden image) to clone: base, rust, python, node, go, dotnet, unison, …
+    #[arg(long)]
+    stack: Option<String>,
+    /// Branch to check out, or create.
+    #[arg(long)]
+    branch: Option<String>,
+    /// Branch off another sandbox: same repo, stack and egress settings.
+    #[arg(long, value_name = "OTHER")]
+    from: Option<String>,
+    /// Use this private key (loaded into the host-side agent, never copied) instead of a deploy key.
+    #[arg(long, value_name = "PATH")]
+    ssh_key: Option<PathBuf>,
+    /// Slot 1–99 (ports 2200+slot, 8000+slot, 9000+slot); default: the first free one.
+    #[arg(long)]
+    slot: Option<u32>,
+    /// CPU limit.
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory limit, e.g. 4GiB.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Environment variable for login shells (repeatable); the value is stored literally.
+    #[arg(long, value_name = "K=V")]
+    env: Vec<String>,
+    /// Allow HTTPS/HTTP only to allowlisted domains.
+    #[arg(long)]
+    restrict_domains: bool,
+    /// Allowlist file (implies --restrict-domains).
+    #[arg(long, value_name = "FILE")]
+    domains_file: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    json: bool,
+    /// Skip the health probes (docker, ssh-agent, Claude auth).
+    #[arg(long)]
+    no_health: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Remove the sandbox too (same as `sandbox rm`).
+    #[arg(long)]
+    rm: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    name: String,
+    port: String,
+    /// tcp, udp or both.
+    #[arg(default_value = "tcp")]
+    proto: String,
+    /// Host port (default: PORT + slot). Always bound on 127.0.0.1.
+    #[arg(long)]
+    host_port: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnexposeArgs {
+    name: String,
+    port: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Sandboxes, then `--`, then the command.
+    #[arg(required = true)]
+    names: Vec<String>,
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NukeArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+}
+
+pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
+    let o = StartOptions {
+        name: a.name,
+        repo: a.repo,
+        stack: a.stack,
+        branch: a.branch,
+        from: a.from,
+        ssh_key: a.ssh_key,
+        slot: a.slot,
+        cpu: a.cpu,
+        memory: a.memory,
+        env: a.env,
+        restrict_domains: a.restrict_domains,
+        domains_file: a.domains_file,
+    };
+    let r = ctx.engine.start(&o, ctx.progress.as_ref(), &ctx.cancel).await?;
+    if a.json {
+        output::json(&r);
+    } else {
+        let s = &r.sandbox;
+        match r.action.as_str() {
+            "running" => println!("{} is already running", s.name),
+            act => println!("{} {act} in {:.2}s", s.name, r.seconds),
+        }
+        println!("  ssh:   ssh -F {} {}", sshcfg::config_path().display(), s.name);
+        for p in &s.ports {
+            println!("  {:<6} 127.0.0.1:{} → {}/{}", format!("{}:", p.role), p.host_port, p.container_port, p.proto);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
+    let mut all = sandbox::list(&ctx.engine.incus).await?;
+    if !a.no_health {
+        sandbox::probe_health(&ctx.engine.incus, &mut all).await;
+    }
+    if a.json {
+        output::json(&all);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("no sandboxes — create one with `sandbox start NAME [REPO_URL] --stack STACK`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = all.iter().map(row).collect();
+    output::table(&["NAME", "STATE", "SLOT", "SSH", "APP", "ALT", "EXTRA", "EGRESS", "DOCKER", "AGENT", "CLAUDE", "REPO", "IP"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn row(s: &Sandbox) -> Vec<String> {
+    let port = |role: &str| s.ports.iter().find(|p| p.role == role).map(|p| p.host_port.to_string()).unwrap_or("-".into());
+    let extra: Vec<String> =
+        s.ports.iter().filter(|p| p.role == "extra").map(|p| format!("{}→{}/{}", p.host_port, p.container_port, p.proto)).collect();
+    let (docker, agent, claude) = match &s.health {
+        Some(h) => (h.docker.clone(), yes_no(h.ssh_agent), yes_no(h.claude_auth)),
+        None => ("-".into(), "-".into(), "-".into()),
+    };
+    let repo = match (&s.repo, &s.branch) {
+        (Some(r), Some(b)) => format!("{r} ({b})"),
+        (Some(r), None) => r.clone(),
+        _ => "-".into(),
+    };
+    vec![
+        s.name.clone(),
+        s.state.clone(),
+        s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
+        port("ssh"),
+        port("app"),
+        port("alt"),
+        if extra.is_empty() { "-".into() } else { extra.join(",") },
+        s.egress.clone(),
+        docker,
+        agent,
+        claude,
+        repo,
+        s.ip.clone().unwrap_or("-".into()),
+    ]
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// Reports per-name results; exit 1 if any failed.
+fn per_name(results: Vec<(String, Result<()>)>, verb: &str) -> ExitCode {
+    let mut failed = false;
+    for (n, r) in results {
+        match r {
+            Ok(()) => println!("{n}: {verb}"),
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e}");
+                if let Some(h) = e.hint() {
+                    eprintln!("  hint: {h}");
+                }
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+pub async fn stop(ctx: &Ctx, a: StopArgs) -> Result<ExitCode> {
+    let results = ctx.engine.stop(&a.names, a.rm).await;
+    Ok(per_name(results, if a.rm { "removed" } else { "stopped" }))
+}
+
+pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
+    let results = ctx.engine.stop(&a.names, true).await;
+    Ok(per_name(results, "removed"))
+}
+
+pub async fn expose(ctx: &Ctx, a: ExposeArgs) -> Result<ExitCode> {
+    let ports = ctx.engine.expose(&a.name, &a.port, &a.proto, a.host_port.as_deref()).await?;
+    if a.json {
+        output::json(&ports);
+    } else {
+        for p in ports {
+            println!("{}: 127.0.0.1:{} → {}/{}", a.name, p.host_port, p.container_port, p.proto);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn unexpose(ctx: &Ctx, a: UnexposeArgs) -> Result<ExitCode> {
+    ctx.engine.unexpose(&a.name, &a.port).await?;
+    println!("{}: port {} no longer forwarded", a.name, a.port);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
+    let mut out = Vec::new();
+    for n in names {
+        validate::sandbox_name(n)?;
+        let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| crate::engine::lifecycle::not_found(n))?;
+        if !s.is_running() {
+            return Err(EngineError::failed(format!("sandbox '{n}' is {}", s.state), format!("start it: sandbox start {n}")));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// ssh argv for an interactive session, optionally running a fixed remote command.
+fn ssh_argv(name: &str, remote: Option<&str>) -> Vec<String> {
+    let mut v = vec!["ssh".to_string(), "-F".into(), sshcfg::config_path().display().to_string(), "-t".into(), name.to_string()];
+    if let Some(r) = remote {
+        v.push(r.to_string());
+    }
+    v
+}
+
+/// One sandbox: replace this process with ssh. Several: one tmux session, one pane each.
+fn interactive(names: &[String], remote: Option<&str>) -> Result<ExitCode> {
+    if names.len() == 1 {
+        let argv = ssh_argv(&names[0], remote);
+        let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+        return Err(EngineError::failed(format!("cannot run ssh: {err}"), "install openssh-client"));
+    }
+    let session = format!("sandboxes-{}", std::process::id());
+    let mut first = true;
+    for n in names {
+        // Names are validated ([A-Za-z0-9-]); tmux gets argv, not a shell string.
+        let mut cmd = std::process::Command::new("tmux");
+        if first {
+            cmd.args(["new-session", "-d", "-s", &session, "-x", "200", "-y", "50"]);
+        } else {
+            cmd.args(["split-window", "-t", &session]);
+        }
+        cmd.args(ssh_argv(n, remote));
+        let st = cmd.status().map_err(|e| EngineError::failed(format!("cannot run tmux: {e}"), "install tmux"))?;
+        if !st.success() {
+            return Err(EngineError::failed("tmux failed to open a pane", ""));
+        }
+        let _ = std::process::Command::new("tmux").args(["select-layout", "-t", &session, "tiled"]).status();
+        first = false;
+    }
+    let err = std::process::Command::new("tmux").args(["attach-session", "-t", &session]).exec();
+    Err(EngineError::failed(format!("cannot attach tmux: {err}"), "install tmux"))
+}
+
+pub async fn shell(ctx: &Ctx, a: ShellArgs) -> Result<ExitCode> {
+    require_running(ctx, &a.names).await?;
+    interactive(&a.names, None)
+}
+
+pub async fn claude(ctx: &Ctx, a: ShellArgs) -> Result<ExitCode> {
+    require_running(ctx, &a.names).await?;
+    interactive(&a.names, Some("bash -lc 'cd /workspace/project && exec claude --dangerously-skip-permissions'"))
+}
+
+/// Runs CMD as ubuntu in /workspace/project with a login environment; the command's words are
+/// passed as arguments, never parsed by a shell.
+pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
+    let sandboxes = require_running(ctx, &a.names).await?;
+    let mut argv = vec![
+        "bash".to_string(),
+        "-lc".into(),
+        r#"cd /workspace/project 2>/dev/null || cd; exec "$@""#.into(),
+        "sandbox-exec".into(),
+    ];
+    argv.extend(a.command.iter().cloned());
+    let spec = ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu").env("LOGNAME", "ubuntu");
+    if sandboxes.len() == 1 {
+        let s = &sandboxes[0];
+        let out = ctx
+            .engine
+            .incus
+            .exec_streamed(&s.instance, &spec, |stream, data| {
+                let _ = match stream {
+                    crate::incus::Stream::Stdout => std::io::stdout().write_all(data),
+                    crate::incus::Stream::Stderr => std::io::stderr().write_all(data),
+                };
+            })
+            .await?;
+        return Ok(ExitCode::from(out.status.clamp(0, 255) as u8));
+    }
+    let futs = sandboxes.iter().map(|s| ctx.engine.incus.exec(&s.instance, &spec));
+    let results = futures::future::join_all(futs).await;
+    let mut failed = false;
+    for (s, r) in sandboxes.iter().zip(results) {
+        match r {
+            Ok(out) => {
+                println!("=== {} (exit {}) ===", s.name, out.status);
+                print!("{}", out.stdout_str());
+                eprint!("{}", out.stderr_str());
+                failed |= out.status != 0;
+            }
+            Err(e) => {
+                println!("=== {} (error) ===", s.name);
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+pub async fn nuke(ctx: &Ctx, a: NukeArgs) -> Result<ExitCode> {
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(EngineError::invalid("confirmation", "nuke needs confirmation", "type `yes` at the prompt, or pass --yes"));
+        }
+        eprint!("This removes EVERY sandbox and golden image on this host. Type 'yes' to continue: ");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok();
+        if line.trim() != "yes" {
+            eprintln!("nothing removed");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let removed = ctx.engine.nuke(ctx.progress.as_ref()).await?;
+    println!("removed {} instances", removed.len());
+    Ok(ExitCode::SUCCESS)
+}

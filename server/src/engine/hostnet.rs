@@ -1,0 +1,50 @@
+//! Host-side networking the product owns: loopback port forwarding into sandboxes through
+//! nftables DNAT (Incus `nat=true` proxy devices, ~0 ms at start instead of ~1 s per forkproxy),
+//! which needs `route_localnet` on the bridge and a masquerade of loopback-sourced traffic; and,
+//! because `route_localnet` would otherwise let a container reach the host's 127.0.0.1 services,
+//! a drop of anything arriving from the bridge for 127.0.0.0/8.
+use super::error::{EngineError, Result};
+use super::host::Host;
+
+pub const NFT_TABLE: &str = "agent_sandboxes";
+
+fn ruleset(bridge: &str) -> String {
+    format!(
+        "table ip {NFT_TABLE} {{\n\
+         \tchain loopback_guard {{\n\
+         \t\ttype filter hook prerouting priority raw; policy accept;\n\
+         \t\tiifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n\
+         \t}}\n\
+         \tchain loopback_masq {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\toifname \"{bridge}\" ip saddr 127.0.0.0/8 masquerade\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+/// Idempotent; cheap when already in place (one `nft list`).
+pub async fn ensure(host: &Host, bridge: &str) -> Result<()> {
+    if !bridge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        return Err(EngineError::invalid("bridge", format!("'{bridge}' is not an interface name"), ""));
+    }
+    let sysctl = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    if std::fs::read_to_string(&sysctl).map(|v| v.trim() != "1").unwrap_or(true) {
+        std::fs::write(&sysctl, "1").map_err(|e| {
+            EngineError::failed(format!("cannot enable route_localnet on {bridge}: {e}"), "run sandbox as root (sudo)")
+        })?;
+    }
+    let listed = host.run(&["nft".into(), "list".into(), "table".into(), "ip".into(), NFT_TABLE.into()], None, |_| {}).await?;
+    if listed.status == 0 && listed.stdout.contains("loopback_masq") && listed.stdout.contains(bridge) {
+        return Ok(());
+    }
+    let rules = ruleset(bridge);
+    let out = host.run(&["nft".into(), "-f".into(), "-".into()], Some(rules.as_bytes()), |_| {}).await?;
+    if out.status != 0 {
+        return Err(EngineError::failed(
+            format!("cannot install the port-forwarding rules: {}", out.tail.join(" ")),
+            "run sandbox as root, with nftables installed (apt-get install nftables)",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,648 @@
+//! Create (a transaction), restart, stop, remove, expose, nuke.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{EngineError, Result};
+use super::golden::{self, BRIDGE, READY, golden_name};
+use super::rollback::Rollback;
+use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
+use super::validate::{self, Proto, instance_name};
+use super::{Engine, hostnet, lock, sshcfg, stacks};
+use crate::incus::{Config, Devices, FileWrite, InstanceSource, InstancesPost};
+use crate::progress::Progress;
+
+/// What `sandbox start` was asked. Options are raw strings: validated here, at the boundary.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub name: String,
+    pub repo: Option<String>,
+    pub stack: Option<String>,
+    pub branch: Option<String>,
+    pub from: Option<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub slot: Option<u32>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub env: Vec<String>,
+    pub restrict_domains: bool,
+    pub domains_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartResult {
+    /// created | restarted | running
+    pub action: String,
+    pub sandbox: Sandbox,
+    pub seconds: f64,
+}
+
+struct Validated {
+    cpu: Option<u32>,
+    memory: Option<String>,
+    env: Vec<(String, String)>,
+    repo: Option<String>,
+    branch: Option<String>,
+}
+
+fn validate(o: &StartOptions) -> Result<Validated> {
+    validate::sandbox_name(&o.name)?;
+    if let Some(s) = &o.stack {
+        stacks::validate_stack_name(s)?;
+    }
+    if let Some(f) = &o.from {
+        validate::sandbox_name(f)?;
+    }
+    if let Some(s) = o.slot {
+        validate::slot(s)?;
+    }
+    if let Some(k) = &o.ssh_key {
+        if !k.is_file() {
+            return Err(EngineError::invalid("ssh key", format!("{} is not a file", k.display()), "give the path of a private key"));
+        }
+    }
+    if let Some(f) = &o.domains_file {
+        if std::fs::read_to_string(f).is_err() {
+            return Err(EngineError::invalid(
+                "domains file",
+                format!("cannot read {}", f.display()),
+                "give a readable file with one domain per line",
+            ));
+        }
+    }
+    Ok(Validated {
+        cpu: o.cpu.as_deref().map(validate::cpu).transpose()?,
+        memory: o.memory.as_deref().map(validate::memory).transpose()?,
+        env: o.env.iter().map(|e| validate::env_pair(e)).collect::<Result<_>>()?,
+        repo: o.repo.as_deref().map(validate::repo_url).transpose()?,
+        branch: o.branch.as_deref().map(validate::branch).transpose()?,
+    })
+}
+
+/// `~/.sandbox/env`: `KEY=value` lines (`export ` allowed, `#` comments); values literal.
+pub fn user_env() -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(crate::paths::sandbox_home().join("env")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        if let Ok((k, mut v)) = validate::env_pair(line) {
+            if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) {
+                v = v[1..v.len() - 1].to_string();
+            }
+            out.push((k, v));
+        } else {
+            tracing::warn!("~/.sandbox/env: skipping a line that is not NAME=VALUE");
+        }
+    }
+    out
+}
+
+/// The profile script: every value single-quoted, so nothing in it is ever interpreted.
+fn env_script(pairs: &[(String, String)]) -> String {
+    let mut s = String::from("# Written by Agent Sandboxes from ~/.sandbox/env and --env; values are literal.\n");
+    for (k, v) in pairs {
+        s.push_str(&format!("export {k}={}\n", validate::shell_single_quote(v)));
+    }
+    s
+}
+
+fn merge_env(base: Vec<(String, String)>, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut map: Vec<(String, String)> = base;
+    for (k, v) in extra {
+        map.retain(|(kk, _)| kk != k);
+        map.push((k.clone(), v.clone()));
+    }
+    map
+}
+
+fn proxy(listen_proto: &str, host_port: u32, ip: Option<&str>, port: u32) -> BTreeMap<String, String> {
+    let mut d = BTreeMap::new();
+    d.insert("type".into(), "proxy".into());
+    d.insert("listen".into(), format!("{listen_proto}:127.0.0.1:{host_port}"));
+    match ip {
+        // nftables DNAT: no forkproxy process, no start-time cost.
+        Some(ip) => {
+            d.insert("connect".into(), format!("{listen_proto}:{ip}:{port}"));
+            d.insert("nat".into(), "true".into());
+        }
+        None => {
+            d.insert("connect".into(), format!("{listen_proto}:127.0.0.1:{port}"));
+        }
+    }
+    d
+}
+
+/// The sandbox's pinned address: bridge network + 100 + slot.
+async fn sandbox_ip(engine: &Engine, slot: u32) -> Result<String> {
+    let net = engine.incus.network(BRIDGE).await?;
+    let cidr = net.config.get("ipv4.address").cloned().unwrap_or_default();
+    let (addr, prefix) = cidr.split_once('/').unwrap_or((&cidr, "24"));
+    let addr: Ipv4Addr = addr.parse().map_err(|_| {
+        EngineError::failed(format!("bridge {BRIDGE} has no IPv4 address ({cidr})"), "sandbox setup creates it")
+    })?;
+    let prefix: u32 = prefix.parse().unwrap_or(24);
+    if prefix > 24 {
+        return Err(EngineError::failed(format!("bridge {BRIDGE} subnet /{prefix} is too small"), "use a /24 or larger"));
+    }
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    let ip = Ipv4Addr::from((u32::from(addr) & mask) + 100 + slot);
+    Ok(ip.to_string())
+}
+
+fn port_free(port: u32) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok()
+}
+
+/// Host ports held by sandbox devices: port → sandbox name.
+fn ports_in_use(all: &[Sandbox]) -> BTreeMap<u16, String> {
+    all.iter().flat_map(|s| s.ports.iter().map(move |p| (p.host_port, s.name.clone()))).collect()
+}
+
+impl Engine {
+    /// Creates NAME, or restarts it when it exists and is stopped.
+    pub async fn start(&self, o: &StartOptions, progress: &dyn Progress, cancel: &CancellationToken) -> Result<StartResult> {
+        let started = std::time::Instant::now();
+        let v = validate(o)?;
+        let existing = sandbox::get(&self.incus, &o.name).await?;
+        let (action, sandbox) = match existing {
+            Some(s) => self.restart(o, &v, s, progress, cancel).await?,
+            None => {
+                let mut rb = Rollback::new();
+                let res = tokio::select! {
+                    r = self.create(o, &v, progress, &mut rb) => r,
+                    _ = cancel.cancelled() => Err(EngineError::Cancelled),
+                };
+                match res {
+                    Ok(s) => {
+                        rb.commit();
+                        ("created".to_string(), s)
+                    }
+                    Err(e) => {
+                        progress.step("Failed; undoing every step");
+                        let failures = rb.undo().await;
+                        if !failures.is_empty() {
+                            return Err(EngineError::failed(
+                                format!("{e}; and the rollback could not undo: {}", failures.join("; ")),
+                                "remove what is left with `sandbox rm NAME`",
+                            ));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        Ok(StartResult { action, sandbox, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    async fn create(&self, o: &StartOptions, v: &Validated, progress: &dyn Progress, rb: &mut Rollback) -> Result<Sandbox> {
+        let name = o.name.as_str();
+        let instance = instance_name(name);
+        // --from inherits repo, stack and egress settings.
+        let mut stack = o.stack.clone();
+        let mut repo = v.repo.clone();
+        let mut restrict = o.restrict_domains;
+        let mut domains_file = o.domains_file.as_ref().map(|p| p.display().to_string());
+        if let Some(from) = &o.from {
+            let src = sandbox::get(&self.incus, from).await?.ok_or_else(|| {
+                EngineError::not_found(format!("sandbox '{from}'"), "`sandbox list` shows the sandboxes you can branch from")
+            })?;
+            stack = stack.or(src.stack.clone());
+            repo = repo.or(src.repo.clone());
+            restrict |= src.egress == "filtered";
+            if domains_file.is_none() {
+                let inst = self.incus.instance(&src.instance).await?;
+                domains_file = inst.user_key("sandbox.domains-file").filter(|s| !s.is_empty()).map(str::to_owned);
+            }
+        }
+        let stack = stack.unwrap_or_else(default_stack);
+        let golden = golden_name(&stack);
+        if !golden::has_ready(&self.incus, &golden).await? {
+            stacks::find(&stack)?; // unknown stack → the list of available ones
+            return Err(EngineError::not_found(
+                format!("golden image {golden}/{READY}"),
+                format!("build it first: sandbox setup --stack {stack}"),
+            ));
+        }
+        if self.fault("before-copy") {
+            return Err(EngineError::failed("injected failure before copy (SANDBOX_FAULT)", ""));
+        }
+        hostnet::ensure(&self.host, BRIDGE).await?;
+        let env = merge_env(user_env(), &v.env);
+        let (host_private, host_public) = sshcfg::generate_ed25519(&format!("root@{name}"))?;
+        let authorized = sshcfg::authorized_keys()?;
+
+        // Slot, ports and the instance record under one host-wide lock: concurrent creates get
+        // distinct slots, and the instance itself then holds the slot.
+        progress.step(&format!("Copying {golden}/{READY} to {instance}"));
+        let guard = lock::acquire().await?;
+        let all = sandbox::list(&self.incus).await?;
+        if all.iter().any(|s| s.name == name) {
+            return Err(EngineError::Conflict { what: format!("sandbox '{name}'"), hint: "pick another name".into() });
+        }
+        let used_slots: BTreeSet<u32> = all.iter().filter_map(|s| s.slot).collect();
+        let used_ports = ports_in_use(&all);
+        let slot = match o.slot {
+            Some(s) => {
+                if let Some(holder) = all.iter().find(|x| x.slot == Some(s)) {
+                    return Err(EngineError::invalid(
+                        "slot",
+                        format!("slot {s} is held by sandbox '{}'", holder.name),
+                        "omit --slot to get a free one",
+                    ));
+                }
+                for base in [SSH_PORT_BASE, APP_PORT_BASE, ALT_PORT_BASE] {
+                    let p = base + s;
+                    if let Some(holder) = used_ports.get(&(p as u16)) {
+                        return Err(EngineError::invalid("slot", format!("port {p} is held by sandbox '{holder}'"), "omit --slot"));
+                    }
+                    if !port_free(p) {
+                        return Err(EngineError::invalid(
+                            "slot",
+                            format!("host port {p} (slot {s}) is in use by another program"),
+                            "omit --slot to get a free one",
+                        ));
+                    }
+                }
+                s
+            }
+            None => (1..=99)
+                .find(|s| {
+                    !used_slots.contains(s)
+                        && [SSH_PORT_BASE, APP_PORT_BASE, ALT_PORT_BASE]
+                            .iter()
+                            .all(|b| !used_ports.contains_key(&((b + s) as u16)) && port_free(b + s))
+                })
+                .ok_or_else(|| {
+                    EngineError::failed("all 99 slots are in use", "remove sandboxes you no longer need (`sandbox rm NAME`)")
+                })?,
+        };
+        let ip = sandbox_ip(self, slot).await?;
+        let mut config = Config::new();
+        let mut set = |k: &str, v: String| {
+            config.insert(k.to_string(), v);
+        };
+        set("user.sandbox.created-by", "agent-sandboxes".into());
+        set("user.sandbox.slot", slot.to_string());
+        set("user.sandbox.stack", stack.clone());
+        set("user.sandbox.ssh-host-key", host_public.clone());
+        set("user.sandbox.env", serde_json::to_string(&v.env).unwrap_or_default());
+        if let Some(r) = &repo {
+            set("user.sandbox.repo", r.clone());
+        }
+        if let Some(b) = &v.branch {
+            set("user.sandbox.branch", b.clone());
+        }
+        if let Some(f) = &o.from {
+            set("user.sandbox.from", f.clone());
+        }
+        if restrict || domains_file.is_some() {
+            set("user.sandbox.restrict-domains", "yes".into());
+        }
+        if let Some(f) = &domains_file {
+            set("user.sandbox.domains-file", f.clone());
+        }
+        if let Some(k) = &o.ssh_key {
+            set("user.sandbox.ssh-key", k.display().to_string());
+        }
+        if let Some(c) = v.cpu {
+            set("limits.cpu", c.to_string());
+        }
+        if let Some(m) = &v.memory {
+            set("limits.memory", m.clone());
+        }
+        let mut devices = Devices::new();
+        let nic: BTreeMap<String, String> = [
+            ("type", "nic"),
+            ("network", BRIDGE),
+            ("name", "eth0"),
+            ("ipv4.address", ip.as_str()),
+            ("security.ipv4_filtering", "true"),
+            ("security.mac_filtering", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        devices.insert("eth0".into(), nic);
+        devices.insert("ssh-proxy".into(), proxy("tcp", SSH_PORT_BASE + slot, Some(&ip), 22));
+        devices.insert("app-proxy".into(), proxy("tcp", APP_PORT_BASE + slot, Some(&ip), 8080));
+        devices.insert("alt-proxy".into(), proxy("tcp", ALT_PORT_BASE + slot, Some(&ip), 9090));
+        let req = InstancesPost {
+            name: instance.clone(),
+            source: InstanceSource::copy(format!("{golden}/{READY}")),
+            config,
+            devices,
+            kind: "container".into(),
+            ..Default::default()
+        };
+        let created = self.incus.create_instance(&req).await;
+        {
+            let (incus, inst) = (self.incus.clone(), instance.clone());
+            rb.push(format!("delete {inst}"), async move { golden::delete_force(&incus, &inst).await });
+        }
+        created?;
+        // The ssh entries are written under the same lock (one writer of ~/.sandbox/ssh_config).
+        sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public)?;
+        {
+            let n = name.to_string();
+            rb.push(format!("remove ssh entry for {n}"), async move { Ok(sshcfg::remove_entry(&n)?) });
+        }
+        drop(guard);
+        if self.fault("after-copy") {
+            return Err(EngineError::failed("injected failure after copy (SANDBOX_FAULT)", ""));
+        }
+
+        progress.step("Writing identity, SSH keys and environment");
+        let machine_id = format!("{:032x}\n", rand::random::<u128>());
+        let hosts = format!("127.0.0.1 localhost\n127.0.1.1 {name}\n::1 localhost ip6-localhost ip6-loopback\n");
+        let files = [
+            FileWrite::root("/etc/hostname", format!("{name}\n"), 0o644),
+            FileWrite::root("/etc/hosts", hosts, 0o644),
+            FileWrite::root("/etc/machine-id", machine_id, 0o444),
+            FileWrite::root("/etc/ssh/ssh_host_ed25519_key", host_private, 0o600),
+            FileWrite::root("/etc/ssh/ssh_host_ed25519_key.pub", format!("{host_public}\n"), 0o644),
+            FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644),
+            FileWrite { path: "/home/ubuntu/.ssh/authorized_keys", content: authorized.into_bytes(), uid: 1000, gid: 1000, mode: 0o600 },
+        ];
+        self.incus.push_dir(&instance, "/home/ubuntu/.ssh", 1000, 1000, 0o700).await?;
+        let pushes = files.iter().map(|f| self.incus.push_file(&instance, f));
+        for r in futures::future::join_all(pushes).await {
+            r?;
+        }
+
+        progress.step(&format!("Starting {instance}"));
+        self.incus.start(&instance).await?;
+        if self.fault("after-start") {
+            return Err(EngineError::failed("injected failure after start (SANDBOX_FAULT)", ""));
+        }
+        progress.step("Waiting for SSH");
+        self.wait_ssh(name, Duration::from_secs(40)).await?;
+        sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::failed(format!("{instance} vanished"), ""))
+    }
+
+    async fn restart(
+        &self,
+        o: &StartOptions,
+        v: &Validated,
+        s: Sandbox,
+        progress: &dyn Progress,
+        _cancel: &CancellationToken,
+    ) -> Result<(String, Sandbox)> {
+        let mut refused = Vec::new();
+        if o.stack.is_some() {
+            refused.push("--stack");
+        }
+        if o.from.is_some() {
+            refused.push("--from");
+        }
+        if o.branch.is_some() {
+            refused.push("--branch");
+        }
+        if o.slot.is_some() {
+            refused.push("--slot");
+        }
+        if o.repo.is_some() {
+            refused.push("REPO_URL");
+        }
+        if !refused.is_empty() {
+            return Err(EngineError::invalid(
+                "options",
+                format!("sandbox '{}' exists; {} cannot change on restart", s.name, refused.join(", ")),
+                format!("drop them, or create a new sandbox (e.g. `sandbox start {}-2 --from {} --branch B`)", s.name, s.name),
+            ));
+        }
+        if s.is_running() {
+            return Ok(("running".into(), s));
+        }
+        let inst = self.incus.instance(&s.instance).await?;
+        let mut config = Config::new();
+        if let Some(c) = v.cpu {
+            config.insert("limits.cpu".into(), c.to_string());
+        }
+        if let Some(m) = &v.memory {
+            config.insert("limits.memory".into(), m.clone());
+        }
+        if o.restrict_domains || o.domains_file.is_some() {
+            config.insert("user.sandbox.restrict-domains".into(), "yes".into());
+        }
+        if let Some(f) = &o.domains_file {
+            config.insert("user.sandbox.domains-file".into(), f.display().to_string());
+        }
+        // --env on restart adds to (or replaces) what the sandbox was created with.
+        let stored: Vec<(String, String)> =
+            inst.user_key("sandbox.env").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        let env_pairs = merge_env(stored, &v.env);
+        if !v.env.is_empty() {
+            config.insert("user.sandbox.env".into(), serde_json::to_string(&env_pairs).unwrap_or_default());
+        }
+        if !config.is_empty() {
+            progress.step("Applying new settings");
+            self.incus.patch_instance(&s.instance, config, Devices::new()).await?;
+        }
+        if s.managed {
+            let env = merge_env(user_env(), &env_pairs);
+            self.incus
+                .push_file(&s.instance, &FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644))
+                .await?;
+        } else if !v.env.is_empty() {
+            // Seed sandboxes: append, as the seed does, but quoted.
+            let mut cur = self.incus.pull_file(&s.instance, "/etc/profile.d/sandbox-env.sh").await.unwrap_or_default();
+            cur.extend_from_slice(env_script(&v.env).as_bytes());
+            self.incus.push_file(&s.instance, &FileWrite::root("/etc/profile.d/sandbox-env.sh", cur, 0o644)).await?;
+        }
+        hostnet::ensure(&self.host, BRIDGE).await?;
+        progress.step(&format!("Starting {}", s.instance));
+        self.incus.start(&s.instance).await?;
+        // The ssh entry: from the stored host key, or (seed sandboxes) read from the sandbox.
+        let host_key = match inst.user_key("sandbox.ssh-host-key") {
+            Some(k) => Some(k.to_string()),
+            None => self
+                .incus
+                .pull_file(&s.instance, "/etc/ssh/ssh_host_ed25519_key.pub")
+                .await
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
+        };
+        if let (Some(port), Some(key)) = (s.ssh_port(), host_key) {
+            {
+                let _g = lock::acquire().await?;
+                sshcfg::add_entry(&s.name, port, &key)?;
+            }
+            progress.step("Waiting for SSH");
+            self.wait_ssh(&s.name, Duration::from_secs(40)).await?;
+        }
+        let s = sandbox::get(&self.incus, &s.name).await?.ok_or_else(|| EngineError::failed("sandbox vanished", ""))?;
+        Ok(("restarted".into(), s))
+    }
+
+    /// Ready = an SSH session through the forwarded port succeeds, with strict host-key checking.
+    pub async fn wait_ssh(&self, name: &str, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let cfg = sshcfg::config_path();
+        loop {
+            let out = tokio::process::Command::new("ssh")
+                .arg("-F")
+                .arg(&cfg)
+                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=2", name, "true"])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .map_err(|e| EngineError::failed(format!("cannot run ssh: {e}"), "install openssh-client"))?;
+            if out.status.success() {
+                return Ok(());
+            }
+            let last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EngineError::failed(
+                    format!("sandbox '{name}' did not answer over SSH in {}s: {last}", timeout.as_secs()),
+                    "see `incus info --show-log agent-NAME`; the create was rolled back",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// Stops each sandbox (idempotent). A missing one is an error for that name only.
+    pub async fn stop(&self, names: &[String], remove: bool) -> Vec<(String, Result<()>)> {
+        let futs = names.iter().map(|n| async move {
+            let r = async {
+                validate::sandbox_name(n)?;
+                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| not_found(n))?;
+                if remove {
+                    self.remove_one(&s).await
+                } else {
+                    if s.is_running() {
+                        self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
+                            crate::incus::IncusError::Api { message, .. } | crate::incus::IncusError::Operation { message }
+                                if message.contains("already stopped") =>
+                            {
+                                Ok(())
+                            }
+                            _ => Err(e),
+                        })?;
+                    }
+                    Ok(())
+                }
+            }
+            .await;
+            (n.clone(), r)
+        });
+        futures::future::join_all(futs).await
+    }
+
+    async fn remove_one(&self, s: &Sandbox) -> Result<()> {
+        golden::delete_force(&self.incus, &s.instance)
+            .await
+            .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
+        let _g = lock::acquire().await?;
+        sshcfg::remove_entry(&s.name)?;
+        Ok(())
+    }
+
+    /// Adds `port-PORT-PROTO` devices: 127.0.0.1:(PORT+slot or HOST_PORT) → PORT in the sandbox.
+    pub async fn expose(&self, name: &str, port: &str, protos: &str, host_port: Option<&str>) -> Result<Vec<super::sandbox::PortForward>> {
+        validate::sandbox_name(name)?;
+        let port = validate::port("port", port)?;
+        let protos = validate::protos(protos)?;
+        let host_port = host_port.map(|h| validate::port("host port", h)).transpose()?;
+        let _g = lock::acquire().await?;
+        let all = sandbox::list(&self.incus).await?;
+        let s = all.iter().find(|s| s.name == name).ok_or_else(|| not_found(name))?;
+        let hp = match host_port {
+            Some(h) => h as u32,
+            None => port as u32 + s.slot.unwrap_or(0),
+        };
+        if hp > 65535 {
+            return Err(EngineError::invalid(
+                "host port",
+                format!("{port} + slot {} = {hp} is above 65535", s.slot.unwrap_or(0)),
+                "give --host-port N",
+            ));
+        }
+        let mut devices = Devices::new();
+        for p in &protos {
+            let dev = format!("port-{port}-{}", p.as_str());
+            if s.ports.iter().any(|x| x.device == dev) {
+                return Err(EngineError::Conflict { what: format!("port {port}/{} on '{name}'", p.as_str()), hint: format!("`sandbox unexpose {name} {port}` first") });
+            }
+            if let Some(holder) = all.iter().find(|x| x.ports.iter().any(|q| q.host_port as u32 == hp && q.proto == p.as_str())) {
+                return Err(EngineError::invalid(
+                    "host port",
+                    format!("host port {hp}/{} is held by sandbox '{}'", p.as_str(), holder.name),
+                    "choose another with --host-port N",
+                ));
+            }
+            if *p == Proto::Tcp && !port_free(hp) {
+                return Err(EngineError::invalid("host port", format!("host port {hp} is in use by another program"), "choose another with --host-port N"));
+            }
+            if *p == Proto::Udp && std::net::UdpSocket::bind(("127.0.0.1", hp as u16)).is_err() {
+                return Err(EngineError::invalid("host port", format!("host port {hp}/udp is in use"), "choose another with --host-port N"));
+            }
+            let ip = s.ip.as_deref().filter(|_| s.managed);
+            devices.insert(dev, proxy(p.as_str(), hp, ip, port as u32));
+        }
+        self.incus.patch_instance(&s.instance, Config::new(), devices).await?;
+        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
+        Ok(s.ports.into_iter().filter(|p| p.role == "extra" && p.container_port == port).collect())
+    }
+
+    pub async fn unexpose(&self, name: &str, port: &str) -> Result<()> {
+        validate::sandbox_name(name)?;
+        let port = validate::port("port", port)?;
+        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
+        let devs: Vec<String> =
+            s.ports.iter().filter(|p| p.role == "extra" && p.container_port == port).map(|p| p.device.clone()).collect();
+        if devs.is_empty() {
+            return Err(EngineError::not_found(format!("exposed port {port} on '{name}'"), "`sandbox list` shows the exposed ports"));
+        }
+        let refs: Vec<&str> = devs.iter().map(String::as_str).collect();
+        self.incus.remove_devices(&s.instance, &refs).await?;
+        Ok(())
+    }
+
+    /// Removes every sandbox and golden image, and their host-side leftovers.
+    pub async fn nuke(&self, progress: &dyn Progress) -> Result<Vec<String>> {
+        let all = self.incus.instances().await?;
+        let doomed: Vec<String> = all
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|n| n.starts_with("agent-") || n.starts_with("golden-") || n.starts_with("tmp-golden-") || n.starts_with("tmp-old-golden-"))
+            .collect();
+        progress.step(&format!("Removing {} instances", doomed.len()));
+        let futs = doomed.iter().map(|n| golden::delete_force(&self.incus, n));
+        let results = futures::future::join_all(futs).await;
+        let _g = lock::acquire().await?;
+        for n in &doomed {
+            if let Some(s) = validate::sandbox_of(n) {
+                sshcfg::remove_entry(s)?;
+            }
+        }
+        let failed: Vec<String> =
+            doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
+        if !failed.is_empty() {
+            return Err(EngineError::failed(format!("could not remove: {}", failed.join("; ")), "run `sandbox nuke` again"));
+        }
+        Ok(doomed)
+    }
+
+    /// Test-only fault injection: `SANDBOX_FAULT=<point>` makes create fail there.
+    fn fault(&self, point: &str) -> bool {
+        std::env::var("SANDBOX_FAULT").is_ok_and(|v| v == point)
+    }
+}
+
+pub fn not_found(name: &str) -> EngineError {
+    EngineError::not_found(format!("sandbox '{name}'"), "`sandbox list` shows the sandboxes that exist")
+}
+
+pub fn default_stack() -> String {
+    std::env::var("SANDBOX_DEFAULT_STACK").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "base".into())
+}

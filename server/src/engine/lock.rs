@@ -1,0 +1,28 @@
+//! A host-wide lock for the few steps that must not interleave between processes (slot and
+//! port allocation, the managed ssh files): the CLI, several sidecars and the API all take it.
+use std::fs::File;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::error::{EngineError, Result};
+
+pub struct HostLock(#[allow(dead_code)] Flock<File>);
+
+pub async fn acquire() -> Result<HostLock> {
+    let dir = crate::paths::sandbox_home();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::failed(format!("cannot create {}: {e}", dir.display()), ""))?;
+        let path = dir.join(".lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::failed(format!("cannot open {}: {e}", path.display()), ""))?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map(HostLock)
+            .map_err(|(_, e)| EngineError::failed(format!("cannot lock {}: {e}", path.display()), ""))
+    })
+    .await
+    .map_err(|e| EngineError::failed(format!("lock task: {e}"), ""))?
+}

@@ -1,0 +1,162 @@
+//! What a sandbox is, read back from Incus (the only source of truth): config keys
+//! `user.sandbox.*`, devices, state. Works for sandboxes made by the seed's scripts too.
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::validate::{INSTANCE_PREFIX, sandbox_of};
+use crate::incus::{ExecSpec, Incus, Instance};
+
+pub const SSH_PORT_BASE: u32 = 2200;
+pub const APP_PORT_BASE: u32 = 8000;
+pub const ALT_PORT_BASE: u32 = 9000;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PortForward {
+    /// Incus device name (`ssh-proxy`, `app-proxy`, `alt-proxy`, `port-PORT-PROTO`).
+    pub device: String,
+    /// ssh | app | alt | extra
+    pub role: String,
+    pub proto: String,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// active | inactive | failed | absent | unknown
+    pub docker: String,
+    pub ssh_agent: bool,
+    pub claude_auth: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sandbox {
+    pub name: String,
+    pub instance: String,
+    /// running | stopped | frozen | error | …
+    pub state: String,
+    pub slot: Option<u32>,
+    pub stack: Option<String>,
+    pub repo: Option<String>,
+    pub branch: Option<String>,
+    pub ip: Option<String>,
+    pub ports: Vec<PortForward>,
+    /// open | filtered
+    pub egress: String,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub created_at: String,
+    /// Created by this product (false: by the seed's scripts).
+    pub managed: bool,
+    pub health: Option<Health>,
+}
+
+impl Sandbox {
+    pub fn ssh_port(&self) -> Option<u16> {
+        self.ports.iter().find(|p| p.role == "ssh").map(|p| p.host_port)
+    }
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// `tcp:127.0.0.1:2201` → ("tcp", 2201)
+pub fn parse_addr(addr: &str) -> Option<(String, u16)> {
+    let (proto, rest) = addr.split_once(':')?;
+    let port = rest.rsplit(':').next()?.parse().ok()?;
+    Some((proto.to_string(), port))
+}
+
+pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
+    let name = sandbox_of(&inst.name)?.to_string();
+    let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
+    let mut ports = Vec::new();
+    for (dev, cfg) in devices {
+        if cfg.get("type").map(String::as_str) != Some("proxy") {
+            continue;
+        }
+        let role = match dev.as_str() {
+            "ssh-proxy" => "ssh",
+            "app-proxy" => "app",
+            "alt-proxy" => "alt",
+            d if d.starts_with("port-") => "extra",
+            _ => continue,
+        };
+        let (Some((proto, host_port)), Some((_, container_port))) = (
+            cfg.get("listen").and_then(|l| parse_addr(l)),
+            cfg.get("connect").and_then(|c| parse_addr(c)),
+        ) else {
+            continue;
+        };
+        ports.push(PortForward { device: dev.clone(), role: role.into(), proto, host_port, container_port });
+    }
+    ports.sort_by_key(|p| (p.role != "ssh", p.role != "app", p.role != "alt", p.container_port, p.proto.clone()));
+    let ip = devices.get("eth0").and_then(|d| d.get("ipv4.address")).cloned().or_else(|| inst.state.as_ref()?.ipv4());
+    let key = |k: &str| inst.user_key(&format!("sandbox.{k}")).filter(|v| !v.is_empty()).map(str::to_owned);
+    let restricted = key("restrict-domains").is_some_and(|v| v == "yes" || v == "true") || key("domains-file").is_some();
+    Some(Sandbox {
+        name,
+        instance: inst.name.clone(),
+        state: inst.status.to_ascii_lowercase(),
+        slot: key("slot").and_then(|s| s.parse().ok()),
+        stack: key("stack"),
+        repo: key("repo"),
+        branch: key("branch"),
+        ip,
+        ports,
+        egress: if restricted { "filtered" } else { "open" }.into(),
+        cpu: inst.config.get("limits.cpu").cloned(),
+        memory: inst.config.get("limits.memory").cloned(),
+        created_at: inst.created_at.clone(),
+        managed: key("created-by").is_some(),
+        health: None,
+    })
+}
+
+/// Every sandbox, in one Incus call.
+pub async fn list(incus: &Incus) -> crate::incus::Result<Vec<Sandbox>> {
+    let mut out: Vec<Sandbox> =
+        incus.instances().await?.iter().filter(|i| i.name.starts_with(INSTANCE_PREFIX)).filter_map(from_instance).collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub async fn get(incus: &Incus, name: &str) -> crate::incus::Result<Option<Sandbox>> {
+    match incus.instance(&super::validate::instance_name(name)).await {
+        Ok(i) => Ok(from_instance(&i)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+const HEALTH_PROBE: &str = r#"
+if command -v docker >/dev/null 2>&1; then d=$(systemctl is-active docker 2>/dev/null); echo "docker=${d:-unknown}"; else echo docker=absent; fi
+if [ -S /run/ssh-agent.sock ]; then echo agent=yes; else echo agent=no; fi
+if [ -s /home/ubuntu/.claude/.credentials.json ] || grep -qs ANTHROPIC_API_KEY /etc/profile.d/sandbox-env.sh; then echo claude=yes; else echo claude=no; fi
+"#;
+
+/// One exec per running sandbox, all at once, each bounded in time.
+pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
+    let futs = sandboxes.iter().map(|s| {
+        let incus = incus.clone();
+        let (inst, running) = (s.instance.clone(), s.is_running());
+        async move {
+            if !running {
+                return None;
+            }
+            let spec = ExecSpec::new(["sh", "-c", HEALTH_PROBE]);
+            let out = tokio::time::timeout(Duration::from_secs(3), incus.exec(&inst, &spec)).await.ok()?.ok()?;
+            let text = out.stdout_str();
+            let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
+            Some(Health { docker: field("docker"), ssh_agent: field("agent") == "yes", claude_auth: field("claude") == "yes" })
+        }
+    });
+    let results = futures::future::join_all(futs).await;
+    for (s, h) in sandboxes.iter_mut().zip(results) {
+        s.health = h;
+    }
+}

@@ -1,0 +1,190 @@
+//! SSH access to sandboxes from the host: a client key the product manages, and managed
+//! `~/.sandbox/ssh_config` and `~/.sandbox/known_hosts` entries (one per sandbox) that pin each
+//! sandbox's own host key, so `ssh -F ~/.sandbox/ssh_config NAME` connects with strict checking.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ssh_key::{Algorithm, LineEnding, PrivateKey};
+
+use super::error::{EngineError, Result};
+use crate::paths::sandbox_home;
+
+pub fn config_path() -> PathBuf {
+    sandbox_home().join("ssh_config")
+}
+pub fn known_hosts_path() -> PathBuf {
+    sandbox_home().join("known_hosts")
+}
+pub fn client_key_path() -> PathBuf {
+    sandbox_home().join("ssh").join("id_ed25519")
+}
+
+/// The host alias VS Code's Remote-SSH uses (`NAME` works too with `-F`).
+pub fn host_alias(name: &str) -> String {
+    format!("sandbox-{name}")
+}
+
+fn io_err(what: &str, p: &Path, e: std::io::Error) -> EngineError {
+    EngineError::failed(format!("cannot {what} {}: {e}", p.display()), "check the permissions of ~/.sandbox")
+}
+
+/// Writes a file atomically with the given mode.
+pub fn write_private(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| io_err("write", &tmp, e))?;
+    f.write_all(content).map_err(|e| io_err("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err("write", path, e))
+}
+
+/// A new ed25519 key pair: (OpenSSH private key PEM, public key line).
+pub fn generate_ed25519(comment: &str) -> Result<(String, String)> {
+    let mut key = PrivateKey::random(&mut rand_core::OsRng, Algorithm::Ed25519)
+        .map_err(|e| EngineError::failed(format!("cannot generate a key: {e}"), ""))?;
+    key.set_comment(comment);
+    let private = key.to_openssh(LineEnding::LF).map_err(|e| EngineError::failed(format!("key encoding: {e}"), ""))?;
+    let public = key.public_key().to_openssh().map_err(|e| EngineError::failed(format!("key encoding: {e}"), ""))?;
+    Ok((private.to_string(), public))
+}
+
+/// The managed client key's public line, creating the key on first use.
+pub fn ensure_client_key() -> Result<String> {
+    let path = client_key_path();
+    let pub_path = path.with_extension("pub");
+    if let Ok(p) = std::fs::read_to_string(&pub_path) {
+        if path.exists() {
+            return Ok(p.trim().to_string());
+        }
+    }
+    let (private, public) = generate_ed25519("agent-sandboxes client")?;
+    write_private(&path, private.as_bytes(), 0o600)?;
+    write_private(&pub_path, format!("{public}\n").as_bytes(), 0o644)?;
+    Ok(public)
+}
+
+/// Public keys allowed to log in: the managed key plus the user's `~/.ssh/id_*.pub`.
+pub fn authorized_keys() -> Result<String> {
+    let mut keys = vec![ensure_client_key()?];
+    if let Some(home) = dirs::home_dir() {
+        if let Ok(entries) = std::fs::read_dir(home.join(".ssh")) {
+            let mut user: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("id_") && n.ends_with(".pub"))
+                })
+                .collect();
+            user.sort();
+            for p in user {
+                if let Ok(k) = std::fs::read_to_string(&p) {
+                    let k = k.trim();
+                    if k.starts_with("ssh-") || k.starts_with("ecdsa-") || k.starts_with("sk-") {
+                        keys.push(k.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(keys.join("\n") + "\n")
+}
+
+fn marker(name: &str) -> (String, String) {
+    (format!("# BEGIN sandbox {name}"), format!("# END sandbox {name}"))
+}
+
+/// Removes a managed block from a text.
+fn without_block(text: &str, name: &str) -> String {
+    let (begin, end) = marker(name);
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line == begin {
+            skipping = true;
+            continue;
+        }
+        if skipping {
+            if line == end {
+                skipping = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Adds (or replaces) the entries for a sandbox. `host_key` is its public host key line.
+pub fn add_entry(name: &str, port: u16, host_key: &str) -> Result<()> {
+    let (begin, end) = marker(name);
+    let key = client_key_path();
+    let kh = known_hosts_path();
+    let cfg = config_path();
+    let alias = host_alias(name);
+    let block = format!(
+        "{begin}\nHost {name} {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User ubuntu\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
+         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  HostKeyAlias {alias}\n  ForwardAgent no\n  LogLevel ERROR\n{end}\n",
+        key = key.display(),
+        kh = kh.display()
+    );
+    let old = std::fs::read_to_string(&cfg).unwrap_or_default();
+    let mut new = without_block(&old, name);
+    if new.is_empty() {
+        new.push_str("# Managed by Agent Sandboxes (`sandbox`); entries are rewritten on create/start/rm.\n");
+    }
+    new.push_str(&block);
+    write_private(&cfg, new.as_bytes(), 0o644)?;
+
+    let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
+    let old = std::fs::read_to_string(&kh).unwrap_or_default();
+    let mut new = without_block(&old, name);
+    new.push_str(&format!("{begin}\n{alias} {}\n{end}\n", key_fields.join(" ")));
+    write_private(&kh, new.as_bytes(), 0o644)
+}
+
+pub fn remove_entry(name: &str) -> Result<()> {
+    for path in [config_path(), known_hosts_path()] {
+        if let Ok(old) = std::fs::read_to_string(&path) {
+            let new = without_block(&old, name);
+            if new != old {
+                write_private(&path, new.as_bytes(), 0o644)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn has_entry(name: &str) -> bool {
+    std::fs::read_to_string(config_path()).is_ok_and(|t| t.lines().any(|l| l == marker(name).0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_replaced_and_removed() {
+        let text = "a\n# BEGIN sandbox x\nHost x\n# END sandbox x\nb\n# BEGIN sandbox y\nHost y\n# END sandbox y\n";
+        let t = without_block(text, "x");
+        assert_eq!(t, "a\nb\n# BEGIN sandbox y\nHost y\n# END sandbox y\n");
+        assert_eq!(without_block(&t, "y"), "a\nb\n");
+    }
+
+    #[test]
+    fn keys_are_openssh() {
+        let (private, public) = generate_ed25519("c").unwrap();
+        assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(public.starts_with("ssh-ed25519 "));
+    }
+}

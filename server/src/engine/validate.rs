@@ -1,0 +1,266 @@
+//! Input validation at the boundary: every check names the field, says what is wrong and what to
+//! do. Nothing here touches Incus or the host.
+use super::error::{EngineError, Result};
+
+pub const INSTANCE_PREFIX: &str = "agent-";
+/// Incus instance names are DNS labels (≤ 63 characters): 63 − "agent-".
+pub const MAX_NAME: usize = 57;
+
+/// Sandbox names: ASCII letters, digits and '-' inside (Incus instance names are DNS labels, so
+/// the seed's '.' and '_' are refused here with a clear message).
+pub fn sandbox_name(name: &str) -> Result<()> {
+    let hint = "use letters, digits and '-' (not first or last), at most 57 characters, e.g. 'feature-login'";
+    let bad = |why: &str| EngineError::invalid("name", format!("'{}' {why}", printable(name)), hint);
+    if name.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(bad(&format!("is longer than {MAX_NAME} characters")));
+    }
+    if !name.is_ascii() {
+        return Err(bad("contains non-ASCII characters"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(bad(&format!("contains {:?}", c)));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(bad("starts or ends with '-'"));
+    }
+    Ok(())
+}
+
+pub fn instance_name(sandbox: &str) -> String {
+    format!("{INSTANCE_PREFIX}{sandbox}")
+}
+
+/// The sandbox name of an instance, if it is one of ours (`agent-NAME`).
+pub fn sandbox_of(instance: &str) -> Option<&str> {
+    instance.strip_prefix(INSTANCE_PREFIX).filter(|n| !n.is_empty())
+}
+
+fn printable(s: &str) -> String {
+    s.chars().flat_map(char::escape_default).take(80).collect()
+}
+
+pub fn cpu(v: &str) -> Result<u32> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(EngineError::invalid(
+            "cpu",
+            format!("'{}' is not a CPU count", printable(v)),
+            "give a whole number of CPUs, e.g. --cpu 2",
+        )),
+    }
+}
+
+/// Memory sizes as Incus takes them: a number with KiB/MiB/GiB/TiB (or KB/MB/GB/TB).
+pub fn memory(v: &str) -> Result<String> {
+    let units = ["KiB", "MiB", "GiB", "TiB", "KB", "MB", "GB", "TB"];
+    let ok = units.iter().any(|u| {
+        v.strip_suffix(u).is_some_and(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && n != "0")
+    });
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(EngineError::invalid(
+            "memory",
+            format!("'{}' is not a memory size", printable(v)),
+            "give a size with a unit, e.g. --memory 4GiB or --memory 512MiB",
+        ))
+    }
+}
+
+/// `K=V`: K a shell variable name; V anything (stored literally, never interpreted).
+pub fn env_pair(v: &str) -> Result<(String, String)> {
+    let Some((k, val)) = v.split_once('=') else {
+        return Err(EngineError::invalid(
+            "env",
+            format!("'{}' has no '='", printable(v)),
+            "write --env NAME=VALUE, e.g. --env RUST_LOG=debug",
+        ));
+    };
+    env_key(k)?;
+    if val.contains('\0') {
+        return Err(EngineError::invalid("env", format!("the value of {k} contains a NUL byte"), "remove it"));
+    }
+    Ok((k.to_string(), val.to_string()))
+}
+
+pub fn env_key(k: &str) -> Result<()> {
+    let ok = !k.is_empty()
+        && k.len() <= 128
+        && !k.as_bytes()[0].is_ascii_digit()
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(
+            "env",
+            format!("'{}' is not a variable name", printable(k)),
+            "use letters, digits and '_' (not starting with a digit)",
+        ))
+    }
+}
+
+/// A TCP/UDP port 1–65535 given as text.
+pub fn port(field: &str, v: &str) -> Result<u16> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(EngineError::invalid(
+            field,
+            format!("'{}' is not a port number", printable(v)),
+            "give a number from 1 to 65535",
+        )),
+    }
+}
+
+pub fn slot(v: u32) -> Result<u32> {
+    if (1..=99).contains(&v) {
+        Ok(v)
+    } else {
+        Err(EngineError::invalid("slot", format!("{v} is out of range"), "slots are 1 to 99"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// `tcp`, `udp` or `both`.
+pub fn protos(v: &str) -> Result<Vec<Proto>> {
+    match v {
+        "tcp" => Ok(vec![Proto::Tcp]),
+        "udp" => Ok(vec![Proto::Udp]),
+        "both" => Ok(vec![Proto::Tcp, Proto::Udp]),
+        _ => Err(EngineError::invalid("protocol", format!("'{}' is not a protocol", printable(v)), "use tcp, udp or both")),
+    }
+}
+
+/// Quotes a value for a POSIX shell so that it is taken literally ('…' with ' written as '\'').
+pub fn shell_single_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "feature-x", "A1", &"x".repeat(57)] {
+            assert!(sandbox_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a;b", "a/b", "..", "-a", "a-", "é", "a.b", "a_b", &"x".repeat(58), "$(x)"] {
+            assert!(sandbox_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values() {
+        assert!(cpu("2;rm -rf /").is_err());
+        assert_eq!(cpu("4").unwrap(), 4);
+        assert!(memory("lots").is_err());
+        assert!(memory("0GiB").is_err());
+        assert_eq!(memory("512MiB").unwrap(), "512MiB");
+        assert!(env_pair("NOEQ").is_err());
+        assert!(env_pair("1A=x").is_err());
+        assert_eq!(env_pair("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        for bad in ["0", "65536", "abc", "-1", ""] {
+            assert!(port("port", bad).is_err(), "{bad}");
+        }
+        assert_eq!(shell_single_quote("it's $(x)"), r"'it'\''s $(x)'");
+    }
+}
+
+/// Repository URLs we can give a deploy key to: `git@HOST:OWNER/REPO(.git)`,
+/// `https://HOST/OWNER/REPO(.git)`, `ssh://git@HOST(:PORT)/OWNER/REPO(.git)`.
+pub fn repo_url(v: &str) -> Result<String> {
+    let bad = || {
+        EngineError::invalid(
+            "repository",
+            format!("'{}' is not a repository URL we understand", printable(v)),
+            "use git@github.com:OWNER/REPO.git, https://github.com/OWNER/REPO or ssh://git@HOST/OWNER/REPO",
+        )
+    };
+    let seg_ok = |s: &str| {
+        !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let host_ok = |h: &str| {
+        !h.is_empty() && !h.starts_with('-') && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    };
+    let path_ok = |p: &str| {
+        let p = p.trim_end_matches('/');
+        let parts: Vec<&str> = p.split('/').collect();
+        parts.len() == 2 && parts.iter().all(|s| seg_ok(s))
+    };
+    let ok = if let Some(rest) = v.strip_prefix("https://") {
+        rest.split_once('/').is_some_and(|(h, p)| host_ok(h) && path_ok(p))
+    } else if let Some(rest) = v.strip_prefix("ssh://") {
+        let rest = rest.strip_prefix("git@").unwrap_or(rest);
+        rest.split_once('/').is_some_and(|(h, p)| host_ok(h) && path_ok(p))
+    } else if let Some(rest) = v.strip_prefix("git@") {
+        rest.split_once(':').is_some_and(|(h, p)| host_ok(h) && !h.contains(':') && path_ok(p))
+    } else {
+        false
+    };
+    if ok && !v.chars().any(|c| c.is_whitespace() || c.is_control()) { Ok(v.to_string()) } else { Err(bad()) }
+}
+
+/// Git branch names we accept (a safe subset of `git check-ref-format`).
+pub fn branch(v: &str) -> Result<String> {
+    let ok = !v.is_empty()
+        && v.len() <= 200
+        && !v.starts_with(['-', '/', '.'])
+        && !v.ends_with(['/', '.'])
+        && !v.contains("..")
+        && !v.contains("//")
+        && !v.ends_with(".lock")
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./+".contains(&b));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(EngineError::invalid(
+            "branch",
+            format!("'{}' is not a branch name we accept", printable(v)),
+            "use letters, digits and - _ . / + (e.g. feature/login)",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod repo_tests {
+    use super::*;
+
+    #[test]
+    fn repos() {
+        for ok in [
+            "git@github.com:o/r.git",
+            "git@github.com:o/r",
+            "https://github.com/o/r",
+            "https://github.com/o/r.git",
+            "ssh://git@host:2222/o/r",
+            "https://ghe.corp.example/o/r",
+        ] {
+            assert!(repo_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "github.com/o/r", "https://github.com/o", "git@github.com:o/r;rm", "file:///x", "https://h/o/r/x"] {
+            assert!(repo_url(bad).is_err(), "{bad}");
+        }
+        assert!(branch("feature/x").is_ok());
+        for bad in ["-x", "a..b", "a b", "x.lock", "$(x)"] {
+            assert!(branch(bad).is_err(), "{bad}");
+        }
+    }
+}
