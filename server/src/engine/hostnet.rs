@@ -34,6 +34,12 @@ pub async fn ensure(host: &Host, bridge: &str) -> Result<()> {
             EngineError::failed(format!("cannot enable route_localnet on {bridge}: {e}"), "run sandbox as root (sudo)")
         })?;
     }
+    // A sandbox is probed for SSH while it boots; the first ARP for it goes unanswered, and the
+    // kernel's default 1 s before asking again would add a second to every create.
+    let retrans = format!("/proc/sys/net/ipv4/neigh/{bridge}/retrans_time_ms");
+    if std::fs::read_to_string(&retrans).map(|v| v.trim() != "50").unwrap_or(false) {
+        let _ = std::fs::write(&retrans, "50");
+    }
     let listed = host.run(&["nft".into(), "list".into(), "table".into(), "ip".into(), NFT_TABLE.into()], None, |_| {}).await?;
     if listed.status == 0 && listed.stdout.contains("loopback_masq") && listed.stdout.contains(bridge) {
         return Ok(());

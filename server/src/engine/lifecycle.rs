@@ -142,7 +142,7 @@ fn proxy(listen_proto: &str, host_port: u32, ip: Option<&str>, port: u32) -> BTr
 }
 
 /// The sandbox's pinned address: bridge network + 100 + slot.
-async fn sandbox_ip(engine: &Engine, slot: u32) -> Result<String> {
+async fn sandbox_ip(engine: &Engine, slot: u32) -> Result<(String, String, u32)> {
     let net = engine.incus.network(BRIDGE).await?;
     let cidr = net.config.get("ipv4.address").cloned().unwrap_or_default();
     let (addr, prefix) = cidr.split_once('/').unwrap_or((&cidr, "24"));
@@ -155,7 +155,7 @@ async fn sandbox_ip(engine: &Engine, slot: u32) -> Result<String> {
     }
     let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
     let ip = Ipv4Addr::from((u32::from(addr) & mask) + 100 + slot);
-    Ok(ip.to_string())
+    Ok((ip.to_string(), addr.to_string(), prefix))
 }
 
 fn port_free(port: u32) -> bool {
@@ -285,7 +285,7 @@ impl Engine {
                     EngineError::failed("all 99 slots are in use", "remove sandboxes you no longer need (`sandbox rm NAME`)")
                 })?,
         };
-        let ip = sandbox_ip(self, slot).await?;
+        let (ip, gateway, prefix) = sandbox_ip(self, slot).await?;
         let mut config = Config::new();
         let mut set = |k: &str, v: String| {
             config.insert(k.to_string(), v);
@@ -361,6 +361,9 @@ impl Engine {
         }
 
         progress.step("Writing identity, SSH keys and environment");
+        let interfaces = format!(
+            "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address {ip}/{prefix}\n  gateway {gateway}\n  dns-nameservers {gateway}\n"
+        );
         let machine_id = format!("{:032x}\n", rand::random::<u128>());
         let hosts = format!("127.0.0.1 localhost\n127.0.1.1 {name}\n::1 localhost ip6-localhost ip6-loopback\n");
         let files = [
@@ -370,6 +373,9 @@ impl Engine {
             FileWrite::root("/etc/ssh/ssh_host_ed25519_key", host_private, 0o600),
             FileWrite::root("/etc/ssh/ssh_host_ed25519_key.pub", format!("{host_public}\n"), 0o644),
             FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644),
+            // Static addressing (the address is pinned anyway): no DHCP round at boot.
+            FileWrite::root("/etc/network/interfaces", interfaces, 0o644),
+            FileWrite::root("/etc/resolv.conf", format!("nameserver {gateway}\nsearch incus\n"), 0o644),
             FileWrite { path: "/home/ubuntu/.ssh/authorized_keys", content: authorized.into_bytes(), uid: 1000, gid: 1000, mode: 0o600 },
         ];
         self.incus.push_dir(&instance, "/home/ubuntu/.ssh", 1000, 1000, 0o700).await?;
@@ -384,7 +390,7 @@ impl Engine {
             return Err(EngineError::failed("injected failure after start (SANDBOX_FAULT)", ""));
         }
         progress.step("Waiting for SSH");
-        self.wait_ssh(name, Duration::from_secs(40)).await?;
+        self.wait_ssh(name, (SSH_PORT_BASE + slot) as u16, Duration::from_secs(40)).await?;
         sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::failed(format!("{instance} vanished"), ""))
     }
 
@@ -477,17 +483,26 @@ impl Engine {
                 sshcfg::add_entry(&s.name, port, &key)?;
             }
             progress.step("Waiting for SSH");
-            self.wait_ssh(&s.name, Duration::from_secs(40)).await?;
+            self.wait_ssh(&s.name, port, Duration::from_secs(40)).await?;
         }
         let s = sandbox::get(&self.incus, &s.name).await?.ok_or_else(|| EngineError::failed("sandbox vanished", ""))?;
         Ok(("restarted".into(), s))
     }
 
     /// Ready = an SSH session through the forwarded port succeeds, with strict host-key checking.
-    pub async fn wait_ssh(&self, name: &str, timeout: Duration) -> Result<()> {
+    pub async fn wait_ssh(&self, name: &str, port: u16, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         let cfg = sshcfg::config_path();
         loop {
+            // A cheap TCP probe with a short timeout first: a SYN sent before the sandbox's
+            // network is up is lost, and the kernel would only retry it after a whole second.
+            let probe = tokio::time::timeout(Duration::from_millis(150), tokio::net::TcpStream::connect(("127.0.0.1", port)));
+            let probe = probe.await;
+            tracing::debug!("ssh probe {name}: {:?}", probe.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(|e| e.kind())));
+            if !matches!(probe, Ok(Ok(_))) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             let out = tokio::process::Command::new("ssh")
                 .arg("-F")
                 .arg(&cfg)
@@ -500,6 +515,7 @@ impl Engine {
                 return Ok(());
             }
             let last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            tracing::debug!("ssh attempt {name}: {last}");
             if tokio::time::Instant::now() >= deadline {
                 return Err(EngineError::failed(
                     format!("sandbox '{name}' did not answer over SSH in {}s: {last}", timeout.as_secs()),
