@@ -58,6 +58,16 @@ SRC
   pkill -x squid 2>/dev/null || true
 fi
 
+# --- kernel limits for many system containers (Incus production settings) ------------------------
+# Every container's systemd takes inotify instances from one shared per-user budget (default 128):
+# past ~20 sandboxes, new ones die at boot with "Too many open files".
+sysctl -qw fs.inotify.max_user_instances=1048576 fs.inotify.max_user_watches=1048576 \
+  fs.inotify.max_queued_events=1048576 vm.max_map_count=262144 2>/dev/null || true
+if [ -d /etc/sysctl.d ]; then
+  printf '%s\n' fs.inotify.max_user_instances=1048576 fs.inotify.max_user_watches=1048576 \
+    fs.inotify.max_queued_events=1048576 vm.max_map_count=262144 > /etc/sysctl.d/60-agent-sandboxes.conf
+fi
+
 # --- start incusd --------------------------------------------------------------------------------
 if [ -d /run/systemd/system ]; then
   systemctl start incus.socket incus.service >/dev/null 2>&1 || systemctl start incus

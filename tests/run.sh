@@ -13,6 +13,9 @@ ROOT=$PWD
 export SANDBOX_NAT=off
 export SANDBOX_TEST_IMAGE=sandbox-base/debootstrap-bookworm
 export CARGO_TERM_COLOR=never
+# The tests' own ~/.sandbox (managed ssh_config, keys, lock), kept out of the user's.
+export SANDBOX_HOME=$ROOT/target/test-home
+mkdir -p "$SANDBOX_HOME"
 t0=$(date +%s)
 step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 

@@ -75,3 +75,70 @@ pub fn incus_names() -> Vec<String> {
     let out = Command::new("incus").args(["list", "--format", "csv", "-c", "n"]).output().expect("incus list");
     text(&out.stdout).lines().map(str::to_owned).collect()
 }
+
+/// The sandbox home the tests share (tests/run.sh sets SANDBOX_HOME).
+pub fn sandbox_home() -> PathBuf {
+    std::env::var_os("SANDBOX_HOME").map(PathBuf::from).unwrap_or_else(|| dirs_home().join(".sandbox"))
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// Creates a sandbox from the test stack; panics with the CLI's stderr on failure.
+pub fn create(name: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["start", name, "--stack", "minimal"];
+    args.extend_from_slice(extra);
+    let out = sandbox(&args, &[]);
+    assert!(out.status.success(), "create {name} failed: {}", text(&out.stderr));
+    out
+}
+
+/// `sandbox list --json` entry for NAME.
+pub fn listed(name: &str) -> Option<serde_json::Value> {
+    let out = sandbox(&["list", "--json"], &[]);
+    assert!(out.status.success(), "list failed: {}", text(&out.stderr));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
+    all.as_array()?.iter().find(|s| s["name"] == name).cloned()
+}
+
+/// `ssh -F <managed config> NAME CMD` (strict host-key checking comes from the config).
+pub fn ssh(name: &str, cmd: &str) -> Output {
+    Command::new("ssh")
+        .arg("-F")
+        .arg(sandbox_home().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", name, cmd])
+        .output()
+        .expect("ssh")
+}
+
+/// Removes sandboxes by name when dropped.
+pub struct Sandboxes(pub Vec<String>);
+
+impl Sandboxes {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+    pub fn name(&mut self, prefix: &str) -> String {
+        let n = unique(prefix);
+        self.0.push(n.clone());
+        n
+    }
+}
+
+impl Default for Sandboxes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Sandboxes {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let mut args = vec!["rm".to_string()];
+            args.extend(self.0.iter().cloned());
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let _ = sandbox(&refs, &[]);
+        }
+    }
+}

@@ -13,7 +13,6 @@ use crate::engine::EngineError;
 use crate::engine::host::Host;
 use crate::incus::Incus;
 
-
 #[derive(Debug, Parser)]
 #[command(name = "sandbox", version, about = "Isolated Incus sandboxes for AI coding agents", propagate_version = true)]
 pub struct Cli {

@@ -164,14 +164,22 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = all.iter().map(row).collect();
-    output::table(&["NAME", "STATE", "SLOT", "SSH", "APP", "ALT", "EXTRA", "EGRESS", "DOCKER", "AGENT", "CLAUDE", "REPO", "IP"], &rows);
+    output::table(
+        &["NAME", "STATE", "SLOT", "SSH", "APP", "ALT", "EXTRA", "EGRESS", "DOCKER", "AGENT", "CLAUDE", "REPO", "IP"],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn row(s: &Sandbox) -> Vec<String> {
-    let port = |role: &str| s.ports.iter().find(|p| p.role == role).map(|p| p.host_port.to_string()).unwrap_or("-".into());
-    let extra: Vec<String> =
-        s.ports.iter().filter(|p| p.role == "extra").map(|p| format!("{}→{}/{}", p.host_port, p.container_port, p.proto)).collect();
+    let port =
+        |role: &str| s.ports.iter().find(|p| p.role == role).map(|p| p.host_port.to_string()).unwrap_or("-".into());
+    let extra: Vec<String> = s
+        .ports
+        .iter()
+        .filter(|p| p.role == "extra")
+        .map(|p| format!("{}→{}/{}", p.host_port, p.container_port, p.proto))
+        .collect();
     let (docker, agent, claude) = match &s.health {
         Some(h) => (h.docker.clone(), yes_no(h.ssh_agent), yes_no(h.claude_auth)),
         None => ("-".into(), "-".into(), "-".into()),
@@ -254,7 +262,10 @@ async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
         validate::sandbox_name(n)?;
         let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| crate::engine::lifecycle::not_found(n))?;
         if !s.is_running() {
-            return Err(EngineError::failed(format!("sandbox '{n}' is {}", s.state), format!("start it: sandbox start {n}")));
+            return Err(EngineError::failed(
+                format!("sandbox '{n}' is {}", s.state),
+                format!("start it: sandbox start {n}"),
+            ));
         }
         out.push(s);
     }
@@ -263,7 +274,13 @@ async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
 
 /// ssh argv for an interactive session, optionally running a fixed remote command.
 fn ssh_argv(name: &str, remote: Option<&str>) -> Vec<String> {
-    let mut v = vec!["ssh".to_string(), "-F".into(), sshcfg::config_path().display().to_string(), "-t".into(), name.to_string()];
+    let mut v = vec![
+        "ssh".to_string(),
+        "-F".into(),
+        sshcfg::config_path().display().to_string(),
+        "-t".into(),
+        name.to_string(),
+    ];
     if let Some(r) = remote {
         v.push(r.to_string());
     }
@@ -359,7 +376,11 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
 pub async fn nuke(ctx: &Ctx, a: NukeArgs) -> Result<ExitCode> {
     if !a.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(EngineError::invalid("confirmation", "nuke needs confirmation", "type `yes` at the prompt, or pass --yes"));
+            return Err(EngineError::invalid(
+                "confirmation",
+                "nuke needs confirmation",
+                "type `yes` at the prompt, or pass --yes",
+            ));
         }
         eprint!("This removes EVERY sandbox and golden image on this host. Type 'yes' to continue: ");
         let mut line = String::new();

@@ -40,7 +40,13 @@ pub async fn ensure(host: &Host, bridge: &str) -> Result<()> {
     if std::fs::read_to_string(&retrans).map(|v| v.trim() != "50").unwrap_or(false) {
         let _ = std::fs::write(&retrans, "50");
     }
-    let listed = host.run(&["nft".into(), "list".into(), "table".into(), "ip".into(), NFT_TABLE.into()], None, |_| {}).await?;
+    // Each sandbox's systemd takes inotify instances from one per-user budget (default 128).
+    let inotify = "/proc/sys/fs/inotify/max_user_instances";
+    if std::fs::read_to_string(inotify).ok().and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|v| v < 8192) {
+        let _ = std::fs::write(inotify, "1048576");
+    }
+    let listed =
+        host.run(&["nft".into(), "list".into(), "table".into(), "ip".into(), NFT_TABLE.into()], None, |_| {}).await?;
     if listed.status == 0 && listed.stdout.contains("loopback_masq") && listed.stdout.contains(bridge) {
         return Ok(());
     }

@@ -13,7 +13,7 @@ use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
 use super::validate::{self, Proto, instance_name};
 use super::{Engine, hostnet, lock, sshcfg, stacks};
-use crate::incus::{Config, Devices, FileWrite, InstanceSource, InstancesPost};
+use crate::incus::{Config, Devices, ExecSpec, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
 
 /// What `sandbox start` was asked. Options are raw strings: validated here, at the boundary.
@@ -63,7 +63,11 @@ fn validate(o: &StartOptions) -> Result<Validated> {
     }
     if let Some(k) = &o.ssh_key {
         if !k.is_file() {
-            return Err(EngineError::invalid("ssh key", format!("{} is not a file", k.display()), "give the path of a private key"));
+            return Err(EngineError::invalid(
+                "ssh key",
+                format!("{} is not a file", k.display()),
+                "give the path of a private key",
+            ));
         }
     }
     if let Some(f) = &o.domains_file {
@@ -95,7 +99,8 @@ pub fn user_env() -> Vec<(String, String)> {
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         if let Ok((k, mut v)) = validate::env_pair(line) {
-            if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) {
+            if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            {
                 v = v[1..v.len() - 1].to_string();
             }
             out.push((k, v));
@@ -151,7 +156,10 @@ async fn sandbox_ip(engine: &Engine, slot: u32) -> Result<(String, String, u32)>
     })?;
     let prefix: u32 = prefix.parse().unwrap_or(24);
     if prefix > 24 {
-        return Err(EngineError::failed(format!("bridge {BRIDGE} subnet /{prefix} is too small"), "use a /24 or larger"));
+        return Err(EngineError::failed(
+            format!("bridge {BRIDGE} subnet /{prefix} is too small"),
+            "use a /24 or larger",
+        ));
     }
     let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
     let ip = Ipv4Addr::from((u32::from(addr) & mask) + 100 + slot);
@@ -169,7 +177,12 @@ fn ports_in_use(all: &[Sandbox]) -> BTreeMap<u16, String> {
 
 impl Engine {
     /// Creates NAME, or restarts it when it exists and is stopped.
-    pub async fn start(&self, o: &StartOptions, progress: &dyn Progress, cancel: &CancellationToken) -> Result<StartResult> {
+    pub async fn start(
+        &self,
+        o: &StartOptions,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<StartResult> {
         let started = std::time::Instant::now();
         let v = validate(o)?;
         let existing = sandbox::get(&self.incus, &o.name).await?;
@@ -203,7 +216,13 @@ impl Engine {
         Ok(StartResult { action, sandbox, seconds: started.elapsed().as_secs_f64() })
     }
 
-    async fn create(&self, o: &StartOptions, v: &Validated, progress: &dyn Progress, rb: &mut Rollback) -> Result<Sandbox> {
+    async fn create(
+        &self,
+        o: &StartOptions,
+        v: &Validated,
+        progress: &dyn Progress,
+        rb: &mut Rollback,
+    ) -> Result<Sandbox> {
         let name = o.name.as_str();
         let instance = instance_name(name);
         // --from inherits repo, stack and egress settings.
@@ -213,7 +232,10 @@ impl Engine {
         let mut domains_file = o.domains_file.as_ref().map(|p| p.display().to_string());
         if let Some(from) = &o.from {
             let src = sandbox::get(&self.incus, from).await?.ok_or_else(|| {
-                EngineError::not_found(format!("sandbox '{from}'"), "`sandbox list` shows the sandboxes you can branch from")
+                EngineError::not_found(
+                    format!("sandbox '{from}'"),
+                    "`sandbox list` shows the sandboxes you can branch from",
+                )
             })?;
             stack = stack.or(src.stack.clone());
             repo = repo.or(src.repo.clone());
@@ -262,7 +284,11 @@ impl Engine {
                 for base in [SSH_PORT_BASE, APP_PORT_BASE, ALT_PORT_BASE] {
                     let p = base + s;
                     if let Some(holder) = used_ports.get(&(p as u16)) {
-                        return Err(EngineError::invalid("slot", format!("port {p} is held by sandbox '{holder}'"), "omit --slot"));
+                        return Err(EngineError::invalid(
+                            "slot",
+                            format!("port {p} is held by sandbox '{holder}'"),
+                            "omit --slot",
+                        ));
                     }
                     if !port_free(p) {
                         return Err(EngineError::invalid(
@@ -282,7 +308,10 @@ impl Engine {
                             .all(|b| !used_ports.contains_key(&((b + s) as u16)) && port_free(b + s))
                 })
                 .ok_or_else(|| {
-                    EngineError::failed("all 99 slots are in use", "remove sandboxes you no longer need (`sandbox rm NAME`)")
+                    EngineError::failed(
+                        "all 99 slots are in use",
+                        "remove sandboxes you no longer need (`sandbox rm NAME`)",
+                    )
                 })?,
         };
         let (ip, gateway, prefix) = sandbox_ip(self, slot).await?;
@@ -376,7 +405,13 @@ impl Engine {
             // Static addressing (the address is pinned anyway): no DHCP round at boot.
             FileWrite::root("/etc/network/interfaces", interfaces, 0o644),
             FileWrite::root("/etc/resolv.conf", format!("nameserver {gateway}\nsearch incus\n"), 0o644),
-            FileWrite { path: "/home/ubuntu/.ssh/authorized_keys", content: authorized.into_bytes(), uid: 1000, gid: 1000, mode: 0o600 },
+            FileWrite {
+                path: "/home/ubuntu/.ssh/authorized_keys",
+                content: authorized.into_bytes(),
+                uid: 1000,
+                gid: 1000,
+                mode: 0o600,
+            },
         ];
         self.incus.push_dir(&instance, "/home/ubuntu/.ssh", 1000, 1000, 0o700).await?;
         let pushes = files.iter().map(|f| self.incus.push_file(&instance, f));
@@ -422,7 +457,10 @@ impl Engine {
             return Err(EngineError::invalid(
                 "options",
                 format!("sandbox '{}' exists; {} cannot change on restart", s.name, refused.join(", ")),
-                format!("drop them, or create a new sandbox (e.g. `sandbox start {}-2 --from {} --branch B`)", s.name, s.name),
+                format!(
+                    "drop them, or create a new sandbox (e.g. `sandbox start {}-2 --from {} --branch B`)",
+                    s.name, s.name
+                ),
             ));
         }
         if s.is_running() {
@@ -464,6 +502,25 @@ impl Engine {
             cur.extend_from_slice(env_script(&v.env).as_bytes());
             self.incus.push_file(&s.instance, &FileWrite::root("/etc/profile.d/sandbox-env.sh", cur, 0o644)).await?;
         }
+        if !s.managed {
+            // Seed sandboxes: let the managed key in too (appended; their own keys stay).
+            let mut keys =
+                self.incus.pull_file(&s.instance, "/home/ubuntu/.ssh/authorized_keys").await.unwrap_or_default();
+            let ours = sshcfg::authorized_keys()?;
+            let have = String::from_utf8_lossy(&keys).to_string();
+            for line in ours.lines().filter(|l| !have.contains(*l)) {
+                keys.extend_from_slice(format!("{line}\n").as_bytes());
+            }
+            self.incus.push_dir(&s.instance, "/home/ubuntu/.ssh", 1000, 1000, 0o700).await?;
+            let f = FileWrite {
+                path: "/home/ubuntu/.ssh/authorized_keys",
+                content: keys,
+                uid: 1000,
+                gid: 1000,
+                mode: 0o600,
+            };
+            self.incus.push_file(&s.instance, &f).await?;
+        }
         hostnet::ensure(&self.host, BRIDGE).await?;
         progress.step(&format!("Starting {}", s.instance));
         self.incus.start(&s.instance).await?;
@@ -496,9 +553,13 @@ impl Engine {
         loop {
             // A cheap TCP probe with a short timeout first: a SYN sent before the sandbox's
             // network is up is lost, and the kernel would only retry it after a whole second.
-            let probe = tokio::time::timeout(Duration::from_millis(150), tokio::net::TcpStream::connect(("127.0.0.1", port)));
+            let probe =
+                tokio::time::timeout(Duration::from_millis(150), tokio::net::TcpStream::connect(("127.0.0.1", port)));
             let probe = probe.await;
-            tracing::debug!("ssh probe {name}: {:?}", probe.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(|e| e.kind())));
+            tracing::debug!(
+                "ssh probe {name}: {:?}",
+                probe.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(|e| e.kind()))
+            );
             if !matches!(probe, Ok(Ok(_))) && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -517,8 +578,18 @@ impl Engine {
             let last = String::from_utf8_lossy(&out.stderr).trim().to_string();
             tracing::debug!("ssh attempt {name}: {last}");
             if tokio::time::Instant::now() >= deadline {
+                // Say why: sshd's own view from inside.
+                let diag = ExecSpec::new([
+                    "sh",
+                    "-c",
+                    "systemctl --no-pager --lines=8 status ssh.service ssh.socket 2>&1 | tail -n 20",
+                ]);
+                let why = match self.incus.exec(&instance_name(name), &diag).await {
+                    Ok(o) => o.stdout_str(),
+                    Err(e) => e.to_string(),
+                };
                 return Err(EngineError::failed(
-                    format!("sandbox '{name}' did not answer over SSH in {}s: {last}", timeout.as_secs()),
+                    format!("sandbox '{name}' did not answer over SSH in {}s: {last}\n{why}", timeout.as_secs()),
                     "see `incus info --show-log agent-NAME`; the create was rolled back",
                 ));
             }
@@ -537,7 +608,8 @@ impl Engine {
                 } else {
                     if s.is_running() {
                         self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
-                            crate::incus::IncusError::Api { message, .. } | crate::incus::IncusError::Operation { message }
+                            crate::incus::IncusError::Api { message, .. }
+                            | crate::incus::IncusError::Operation { message }
                                 if message.contains("already stopped") =>
                             {
                                 Ok(())
@@ -564,7 +636,13 @@ impl Engine {
     }
 
     /// Adds `port-PORT-PROTO` devices: 127.0.0.1:(PORT+slot or HOST_PORT) → PORT in the sandbox.
-    pub async fn expose(&self, name: &str, port: &str, protos: &str, host_port: Option<&str>) -> Result<Vec<super::sandbox::PortForward>> {
+    pub async fn expose(
+        &self,
+        name: &str,
+        port: &str,
+        protos: &str,
+        host_port: Option<&str>,
+    ) -> Result<Vec<super::sandbox::PortForward>> {
         validate::sandbox_name(name)?;
         let port = validate::port("port", port)?;
         let protos = validate::protos(protos)?;
@@ -587,9 +665,14 @@ impl Engine {
         for p in &protos {
             let dev = format!("port-{port}-{}", p.as_str());
             if s.ports.iter().any(|x| x.device == dev) {
-                return Err(EngineError::Conflict { what: format!("port {port}/{} on '{name}'", p.as_str()), hint: format!("`sandbox unexpose {name} {port}` first") });
+                return Err(EngineError::Conflict {
+                    what: format!("port {port}/{} on '{name}'", p.as_str()),
+                    hint: format!("`sandbox unexpose {name} {port}` first"),
+                });
             }
-            if let Some(holder) = all.iter().find(|x| x.ports.iter().any(|q| q.host_port as u32 == hp && q.proto == p.as_str())) {
+            if let Some(holder) =
+                all.iter().find(|x| x.ports.iter().any(|q| q.host_port as u32 == hp && q.proto == p.as_str()))
+            {
                 return Err(EngineError::invalid(
                     "host port",
                     format!("host port {hp}/{} is held by sandbox '{}'", p.as_str(), holder.name),
@@ -597,10 +680,18 @@ impl Engine {
                 ));
             }
             if *p == Proto::Tcp && !port_free(hp) {
-                return Err(EngineError::invalid("host port", format!("host port {hp} is in use by another program"), "choose another with --host-port N"));
+                return Err(EngineError::invalid(
+                    "host port",
+                    format!("host port {hp} is in use by another program"),
+                    "choose another with --host-port N",
+                ));
             }
             if *p == Proto::Udp && std::net::UdpSocket::bind(("127.0.0.1", hp as u16)).is_err() {
-                return Err(EngineError::invalid("host port", format!("host port {hp}/udp is in use"), "choose another with --host-port N"));
+                return Err(EngineError::invalid(
+                    "host port",
+                    format!("host port {hp}/udp is in use"),
+                    "choose another with --host-port N",
+                ));
             }
             let ip = s.ip.as_deref().filter(|_| s.managed);
             devices.insert(dev, proxy(p.as_str(), hp, ip, port as u32));
@@ -614,10 +705,17 @@ impl Engine {
         validate::sandbox_name(name)?;
         let port = validate::port("port", port)?;
         let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
-        let devs: Vec<String> =
-            s.ports.iter().filter(|p| p.role == "extra" && p.container_port == port).map(|p| p.device.clone()).collect();
+        let devs: Vec<String> = s
+            .ports
+            .iter()
+            .filter(|p| p.role == "extra" && p.container_port == port)
+            .map(|p| p.device.clone())
+            .collect();
         if devs.is_empty() {
-            return Err(EngineError::not_found(format!("exposed port {port} on '{name}'"), "`sandbox list` shows the exposed ports"));
+            return Err(EngineError::not_found(
+                format!("exposed port {port} on '{name}'"),
+                "`sandbox list` shows the exposed ports",
+            ));
         }
         let refs: Vec<&str> = devs.iter().map(String::as_str).collect();
         self.incus.remove_devices(&s.instance, &refs).await?;
@@ -630,7 +728,12 @@ impl Engine {
         let doomed: Vec<String> = all
             .into_iter()
             .map(|i| i.name)
-            .filter(|n| n.starts_with("agent-") || n.starts_with("golden-") || n.starts_with("tmp-golden-") || n.starts_with("tmp-old-golden-"))
+            .filter(|n| {
+                n.starts_with("agent-")
+                    || n.starts_with("golden-")
+                    || n.starts_with("tmp-golden-")
+                    || n.starts_with("tmp-old-golden-")
+            })
             .collect();
         progress.step(&format!("Removing {} instances", doomed.len()));
         let futs = doomed.iter().map(|n| golden::delete_force(&self.incus, n));
@@ -644,7 +747,10 @@ impl Engine {
         let failed: Vec<String> =
             doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
         if !failed.is_empty() {
-            return Err(EngineError::failed(format!("could not remove: {}", failed.join("; ")), "run `sandbox nuke` again"));
+            return Err(EngineError::failed(
+                format!("could not remove: {}", failed.join("; ")),
+                "run `sandbox nuke` again",
+            ));
         }
         Ok(doomed)
     }

@@ -11,7 +11,8 @@ pub struct HostLock(#[allow(dead_code)] Flock<File>);
 pub async fn acquire() -> Result<HostLock> {
     let dir = crate::paths::sandbox_home();
     tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(|e| EngineError::failed(format!("cannot create {}: {e}", dir.display()), ""))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::failed(format!("cannot create {}: {e}", dir.display()), ""))?;
         let path = dir.join(".lock");
         let f = File::options()
             .create(true)

@@ -86,10 +86,9 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
             d if d.starts_with("port-") => "extra",
             _ => continue,
         };
-        let (Some((proto, host_port)), Some((_, container_port))) = (
-            cfg.get("listen").and_then(|l| parse_addr(l)),
-            cfg.get("connect").and_then(|c| parse_addr(c)),
-        ) else {
+        let (Some((proto, host_port)), Some((_, container_port))) =
+            (cfg.get("listen").and_then(|l| parse_addr(l)), cfg.get("connect").and_then(|c| parse_addr(c)))
+        else {
             continue;
         };
         ports.push(PortForward { device: dev.clone(), role: role.into(), proto, host_port, container_port });
@@ -97,7 +96,8 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     ports.sort_by_key(|p| (p.role != "ssh", p.role != "app", p.role != "alt", p.container_port, p.proto.clone()));
     let ip = devices.get("eth0").and_then(|d| d.get("ipv4.address")).cloned().or_else(|| inst.state.as_ref()?.ipv4());
     let key = |k: &str| inst.user_key(&format!("sandbox.{k}")).filter(|v| !v.is_empty()).map(str::to_owned);
-    let restricted = key("restrict-domains").is_some_and(|v| v == "yes" || v == "true") || key("domains-file").is_some();
+    let restricted =
+        key("restrict-domains").is_some_and(|v| v == "yes" || v == "true") || key("domains-file").is_some();
     Some(Sandbox {
         name,
         instance: inst.name.clone(),
@@ -119,8 +119,13 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
 
 /// Every sandbox, in one Incus call.
 pub async fn list(incus: &Incus) -> crate::incus::Result<Vec<Sandbox>> {
-    let mut out: Vec<Sandbox> =
-        incus.instances().await?.iter().filter(|i| i.name.starts_with(INSTANCE_PREFIX)).filter_map(from_instance).collect();
+    let mut out: Vec<Sandbox> = incus
+        .instances()
+        .await?
+        .iter()
+        .filter(|i| i.name.starts_with(INSTANCE_PREFIX))
+        .filter_map(from_instance)
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
@@ -152,7 +157,11 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
             let out = tokio::time::timeout(Duration::from_secs(3), incus.exec(&inst, &spec)).await.ok()?.ok()?;
             let text = out.stdout_str();
             let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
-            Some(Health { docker: field("docker"), ssh_agent: field("agent") == "yes", claude_auth: field("claude") == "yes" })
+            Some(Health {
+                docker: field("docker"),
+                ssh_agent: field("agent") == "yes",
+                claude_auth: field("claude") == "yes",
+            })
         }
     });
     let results = futures::future::join_all(futs).await;

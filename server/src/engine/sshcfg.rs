@@ -80,9 +80,7 @@ pub fn authorized_keys() -> Result<String> {
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("id_") && n.ends_with(".pub"))
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("id_") && n.ends_with(".pub"))
                 })
                 .collect();
             user.sort();

@@ -57,7 +57,8 @@ pub fn cpu(v: &str) -> Result<u32> {
 pub fn memory(v: &str) -> Result<String> {
     let units = ["KiB", "MiB", "GiB", "TiB", "KB", "MB", "GB", "TB"];
     let ok = units.iter().any(|u| {
-        v.strip_suffix(u).is_some_and(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && n != "0")
+        v.strip_suffix(u)
+            .is_some_and(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && n != "0")
     });
     if ok {
         Ok(v.to_string())
@@ -144,7 +145,11 @@ pub fn protos(v: &str) -> Result<Vec<Proto>> {
         "tcp" => Ok(vec![Proto::Tcp]),
         "udp" => Ok(vec![Proto::Udp]),
         "both" => Ok(vec![Proto::Tcp, Proto::Udp]),
-        _ => Err(EngineError::invalid("protocol", format!("'{}' is not a protocol", printable(v)), "use tcp, udp or both")),
+        _ => Err(EngineError::invalid(
+            "protocol",
+            format!("'{}' is not a protocol", printable(v)),
+            "use tcp, udp or both",
+        )),
     }
 }
 
@@ -255,7 +260,9 @@ mod repo_tests {
         ] {
             assert!(repo_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "github.com/o/r", "https://github.com/o", "git@github.com:o/r;rm", "file:///x", "https://h/o/r/x"] {
+        for bad in
+            ["", "github.com/o/r", "https://github.com/o", "git@github.com:o/r;rm", "file:///x", "https://h/o/r/x"]
+        {
             assert!(repo_url(bad).is_err(), "{bad}");
         }
         assert!(branch("feature/x").is_ok());

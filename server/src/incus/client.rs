@@ -70,7 +70,8 @@ fn enc(s: &str) -> String {
 impl Incus {
     pub fn connect(endpoint: Endpoint) -> Result<Self> {
         crate::tls::install_crypto_provider();
-        let builder = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).no_proxy();
+        let builder =
+            reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).no_proxy();
         let (http, base) = match &endpoint {
             Endpoint::Unix(path) => (builder.unix_socket(path.as_path()).build()?, "http://incus".to_string()),
             Endpoint::Https { url, tls } => {
