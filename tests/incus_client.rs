@@ -123,3 +123,65 @@ async fn missing_daemon_socket_says_how_to_start_incus() {
     let msg = err.to_string();
     assert!(msg.contains("Incus is not running") && msg.contains("install-host.sh"), "{msg}");
 }
+
+#[tokio::test]
+async fn https_remote_with_a_trusted_client_certificate() {
+    use sandbox::incus::{Endpoint, RemoteTls, generate_client_certificate};
+    let local = incus();
+    // The daemon on a loopback HTTPS address (never anything but loopback).
+    let info = local.server().await.unwrap();
+    let mut addr = info["config"]["core.https_address"].as_str().unwrap_or("").to_string();
+    if addr.is_empty() {
+        addr = "127.0.0.1:18443".into();
+        local.patch_server_config(serde_json::json!({ "core.https_address": addr })).await.unwrap();
+    }
+    assert!(addr.starts_with("127.0.0.1:") || addr.starts_with("[::1]:"), "loopback only: {addr}");
+    let server_cert = info["environment"]["certificate"].as_str().unwrap().to_string();
+    let (cert, key) = generate_client_certificate("sandbox-test").unwrap();
+    let trust_name = unique("trust");
+    local.add_trusted_certificate(&trust_name, &cert).await.unwrap();
+    struct Untrust(String);
+    impl Drop for Untrust {
+        fn drop(&mut self) {
+            let out = std::process::Command::new("incus").args(["config", "trust", "list", "--format", "csv"]).output().unwrap();
+            for line in text(&out.stdout).lines().filter(|l| l.contains(&self.0)) {
+                if let Some(fp) = line.split(',').find(|f| f.len() == 12 && f.chars().all(|c| c.is_ascii_hexdigit())) {
+                    let _ = std::process::Command::new("incus").args(["config", "trust", "remove", fp]).output();
+                }
+            }
+        }
+    }
+    let _untrust = Untrust(trust_name.clone());
+
+    let url = format!("https://{addr}");
+    let tls = RemoteTls { client_cert_pem: cert.clone(), client_key_pem: key.clone(), server_cert_pem: server_cert.clone() };
+    let remote = Incus::connect(Endpoint::Https { url: url.clone(), tls }).unwrap();
+    let info = remote.server().await.unwrap();
+    assert_eq!(info["auth"], "trusted");
+
+    // Create, exec over a TLS websocket, delete — all through the remote.
+    let mut c = Cleanup::new();
+    let name = c.add(unique("remote"));
+    let req = InstancesPost {
+        name: name.clone(),
+        source: InstanceSource::image_alias(base_image()),
+        kind: "container".into(),
+        ..Default::default()
+    };
+    remote.create_instance(&req).await.unwrap();
+    remote.start(&name).await.unwrap();
+    let out = remote.exec_streamed(&name, &ExecSpec::new(["echo", "over https"]), |_, _| {}).await.unwrap();
+    assert_eq!(out.stdout_str(), "over https\n");
+    assert!(remote.instances().await.unwrap().iter().any(|i| i.name == name));
+    remote.stop(&name, true).await.unwrap();
+    remote.delete_instance(&name).await.unwrap();
+
+    // A client the server does not trust is refused; a server that is not the pinned one too.
+    let (other_cert, other_key) = generate_client_certificate("stranger").unwrap();
+    let tls = RemoteTls { client_cert_pem: other_cert, client_key_pem: other_key.clone(), server_cert_pem: server_cert };
+    let stranger = Incus::connect(Endpoint::Https { url: url.clone(), tls }).unwrap();
+    assert!(stranger.instances().await.is_err(), "untrusted client refused");
+    let tls = RemoteTls { client_cert_pem: cert, client_key_pem: key, server_cert_pem: generate_client_certificate("x").unwrap().0 };
+    let wrong = Incus::connect(Endpoint::Https { url, tls }).unwrap();
+    assert!(wrong.server().await.is_err(), "pinned server certificate enforced");
+}

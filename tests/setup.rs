@@ -168,3 +168,34 @@ fn doctor_reports_each_piece_with_a_fix() {
     let s = text(&out.stdout);
     assert!(s.contains("FAIL") && s.contains("incus running") && s.contains("install-host.sh"), "{s}");
 }
+
+#[tokio::test]
+async fn ctrl_c_during_a_build_removes_the_temporary_instance() {
+    let stacks = Stacks::new();
+    let name = stack_name();
+    stacks.write(&name, "image", "echo '==> sleeping'; sleep 60");
+    let image = base_image();
+    let child = std::process::Command::new(sandbox_bin())
+        .args(["setup", "--base-image", &image, "--stack", &name])
+        .env("SANDBOX_STACKS_DIR", stacks.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the script runs, then interrupt like a terminal would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !incus_names().iter().any(|n| n.starts_with(&format!("tmp-golden-{name}"))) {
+        assert!(std::time::Instant::now() < deadline, "build never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    nix_kill(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cancelled"), "{}", text(&out.stderr));
+    assert!(strays(&name).is_empty(), "no temporary instance left: {:?}", strays(&name));
+    assert!(!incus_names().contains(&format!("golden-{name}")));
+}
+
+fn nix_kill(pid: u32) {
+    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+}
