@@ -143,7 +143,10 @@ async fn https_remote_with_a_trusted_client_certificate() {
     struct Untrust(String);
     impl Drop for Untrust {
         fn drop(&mut self) {
-            let out = std::process::Command::new("incus").args(["config", "trust", "list", "--format", "csv"]).output().unwrap();
+            let out = std::process::Command::new("incus")
+                .args(["config", "trust", "list", "--format", "csv"])
+                .output()
+                .unwrap();
             for line in text(&out.stdout).lines().filter(|l| l.contains(&self.0)) {
                 if let Some(fp) = line.split(',').find(|f| f.len() == 12 && f.chars().all(|c| c.is_ascii_hexdigit())) {
                     let _ = std::process::Command::new("incus").args(["config", "trust", "remove", fp]).output();
@@ -154,7 +157,8 @@ async fn https_remote_with_a_trusted_client_certificate() {
     let _untrust = Untrust(trust_name.clone());
 
     let url = format!("https://{addr}");
-    let tls = RemoteTls { client_cert_pem: cert.clone(), client_key_pem: key.clone(), server_cert_pem: server_cert.clone() };
+    let tls =
+        RemoteTls { client_cert_pem: cert.clone(), client_key_pem: key.clone(), server_cert_pem: server_cert.clone() };
     let remote = Incus::connect(Endpoint::Https { url: url.clone(), tls }).unwrap();
     let info = remote.server().await.unwrap();
     assert_eq!(info["auth"], "trusted");
@@ -178,10 +182,15 @@ async fn https_remote_with_a_trusted_client_certificate() {
 
     // A client the server does not trust is refused; a server that is not the pinned one too.
     let (other_cert, other_key) = generate_client_certificate("stranger").unwrap();
-    let tls = RemoteTls { client_cert_pem: other_cert, client_key_pem: other_key.clone(), server_cert_pem: server_cert };
+    let tls =
+        RemoteTls { client_cert_pem: other_cert, client_key_pem: other_key.clone(), server_cert_pem: server_cert };
     let stranger = Incus::connect(Endpoint::Https { url: url.clone(), tls }).unwrap();
     assert!(stranger.instances().await.is_err(), "untrusted client refused");
-    let tls = RemoteTls { client_cert_pem: cert, client_key_pem: key, server_cert_pem: generate_client_certificate("x").unwrap().0 };
+    let tls = RemoteTls {
+        client_cert_pem: cert,
+        client_key_pem: key,
+        server_cert_pem: generate_client_certificate("x").unwrap().0,
+    };
     let wrong = Incus::connect(Endpoint::Https { url, tls }).unwrap();
     assert!(wrong.server().await.is_err(), "pinned server certificate enforced");
 }

@@ -42,4 +42,9 @@ cargo fmt --all -- --check
 step "tests (real Incus)"
 cargo test --workspace --locked -- "$@"
 
+if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
+  step "nuke (destructive: CI only)"
+  cargo test -p sandbox-e2e --locked --test nuke -- --ignored
+fi
+
 step "done"

@@ -568,7 +568,16 @@ impl Engine {
                 .arg("-F")
                 .arg(&cfg)
                 // curve25519 alone: the default post-quantum hybrid costs ~120 ms of CPU per probe.
-                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=2", "-o", "KexAlgorithms=curve25519-sha256", name, "true"])
+                .args([
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "ConnectTimeout=2",
+                    "-o",
+                    "KexAlgorithms=curve25519-sha256",
+                    name,
+                    "true",
+                ])
                 .stdin(std::process::Stdio::null())
                 .output()
                 .await
