@@ -49,6 +49,9 @@ async fn create_gives_a_reachable_sandbox_with_its_own_identity() {
     assert_eq!(s["ports"][0]["role"], "ssh");
     assert_eq!(s["ports"][0]["hostPort"], 2200 + slot);
     assert_eq!(s["managed"], true);
+    assert_eq!(s["health"]["docker"], "absent", "the minimal stack has no Docker");
+    assert_eq!(s["health"]["sshAgent"], false);
+    assert_eq!(s["health"]["claudeAuth"], false);
     // Creating it again restarts nothing and says so.
     let o = sandbox(&["start", &a], &[]);
     assert!(o.status.success());
@@ -60,7 +63,20 @@ fn env_values_are_stored_literally_and_exec_runs_as_ubuntu() {
     let mut sb = Sandboxes::new();
     let n = sb.name("env");
     let tricky = "$(touch /tmp/pwned) `touch /tmp/pwned2` 'single' \"double\" back\\slash";
-    create(&n, &["--env", &format!("TRICKY={tricky}"), "--env", "MULTI=line1\nline2", "--env", "PLAIN=x=y"]);
+    create(
+        &n,
+        &[
+            "--env",
+            &format!("TRICKY={tricky}"),
+            "--env",
+            "MULTI=line1\nline2",
+            "--env",
+            "PLAIN=x=y",
+            "--env",
+            "ANTHROPIC_API_KEY=k",
+        ],
+    );
+    assert_eq!(listed(&n).unwrap()["health"]["claudeAuth"], true, "an API key counts as Claude auth");
     let o = sandbox(&["exec", &n, "--", "printenv", "TRICKY"], &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), format!("{tricky}\n"));

@@ -59,6 +59,11 @@ pub struct Ctx {
 }
 
 pub fn main() -> ExitCode {
+    // `sandbox list | head`: a closed pipe ends the program quietly, as for any Unix tool.
+    // SAFETY: set once at start-up, before any thread exists.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -349,8 +349,13 @@ impl Engine {
             set("limits.memory", m.clone());
         }
         let mut devices = Devices::new();
+        // A fixed MAC per slot, like the fixed IP: the host's neighbour cache still maps the
+        // slot's IP to the MAC of the sandbox that held the slot before, and a new random MAC
+        // would leave the forwarded ports silent until that entry expires.
+        let mac = format!("0a:5b:5a:00:00:{slot:02x}");
         let nic: BTreeMap<String, String> = [
             ("type", "nic"),
+            ("hwaddr", mac.as_str()),
             ("network", BRIDGE),
             ("name", "eth0"),
             ("ipv4.address", ip.as_str()),
