@@ -148,8 +148,8 @@ if [ -s /home/ubuntu/.claude/.credentials.json ] || grep -qs ANTHROPIC_API_KEY /
 /// sandbox's filesystem is read through `/proc/<init pid>/root` (no process started in it);
 /// otherwise one exec per sandbox.
 pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
-    let local = matches!(incus.endpoint(), crate::incus::Endpoint::Unix(_))
-        && std::path::Path::new("/proc/1/root/").read_dir().is_ok();
+    let local = matches!(incus.endpoint(), crate::incus::Endpoint::Unix(_)) && nix::unistd::geteuid().is_root();
+    tracing::debug!("health probes: {}", if local { "host-side" } else { "exec" });
     let futs = sandboxes.iter().map(|s| {
         let incus = incus.clone();
         let (inst, running) = (s.instance.clone(), s.is_running());
@@ -158,10 +158,16 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
                 return None;
             }
             if local {
-                if let Ok(Ok(state)) = tokio::time::timeout(Duration::from_secs(3), incus.instance_state(&inst)).await {
-                    if state.pid > 0 {
-                        return Some(health_from_root(&std::path::PathBuf::from(format!("/proc/{}/root", state.pid))));
-                    }
+                let pid = match init_pid_from_cgroup(&inst) {
+                    Some(p) => Some(p),
+                    None => match tokio::time::timeout(Duration::from_secs(3), incus.instance_state(&inst)).await {
+                        Ok(Ok(state)) if state.pid > 0 => Some(state.pid as u32),
+                        _ => None,
+                    },
+                };
+                let root = pid.map(|p| std::path::PathBuf::from(format!("/proc/{p}/root")));
+                if let Some(root) = root.filter(|r| r.join("etc").is_dir()) {
+                    return Some(health_from_root(&root));
                 }
             }
             let spec = ExecSpec::new(["sh", "-c", HEALTH_PROBE]);
@@ -179,6 +185,17 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
     for (s, h) in sandboxes.iter_mut().zip(results) {
         s.health = h;
     }
+}
+
+/// The container's init, from its cgroup (cheaper than asking Incus for the instance state).
+fn init_pid_from_cgroup(instance: &str) -> Option<u32> {
+    // cgroup v2 at the root, or the unified/v1 hierarchies of a hybrid layout.
+    ["", "unified/", "pids/", "systemd/"].iter().find_map(|h| {
+        ["init.scope/cgroup.procs", "cgroup.procs"].iter().find_map(|f| {
+            let path = format!("/sys/fs/cgroup/{h}lxc.payload.{instance}/{f}");
+            std::fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+        })
+    })
 }
 
 /// The same checks as HEALTH_PROBE, read from the host side. Only booleans come out, and no
