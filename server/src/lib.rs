@@ -1,5 +1,6 @@
 //! Agent Sandboxes: the engine (Incus client, golden images, sandboxes) behind three fronts —
 //! the CLI, `sandbox lsp` and `sandbox serve`.
+pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod incus;

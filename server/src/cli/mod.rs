@@ -50,6 +50,8 @@ enum Command {
     Exec(sandboxes::ExecArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
+    /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
+    Lsp,
 }
 
 pub struct Ctx {
@@ -106,6 +108,12 @@ pub fn main() -> ExitCode {
             Command::Claude(a) => sandboxes::claude(&ctx, a).await,
             Command::Exec(a) => sandboxes::exec(&ctx, a).await,
             Command::Nuke(a) => sandboxes::nuke(&ctx, a).await,
+            Command::Lsp => {
+                crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone())).await;
+                // tokio's stdin reader is a blocking thread that would keep the runtime (and the
+                // process) alive until the client closes its end; `exit` means exit now.
+                std::process::exit(0);
+            }
         };
         match res {
             Ok(code) => code,

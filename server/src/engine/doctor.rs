@@ -5,7 +5,7 @@ use super::golden::{self, BRIDGE, STORAGE_POOL};
 use super::host::Host;
 use crate::incus::{Endpoint, Incus};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     pub name: String,

@@ -41,7 +41,7 @@ pub struct SetupOptions {
     pub base_image: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct GoldenInfo {
     pub stack: String,
@@ -57,7 +57,7 @@ pub struct GoldenInfo {
     pub managed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupReport {
     pub stack: String,

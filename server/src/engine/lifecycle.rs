@@ -33,7 +33,7 @@ pub struct StartOptions {
     pub domains_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct StartResult {
     /// created | restarted | running
@@ -392,6 +392,10 @@ impl Engine {
         drop(guard);
         if self.fault("after-copy") {
             return Err(EngineError::failed("injected failure after copy (SANDBOX_FAULT)", ""));
+        }
+        if self.fault("slow-after-copy") {
+            // Lets tests cancel a create half-way, deterministically.
+            tokio::time::sleep(Duration::from_secs(4)).await;
         }
 
         progress.step("Writing identity, SSH keys and environment");

@@ -11,7 +11,7 @@ pub const SSH_PORT_BASE: u32 = 2200;
 pub const APP_PORT_BASE: u32 = 8000;
 pub const ALT_PORT_BASE: u32 = 9000;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct PortForward {
     /// Incus device name (`ssh-proxy`, `app-proxy`, `alt-proxy`, `port-PORT-PROTO`).
@@ -23,7 +23,7 @@ pub struct PortForward {
     pub container_port: u16,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// active | inactive | failed | absent | unknown
@@ -32,7 +32,7 @@ pub struct Health {
     pub claude_auth: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Sandbox {
     pub name: String,

@@ -1,0 +1,157 @@
+// Generated from server/src/api (the method table) by `cargo test -p sandbox protocol_ts`.
+// Do not edit: change the Rust types, then run with UPDATE_PROTOCOL=1.
+
+export type Sandbox = { name: string, instance: string, 
+/**
+ * running | stopped | frozen | error | …
+ */
+state: string, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, 
+/**
+ * open | filtered
+ */
+egress: string, cpu: string | null, memory: string | null, createdAt: string, 
+/**
+ * Created by this product (false: by the seed's scripts).
+ */
+managed: boolean, health: Health | null, };
+
+export type PortForward = { 
+/**
+ * Incus device name (`ssh-proxy`, `app-proxy`, `alt-proxy`, `port-PORT-PROTO`).
+ */
+device: string, 
+/**
+ * ssh | app | alt | extra
+ */
+role: string, proto: string, hostPort: number, containerPort: number, };
+
+export type Health = { 
+/**
+ * active | inactive | failed | absent | unknown
+ */
+docker: string, sshAgent: boolean, claudeAuth: boolean, };
+
+export type StartResult = { 
+/**
+ * created | restarted | running
+ */
+action: string, sandbox: Sandbox, seconds: number, };
+
+export type GoldenInfo = { stack: string, instance: string, description: string, 
+/**
+ * Has a `ready` snapshot.
+ */
+built: boolean, 
+/**
+ * The stack script changed since the image was built.
+ */
+stale: boolean, builtAt: string | null, baseImage: string | null, 
+/**
+ * Built by this product (false for golden images made by the seed's scripts).
+ */
+managed: boolean, };
+
+export type SetupReport = { stack: string, 
+/**
+ * "built", "rebuilt" or "skipped".
+ */
+action: string, seconds: number, };
+
+export type Check = { name: string, ok: boolean, 
+/**
+ * Required for sandboxes to work at all (a failed optional check is a warning).
+ */
+required: boolean, detail: string, 
+/**
+ * The exact command that fixes it.
+ */
+fix: string | null, };
+
+export type Changed = { name: string, sandbox: Sandbox | null, };
+
+export type ApiError = { 
+/**
+ * invalid_params | invalid_input | not_found | conflict | failed | cancelled |
+ * incus_unavailable | incus_error | unknown_method
+ */
+code: string, message: string, hint: string | null, };
+
+export type ListParams = { 
+/**
+ * Include health probes (docker, ssh-agent, Claude auth). Default true.
+ */
+health?: boolean, };
+
+export type NameParams = { name: string, };
+
+export type NamesParams = { names: Array<string>, };
+
+export type CreateParams = { name: string, repo?: string, stack?: string, branch?: string, from?: string, slot?: number, cpu?: string, memory?: string, 
+/**
+ * `NAME=VALUE` entries; values are stored literally.
+ */
+env?: Array<string>, restrictDomains?: boolean, domainsFile?: string, workDoneToken?: string | number, };
+
+export type StartParams = { name: string, cpu?: string, memory?: string, env?: Array<string>, workDoneToken?: string | number, };
+
+export type NameOutcome = { name: string, ok: boolean, error: ApiError | null, };
+
+export type ExposeParams = { name: string, port: number, 
+/**
+ * tcp (default), udp or both.
+ */
+proto?: string, hostPort?: number, };
+
+export type UnexposeParams = { name: string, port: number, };
+
+export type ExecParams = { name: string, 
+/**
+ * argv, run as ubuntu in /workspace/project with a login environment (no shell parsing).
+ */
+command: Array<string>, };
+
+export type ExecResult = { status: number, stdout: string, stderr: string, };
+
+export type SetupParams = { stacks?: Array<string>, 
+/**
+ * Stack names, or "all".
+ */
+rebuild?: Array<string>, baseImage?: string, workDoneToken?: string | number, };
+
+export type Empty = Record<string, never>;
+
+export type Done = Record<string, never>;
+
+/** Every request: its params and its result. */
+export interface Methods {
+  "sandbox/list": { params: ListParams; result: Array<Sandbox> };
+  "sandbox/get": { params: NameParams; result: Sandbox | null };
+  "sandbox/create": { params: CreateParams; result: StartResult };
+  "sandbox/start": { params: StartParams; result: StartResult };
+  "sandbox/stop": { params: NamesParams; result: Array<NameOutcome> };
+  "sandbox/destroy": { params: NamesParams; result: Array<NameOutcome> };
+  "sandbox/expose": { params: ExposeParams; result: Array<PortForward> };
+  "sandbox/unexpose": { params: UnexposeParams; result: Done };
+  "sandbox/exec": { params: ExecParams; result: ExecResult };
+  "sandbox/setup": { params: SetupParams; result: Array<SetupReport> };
+  "sandbox/doctor": { params: Empty; result: Array<Check> };
+  "sandbox/goldenImages": { params: Empty; result: Array<GoldenInfo> };
+}
+
+export const METHODS = [
+  "sandbox/list",
+  "sandbox/get",
+  "sandbox/create",
+  "sandbox/start",
+  "sandbox/stop",
+  "sandbox/destroy",
+  "sandbox/expose",
+  "sandbox/unexpose",
+  "sandbox/exec",
+  "sandbox/setup",
+  "sandbox/doctor",
+  "sandbox/goldenImages",
+] as const;
+
+/** Server → client notification. */
+export const CHANGED = "sandbox/changed";

@@ -1,0 +1,153 @@
+//! `sandbox lsp`: the method table over stdio with LSP framing (tower-lsp-server), for the VS Code
+//! extension. stdout carries only protocol; logs go to stderr.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_lsp_server::jsonrpc::{self, ErrorCode};
+use tower_lsp_server::ls_types::notification::Notification;
+use tower_lsp_server::ls_types::{
+    InitializeParams, InitializeResult, InitializedParams, NumberOrString, ProgressToken, ServerCapabilities,
+    ServerInfo,
+};
+use tower_lsp_server::{Client, LanguageServer, LspService, LspServiceBuilder, Server};
+
+use super::{Api, ApiError, CallCx, Changed, watch};
+use crate::progress::Progress;
+
+struct ChangedNotification;
+impl Notification for ChangedNotification {
+    type Params = Changed;
+    const METHOD: &'static str = super::CHANGED;
+}
+
+pub struct Backend {
+    client: Client,
+    api: Api,
+    tasks: TaskTracker,
+    watching: AtomicBool,
+}
+
+/// Progress lines from the engine, forwarded in order as `$/progress` reports.
+struct LspProgress(mpsc::UnboundedSender<String>);
+impl Progress for LspProgress {
+    fn step(&self, message: &str) {
+        let _ = self.0.send(message.to_string());
+    }
+    fn line(&self, line: &str) {
+        let _ = self.0.send(format!("  {line}"));
+    }
+}
+
+fn to_rpc(e: ApiError) -> jsonrpc::Error {
+    jsonrpc::Error {
+        code: ErrorCode::from(e.rpc_code()),
+        message: e.message.clone().into(),
+        data: serde_json::to_value(&e).ok(),
+    }
+}
+
+impl Backend {
+    async fn call(&self, method: &'static str, mut params: Value) -> jsonrpc::Result<Value> {
+        let token = params.as_object_mut().and_then(|o| o.remove("workDoneToken"));
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let forward = token.and_then(|t| match t {
+            Value::String(s) => Some(ProgressToken::String(s)),
+            Value::Number(n) => n.as_i64().map(|n| ProgressToken::Number(n as i32)),
+            _ => None,
+        });
+        let client = self.client.clone();
+        let reporter = tokio::spawn(async move {
+            let Some(token) = forward else {
+                while rx.recv().await.is_some() {}
+                return;
+            };
+            let _ = matches!(token, NumberOrString::Number(_));
+            let progress = client.progress(token, method).with_message("starting").begin().await;
+            while let Some(msg) = rx.recv().await {
+                progress.report(msg).await;
+            }
+            progress.finish().await;
+        });
+        // The operation runs as its own task: a client that cancels (or vanishes) does not drop
+        // it half-way; the cancel token makes it roll back instead.
+        let cancel = CancellationToken::new();
+        let cx = CallCx { progress: Arc::new(LspProgress(tx)), cancel: cancel.clone() };
+        let api = self.api.clone();
+        let handle = self.tasks.spawn(async move { api.dispatch(method, params, cx).await });
+        let guard = cancel.drop_guard();
+        let res = handle.await;
+        guard.disarm();
+        let _ = reporter.await;
+        match res {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(to_rpc(e)),
+            Err(e) => Err(jsonrpc::Error { code: ErrorCode::InternalError, message: e.to_string().into(), data: None }),
+        }
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, _: InitializeParams) -> jsonrpc::Result<InitializeResult> {
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities::default(),
+            server_info: Some(ServerInfo {
+                name: "agent-sandboxes".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        if self.watching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let client = self.client.clone();
+        let mut rx = watch::follow(self.api.engine.incus.clone());
+        tokio::spawn(async move {
+            while let Some(changed) = rx.recv().await {
+                client.send_notification::<ChangedNotification>(changed).await;
+            }
+        });
+    }
+
+    async fn shutdown(&self) -> jsonrpc::Result<()> {
+        Ok(())
+    }
+}
+
+macro_rules! define_lsp {
+    ($($name:literal => $fn:ident($params:ty) -> $result:ty;)*) => {
+        impl Backend {
+            $(async fn $fn(&self, params: Value) -> jsonrpc::Result<Value> {
+                self.call($name, params).await
+            })*
+        }
+
+        fn register(b: LspServiceBuilder<Backend>) -> LspServiceBuilder<Backend> {
+            b $(.custom_method($name, Backend::$fn))*
+        }
+    };
+}
+crate::for_each_method!(define_lsp);
+
+/// Serves LSP on stdin/stdout until the client exits; then lets running operations finish
+/// (or roll back) before the process ends, so a vanished client never leaves an orphan.
+pub async fn serve_stdio(api: Api) {
+    let tasks = TaskTracker::new();
+    let t = tasks.clone();
+    let (service, socket) =
+        register(LspService::build(move |client| Backend { client, api, tasks: t, watching: AtomicBool::new(false) }))
+            .finish();
+    let (input, output) = super::frames::guard(tokio::io::stdin(), tokio::io::stdout());
+    Server::new(input, output, socket).serve(service).await;
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(300), tasks.wait()).await.is_err() {
+        tracing::warn!("operations still running after 300 s; exiting");
+    }
+}

@@ -1,0 +1,334 @@
+//! Params, results and handlers of the method table. Handlers validate through the engine (the
+//! boundary checks live there) and serialise work per sandbox.
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::{Api, ApiError, CallCx};
+pub use crate::engine::doctor::Check;
+use crate::engine::golden::{self, Rebuild, SetupOptions};
+pub use crate::engine::golden::{GoldenInfo, SetupReport};
+pub use crate::engine::lifecycle::StartResult;
+use crate::engine::lifecycle::{StartOptions, not_found};
+pub use crate::engine::sandbox::{PortForward, Sandbox};
+use crate::engine::{EngineError, doctor, sandbox, validate};
+use crate::incus::ExecSpec;
+
+type R<T> = Result<T, ApiError>;
+
+/// No params (send `{}`).
+#[derive(Debug, Default, Deserialize, Serialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// An empty success.
+#[derive(Debug, Default, Deserialize, Serialize, TS)]
+pub struct Done {}
+
+#[derive(Debug, Default, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListParams {
+    /// Include health probes (docker, ssh-agent, Claude auth). Default true.
+    #[serde(default)]
+    #[ts(optional)]
+    pub health: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameParams {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamesParams {
+    pub names: Vec<String>,
+}
+
+/// Progress token (LSP work-done progress); `serve` reports progress to its subscribers instead.
+type Token = Option<serde_json::Value>;
+
+#[derive(Debug, Default, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateParams {
+    pub name: String,
+    #[serde(default)]
+    #[ts(optional)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub stack: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub from: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub slot: Option<u32>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub cpu: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub memory: Option<String>,
+    /// `NAME=VALUE` entries; values are stored literally.
+    #[serde(default)]
+    #[ts(optional)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub restrict_domains: Option<bool>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub domains_file: Option<String>,
+    #[serde(default)]
+    #[ts(optional, type = "string | number")]
+    pub work_done_token: Token,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartParams {
+    pub name: String,
+    #[serde(default)]
+    #[ts(optional)]
+    pub cpu: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub memory: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    #[ts(optional, type = "string | number")]
+    pub work_done_token: Token,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct NameOutcome {
+    pub name: String,
+    pub ok: bool,
+    pub error: Option<ApiError>,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExposeParams {
+    pub name: String,
+    pub port: u32,
+    /// tcp (default), udp or both.
+    #[serde(default)]
+    #[ts(optional)]
+    pub proto: Option<String>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub host_port: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnexposeParams {
+    pub name: String,
+    pub port: u32,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecParams {
+    pub name: String,
+    /// argv, run as ubuntu in /workspace/project with a login environment (no shell parsing).
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecResult {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupParams {
+    #[serde(default)]
+    #[ts(optional)]
+    pub stacks: Option<Vec<String>>,
+    /// Stack names, or "all".
+    #[serde(default)]
+    #[ts(optional)]
+    pub rebuild: Option<Vec<String>>,
+    #[serde(default)]
+    #[ts(optional)]
+    pub base_image: Option<String>,
+    #[serde(default)]
+    #[ts(optional, type = "string | number")]
+    pub work_done_token: Token,
+}
+
+impl<'de> Deserialize<'de> for ApiError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            code: String,
+            message: String,
+            hint: Option<String>,
+        }
+        let r = Raw::deserialize(d)?;
+        Ok(ApiError { code: r.code, message: r.message, hint: r.hint })
+    }
+}
+
+fn outcome(name: String, r: Result<(), EngineError>) -> NameOutcome {
+    match r {
+        Ok(()) => NameOutcome { name, ok: true, error: None },
+        Err(e) => NameOutcome { name, ok: false, error: Some(e.into()) },
+    }
+}
+
+impl Api {
+    pub async fn list(&self, p: ListParams, _cx: CallCx) -> R<Vec<Sandbox>> {
+        let mut all = sandbox::list(&self.engine.incus).await.map_err(EngineError::from)?;
+        if p.health.unwrap_or(true) {
+            sandbox::probe_health(&self.engine.incus, &mut all).await;
+        }
+        Ok(all)
+    }
+
+    pub async fn get(&self, p: NameParams, _cx: CallCx) -> R<Option<Sandbox>> {
+        validate::sandbox_name(&p.name)?;
+        let mut s = sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?;
+        if let Some(s) = s.as_mut() {
+            sandbox::probe_health(&self.engine.incus, std::slice::from_mut(s)).await;
+        }
+        Ok(s)
+    }
+
+    pub async fn create(&self, p: CreateParams, cx: CallCx) -> R<StartResult> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_some() {
+            return Err(EngineError::Conflict {
+                what: format!("sandbox '{}'", p.name),
+                hint: "pick another name, or use sandbox/start to restart it".into(),
+            }
+            .into());
+        }
+        let o = StartOptions {
+            name: p.name,
+            repo: p.repo,
+            stack: p.stack,
+            branch: p.branch,
+            from: p.from,
+            ssh_key: None,
+            slot: p.slot,
+            cpu: p.cpu,
+            memory: p.memory,
+            env: p.env.unwrap_or_default(),
+            restrict_domains: p.restrict_domains.unwrap_or(false),
+            domains_file: p.domains_file.map(Into::into),
+        };
+        Ok(self.engine.start(&o, cx.progress.as_ref(), &cx.cancel).await?)
+    }
+
+    pub async fn start(&self, p: StartParams, cx: CallCx) -> R<StartResult> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_none() {
+            return Err(not_found(&p.name).into());
+        }
+        let o = StartOptions {
+            name: p.name,
+            cpu: p.cpu,
+            memory: p.memory,
+            env: p.env.unwrap_or_default(),
+            ..Default::default()
+        };
+        Ok(self.engine.start(&o, cx.progress.as_ref(), &cx.cancel).await?)
+    }
+
+    async fn stop_or_destroy(&self, names: Vec<String>, remove: bool) -> R<Vec<NameOutcome>> {
+        let futs = names.into_iter().map(|n| async move {
+            let _g = self.lock(&n).await;
+            let mut r = self.engine.stop(std::slice::from_ref(&n), remove).await;
+            let (name, res) = r.pop().unwrap_or((n, Ok(())));
+            outcome(name, res)
+        });
+        Ok(futures::future::join_all(futs).await)
+    }
+
+    pub async fn stop(&self, p: NamesParams, _cx: CallCx) -> R<Vec<NameOutcome>> {
+        self.stop_or_destroy(p.names, false).await
+    }
+
+    pub async fn destroy(&self, p: NamesParams, _cx: CallCx) -> R<Vec<NameOutcome>> {
+        self.stop_or_destroy(p.names, true).await
+    }
+
+    pub async fn expose(&self, p: ExposeParams, _cx: CallCx) -> R<Vec<PortForward>> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        let host = p.host_port.map(|h| h.to_string());
+        let proto = p.proto.unwrap_or_else(|| "tcp".into());
+        Ok(self.engine.expose(&p.name, &p.port.to_string(), &proto, host.as_deref()).await?)
+    }
+
+    pub async fn unexpose(&self, p: UnexposeParams, _cx: CallCx) -> R<Done> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        self.engine.unexpose(&p.name, &p.port.to_string()).await?;
+        Ok(Done {})
+    }
+
+    pub async fn exec(&self, p: ExecParams, _cx: CallCx) -> R<ExecResult> {
+        validate::sandbox_name(&p.name)?;
+        if p.command.is_empty() {
+            return Err(EngineError::invalid(
+                "command",
+                "the command is empty",
+                "give argv, e.g. [\"git\", \"status\"]",
+            )
+            .into());
+        }
+        let s = sandbox::get(&self.engine.incus, &p.name)
+            .await
+            .map_err(EngineError::from)?
+            .ok_or_else(|| not_found(&p.name))?;
+        let mut argv = vec![
+            "bash".to_string(),
+            "-lc".into(),
+            r#"cd /workspace/project 2>/dev/null || cd; exec "$@""#.into(),
+            "sandbox-exec".into(),
+        ];
+        argv.extend(p.command);
+        let spec = ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu");
+        let out = self.engine.incus.exec(&s.instance, &spec).await.map_err(EngineError::from)?;
+        Ok(ExecResult { status: out.status, stdout: out.stdout_str(), stderr: out.stderr_str() })
+    }
+
+    pub async fn setup(&self, p: SetupParams, cx: CallCx) -> R<Vec<SetupReport>> {
+        let rebuild = match p.rebuild {
+            Some(v) if v.iter().any(|r| r == "all") => Rebuild::All,
+            Some(v) if !v.is_empty() => Rebuild::Some(v),
+            _ => Rebuild::None,
+        };
+        let opts = SetupOptions {
+            stacks: p.stacks.unwrap_or_default(),
+            rebuild,
+            base_image: p.base_image.unwrap_or_else(|| crate::engine::base_image::DEFAULT_BASE_IMAGE.into()),
+        };
+        let _g = self.lock("\0setup").await;
+        Ok(golden::setup(&self.engine.incus, &self.engine.host, &opts, cx.progress.clone(), &cx.cancel).await?)
+    }
+
+    pub async fn doctor(&self, _p: Empty, _cx: CallCx) -> R<Vec<Check>> {
+        Ok(doctor::run(&self.engine.incus, &self.engine.host).await)
+    }
+
+    pub async fn golden_images(&self, _p: Empty, _cx: CallCx) -> R<Vec<GoldenInfo>> {
+        Ok(golden::list(&self.engine.incus).await?)
+    }
+}

@@ -1,0 +1,219 @@
+//! The API: ONE method table (`for_each_method!`), typed params and results, dispatched by name.
+//! `sandbox lsp` (stdio, LSP framing) and `sandbox serve` both call `Api::dispatch`; the
+//! TypeScript the extension uses is generated from the same table (`typescript()`).
+mod frames;
+pub mod lsp;
+mod methods;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use ts_rs::TS;
+
+pub use methods::*;
+
+use crate::engine::{Engine, EngineError};
+use crate::progress::Progress;
+
+/// The whole protocol: method name → handler(params type) → result type.
+/// Adding a method here adds it to both transports and to the generated TypeScript.
+#[macro_export]
+macro_rules! for_each_method {
+    ($cb:ident) => {
+        $cb! {
+            "sandbox/list" => list(ListParams) -> Vec<Sandbox>;
+            "sandbox/get" => get(NameParams) -> Option<Sandbox>;
+            "sandbox/create" => create(CreateParams) -> StartResult;
+            "sandbox/start" => start(StartParams) -> StartResult;
+            "sandbox/stop" => stop(NamesParams) -> Vec<NameOutcome>;
+            "sandbox/destroy" => destroy(NamesParams) -> Vec<NameOutcome>;
+            "sandbox/expose" => expose(ExposeParams) -> Vec<PortForward>;
+            "sandbox/unexpose" => unexpose(UnexposeParams) -> Done;
+            "sandbox/exec" => exec(ExecParams) -> ExecResult;
+            "sandbox/setup" => setup(SetupParams) -> Vec<SetupReport>;
+            "sandbox/doctor" => doctor(Empty) -> Vec<Check>;
+            "sandbox/goldenImages" => golden_images(Empty) -> Vec<GoldenInfo>;
+        }
+    };
+}
+
+/// Server → client notification: the new state of one sandbox (null: it is gone).
+pub const CHANGED: &str = "sandbox/changed";
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Changed {
+    pub name: String,
+    pub sandbox: Option<crate::engine::sandbox::Sandbox>,
+}
+
+/// An error every client can act on: a stable code, a message and what to do.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiError {
+    /// invalid_params | invalid_input | not_found | conflict | failed | cancelled |
+    /// incus_unavailable | incus_error | unknown_method
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ApiError {
+    pub fn unknown_method(m: &str) -> Self {
+        Self {
+            code: "unknown_method".into(),
+            message: format!("unknown method '{m}'"),
+            hint: Some(format!("methods: {}", METHODS.join(", "))),
+        }
+    }
+    pub fn invalid_params(e: impl std::fmt::Display) -> Self {
+        Self { code: "invalid_params".into(), message: format!("invalid params: {e}"), hint: None }
+    }
+    /// JSON-RPC error code for this error.
+    pub fn rpc_code(&self) -> i64 {
+        match self.code.as_str() {
+            "unknown_method" => -32601,
+            "invalid_params" => -32602,
+            "cancelled" => -32800,
+            _ => -32000,
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self { code: e.code().into(), message: e.to_string(), hint: e.hint() }
+    }
+}
+
+/// What a call gets besides its params: where progress goes, and its cancellation.
+#[derive(Clone)]
+pub struct CallCx {
+    pub progress: Arc<dyn Progress>,
+    pub cancel: CancellationToken,
+}
+
+/// The engine plus per-sandbox serialisation (different sandboxes run in parallel).
+#[derive(Clone)]
+pub struct Api {
+    pub engine: Engine,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Api {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine, locks: Default::default() }
+    }
+
+    /// Holds the per-sandbox lock for the duration of an operation.
+    pub(crate) async fn lock(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(name.to_string()).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}
+
+fn parse<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> {
+    let params = if params.is_null() { Value::Object(Default::default()) } else { params };
+    serde_json::from_value(params).map_err(ApiError::invalid_params)
+}
+
+macro_rules! define_dispatch {
+    ($($name:literal => $fn:ident($params:ty) -> $result:ty;)*) => {
+        /// Every method name, in table order.
+        pub const METHODS: &[&str] = &[$($name),*];
+
+        impl Api {
+            /// Calls a method by name with JSON params: the one entry point of both transports.
+            pub async fn dispatch(&self, method: &str, params: Value, cx: CallCx) -> Result<Value, ApiError> {
+                match method {
+                    $($name => {
+                        let p: $params = parse(params)?;
+                        let r: $result = self.$fn(p, cx).await?;
+                        serde_json::to_value(r).map_err(|e| ApiError { code: "failed".into(), message: e.to_string(), hint: None })
+                    })*
+                    _ => Err(ApiError::unknown_method(method)),
+                }
+            }
+        }
+
+        /// The TypeScript declarations of the protocol (written to extension/src/protocol.generated.ts).
+        pub fn typescript() -> String {
+            let mut out = String::from(
+                "// Generated from server/src/api (the method table) by `cargo test -p sandbox protocol_ts`.\n\
+                 // Do not edit: change the Rust types, then run with UPDATE_PROTOCOL=1.\n\n",
+            );
+            for decl in declarations() {
+                out.push_str("export ");
+                out.push_str(&decl);
+                out.push_str("\n\n");
+            }
+            out.push_str("/** Every request: its params and its result. */\nexport interface Methods {\n");
+            $(out.push_str(&format!("  \"{}\": {{ params: {}; result: {} }};\n", $name, <$params as TS>::name(), <$result as TS>::name()));)*
+            out.push_str("}\n\nexport const METHODS = [\n");
+            $(out.push_str(&format!("  \"{}\",\n", $name));)*
+            out.push_str("] as const;\n\n");
+            out.push_str(&format!("/** Server → client notification. */\nexport const CHANGED = \"{CHANGED}\";\n"));
+            out
+        }
+    };
+}
+for_each_method!(define_dispatch);
+
+/// Every named type of the protocol, declared once.
+fn declarations() -> Vec<String> {
+    use crate::engine::doctor::Check;
+    use crate::engine::golden::{GoldenInfo, SetupReport};
+    use crate::engine::lifecycle::StartResult;
+    use crate::engine::sandbox::{Health, PortForward, Sandbox};
+    vec![
+        Sandbox::decl(),
+        PortForward::decl(),
+        Health::decl(),
+        StartResult::decl(),
+        GoldenInfo::decl(),
+        SetupReport::decl(),
+        Check::decl(),
+        Changed::decl(),
+        ApiError::decl(),
+        ListParams::decl(),
+        NameParams::decl(),
+        NamesParams::decl(),
+        CreateParams::decl(),
+        StartParams::decl(),
+        NameOutcome::decl(),
+        ExposeParams::decl(),
+        UnexposeParams::decl(),
+        ExecParams::decl(),
+        ExecResult::decl(),
+        SetupParams::decl(),
+        Empty::decl(),
+        Done::decl(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed TypeScript must match the Rust types (UPDATE_PROTOCOL=1 rewrites it).
+    #[test]
+    fn protocol_ts_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../extension/src/protocol.generated.ts");
+        let want = super::typescript();
+        if std::env::var_os("UPDATE_PROTOCOL").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "extension/src/protocol.generated.ts is stale: run `UPDATE_PROTOCOL=1 cargo test -p sandbox protocol_ts` and commit it"
+        );
+    }
+}

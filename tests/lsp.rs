@@ -1,0 +1,279 @@
+//! `sandbox lsp`: the real binary, real LSP framing (Content-Length), real Incus.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sandbox_e2e::*;
+use serde_json::{Value, json};
+
+struct Lsp {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: mpsc::Receiver<Value>,
+    next_id: i64,
+    /// Notifications and server requests seen while waiting for responses.
+    seen: Vec<Value>,
+}
+
+impl Lsp {
+    fn spawn(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(sandbox_bin());
+        cmd.arg("lsp").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn sandbox lsp");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            loop {
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.parse().unwrap();
+                    }
+                }
+                let mut buf = vec![0; len];
+                if r.read_exact(&mut buf).is_err() {
+                    return;
+                }
+                let v: Value = serde_json::from_slice(&buf).expect("server sent JSON");
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Lsp { child, stdin, rx, next_id: 1, seen: Vec::new() }
+    }
+
+    fn raw(&mut self, body: &[u8]) {
+        let s = self.stdin.as_mut().unwrap();
+        write!(s, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        s.write_all(body).unwrap();
+        s.flush().unwrap();
+    }
+
+    fn send(&mut self, v: Value) {
+        self.raw(serde_json::to_string(&v).unwrap().as_bytes());
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Waits for the response to `id`; keeps everything else in `seen`.
+    fn response(&mut self, id: i64, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.rx.recv_timeout(left).unwrap_or_else(|_| panic!("no response to {id} in {timeout:?}"));
+            if v.get("id") == Some(&json!(id)) && v.get("method").is_none() {
+                return v;
+            }
+            self.seen.push(v);
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request(method, params);
+        self.response(id, Duration::from_secs(120))
+    }
+
+    /// Waits for a message matching `pred` (looking at what was already seen first).
+    fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return self.seen.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.rx.recv_timeout(left).expect("expected message in time");
+            if pred(&v) {
+                return v;
+            }
+            self.seen.push(v);
+        }
+    }
+
+    fn initialize(&mut self) {
+        let r = self.call("initialize", json!({"capabilities": {}, "processId": null, "rootUri": null}));
+        assert_eq!(r["result"]["serverInfo"]["name"], "agent-sandboxes", "{r}");
+        self.notify("initialized", json!({}));
+    }
+}
+
+impl Drop for Lsp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn changed_for<'a>(name: &'a str, state: Option<&'a str>) -> impl Fn(&Value) -> bool + 'a {
+    move |v: &Value| {
+        v["method"] == "sandbox/changed"
+            && v["params"]["name"] == name
+            && match state {
+                Some(s) => v["params"]["sandbox"]["state"] == s,
+                None => v["params"]["sandbox"].is_null(),
+            }
+    }
+}
+
+#[test]
+fn lifecycle_with_progress_and_live_changes() {
+    let mut sb = Sandboxes::new();
+    let name = sb.name("lsp");
+    let mut lsp = Lsp::spawn(&[]);
+    // Before initialize: the proper error.
+    let r = lsp.call("sandbox/list", json!({}));
+    assert_eq!(r["error"]["code"], -32002, "{r}");
+    lsp.initialize();
+    let r = lsp.call("sandbox/list", json!({}));
+    assert!(r["result"].is_array(), "{r}");
+
+    // Create with a work-done token: $/progress begin/report/end, a result, and changes.
+    let r = lsp.call("sandbox/create", json!({"name": name, "stack": "minimal", "workDoneToken": "create-1"}));
+    assert_eq!(r["result"]["action"], "created", "{r}");
+    assert_eq!(r["result"]["sandbox"]["state"], "running");
+    let progress: Vec<&Value> =
+        lsp.seen.iter().filter(|v| v["method"] == "$/progress" && v["params"]["token"] == "create-1").collect();
+    let kinds: Vec<&str> = progress.iter().map(|v| v["params"]["value"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"begin"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+    assert!(
+        progress
+            .iter()
+            .any(|v| v["params"]["value"]["message"].as_str().is_some_and(|m| m.contains("Waiting for SSH")))
+    );
+    lsp.wait_for(Duration::from_secs(10), changed_for(&name, Some("running")));
+
+    // A stop done outside (the incus CLI) shows up as a notification, without polling.
+    let t0 = Instant::now();
+    assert!(Command::new("incus").args(["stop", "--force", &format!("agent-{name}")]).status().unwrap().success());
+    lsp.wait_for(Duration::from_secs(10), changed_for(&name, Some("stopped")));
+    eprintln!("outside stop → sandbox/changed after {:?} (incl. the stop itself)", t0.elapsed());
+
+    // get, start, exec, destroy through the same table.
+    let r = lsp.call("sandbox/start", json!({"name": name}));
+    assert_eq!(r["result"]["action"], "restarted", "{r}");
+    let r = lsp.call("sandbox/exec", json!({"name": name, "command": ["sh", "-c", "echo $USER; pwd"]}));
+    assert_eq!(r["result"]["stdout"], "ubuntu\n/workspace/project\n", "{r}");
+    let r = lsp.call("sandbox/get", json!({"name": name}));
+    assert_eq!(r["result"]["name"], name.as_str());
+    let r = lsp.call("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    assert_eq!(r["error"]["data"]["code"], "conflict", "{r}");
+    let r = lsp.call("sandbox/destroy", json!({"names": [name]}));
+
+    assert_eq!(r["result"][0]["ok"], true, "{r}");
+    lsp.wait_for(Duration::from_secs(10), changed_for(&name, None));
+    let r = lsp.call("sandbox/get", json!({"name": name}));
+    assert!(r["result"].is_null());
+    let r = lsp.call("shutdown", Value::Null);
+    assert!(r.get("error").is_none(), "{r}");
+    lsp.notify("exit", Value::Null);
+    let st = lsp.child.wait().unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_server_stays_up() {
+    let mut lsp = Lsp::spawn(&[]);
+    lsp.initialize();
+    // Malformed JSON: a Parse error response, and the server lives on.
+    lsp.raw(b"{this is not json");
+    let e = lsp.wait_for(Duration::from_secs(10), |v| v["error"]["code"] == -32700);
+    assert!(e["id"].is_null(), "{e}");
+    let r = lsp.call("sandbox/list", json!({"health": false}));
+    assert!(r["result"].is_array(), "{r}");
+    // Unknown method.
+    let r = lsp.call("sandbox/nope", json!({}));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    // Wrong param types and unknown fields.
+    let r = lsp.call("sandbox/expose", json!({"name": "x", "port": "abc"}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = lsp.call("sandbox/list", json!({"health": false, "bogus": 1}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    // Validation at the boundary: typed error with a hint.
+    let r = lsp.call("sandbox/create", json!({"name": "bad name"}));
+    assert_eq!(r["error"]["data"]["code"], "invalid_input", "{r}");
+    assert!(r["error"]["data"]["hint"].is_string());
+    // A large message (8 MiB of params) is read and refused by validation; one over the
+    // 16 MiB limit is skipped with an error.
+    let big = "x".repeat(8 << 20);
+    let r = lsp.call("sandbox/get", json!({"name": big}));
+    assert_eq!(r["error"]["data"]["code"], "invalid_input", "{}", &r.to_string()[..200.min(r.to_string().len())]);
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":999,\"method\":\"sandbox/get\",\"params\":{{\"name\":\"{}\"}}}}",
+        "y".repeat(17 << 20)
+    );
+    lsp.raw(huge.as_bytes());
+    let e = lsp.wait_for(Duration::from_secs(30), |v| v["error"]["code"] == -32600);
+    assert!(e["error"]["message"].as_str().unwrap().contains("limit"), "{e}");
+    let r = lsp.call("sandbox/doctor", json!({}));
+    assert!(r["result"].as_array().is_some_and(|a| !a.is_empty()), "still serving: {r}");
+}
+
+#[test]
+fn cancelling_a_create_rolls_it_back() {
+    let name = unique("cancel");
+    let _c = Cleanup(vec![format!("agent-{name}")]);
+    let mut lsp = Lsp::spawn(&[("SANDBOX_FAULT", "slow-after-copy")]);
+    lsp.initialize();
+    let id = lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    // Wait until the instance exists (the copy happened), then cancel.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !incus_names().contains(&format!("agent-{name}")) {
+        assert!(Instant::now() < deadline, "create never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lsp.notify("$/cancelRequest", json!({"id": id}));
+    let r = lsp.response(id, Duration::from_secs(30));
+    assert_eq!(r["error"]["code"], -32800, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while incus_names().contains(&format!("agent-{name}")) {
+        assert!(Instant::now() < deadline, "rolled back: the instance is gone");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cfg = std::fs::read_to_string(sandbox_home().join("ssh_config")).unwrap_or_default();
+    assert!(!cfg.contains(&name), "no ssh entry left");
+}
+
+#[test]
+fn a_client_vanishing_mid_create_leaves_no_orphan() {
+    let name = unique("vanish");
+    let _c = Cleanup(vec![format!("agent-{name}")]);
+    let mut lsp = Lsp::spawn(&[("SANDBOX_FAULT", "slow-after-copy")]);
+    lsp.initialize();
+    lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !incus_names().contains(&format!("agent-{name}")) {
+        assert!(Instant::now() < deadline, "create never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(lsp.stdin.take()); // the editor is gone
+    let st = lsp.child.wait().unwrap();
+    assert!(st.success());
+    // Either fully created and reachable, or not there at all.
+    if incus_names().contains(&format!("agent-{name}")) {
+        assert!(ssh(&name, "true").status.success(), "a sandbox that exists is complete");
+        let _ = sandbox(&["rm", &name], &[]);
+    }
+}
