@@ -4,6 +4,7 @@
 mod frames;
 pub mod lsp;
 mod methods;
+pub mod serve;
 pub mod watch;
 
 use std::collections::HashMap;

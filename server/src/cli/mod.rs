@@ -52,6 +52,12 @@ enum Command {
     Nuke(sandboxes::NukeArgs),
     /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
     Lsp,
+    /// The API for scripts and other editors: JSON-RPC over HTTP/WebSocket on loopback, with a token.
+    Serve {
+        /// Loopback address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7681")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 pub struct Ctx {
@@ -113,6 +119,11 @@ pub fn main() -> ExitCode {
                 // tokio's stdin reader is a blocking thread that would keep the runtime (and the
                 // process) alive until the client closes its end; `exit` means exit now.
                 std::process::exit(0);
+            }
+            Command::Serve { listen } => {
+                crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
             }
         };
         match res {

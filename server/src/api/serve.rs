@@ -1,0 +1,129 @@
+//! `sandbox serve`: the same method table as a local JSON-RPC API (jsonrpsee, HTTP and
+//! WebSocket) for scripts, CI and other editors. Loopback only, guarded by a bearer token kept in
+//! `~/.sandbox/serve.token` (0600). Live changes: subscribe with `sandbox/subscribeChanges`
+//! (notifications `sandbox/changed`, unsubscribe with `sandbox/unsubscribeChanges`).
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jsonrpsee::server::{HttpBody, RpcModule, Server, SubscriptionMessage};
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{Api, ApiError, CHANGED, CallCx, METHODS, watch};
+use crate::engine::{EngineError, Result};
+
+pub fn token_path() -> std::path::PathBuf {
+    crate::paths::sandbox_home().join("serve.token")
+}
+
+/// The token clients send as `Authorization: Bearer TOKEN`; created on first use.
+pub fn ensure_token() -> Result<String> {
+    let path = token_path();
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if t.len() >= 32 {
+            return Ok(t);
+        }
+    }
+    let token = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    crate::engine::sshcfg::write_private(&path, format!("{token}\n").as_bytes(), 0o600)?;
+    Ok(token)
+}
+
+fn to_rpc(e: ApiError) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(e.rpc_code() as i32, e.message.clone(), Some(e))
+}
+
+/// Builds the module: every method of the table, plus the change subscription.
+pub fn module(api: Api) -> RpcModule<Api> {
+    let mut m = RpcModule::new(api);
+    for &name in METHODS {
+        m.register_async_method(name, move |params, api, _| async move {
+            let value: Value = match params.as_str() {
+                Some(raw) => serde_json::from_str(raw).map_err(|e| to_rpc(ApiError::invalid_params(e)))?,
+                None => Value::Null,
+            };
+            // Progress is not streamed over serve yet; the result carries the outcome.
+            let cx = CallCx { progress: Arc::new(crate::progress::Silent), cancel: CancellationToken::new() };
+            api.dispatch(name, value, cx).await.map_err(to_rpc)
+        })
+        .expect("method names are unique");
+    }
+    m.register_subscription(
+        "sandbox/subscribeChanges",
+        CHANGED,
+        "sandbox/unsubscribeChanges",
+        |_, pending, api, _| async move {
+            let sink = pending.accept().await?;
+            let mut rx = watch::follow(api.engine.incus.clone());
+            loop {
+                tokio::select! {
+                    _ = sink.closed() => return Ok(()),
+                    msg = rx.recv() => {
+                        let Some(changed) = msg else { return Ok(()) };
+                        let raw = serde_json::value::to_raw_value(&changed)?;
+                        sink.send(SubscriptionMessage::from(raw)).await?;
+                    }
+                }
+            }
+        },
+    )
+    .expect("subscription names are unique");
+    m
+}
+
+/// `Authorization: Bearer TOKEN` on every HTTP request and WebSocket upgrade.
+#[derive(Clone)]
+struct TokenCheck(Arc<String>);
+
+impl<B> tower_http::validate_request::ValidateRequest<B> for TokenCheck {
+    type ResponseBody = HttpBody;
+    fn validate(
+        &mut self,
+        req: &mut jsonrpsee::server::HttpRequest<B>,
+    ) -> Result<(), jsonrpsee::server::HttpResponse<HttpBody>> {
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant-time comparison: the token must not leak through timing.
+        let want = self.0.as_bytes();
+        let ok = given.len() == want.len() && given.bytes().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if ok {
+            return Ok(());
+        }
+        let mut resp = jsonrpsee::server::HttpResponse::new(HttpBody::from(
+            "missing or wrong token: send Authorization: Bearer <~/.sandbox/serve.token>",
+        ));
+        *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
+        Err(resp)
+    }
+}
+
+/// Serves until Ctrl-C. Refuses non-loopback addresses.
+pub async fn serve(api: Api, listen: SocketAddr, cancel: CancellationToken) -> Result<()> {
+    if !listen.ip().is_loopback() {
+        return Err(EngineError::invalid(
+            "listen",
+            format!("{listen} is not a loopback address"),
+            "the API listens on 127.0.0.1 or [::1] only, e.g. --listen 127.0.0.1:7681",
+        ));
+    }
+    let token = ensure_token()?;
+    let auth = tower_http::validate_request::ValidateRequestHeaderLayer::custom(TokenCheck(Arc::new(token)));
+    let server =
+        Server::builder().set_http_middleware(tower::ServiceBuilder::new().layer(auth)).build(listen).await.map_err(
+            |e| EngineError::failed(format!("cannot listen on {listen}: {e}"), "choose another port with --listen"),
+        )?;
+    let addr = server.local_addr().map_err(|e| EngineError::failed(e.to_string(), ""))?;
+    eprintln!("sandbox serve: listening on http://{addr} and ws://{addr} (token in {})", token_path().display());
+    let handle = server.start(module(api));
+    tokio::select! {
+        _ = cancel.cancelled() => { let _ = handle.stop(); }
+        _ = handle.clone().stopped() => {}
+    }
+    Ok(())
+}

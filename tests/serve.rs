@@ -1,0 +1,106 @@
+//! `sandbox serve`: the jsonrpsee client against the real binary and real Incus.
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
+use jsonrpsee::core::params::ObjectParams;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use sandbox_e2e::*;
+use serde_json::Value;
+
+struct Served(Child, u16);
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn serve() -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(sandbox_bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Served(child, port)
+}
+
+async fn client(port: u16, token: Option<&str>) -> Result<WsClient, jsonrpsee::core::ClientError> {
+    let mut headers = http::HeaderMap::new();
+    if let Some(t) = token {
+        headers.insert("Authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    WsClientBuilder::default().set_headers(headers).build(format!("ws://127.0.0.1:{port}")).await
+}
+
+fn params(pairs: &[(&str, Value)]) -> ObjectParams {
+    let mut p = ObjectParams::new();
+    for (k, v) in pairs {
+        p.insert(k, v.clone()).unwrap();
+    }
+    p
+}
+
+#[tokio::test]
+async fn the_method_table_over_jsonrpsee_with_a_token_and_live_changes() {
+    let s = serve();
+    // No token, wrong token: refused.
+    assert!(client(s.1, None).await.is_err(), "no token refused");
+    assert!(client(s.1, Some("wrong")).await.is_err(), "wrong token refused");
+    let token = std::fs::read_to_string(sandbox_home().join("serve.token")).unwrap();
+    let meta = std::fs::metadata(sandbox_home().join("serve.token")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    let c = client(s.1, Some(token.trim())).await.expect("connect with the token");
+
+    let list: Vec<Value> = c.request("sandbox/list", params(&[("health", false.into())])).await.unwrap();
+    let _ = list;
+    let mut changes =
+        c.subscribe::<Value, _>("sandbox/subscribeChanges", rpc_params![], "sandbox/unsubscribeChanges").await.unwrap();
+    let mut sb = Sandboxes::new();
+    let name = sb.name("serve");
+    let r: Value = c
+        .request("sandbox/create", params(&[("name", name.clone().into()), ("stack", "minimal".into())]))
+        .await
+        .unwrap();
+    assert_eq!(r["action"], "created");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = tokio::time::timeout_at(deadline, changes.next()).await.expect("a change in time").unwrap().unwrap();
+        if v["name"] == name.as_str() && v["sandbox"]["state"] == "running" {
+            break;
+        }
+    }
+    // Typed errors with a stable code and a hint.
+    let err = c.request::<Value, _>("sandbox/create", params(&[("name", "bad name".into())])).await.unwrap_err();
+    let jsonrpsee::core::ClientError::Call(obj) = err else { panic!("call error expected: {err:?}") };
+    let data: Value = serde_json::from_str(obj.data().unwrap().get()).unwrap();
+    assert_eq!(data["code"], "invalid_input");
+    assert!(data["hint"].is_string());
+    let err = c.request::<Value, _>("sandbox/nope", params(&[])).await.unwrap_err();
+    assert!(matches!(err, jsonrpsee::core::ClientError::Call(ref o) if o.code() == -32601), "{err:?}");
+    // Two clients see the same state.
+    let c2 = client(s.1, Some(token.trim())).await.unwrap();
+    let got: Value = c2.request("sandbox/get", params(&[("name", name.clone().into())])).await.unwrap();
+    assert_eq!(got["state"], "running");
+    let r: Vec<Value> = c.request("sandbox/destroy", params(&[("names", serde_json::json!([name]))])).await.unwrap();
+    assert_eq!(r[0]["ok"], true);
+    loop {
+        let v = tokio::time::timeout_at(deadline, changes.next()).await.expect("a change in time").unwrap().unwrap();
+        if v["name"] == name.as_str() && v["sandbox"].is_null() {
+            break;
+        }
+    }
+}
+
+#[test]
+fn serve_refuses_non_loopback_addresses() {
+    let o = sandbox(&["serve", "--listen", "0.0.0.0:7699"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("not a loopback address"), "{}", text(&o.stderr));
+}
