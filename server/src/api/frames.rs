@@ -119,3 +119,9 @@ where
     });
     (server_in, server_out)
 }
+
+/// Reads one frame (test hook for the fuzz test): Ok(true) if something was read.
+#[cfg(test)]
+pub(crate) async fn read_frame_for_tests<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<bool> {
+    Ok(read_frame(r).await?.is_some())
+}

@@ -145,6 +145,14 @@ macro_rules! define_dispatch {
             }
         }
 
+        /// Decodes params for a method without running it (what the fuzz test exercises).
+        pub fn decode_params(method: &str, params: Value) -> Result<(), ApiError> {
+            match method {
+                $($name => parse::<$params>(params).map(|_| ()),)*
+                _ => Err(ApiError::unknown_method(method)),
+            }
+        }
+
         /// The TypeScript declarations of the protocol (written to extension/src/protocol.generated.ts).
         pub fn typescript() -> String {
             let mut out = String::from(
@@ -202,6 +210,53 @@ fn declarations() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{0,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any JSON as params, for any method name: decoding answers Ok or a typed error, never panics.
+        #[test]
+        fn request_decoding_never_panics(params in json(), pick in 0usize..20, junk in ".{0,20}") {
+            let method = super::METHODS.get(pick).map(|s| s.to_string()).unwrap_or(junk);
+            match super::decode_params(&method, params) {
+                Ok(()) => prop_assert!(super::METHODS.contains(&method.as_str())),
+                Err(e) => prop_assert!(["invalid_params", "unknown_method"].contains(&e.code.as_str())),
+            }
+        }
+
+        /// Arbitrary bytes in front of the LSP transport never panic the frame reader.
+        #[test]
+        fn frame_reader_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = tokio::io::BufReader::new(&bytes[..]);
+                for _ in 0..8 {
+                    match super::frames::read_frame_for_tests(&mut r).await {
+                        Ok(true) => continue,
+                        _ => break,
+                    }
+                }
+            });
+        }
+    }
+
     /// The committed TypeScript must match the Rust types (UPDATE_PROTOCOL=1 rewrites it).
     #[test]
     fn protocol_ts_is_current() {
