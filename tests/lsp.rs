@@ -277,3 +277,38 @@ fn a_client_vanishing_mid_create_leaves_no_orphan() {
         let _ = sandbox(&["rm", &name], &[]);
     }
 }
+
+/// Restarts incusd, so it is ignored by default: tests/run.sh runs it on CI, after the suites.
+#[test]
+#[ignore = "restarts the Incus daemon; run by tests/run.sh on CI only"]
+fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts() {
+    let mut sb = Sandboxes::new();
+    let name = sb.name("restart");
+    let (mut a, mut b) = (Lsp::spawn(&[]), Lsp::spawn(&[]));
+    a.initialize();
+    b.initialize();
+    std::thread::sleep(Duration::from_millis(500));
+    // A create from the CLI shows up in both windows.
+    create(&name, &[]);
+    a.wait_for(Duration::from_secs(10), changed_for(&name, Some("running")));
+    b.wait_for(Duration::from_secs(10), changed_for(&name, Some("running")));
+    // The daemon goes away and comes back (our own script starts it).
+    assert!(Command::new("incus").args(["admin", "shutdown"]).status().unwrap().success());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-host.sh");
+    assert!(Command::new("bash").arg(script).args(["--nat", "off"]).status().unwrap().success());
+    // Instances that were running come back; wait for ours, then stop it from outside.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = Command::new("incus").args(["list", "--format", "csv", "-c", "ns", &format!("agent-{name}")]).output().unwrap();
+        if text(&o.stdout).contains("RUNNING") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sandbox back after the restart");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Both clients re-synchronised and still receive live changes.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(Command::new("incus").args(["stop", "--force", &format!("agent-{name}")]).status().unwrap().success());
+    a.wait_for(Duration::from_secs(15), changed_for(&name, Some("stopped")));
+    b.wait_for(Duration::from_secs(15), changed_for(&name, Some("stopped")));
+}

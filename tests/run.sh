@@ -43,6 +43,8 @@ step "tests (real Incus)"
 cargo test --workspace --locked -- "$@"
 
 if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
+  step "incusd restarted under two sidecars (disruptive: CI only)"
+  cargo test -p sandbox-e2e --locked --test lsp -- --ignored
   step "nuke (destructive: CI only)"
   cargo test -p sandbox-e2e --locked --test nuke -- --ignored
 fi
