@@ -299,7 +299,10 @@ fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts
     // Instances that were running come back; wait for ours, then stop it from outside.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let o = Command::new("incus").args(["list", "--format", "csv", "-c", "ns", &format!("agent-{name}")]).output().unwrap();
+        let o = Command::new("incus")
+            .args(["list", "--format", "csv", "-c", "ns", &format!("agent-{name}")])
+            .output()
+            .unwrap();
         if text(&o.stdout).contains("RUNNING") {
             break;
         }

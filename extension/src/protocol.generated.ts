@@ -69,6 +69,12 @@ fix: string | null, };
 
 export type Changed = { name: string, sandbox: Sandbox | null, };
 
+export type ProgressEvent = { token: string | number, 
+/**
+ * begin | report | end
+ */
+kind: string, message: string | null, };
+
 export type ApiError = { 
 /**
  * invalid_params | invalid_input | not_found | conflict | failed | cancelled |

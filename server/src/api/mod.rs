@@ -191,6 +191,7 @@ fn declarations() -> Vec<String> {
         SetupReport::decl(),
         Check::decl(),
         Changed::decl(),
+        serve::ProgressEvent::decl(),
         ApiError::decl(),
         ListParams::decl(),
         NameParams::decl(),

@@ -1,13 +1,15 @@
 //! `sandbox serve`: the same method table as a local JSON-RPC API (jsonrpsee, HTTP and
 //! WebSocket) for scripts, CI and other editors. Loopback only, guarded by a bearer token kept in
 //! `~/.sandbox/serve.token` (0600). Live changes: subscribe with `sandbox/subscribeChanges`
-//! (notifications `sandbox/changed`, unsubscribe with `sandbox/unsubscribeChanges`).
+//! (notifications `sandbox/changed`, unsubscribe with `sandbox/unsubscribeChanges`). Progress:
+//! pass `workDoneToken` and subscribe with `sandbox/subscribeProgress` (`sandbox/progress`).
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::server::{HttpBody, RpcModule, Server, SubscriptionMessage};
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::Value;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::{Api, ApiError, CHANGED, CallCx, METHODS, watch};
@@ -35,21 +37,88 @@ fn to_rpc(e: ApiError) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(e.rpc_code() as i32, e.message.clone(), Some(e))
 }
 
-/// Builds the module: every method of the table, plus the change subscription.
+/// One progress message of a call that passed `workDoneToken` (like LSP work-done progress).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressEvent {
+    #[ts(type = "string | number")]
+    pub token: Value,
+    /// begin | report | end
+    pub kind: String,
+    pub message: Option<String>,
+}
+
+struct Broadcast {
+    tx: broadcast::Sender<ProgressEvent>,
+    token: Value,
+}
+
+impl crate::progress::Progress for Broadcast {
+    fn step(&self, message: &str) {
+        let _ = self.tx.send(ProgressEvent {
+            token: self.token.clone(),
+            kind: "report".into(),
+            message: Some(message.into()),
+        });
+    }
+    fn line(&self, line: &str) {
+        self.step(&format!("  {line}"));
+    }
+}
+
+/// Builds the module: every method of the table, plus the change and progress subscriptions.
 pub fn module(api: Api) -> RpcModule<Api> {
+    let (progress_tx, _) = broadcast::channel::<ProgressEvent>(1024);
     let mut m = RpcModule::new(api);
     for &name in METHODS {
-        m.register_async_method(name, move |params, api, _| async move {
-            let value: Value = match params.as_str() {
-                Some(raw) => serde_json::from_str(raw).map_err(|e| to_rpc(ApiError::invalid_params(e)))?,
-                None => Value::Null,
-            };
-            // Progress is not streamed over serve yet; the result carries the outcome.
-            let cx = CallCx { progress: Arc::new(crate::progress::Silent), cancel: CancellationToken::new() };
-            api.dispatch(name, value, cx).await.map_err(to_rpc)
+        let tx = progress_tx.clone();
+        m.register_async_method(name, move |params, api, _| {
+            let tx = tx.clone();
+            async move {
+                let mut value: Value = match params.as_str() {
+                    Some(raw) => serde_json::from_str(raw).map_err(|e| to_rpc(ApiError::invalid_params(e)))?,
+                    None => Value::Null,
+                };
+                let token = value.as_object_mut().and_then(|o| o.remove("workDoneToken"));
+                let progress: Arc<dyn crate::progress::Progress> = match &token {
+                    Some(t) => {
+                        let _ = tx.send(ProgressEvent {
+                            token: t.clone(),
+                            kind: "begin".into(),
+                            message: Some(name.into()),
+                        });
+                        Arc::new(Broadcast { tx: tx.clone(), token: t.clone() })
+                    }
+                    None => Arc::new(crate::progress::Silent),
+                };
+                let cx = CallCx { progress, cancel: CancellationToken::new() };
+                let res = api.dispatch(name, value, cx).await.map_err(to_rpc);
+                if let Some(t) = token {
+                    let _ = tx.send(ProgressEvent { token: t, kind: "end".into(), message: None });
+                }
+                res
+            }
         })
         .expect("method names are unique");
     }
+    let tx = progress_tx.clone();
+    m.register_subscription("sandbox/subscribeProgress", "sandbox/progress", "sandbox/unsubscribeProgress", move |_, pending, _, _| {
+        let mut rx = tx.subscribe();
+        async move {
+            let sink = pending.accept().await?;
+            loop {
+                tokio::select! {
+                    _ = sink.closed() => return Ok(()),
+                    msg = rx.recv() => match msg {
+                        Ok(ev) => sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&ev)?)).await?,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+        }
+    })
+    .expect("subscription names are unique");
     m.register_subscription(
         "sandbox/subscribeChanges",
         CHANGED,
