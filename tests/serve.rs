@@ -17,10 +17,15 @@ impl Drop for Served {
 }
 
 fn serve() -> Served {
+    serve_with(&[])
+}
+
+fn serve_with(env: &[(&str, &str)]) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(sandbox_bin())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
+        .envs(env.iter().copied())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -103,4 +108,37 @@ fn serve_refuses_non_loopback_addresses() {
     let o = sandbox(&["serve", "--listen", "0.0.0.0:7699"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("not a loopback address"), "{}", text(&o.stderr));
+}
+
+#[tokio::test]
+async fn a_client_vanishing_mid_create_leaves_no_orphan() {
+    let s = serve_with(&[("SANDBOX_FAULT", "slow-after-copy")]);
+    let token = std::fs::read_to_string(sandbox_home().join("serve.token")).unwrap();
+    let c = client(s.1, Some(token.trim())).await.unwrap();
+    let name = unique("svanish");
+    let _c = Cleanup(vec![format!("agent-{name}")]);
+    let call = {
+        let name = name.clone();
+        tokio::spawn(async move {
+            let _ = c
+                .request::<Value, _>("sandbox/create", params(&[("name", name.into()), ("stack", "minimal".into())]))
+                .await;
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !incus_names().contains(&format!("agent-{name}")) {
+        assert!(Instant::now() < deadline, "create never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    call.abort(); // the client (and its connection) goes away mid-create
+    // The server finishes the create: the sandbox ends complete and reachable, not half-made.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if listed(&name).is_some_and(|s| s["state"] == "running") && ssh(&name, "true").status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the create was completed after the client left");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = sandbox(&["rm", &name], &[]);
 }

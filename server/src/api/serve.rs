@@ -92,7 +92,13 @@ pub fn module(api: Api) -> RpcModule<Api> {
                     None => Arc::new(crate::progress::Silent),
                 };
                 let cx = CallCx { progress, cancel: CancellationToken::new() };
-                let res = api.dispatch(name, value, cx).await.map_err(to_rpc);
+                // Its own task: a client that disconnects mid-call does not drop a create
+                // half-way; the operation completes (or rolls back on failure) regardless.
+                let api = Api::clone(&api);
+                let res = tokio::spawn(async move { api.dispatch(name, value, cx).await })
+                    .await
+                    .map_err(|e| to_rpc(ApiError { code: "failed".into(), message: e.to_string(), hint: None }))?
+                    .map_err(to_rpc);
                 if let Some(t) = token {
                     let _ = tx.send(ProgressEvent { token: t, kind: "end".into(), message: None });
                 }
