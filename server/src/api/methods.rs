@@ -26,10 +26,9 @@ pub struct Done {}
 
 #[derive(Debug, Default, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
 pub struct ListParams {
     /// Include health probes (docker, ssh-agent, Claude auth). Default true.
-    #[serde(default)]
-    #[ts(optional)]
     pub health: Option<bool>,
 }
 
@@ -45,65 +44,36 @@ pub struct NamesParams {
     pub names: Vec<String>,
 }
 
-/// Progress token (LSP work-done progress); `serve` reports progress to its subscribers instead.
-type Token = Option<serde_json::Value>;
-
 #[derive(Debug, Default, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
 pub struct CreateParams {
     pub name: String,
-    #[serde(default)]
-    #[ts(optional)]
     pub repo: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub stack: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub branch: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub from: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub slot: Option<u32>,
-    #[serde(default)]
-    #[ts(optional)]
     pub cpu: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub memory: Option<String>,
     /// `NAME=VALUE` entries; values are stored literally.
-    #[serde(default)]
-    #[ts(optional)]
     pub env: Option<Vec<String>>,
-    #[serde(default)]
-    #[ts(optional)]
     pub restrict_domains: Option<bool>,
-    #[serde(default)]
-    #[ts(optional)]
     pub domains_file: Option<String>,
-    #[serde(default)]
     #[ts(optional, type = "string | number")]
-    pub work_done_token: Token,
+    pub work_done_token: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
 pub struct StartParams {
     pub name: String,
-    #[serde(default)]
-    #[ts(optional)]
     pub cpu: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub memory: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub env: Option<Vec<String>>,
-    #[serde(default)]
     #[ts(optional, type = "string | number")]
-    pub work_done_token: Token,
+    pub work_done_token: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, Serialize, TS)]
@@ -116,15 +86,12 @@ pub struct NameOutcome {
 
 #[derive(Debug, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
 pub struct ExposeParams {
     pub name: String,
     pub port: u32,
     /// tcp (default), udp or both.
-    #[serde(default)]
-    #[ts(optional)]
     pub proto: Option<String>,
-    #[serde(default)]
-    #[ts(optional)]
     pub host_port: Option<u32>,
 }
 
@@ -153,20 +120,14 @@ pub struct ExecResult {
 
 #[derive(Debug, Default, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
 pub struct SetupParams {
-    #[serde(default)]
-    #[ts(optional)]
     pub stacks: Option<Vec<String>>,
     /// Stack names, or "all".
-    #[serde(default)]
-    #[ts(optional)]
     pub rebuild: Option<Vec<String>>,
-    #[serde(default)]
-    #[ts(optional)]
     pub base_image: Option<String>,
-    #[serde(default)]
     #[ts(optional, type = "string | number")]
-    pub work_done_token: Token,
+    pub work_done_token: Option<serde_json::Value>,
 }
 
 impl<'de> Deserialize<'de> for ApiError {
