@@ -106,12 +106,11 @@ async fn events_see_start_and_stop_done_outside() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !(actions.contains(&"instance-started".to_string()) && actions.contains(&"instance-stopped".to_string())) {
         let msg = tokio::time::timeout_at(deadline, rx.recv()).await.expect("events in time").expect("stream open");
-        if let sandbox::incus::EventMsg::Event(ev) = msg {
-            if let Some((action, inst)) = ev.lifecycle() {
-                if inst == name {
-                    actions.push(action.to_string());
-                }
-            }
+        if let sandbox::incus::EventMsg::Event(ev) = msg
+            && let Some((action, inst)) = ev.lifecycle()
+            && inst == name
+        {
+            actions.push(action.to_string());
         }
     }
 }

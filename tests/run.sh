@@ -36,8 +36,9 @@ done
 step "golden image for the tests: sandbox setup --stack minimal"
 "$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal
 
-step "lint: rustfmt"
+step "lint: rustfmt, clippy"
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (real Incus)"
 cargo test --workspace --locked -- "$@"

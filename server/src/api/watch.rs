@@ -16,12 +16,10 @@ pub fn follow(incus: Incus) -> mpsc::Receiver<Changed> {
         while let Some(msg) = events.recv().await {
             match msg {
                 EventMsg::Connected => {
-                    if connected_before {
-                        if let Ok(all) = sandbox::list(&incus).await {
-                            for s in all {
-                                if tx.send(Changed { name: s.name.clone(), sandbox: Some(s) }).await.is_err() {
-                                    return;
-                                }
+                    if connected_before && let Ok(all) = sandbox::list(&incus).await {
+                        for s in all {
+                            if tx.send(Changed { name: s.name.clone(), sandbox: Some(s) }).await.is_err() {
+                                return;
                             }
                         }
                     }

@@ -61,23 +61,23 @@ fn validate(o: &StartOptions) -> Result<Validated> {
     if let Some(s) = o.slot {
         validate::slot(s)?;
     }
-    if let Some(k) = &o.ssh_key {
-        if !k.is_file() {
-            return Err(EngineError::invalid(
-                "ssh key",
-                format!("{} is not a file", k.display()),
-                "give the path of a private key",
-            ));
-        }
+    if let Some(k) = &o.ssh_key
+        && !k.is_file()
+    {
+        return Err(EngineError::invalid(
+            "ssh key",
+            format!("{} is not a file", k.display()),
+            "give the path of a private key",
+        ));
     }
-    if let Some(f) = &o.domains_file {
-        if std::fs::read_to_string(f).is_err() {
-            return Err(EngineError::invalid(
-                "domains file",
-                format!("cannot read {}", f.display()),
-                "give a readable file with one domain per line",
-            ));
-        }
+    if let Some(f) = &o.domains_file
+        && std::fs::read_to_string(f).is_err()
+    {
+        return Err(EngineError::invalid(
+            "domains file",
+            format!("cannot read {}", f.display()),
+            "give a readable file with one domain per line",
+        ));
     }
     Ok(Validated {
         cpu: o.cpu.as_deref().map(validate::cpu).transpose()?,

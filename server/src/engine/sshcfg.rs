@@ -60,10 +60,10 @@ pub fn generate_ed25519(comment: &str) -> Result<(String, String)> {
 pub fn ensure_client_key() -> Result<String> {
     let path = client_key_path();
     let pub_path = path.with_extension("pub");
-    if let Ok(p) = std::fs::read_to_string(&pub_path) {
-        if path.exists() {
-            return Ok(p.trim().to_string());
-        }
+    if let Ok(p) = std::fs::read_to_string(&pub_path)
+        && path.exists()
+    {
+        return Ok(p.trim().to_string());
     }
     let (private, public) = generate_ed25519("agent-sandboxes client")?;
     write_private(&path, private.as_bytes(), 0o600)?;
@@ -74,22 +74,22 @@ pub fn ensure_client_key() -> Result<String> {
 /// Public keys allowed to log in: the managed key plus the user's `~/.ssh/id_*.pub`.
 pub fn authorized_keys() -> Result<String> {
     let mut keys = vec![ensure_client_key()?];
-    if let Some(home) = dirs::home_dir() {
-        if let Ok(entries) = std::fs::read_dir(home.join(".ssh")) {
-            let mut user: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("id_") && n.ends_with(".pub"))
-                })
-                .collect();
-            user.sort();
-            for p in user {
-                if let Ok(k) = std::fs::read_to_string(&p) {
-                    let k = k.trim();
-                    if k.starts_with("ssh-") || k.starts_with("ecdsa-") || k.starts_with("sk-") {
-                        keys.push(k.to_string());
-                    }
+    if let Some(home) = dirs::home_dir()
+        && let Ok(entries) = std::fs::read_dir(home.join(".ssh"))
+    {
+        let mut user: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("id_") && n.ends_with(".pub"))
+            })
+            .collect();
+        user.sort();
+        for p in user {
+            if let Ok(k) = std::fs::read_to_string(&p) {
+                let k = k.trim();
+                if k.starts_with("ssh-") || k.starts_with("ecdsa-") || k.starts_with("sk-") {
+                    keys.push(k.to_string());
                 }
             }
         }

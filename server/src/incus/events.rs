@@ -39,14 +39,12 @@ impl Incus {
                                 _ = tx.closed() => return,
                                 m = ws.next() => match m {
                                     Some(Ok(Message::Text(t))) => {
-                                        if let Ok(ev) = serde_json::from_str::<Event>(&t) {
-                                            if tx.send(EventMsg::Event(ev)).await.is_err() { return; }
-                                        }
+                                        if let Ok(ev) = serde_json::from_str::<Event>(&t)
+                                            && tx.send(EventMsg::Event(ev)).await.is_err() { return; }
                                     }
                                     Some(Ok(Message::Binary(b))) => {
-                                        if let Ok(ev) = serde_json::from_slice::<Event>(&b) {
-                                            if tx.send(EventMsg::Event(ev)).await.is_err() { return; }
-                                        }
+                                        if let Ok(ev) = serde_json::from_slice::<Event>(&b)
+                                            && tx.send(EventMsg::Event(ev)).await.is_err() { return; }
                                     }
                                     Some(Ok(Message::Close(_))) | None => break "closed by the daemon".to_string(),
                                     Some(Err(e)) => break e.to_string(),
