@@ -265,12 +265,12 @@ async fn build(
         config.insert("security.nesting".into(), "true".into());
     }
     let req = InstancesPost { name: tmp.clone(), source, config, kind: "container".into(), ..Default::default() };
-    let created = incus.create_instance(&req).await;
     {
-        // Registered even if the create failed half-way: a partial instance must go too.
+        // Registered before the call: a partial (or cancelled) create must go too.
         let (incus, tmp) = (incus.clone(), tmp.clone());
         rb.push(format!("delete {tmp}"), async move { delete_force(&incus, &tmp).await });
     }
+    let created = incus.create_instance(&req).await;
     if let Err(e) = created {
         return Err(match (&e, base) {
             (IncusError::Operation { message } | IncusError::Api { message, .. }, BaseImage::Remote { .. })

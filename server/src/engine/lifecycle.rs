@@ -190,10 +190,9 @@ impl Engine {
             Some(s) => self.restart(o, &v, s, progress, cancel).await?,
             None => {
                 let mut rb = Rollback::new();
-                let res = tokio::select! {
-                    r = self.create(o, &v, progress, &mut rb) => r,
-                    _ = cancel.cancelled() => Err(EngineError::Cancelled),
-                };
+                // Cancellation is checked between steps (and during the long waits), never by
+                // dropping an Incus call half-way, so every undo sees the state it expects.
+                let res = self.create(o, &v, progress, &mut rb, cancel).await;
                 match res {
                     Ok(s) => {
                         rb.commit();
@@ -222,7 +221,9 @@ impl Engine {
         v: &Validated,
         progress: &dyn Progress,
         rb: &mut Rollback,
+        cancel: &CancellationToken,
     ) -> Result<Sandbox> {
+        let check = || if cancel.is_cancelled() { Err(EngineError::Cancelled) } else { Ok(()) };
         let name = o.name.as_str();
         let instance = instance_name(name);
         // --from inherits repo, stack and egress settings.
@@ -257,6 +258,7 @@ impl Engine {
         if self.fault("before-copy") {
             return Err(EngineError::failed("injected failure before copy (SANDBOX_FAULT)", ""));
         }
+        check()?;
         hostnet::ensure(&self.host, BRIDGE).await?;
         let env = merge_env(user_env(), &v.env);
         let (host_private, host_public) = sshcfg::generate_ed25519(&format!("root@{name}"))?;
@@ -377,12 +379,13 @@ impl Engine {
             kind: "container".into(),
             ..Default::default()
         };
-        let created = self.incus.create_instance(&req).await;
+        // The undo is registered before the call: the instance is visible (and must go) as soon
+        // as Incus has its record, even if we are cancelled while the copy is still running.
         {
             let (incus, inst) = (self.incus.clone(), instance.clone());
             rb.push(format!("delete {inst}"), async move { golden::delete_force(&incus, &inst).await });
         }
-        created?;
+        self.incus.create_instance(&req).await?;
         // The ssh entries are written under the same lock (one writer of ~/.sandbox/ssh_config).
         sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public)?;
         {
@@ -395,8 +398,12 @@ impl Engine {
         }
         if self.fault("slow-after-copy") {
             // Lets tests cancel a create half-way, deterministically.
-            tokio::time::sleep(Duration::from_secs(4)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(4)) => {}
+                _ = cancel.cancelled() => {}
+            }
         }
+        check()?;
 
         progress.step("Writing identity, SSH keys and environment");
         let interfaces = format!(
@@ -428,13 +435,18 @@ impl Engine {
             r?;
         }
 
+        check()?;
         progress.step(&format!("Starting {instance}"));
         self.incus.start(&instance).await?;
         if self.fault("after-start") {
             return Err(EngineError::failed("injected failure after start (SANDBOX_FAULT)", ""));
         }
+        check()?;
         progress.step("Waiting for SSH");
-        self.wait_ssh(name, (SSH_PORT_BASE + slot) as u16, Duration::from_secs(40)).await?;
+        tokio::select! {
+            r = self.wait_ssh(name, (SSH_PORT_BASE + slot) as u16, Duration::from_secs(40)) => r?,
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        }
         sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::failed(format!("{instance} vanished"), ""))
     }
 
