@@ -11,7 +11,6 @@ pub use crate::engine::lifecycle::StartResult;
 use crate::engine::lifecycle::{StartOptions, not_found};
 pub use crate::engine::sandbox::{PortForward, Sandbox};
 use crate::engine::{EngineError, doctor, sandbox, validate};
-use crate::incus::ExecSpec;
 
 type R<T> = Result<T, ApiError>;
 
@@ -258,14 +257,7 @@ impl Api {
             .await
             .map_err(EngineError::from)?
             .ok_or_else(|| not_found(&p.name))?;
-        let mut argv = vec![
-            "bash".to_string(),
-            "-lc".into(),
-            r#"cd /workspace/project 2>/dev/null || cd; exec "$@""#.into(),
-            "sandbox-exec".into(),
-        ];
-        argv.extend(p.command);
-        let spec = ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu");
+        let spec = sandbox::project_exec(p.command);
         let out = self.engine.incus.exec(&s.instance, &spec).await.map_err(EngineError::from)?;
         Ok(ExecResult { status: out.status, stdout: out.stdout_str(), stderr: out.stderr_str() })
     }

@@ -10,7 +10,6 @@ use super::{Ctx, output};
 use crate::engine::lifecycle::StartOptions;
 use crate::engine::sandbox::{self, Sandbox};
 use crate::engine::{EngineError, Result, sshcfg, validate};
-use crate::incus::ExecSpec;
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -330,14 +329,7 @@ pub async fn claude(ctx: &Ctx, a: ShellArgs) -> Result<ExitCode> {
 /// passed as arguments, never parsed by a shell.
 pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
     let sandboxes = require_running(ctx, &a.names).await?;
-    let mut argv = vec![
-        "bash".to_string(),
-        "-lc".into(),
-        r#"cd /workspace/project 2>/dev/null || cd; exec "$@""#.into(),
-        "sandbox-exec".into(),
-    ];
-    argv.extend(a.command.iter().cloned());
-    let spec = ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu").env("LOGNAME", "ubuntu");
+    let spec = sandbox::project_exec(a.command.iter().cloned());
     if sandboxes.len() == 1 {
         let s = &sandboxes[0];
         let out = ctx

@@ -117,6 +117,19 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     })
 }
 
+/// How a command runs in a sandbox: as ubuntu, in /workspace/project, with a login environment.
+/// The command's words are passed as arguments (`"$@"`), never parsed by a shell.
+pub fn project_exec(command: impl IntoIterator<Item = String>) -> ExecSpec {
+    let mut argv = vec![
+        "bash".to_string(),
+        "-lc".into(),
+        r#"cd /workspace/project 2>/dev/null || cd; exec "$@""#.into(),
+        "sandbox-exec".into(),
+    ];
+    argv.extend(command);
+    ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu").env("LOGNAME", "ubuntu")
+}
+
 /// Every sandbox, in one Incus call.
 pub async fn list(incus: &Incus) -> crate::incus::Result<Vec<Sandbox>> {
     let mut out: Vec<Sandbox> = incus
