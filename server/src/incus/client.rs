@@ -231,18 +231,8 @@ impl Incus {
         .map(|_| ())
     }
 
-    /// Starts an instance. A start that fails in LXC's pre-start hook or times out waiting for it
-    /// (seen intermittently here) is retried once.
     pub async fn start(&self, name: &str) -> Result<()> {
-        match self.set_state(name, "start", false, -1).await {
-            Err(IncusError::Api { message, .. } | IncusError::Operation { message })
-                if message.contains("forkstart") || message.contains("deadline exceeded") =>
-            {
-                tracing::warn!("start of {name} failed in LXC ({message}); retrying once");
-                self.set_state(name, "start", false, -1).await
-            }
-            r => r,
-        }
+        self.set_state(name, "start", false, -1).await
     }
 
     /// Stops; `force` kills at once, otherwise a clean shutdown with a timeout then a kill.
@@ -362,39 +352,43 @@ impl Incus {
 
     /// Writes a file (works on stopped containers too). Content never passes through a shell.
     pub async fn push_file(&self, name: &str, file: &FileWrite<'_>) -> Result<()> {
-        let url = format!("{}/1.0/instances/{}/files?path={}", self.base, enc(name), enc(file.path));
-        let resp = self
-            .http
-            .post(url)
-            .header("X-Incus-uid", file.uid.to_string())
-            .header("X-Incus-gid", file.gid.to_string())
-            .header("X-Incus-mode", format!("{:04o}", file.mode))
-            .header("X-Incus-type", "file")
-            .header("X-Incus-write", "overwrite")
-            .body(file.content.clone())
-            .send()
-            .await
-            .map_err(|e| self.map_transport(e))?;
-        self.envelope(resp, &format!("file '{}' in '{name}'", file.path)).await.map(|_| ())
+        let what = format!("file '{}' in '{name}'", file.path);
+        let owner = (file.uid, file.gid, file.mode);
+        self.files_post(name, file.path, owner, "file", Some(file.content.clone()), &what).await
     }
 
-    /// Creates a directory (parents must exist).
+    /// Creates a directory (parents must exist); an existing one is fine.
     pub async fn push_dir(&self, name: &str, path: &str, uid: u32, gid: u32, mode: u32) -> Result<()> {
+        let what = format!("directory '{path}' in '{name}'");
+        match self.files_post(name, path, (uid, gid, mode), "directory", None, &what).await {
+            Ok(()) | Err(IncusError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One upload to the files API: owner, mode and type travel as headers, content as the body.
+    async fn files_post(
+        &self,
+        name: &str,
+        path: &str,
+        (uid, gid, mode): (u32, u32, u32),
+        kind: &str,
+        content: Option<Vec<u8>>,
+        what: &str,
+    ) -> Result<()> {
         let url = format!("{}/1.0/instances/{}/files?path={}", self.base, enc(name), enc(path));
-        let resp = self
+        let mut req = self
             .http
             .post(url)
             .header("X-Incus-uid", uid.to_string())
             .header("X-Incus-gid", gid.to_string())
             .header("X-Incus-mode", format!("{mode:04o}"))
-            .header("X-Incus-type", "directory")
-            .send()
-            .await
-            .map_err(|e| self.map_transport(e))?;
-        match self.envelope(resp, &format!("directory '{path}' in '{name}'")).await {
-            Ok(_) | Err(IncusError::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(e),
+            .header("X-Incus-type", kind);
+        if let Some(body) = content {
+            req = req.header("X-Incus-write", "overwrite").body(body);
         }
+        let resp = req.send().await.map_err(|e| self.map_transport(e))?;
+        self.envelope(resp, what).await.map(|_| ())
     }
 
     /// Reads a file's bytes.

@@ -132,8 +132,9 @@ impl Incus {
         mut on_output: impl FnMut(Stream, &[u8]),
     ) -> Result<ExecOutput> {
         let what = format!("instance '{name}'");
-        // Seen here: a websocket handshake to a fresh daemon occasionally hangs. The command only
-        // starts once all four streams are connected, so cancelling and retrying is safe.
+        // The handshakes are bounded: they once hung here (the cause was idle pooled connections,
+        // see `connect`). The command only starts once all four streams are connected, so
+        // cancelling and retrying is safe.
         let mut attempt = 0;
         let (id, [control, mut stdin, mut stdout, mut stderr]) = loop {
             attempt += 1;
