@@ -70,6 +70,8 @@ fn enc(s: &str) -> String {
 impl Incus {
     pub fn connect(endpoint: Endpoint) -> Result<Self> {
         crate::tls::install_crypto_provider();
+        // No idle pooled connections: kept-alive idle connections to incusd were seen to stall its
+        // LXC hooks, so starts and stops hung for exactly 60 s.
         let builder =
             reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).no_proxy();
         let (http, base) = match &endpoint {
