@@ -1,5 +1,7 @@
 //! A host-wide lock for the few steps that must not interleave between processes (slot and
 //! port allocation, the managed ssh files): the CLI, several sidecars and the API all take it.
+//! Slots and host ports belong to the machine, not to one `SANDBOX_HOME`, so the lock lives in
+//! `/run/lock` when that exists (two users, or two homes, on one host still get distinct slots).
 use std::fs::File;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -9,16 +11,19 @@ use super::error::{EngineError, Result};
 pub struct HostLock(#[allow(dead_code)] Flock<File>);
 
 pub async fn acquire() -> Result<HostLock> {
-    let dir = crate::paths::sandbox_home();
+    let shared = std::path::Path::new("/run/lock");
+    let dir = if shared.is_dir() { shared.to_path_buf() } else { crate::paths::sandbox_home() };
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir)
             .map_err(|e| EngineError::failed(format!("cannot create {}: {e}", dir.display()), ""))?;
-        let path = dir.join(".lock");
+        let path = dir.join(if dir == shared { "agent-sandboxes.lock" } else { ".lock" });
         let f = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
+            // flock works on a read-only descriptor: another user's lock file is still usable.
+            .or_else(|_| File::open(&path))
             .map_err(|e| EngineError::failed(format!("cannot open {}: {e}", path.display()), ""))?;
         Flock::lock(f, FlockArg::LockExclusive)
             .map(HostLock)
