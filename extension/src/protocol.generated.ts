@@ -69,6 +69,38 @@ fix: string | null, };
 
 export type Changed = { name: string, sandbox: Sandbox | null, };
 
+export type Denied = { name: string, denial: Denial, };
+
+export type Allowlist = { name: string, 
+/**
+ * The effective list (`.d` = d and its subdomains).
+ */
+domains: Array<string>, 
+/**
+ * The running sandbox uses it already (false: applied at its next start).
+ */
+live: boolean, };
+
+export type Denial = { 
+/**
+ * The refused name (or address, for TLS without SNI / raw-IP HTTP).
+ */
+domain: string, 
+/**
+ * tls | http | dns
+ */
+kind: string, count: number, 
+/**
+ * Unix time (seconds) of the last refusal.
+ */
+last: number, };
+
+export type DomainsParams = { name: string, 
+/**
+ * `example.com` (exactly that name) or `.example.com` (it and every subdomain).
+ */
+domains: Array<string>, };
+
 export type ProgressEvent = { token: string | number, 
 /**
  * begin | report | end
@@ -142,6 +174,9 @@ export interface Methods {
   "sandbox/setup": { params: SetupParams; result: Array<SetupReport> };
   "sandbox/doctor": { params: Empty; result: Array<Check> };
   "sandbox/goldenImages": { params: Empty; result: Array<GoldenInfo> };
+  "sandbox/allow": { params: DomainsParams; result: Allowlist };
+  "sandbox/deny": { params: DomainsParams; result: Allowlist };
+  "sandbox/denials": { params: NameParams; result: Array<Denial> };
 }
 
 export const METHODS = [
@@ -157,7 +192,12 @@ export const METHODS = [
   "sandbox/setup",
   "sandbox/doctor",
   "sandbox/goldenImages",
+  "sandbox/allow",
+  "sandbox/deny",
+  "sandbox/denials",
 ] as const;
 
 /** Server → client notification. */
 export const CHANGED = "sandbox/changed";
+/** Server → client notification. */
+export const DENIED = "sandbox/denied";

@@ -5,6 +5,7 @@ use ts_rs::TS;
 
 use super::{Api, ApiError, CallCx};
 pub use crate::engine::doctor::Check;
+pub use crate::engine::egress::{Allowlist, denials::Denial};
 use crate::engine::golden::{self, Rebuild, SetupOptions};
 pub use crate::engine::golden::{GoldenInfo, SetupReport};
 pub use crate::engine::lifecycle::StartResult;
@@ -73,6 +74,14 @@ pub struct StartParams {
     pub env: Option<Vec<String>>,
     #[ts(optional, type = "string | number")]
     pub work_done_token: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainsParams {
+    pub name: String,
+    /// `example.com` (exactly that name) or `.example.com` (it and every subdomain).
+    pub domains: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize, TS)]
@@ -283,5 +292,21 @@ impl Api {
 
     pub async fn golden_images(&self, _p: Empty, _cx: CallCx) -> R<Vec<GoldenInfo>> {
         Ok(golden::list(&self.engine.incus).await?)
+    }
+
+    pub async fn allow(&self, p: DomainsParams, _cx: CallCx) -> R<Allowlist> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        Ok(self.engine.change_allowlist(&p.name, &p.domains, true).await?)
+    }
+
+    pub async fn deny(&self, p: DomainsParams, _cx: CallCx) -> R<Allowlist> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        Ok(self.engine.change_allowlist(&p.name, &p.domains, false).await?)
+    }
+
+    pub async fn denials(&self, p: NameParams, _cx: CallCx) -> R<Vec<Denial>> {
+        Ok(self.engine.denials(&p.name).await?)
     }
 }

@@ -39,6 +39,9 @@ macro_rules! for_each_method {
             "sandbox/setup" => setup(SetupParams) -> Vec<SetupReport>;
             "sandbox/doctor" => doctor(Empty) -> Vec<Check>;
             "sandbox/goldenImages" => golden_images(Empty) -> Vec<GoldenInfo>;
+            "sandbox/allow" => allow(DomainsParams) -> Allowlist;
+            "sandbox/deny" => deny(DomainsParams) -> Allowlist;
+            "sandbox/denials" => denials(NameParams) -> Vec<Denial>;
         }
     };
 }
@@ -51,6 +54,16 @@ pub const CHANGED: &str = "sandbox/changed";
 pub struct Changed {
     pub name: String,
     pub sandbox: Option<crate::engine::sandbox::Sandbox>,
+}
+
+/// Server → client notification: a restricted sandbox was refused a name (UI: "Allow?").
+pub const DENIED: &str = "sandbox/denied";
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Denied {
+    pub name: String,
+    pub denial: crate::engine::egress::denials::Denial,
 }
 
 /// An error every client can act on: a stable code, a message and what to do.
@@ -170,6 +183,7 @@ macro_rules! define_dispatch {
             $(out.push_str(&format!("  \"{}\",\n", $name));)*
             out.push_str("] as const;\n\n");
             out.push_str(&format!("/** Server → client notification. */\nexport const CHANGED = \"{CHANGED}\";\n"));
+            out.push_str(&format!("/** Server → client notification. */\nexport const DENIED = \"{DENIED}\";\n"));
             out
         }
     };
@@ -179,6 +193,7 @@ for_each_method!(define_dispatch);
 /// Every named type of the protocol, declared once.
 fn declarations() -> Vec<String> {
     use crate::engine::doctor::Check;
+    use crate::engine::egress::{Allowlist, denials::Denial};
     use crate::engine::golden::{GoldenInfo, SetupReport};
     use crate::engine::lifecycle::StartResult;
     use crate::engine::sandbox::{Health, PortForward, Sandbox};
@@ -191,6 +206,10 @@ fn declarations() -> Vec<String> {
         SetupReport::decl(),
         Check::decl(),
         Changed::decl(),
+        Denied::decl(),
+        Allowlist::decl(),
+        Denial::decl(),
+        DomainsParams::decl(),
         serve::ProgressEvent::decl(),
         ApiError::decl(),
         ListParams::decl(),

@@ -1,4 +1,5 @@
 //! The command line front: parses, validates, calls the engine, renders results.
+mod egress;
 mod output;
 mod sandboxes;
 mod setup;
@@ -48,6 +49,12 @@ enum Command {
     Claude(sandboxes::ShellArgs),
     /// Run a command as ubuntu in /workspace/project: sandbox exec NAME… -- CMD…
     Exec(sandboxes::ExecArgs),
+    /// Let a restricted sandbox reach more domains, live: sandbox allow NAME DOMAIN…
+    Allow(egress::DomainsArgs),
+    /// Take domains off a restricted sandbox's allowlist, live.
+    Deny(egress::DomainsArgs),
+    /// What a restricted sandbox was refused (TLS SNI, HTTP Host, DNS), with counts.
+    Denials(egress::DenialsArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
     /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
@@ -114,6 +121,9 @@ pub fn main() -> ExitCode {
             Command::Claude(a) => sandboxes::claude(&ctx, a).await,
             Command::Exec(a) => sandboxes::exec(&ctx, a).await,
             Command::Nuke(a) => sandboxes::nuke(&ctx, a).await,
+            Command::Allow(a) => egress::change(&ctx, a, true).await,
+            Command::Deny(a) => egress::change(&ctx, a, false).await,
+            Command::Denials(a) => egress::denials(&ctx, a).await,
             Command::Lsp => {
                 crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone())).await;
                 // tokio's stdin reader is a blocking thread that would keep the runtime (and the

@@ -35,6 +35,27 @@ impl Host {
             .find(|p| p.is_file())
     }
 
+    /// Starts a program that puts itself in the background (squid, dnsmasq) and waits for the
+    /// foreground part to exit. Its output goes nowhere: a daemon holding our pipes open would
+    /// keep `run` waiting forever; such programs log to their own files.
+    pub async fn spawn_daemon(&self, argv: &[String]) -> Result<()> {
+        let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
+        let status = Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .map_err(|e| {
+                EngineError::failed(format!("cannot run {prog}: {e}"), format!("install {prog} on the host"))
+            })?;
+        if !status.success() {
+            return Err(EngineError::failed(format!("{prog} exited with {status}"), "see its log file"));
+        }
+        Ok(())
+    }
+
     /// Runs a program, streaming each output line to `on_line`.
     pub async fn run(
         &self,

@@ -436,6 +436,15 @@ impl Engine {
         }
 
         check()?;
+        progress.step("Applying the egress policy");
+        {
+            let (engine, n) = (self.clone(), name.to_string());
+            rb.push(format!("remove egress rules of {n}"), async move { Ok(engine.egress_unregister(&n).await?) });
+        }
+        self.egress_register(name).await?;
+        if self.fault("after-egress") {
+            return Err(EngineError::failed("injected failure after egress (SANDBOX_FAULT)", ""));
+        }
         progress.step(&format!("Starting {instance}"));
         self.incus.start(&instance).await?;
         if self.fault("after-start") {
@@ -485,6 +494,9 @@ impl Engine {
             ));
         }
         if s.is_running() {
+            // Re-applied every time: after a host reboot the rules are gone while Incus may
+            // have started the sandbox again by itself.
+            self.egress_register(&s.name).await?;
             return Ok(("running".into(), s));
         }
         let inst = self.incus.instance(&s.instance).await?;
@@ -543,8 +555,13 @@ impl Engine {
             self.incus.push_file(&s.instance, &f).await?;
         }
         hostnet::ensure(&self.host, BRIDGE).await?;
+        progress.step("Applying the egress policy");
+        self.egress_register(&s.name).await?;
         progress.step(&format!("Starting {}", s.instance));
-        self.incus.start(&s.instance).await?;
+        if let Err(e) = self.incus.start(&s.instance).await {
+            let _ = self.egress_unregister(&s.name).await;
+            return Err(e.into());
+        }
         // The ssh entry: from the stored host key, or (seed sandboxes) read from the sandbox.
         let host_key = match inst.user_key("sandbox.ssh-host-key") {
             Some(k) => Some(k.to_string()),
@@ -648,7 +665,7 @@ impl Engine {
                             _ => Err(e),
                         })?;
                     }
-                    Ok(())
+                    self.egress_unregister(n).await
                 }
             }
             .await;
@@ -661,6 +678,8 @@ impl Engine {
         golden::delete_force(&self.incus, &s.instance)
             .await
             .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
+        self.egress_unregister(&s.name).await?;
+        super::egress::denials::forget(&s.name);
         let _g = lock::acquire().await?;
         sshcfg::remove_entry(&s.name)?;
         Ok(())
@@ -773,6 +792,13 @@ impl Engine {
         for n in &doomed {
             if let Some(s) = validate::sandbox_of(n) {
                 sshcfg::remove_entry(s)?;
+            }
+        }
+        drop(_g);
+        for n in &doomed {
+            if let Some(s) = validate::sandbox_of(n) {
+                self.egress_unregister(s).await?;
+                super::egress::denials::forget(s);
             }
         }
         let failed: Vec<String> =

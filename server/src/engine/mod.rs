@@ -1,6 +1,7 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
 pub mod base_image;
 pub mod doctor;
+pub mod egress;
 pub mod error;
 pub mod golden;
 pub mod host;

@@ -1,0 +1,137 @@
+//! The nftables rules of egress control, one table per family, regenerated whole and swapped in
+//! one transaction (`nft -f`), so a rule never outlives the sandbox that owned it and a failure
+//! leaves the previous rules in place. Hooks run at priority `filter - 10` / `dstnat - 10`, before
+//! Incus's own chains; an accept here still passes through Incus's, a drop or reject is final.
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use super::{Member, Net, SQUID_HTTP_PORT, SQUID_TLS_PORT, dns_port};
+
+pub const TABLE: &str = "agent_sandboxes_egress";
+
+/// `nft -f` input: delete our tables (created empty first so the delete cannot fail), then — if
+/// any sandbox is registered — add them back with the current members.
+pub fn script(net: &Net, members: &[Member]) -> String {
+    let mut s =
+        format!("table ip {TABLE}\ndelete table ip {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n");
+    if members.is_empty() {
+        return s;
+    }
+    let br = &net.bridge;
+    let (gw, subnet) = (net.gateway, net.subnet());
+    let set = |ms: &mut dyn Iterator<Item = &Member>| ms.map(|m| m.ip.to_string()).collect::<Vec<_>>().join(", ");
+    let all = set(&mut members.iter());
+    let restricted = set(&mut members.iter().filter(|m| m.restricted));
+    let macs = members.iter().map(|m| m.mac.clone()).collect::<Vec<_>>().join(", ");
+    let elements = |v: &str| if v.is_empty() { String::new() } else { format!(" elements = {{ {v} }};") };
+
+    // Layer 2: frames between two ports of the bridge never reach the ip hooks (no
+    // br_netfilter here), so sandbox↔sandbox traffic on the shared bridge is cut in the bridge
+    // family; MAC filtering on the NIC makes the source MAC trustworthy.
+    let _ = writeln!(
+        s,
+        "table bridge {TABLE} {{\n\
+         \tset sandbox_macs {{ type ether_addr; elements = {{ {macs} }}; }}\n\
+         \tchain isolate {{\n\
+         \t\ttype filter hook forward priority filter - 10; policy accept;\n\
+         \t\tether saddr @sandbox_macs drop\n\
+         \t\tether daddr @sandbox_macs drop\n\
+         \t}}\n}}"
+    );
+
+    let mut dns = String::new();
+    for m in members.iter().filter(|m| m.restricted) {
+        for proto in ["udp", "tcp"] {
+            let _ = writeln!(
+                dns,
+                "\t\tiifname \"{br}\" ip saddr {} ip daddr {gw} {proto} dport 53 redirect to :{}",
+                m.ip,
+                dns_port(m.slot)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "table ip {TABLE} {{\n\
+         \tset sandboxes {{ type ipv4_addr;{all_el} }}\n\
+         \tset restricted {{ type ipv4_addr;{res_el} }}\n\
+         \tchain divert {{\n\
+         \t\ttype nat hook prerouting priority dstnat - 10; policy accept;\n\
+         {dns}\
+         \t\tiifname \"{br}\" ip saddr @restricted ip daddr != {subnet} tcp dport 443 redirect to :{SQUID_TLS_PORT}\n\
+         \t\tiifname \"{br}\" ip saddr @restricted ip daddr != {subnet} tcp dport 80 redirect to :{SQUID_HTTP_PORT}\n\
+         \t}}\n\
+         \tchain forward_guard {{\n\
+         \t\ttype filter hook forward priority filter - 10; policy accept;\n\
+         \t\tiifname \"{br}\" ip saddr @sandboxes jump from_sandbox\n\
+         \t\toifname \"{br}\" ip daddr @sandboxes jump to_sandbox\n\
+         \t}}\n\
+         \tchain from_sandbox {{\n\
+         \t\toifname \"{br}\" reject with icmp type admin-prohibited\n\
+         \t\tct state established,related accept\n\
+         \t\tip saddr @restricted jump restricted_out\n\
+         \t\ttcp dport {{ 22, 53, 80, 443 }} accept\n\
+         \t\tudp dport {{ 53, 443 }} accept\n\
+         \t\tjump refuse\n\
+         \t}}\n\
+         \tchain restricted_out {{\n\
+         \t\ttcp dport 22 accept\n\
+         \t\tudp dport 443 drop\n\
+         \t\tjump refuse\n\
+         \t}}\n\
+         \tchain to_sandbox {{\n\
+         \t\tct state established,related accept\n\
+         \t\tdrop\n\
+         \t}}\n\
+         \tchain input_guard {{\n\
+         \t\ttype filter hook input priority filter - 10; policy accept;\n\
+         \t\tiifname \"{br}\" ip saddr @sandboxes jump sandbox_to_host\n\
+         \t}}\n\
+         \tchain sandbox_to_host {{\n\
+         \t\tct state established,related accept\n\
+         \t\tip saddr @restricted ct status dnat accept\n\
+         \t\tip saddr @restricted jump refuse\n\
+         \t\tip daddr {gw} udp dport {{ 53, 67 }} accept\n\
+         \t\tip daddr {gw} tcp dport 53 accept\n\
+         \t\tjump refuse\n\
+         \t}}\n\
+         \tchain refuse {{\n\
+         \t\tmeta l4proto tcp reject with tcp reset\n\
+         \t\treject with icmp type admin-prohibited\n\
+         \t}}\n}}",
+        all_el = elements(&all),
+        res_el = elements(&restricted),
+    );
+    s
+}
+
+/// The bridge's network: the subnet every sandbox lives in.
+impl Net {
+    pub fn subnet(&self) -> String {
+        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        format!("{}/{}", Ipv4Addr::from(u32::from(self.gateway) & mask), self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_member_no_table() {
+        let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
+        let s = script(&net, &[]);
+        assert!(!s.contains("chain"), "{s}");
+        let m = Member {
+            name: "a".into(),
+            ip: "10.100.0.105".parse().unwrap(),
+            mac: "0a:5b:5a:00:00:05".into(),
+            slot: 5,
+            restricted: true,
+            upstreams: vec![],
+        };
+        let s = script(&net, &[m]);
+        assert!(s.contains("ip saddr 10.100.0.105 ip daddr 10.100.0.1 udp dport 53 redirect to :5305"), "{s}");
+        assert!(s.contains("ip daddr != 10.100.0.0/24 tcp dport 443 redirect to :3129"), "{s}");
+    }
+}

@@ -1,0 +1,135 @@
+//! Where egress state lives on the host. Runtime state (who is registered, generated lists and
+//! configurations) is under `/run`, so it disappears with the nft rules at a reboot and `sandbox
+//! start` rebuilds both; logs (denials) are under `/var/log`.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::domains;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::host::Host;
+
+pub fn run() -> PathBuf {
+    PathBuf::from("/run/agent-sandboxes/egress")
+}
+pub fn logs() -> PathBuf {
+    PathBuf::from("/var/log/agent-sandboxes")
+}
+pub fn squid_logs() -> PathBuf {
+    logs().join("squid")
+}
+pub fn dns_logs() -> PathBuf {
+    logs().join("dns")
+}
+pub fn list_file(name: &str) -> PathBuf {
+    run().join("lists").join(format!("{name}.txt"))
+}
+fn active_dir() -> PathBuf {
+    run().join("active")
+}
+
+fn io(path: &Path, e: std::io::Error) -> EngineError {
+    EngineError::failed(format!("cannot write {}: {e}", path.display()), "run sandbox as root (sudo)")
+}
+
+/// Replaces a file atomically (readers — Squid, dnsmasq — never see half of it).
+pub fn write(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| io(&tmp, e))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// A key file readable by root and `owner` only.
+pub fn write_private(path: &Path, data: &[u8], owner: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    write(path, data)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| io(path, e))?;
+    let (uid, gid) = user_ids(owner)?;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| io(path, e))
+}
+
+fn user_ids(owner: &str) -> Result<(u32, u32)> {
+    let u = nix::unistd::User::from_name(owner).ok().flatten().ok_or_else(|| {
+        EngineError::failed(format!("the system user '{owner}' is missing"), "install squid-openssl and dnsmasq-base")
+    })?;
+    Ok((u.uid.as_raw(), u.gid.as_raw()))
+}
+
+/// `chown -R owner: path` (daemons that drop privileges write their logs there).
+pub async fn chown_tree(host: &Host, path: &Path, owner: &str) -> Result<()> {
+    let (uid, gid) = user_ids(owner)?;
+    let out = host
+        .run(&["chown".into(), "-R".into(), format!("{uid}:{gid}"), path.display().to_string()], None, |_| {})
+        .await?;
+    if out.status != 0 {
+        return Err(EngineError::failed(format!("cannot chown {}: {}", path.display(), out.tail.join(" ")), ""));
+    }
+    Ok(())
+}
+
+pub async fn ensure_dir(host: &Host, path: &Path, owner: &str) -> Result<()> {
+    if !path.is_dir() {
+        std::fs::create_dir_all(path).map_err(|e| io(path, e))?;
+        chown_tree(host, path, owner).await?;
+    }
+    Ok(())
+}
+
+pub fn write_list(name: &str, list: &BTreeSet<String>) -> Result<()> {
+    let mut text = String::new();
+    for d in list {
+        text.push_str(d);
+        text.push('\n');
+    }
+    write(&list_file(name), text.as_bytes())
+}
+
+/// The generated list, re-validated (a missing one is empty: nothing allowed).
+pub fn read_list(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(list_file(name)).unwrap_or_default();
+    domains::parse(&text, "list").map(|s| s.into_iter().collect()).unwrap_or_default()
+}
+
+pub fn remove_stale_lists(keep: &[String]) {
+    let Ok(rd) = std::fs::read_dir(run().join("lists")) else { return };
+    for e in rd.flatten() {
+        let f = e.file_name();
+        let Some(n) = f.to_str().and_then(|f| f.strip_suffix(".txt")) else { continue };
+        if !keep.iter().any(|k| k == n) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Registers (or forgets) a sandbox.
+pub fn mark(name: &str, on: bool) -> Result<()> {
+    let p = active_dir().join(name);
+    if on {
+        write(&p, b"")
+    } else {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&p, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub fn marked() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(active_dir()) else { return Vec::new() };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| crate::engine::validate::sandbox_name(n).is_ok())
+        .collect();
+    v.sort();
+    v
+}
+
+pub async fn rules_present(host: &Host) -> bool {
+    let argv = ["nft", "list", "table", "ip", super::nft::TABLE].map(String::from);
+    host.run(&argv, None, |_| {}).await.is_ok_and(|o| o.status == 0)
+}
