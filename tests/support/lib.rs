@@ -2,6 +2,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+pub mod inet;
+
 pub use sandbox::incus::Incus;
 
 /// The base image the test bed imports (scripts/build-base-image.sh).
