@@ -36,7 +36,7 @@ fn world() -> &'static World {
         inet::inet();
         let (restricted, open) = (unique("egr"), unique("ego"));
         {
-            let names = vec![restricted.clone(), open.clone()];
+            let names = [restricted.clone(), open.clone()];
             inet::at_exit(move || {
                 let mut args = vec!["rm"];
                 args.extend(names.iter().map(String::as_str));
