@@ -28,7 +28,7 @@ log() { printf '[install-host %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # shellcheck disable=SC1091
 . /etc/os-release
-PKGS=(incus btrfs-progs debootstrap squid-openssl nftables openssh-client openssh-server tmux curl ca-certificates xz-utils zstd dnsmasq-base time)
+PKGS=(incus btrfs-progs debootstrap squid-openssl nftables openssh-client openssh-server tmux curl ca-certificates xz-utils zstd dnsmasq-base time iproute2 python3 openssl)
 
 need_install=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need_install+=("$p"); done
@@ -54,7 +54,8 @@ SRC
     apt-get update -qq
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}" >/dev/null
-  # squid's package starts a default instance on systems with an init; ours runs its own.
+  # squid's package starts a default instance on systems with an init; ours runs its own (started
+  # by `sandbox start` for restricted sandboxes, with its configuration under /run/agent-sandboxes).
   pkill -x squid 2>/dev/null || true
 fi
 

@@ -19,6 +19,12 @@ use tower_lsp_server::{Client, LanguageServer, LspService, LspServiceBuilder, Se
 use super::{Api, ApiError, CallCx, Changed, watch};
 use crate::progress::Progress;
 
+struct DeniedNotification;
+impl Notification for DeniedNotification {
+    type Params = super::Denied;
+    const METHOD: &'static str = super::DENIED;
+}
+
 struct ChangedNotification;
 impl Notification for ChangedNotification {
     type Params = Changed;
@@ -112,6 +118,13 @@ impl LanguageServer for Backend {
         tokio::spawn(async move {
             while let Some(changed) = rx.recv().await {
                 client.send_notification::<ChangedNotification>(changed).await;
+            }
+        });
+        let client = self.client.clone();
+        let mut denied = watch::follow_denials();
+        tokio::spawn(async move {
+            while let Some(d) = denied.recv().await {
+                client.send_notification::<DeniedNotification>(d).await;
             }
         });
     }

@@ -145,6 +145,25 @@ pub fn module(api: Api) -> RpcModule<Api> {
         },
     )
     .expect("subscription names are unique");
+    m.register_subscription(
+        "sandbox/subscribeDenials",
+        super::DENIED,
+        "sandbox/unsubscribeDenials",
+        |_, pending, _api, _| async move {
+            let sink = pending.accept().await?;
+            let mut rx = watch::follow_denials();
+            loop {
+                tokio::select! {
+                    _ = sink.closed() => return Ok(()),
+                    msg = rx.recv() => {
+                        let Some(d) = msg else { return Ok(()) };
+                        sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&d)?)).await?;
+                    }
+                }
+            }
+        },
+    )
+    .expect("subscription names are unique");
     m
 }
 

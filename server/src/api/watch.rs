@@ -49,3 +49,40 @@ pub fn follow(incus: Incus) -> mpsc::Receiver<Changed> {
     });
     rx
 }
+
+/// Denials as they happen, for every restricted sandbox running on this host: the filters' logs
+/// are read once a second and each refusal whose count grew is sent (what was refused before
+/// the call is not replayed; `sandbox/denials` lists it).
+pub fn follow_denials() -> mpsc::Receiver<super::Denied> {
+    use std::collections::HashMap;
+
+    use crate::engine::egress::{denials, paths};
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut seen: HashMap<(String, String, String), u32> = HashMap::new();
+        let mut first = true;
+        loop {
+            let names: Vec<String> = paths::marked().into_iter().filter(|n| paths::list_file(n).exists()).collect();
+            let found = tokio::task::spawn_blocking(move || {
+                names.into_iter().map(|n| (denials::collect(&n, None, 0.0), n)).collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for (list, name) in found {
+                for d in list {
+                    let key = (name.clone(), d.domain.clone(), d.kind.clone());
+                    let before = seen.insert(key, d.count).unwrap_or(0);
+                    if !first
+                        && d.count > before
+                        && tx.send(super::Denied { name: name.clone(), denial: d }).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            first = false;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    rx
+}
