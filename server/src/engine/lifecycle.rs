@@ -31,6 +31,8 @@ pub struct StartOptions {
     pub env: Vec<String>,
     pub restrict_domains: bool,
     pub domains_file: Option<PathBuf>,
+    /// Cluster member to create on (default: Incus places it).
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
@@ -60,6 +62,9 @@ fn validate(o: &StartOptions) -> Result<Validated> {
     }
     if let Some(s) = o.slot {
         validate::slot(s)?;
+    }
+    if let Some(t) = &o.target {
+        validate::member_name(t)?;
     }
     if let Some(k) = &o.ssh_key
         && !k.is_file()
@@ -176,6 +181,27 @@ fn ports_in_use(all: &[Sandbox]) -> BTreeMap<u16, String> {
 }
 
 impl Engine {
+    /// `--target` must name a member of a cluster; said before anything changes.
+    async fn check_member(&self, member: &str) -> Result<()> {
+        let info = self.incus.server().await?;
+        if info["environment"]["server_clustered"] != true {
+            return Err(EngineError::invalid(
+                "target",
+                format!("'{member}': this Incus server is not a cluster"),
+                "drop --target (it places sandboxes on cluster members)",
+            ));
+        }
+        let members = self.incus.cluster_members().await?;
+        if !members.iter().any(|m| m == member) {
+            return Err(EngineError::invalid(
+                "target",
+                format!("no cluster member '{member}' (members: {})", members.join(", ")),
+                "pick one of the members, or drop --target to let Incus place the sandbox",
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates NAME, or restarts it when it exists and is stopped.
     pub async fn start(
         &self,
@@ -245,6 +271,9 @@ impl Engine {
                 let inst = self.incus.instance(&src.instance).await?;
                 domains_file = inst.user_key("sandbox.domains-file").filter(|s| !s.is_empty()).map(str::to_owned);
             }
+        }
+        if let Some(t) = &o.target {
+            self.check_member(t).await?;
         }
         let stack = stack.unwrap_or_else(default_stack);
         let golden = golden_name(&stack);
@@ -377,6 +406,7 @@ impl Engine {
             config,
             devices,
             kind: "container".into(),
+            target: o.target.clone(),
             ..Default::default()
         };
         // The undo is registered before the call: the instance is visible (and must go) as soon
@@ -470,6 +500,9 @@ impl Engine {
         }
         if o.slot.is_some() {
             refused.push("--slot");
+        }
+        if o.target.is_some() {
+            refused.push("--target");
         }
         if o.repo.is_some() {
             refused.push("REPO_URL");

@@ -186,6 +186,23 @@ impl Incus {
         self.call(Method::POST, "/1.0/certificates", Some(&body), &format!("certificate '{name}'")).await.map(|_| ())
     }
 
+    /// Asks the server to trust the certificate this connection presents, with a trust token
+    /// (`incus config trust add NAME`); works before we are trusted.
+    pub async fn trust_with_token(&self, token: &str, name: &str) -> Result<()> {
+        let body = json!({ "type": "client", "trust_token": token, "name": name });
+        self.call(Method::POST, "/1.0/certificates", Some(&body), "the trust token").await.map(|_| ())
+    }
+
+    /// Names of the cluster's members.
+    pub async fn cluster_members(&self) -> Result<Vec<String>> {
+        let urls: Vec<String> = self.sync(Method::GET, "/1.0/cluster/members", None, "cluster members").await?;
+        Ok(urls
+            .iter()
+            .filter_map(|u| u.rsplit('/').next())
+            .map(|s| urlencoding::decode(s).map(|c| c.into_owned()).unwrap_or_default())
+            .collect())
+    }
+
     // ---- instances --------------------------------------------------------------------------
 
     /// All instances with state and snapshots, in one call.
@@ -217,7 +234,11 @@ impl Incus {
 
     pub async fn create_instance(&self, req: &InstancesPost) -> Result<()> {
         let body = serde_json::to_value(req).map_err(|e| IncusError::Decode(e.to_string()))?;
-        self.run(Method::POST, "/1.0/instances", Some(&body), &format!("instance '{}'", req.name)).await.map(|_| ())
+        let path = match &req.target {
+            Some(t) => format!("/1.0/instances?target={}", enc(t)),
+            None => "/1.0/instances".into(),
+        };
+        self.run(Method::POST, &path, Some(&body), &format!("instance '{}'", req.name)).await.map(|_| ())
     }
 
     /// start | stop | restart | freeze | unfreeze
