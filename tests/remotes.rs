@@ -242,3 +242,36 @@ async fn placement_request_carries_the_target_member() {
     let err = incus().create_instance(&req).await.unwrap_err().to_string();
     assert!(err.contains("Target only allowed when clustered"), "{err}");
 }
+
+/// A cluster's golden images: `golden-STACK/ready` published as `sandbox-golden/STACK`, which
+/// every member can clone from. Exercised against the real daemon (a single server here).
+#[tokio::test]
+async fn cluster_golden_image_is_published_and_clonable() {
+    use sandbox::engine::golden;
+    let incus = incus();
+    let alias = golden::cluster_alias("minimal");
+    struct DropImage(String);
+    impl Drop for DropImage {
+        fn drop(&mut self) {
+            let _ = Command::new("incus").args(["image", "delete", &self.0]).output();
+        }
+    }
+    let _img = DropImage(alias.clone());
+    golden::publish_for_cluster(&incus, "minimal", &sandbox::progress::Silent).await.unwrap();
+    let first = incus.image_alias(&alias).await.unwrap().target;
+    // Republishing replaces the image and removes the old one.
+    golden::publish_for_cluster(&incus, "minimal", &sandbox::progress::Silent).await.unwrap();
+    let second = incus.image_alias(&alias).await.unwrap().target;
+    assert!(incus.image(&first).await.is_err() || first == second, "the old image is gone");
+    let name = unique("fromimg");
+    let mut c = Cleanup::new();
+    c.add(name.clone());
+    let req = InstancesPost {
+        name: name.clone(),
+        source: InstanceSource::image_alias(alias.clone()),
+        kind: "container".into(),
+        ..Default::default()
+    };
+    incus.create_instance(&req).await.unwrap();
+    assert!(incus.instance(&name).await.is_ok());
+}

@@ -35,6 +35,38 @@ pub struct Remote {
     pub server_cert_pem: String,
     #[serde(default)]
     pub host: HostKind,
+    /// SSH jump host for the sandboxes' loopback ports (default: the URL's host, unless loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_jump: Option<String>,
+}
+
+impl Remote {
+    /// How SSH reaches the sandboxes' ports: they listen on the server's 127.0.0.1, so a client
+    /// elsewhere hops through the server (OrbStack forwards the VM's loopback to the Mac's).
+    pub fn effective_ssh_jump(&self) -> Option<String> {
+        if matches!(self.host, HostKind::Orb { .. }) {
+            return None;
+        }
+        if self.ssh_jump.is_some() {
+            return self.ssh_jump.clone();
+        }
+        let host = url::Url::parse(&self.url).ok()?.host_str()?.trim_matches(['[', ']']).to_string();
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        (!loopback).then_some(host)
+    }
+}
+
+/// `[user@]host[:port]` — it goes into ssh_config, so nothing else is accepted.
+pub fn validate_ssh_jump(j: &str) -> Result<()> {
+    let ok = !j.is_empty()
+        && j.len() <= 255
+        && !j.starts_with('-')
+        && j.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@:-[]".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::invalid("remote", format!("'{j}' is not a jump host"), "use [USER@]HOST[:PORT]"))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -118,7 +150,7 @@ pub fn engine(flag: Option<&str>) -> Result<Engine> {
     let r = remotes.get(&name)?;
     let incus = Incus::connect(Endpoint::Https { url: r.url.clone(), tls: tls_for(r)? })?;
     let host = match &r.host {
-        HostKind::Server => Host::Unavailable { remote: name.clone() },
+        HostKind::Server => Host::Unavailable { remote: name.clone(), ssh_jump: r.effective_ssh_jump() },
         HostKind::Orb { machine } => Host::Orb { machine: machine.clone() },
     };
     Ok(Engine { incus, host })
@@ -173,12 +205,16 @@ pub struct AddOptions {
     pub url: Option<String>,
     pub token: String,
     pub host: HostKind,
+    pub ssh_jump: Option<String>,
 }
 
 /// Adds a remote: checks the server's certificate against the token's fingerprint, asks the
 /// server to trust our client certificate with the token, and stores the pinned certificate.
 pub async fn add(opts: AddOptions) -> Result<Remote> {
     validate_name(&opts.name)?;
+    if let Some(j) = &opts.ssh_jump {
+        validate_ssh_jump(j)?;
+    }
     let token = decode_token(&opts.token)?;
     let url = match &opts.url {
         Some(u) => normalise_url(u)?,
@@ -209,7 +245,7 @@ pub async fn add(opts: AddOptions) -> Result<Remote> {
         ));
     }
     let server_cert_pem = pem_encode(&der);
-    let remote = Remote { url: url.clone(), server_cert_pem, host: opts.host };
+    let remote = Remote { url: url.clone(), server_cert_pem, host: opts.host, ssh_jump: opts.ssh_jump };
     let incus = Incus::connect(Endpoint::Https { url: url.clone(), tls: tls_for(&remote)? })?;
     let info = incus.server().await?;
     if info["auth"] != "trusted" {
@@ -282,5 +318,15 @@ mod tests {
         }
         assert_eq!(normalise_url("10.0.0.2:8443").unwrap(), "https://10.0.0.2:8443");
         assert!(normalise_url("http://x").is_err());
+        assert!(validate_ssh_jump("me@server:22").is_ok());
+        assert!(validate_ssh_jump("x\n  ProxyCommand evil").is_err());
+        let r = |url: &str| Remote {
+            url: url.into(),
+            server_cert_pem: String::new(),
+            host: HostKind::Server,
+            ssh_jump: None,
+        };
+        assert_eq!(r("https://10.0.0.2:8443").effective_ssh_jump().as_deref(), Some("10.0.0.2"));
+        assert_eq!(r("https://127.0.0.1:8443").effective_ssh_jump(), None);
     }
 }

@@ -37,6 +37,10 @@ pub struct AddArgs {
     /// Incus runs in this OrbStack machine (macOS): host-side steps go through `orb run -m`.
     #[arg(long, value_name = "MACHINE")]
     orb: Option<String>,
+    /// SSH jump host to reach sandboxes (their ports listen on the server's loopback);
+    /// default: the URL's host.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    ssh_jump: Option<String>,
     /// Use the remote from now on.
     #[arg(long = "use")]
     use_it: bool,
@@ -55,7 +59,14 @@ pub async fn run(cmd: RemoteCmd) -> Result<ExitCode> {
     match cmd {
         RemoteCmd::Add(a) => {
             let host = a.orb.map(|machine| HostKind::Orb { machine }).unwrap_or_default();
-            let r = remotes::add(AddOptions { name: a.name.clone(), url: a.url, token: a.token, host }).await?;
+            let r = remotes::add(AddOptions {
+                name: a.name.clone(),
+                url: a.url,
+                token: a.token,
+                host,
+                ssh_jump: a.ssh_jump,
+            })
+            .await?;
             if a.use_it {
                 remotes::use_remote(&a.name)?;
             }

@@ -24,6 +24,8 @@ pub enum Host {
     },
     Unavailable {
         remote: String,
+        /// `ProxyJump` for SSH into its sandboxes (their ports listen on the server's loopback).
+        ssh_jump: Option<String>,
     },
 }
 
@@ -41,6 +43,14 @@ impl Host {
         Host::Local
     }
 
+    /// The SSH jump host that reaches the server's loopback ports, if any.
+    pub fn ssh_jump(&self) -> Option<&str> {
+        match self {
+            Host::Unavailable { ssh_jump, .. } => ssh_jump.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether host-side processes can run at all (false for a bare HTTPS remote).
     pub fn is_available(&self) -> bool {
         !matches!(self, Host::Unavailable { .. })
@@ -54,7 +64,7 @@ impl Host {
                 let orb = ["orb", "run", "-m", machine.as_str(), "-u", "root"].map(String::from);
                 Ok(orb.into_iter().chain(argv.iter().cloned()).collect())
             }
-            Host::Unavailable { remote } => Err(EngineError::failed(
+            Host::Unavailable { remote, .. } => Err(EngineError::failed(
                 format!(
                     "`{}` must run on the Incus server of remote '{remote}', and this client cannot run programs there",
                     argv.first().map(String::as_str).unwrap_or("?")

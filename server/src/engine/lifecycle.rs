@@ -400,9 +400,14 @@ impl Engine {
         devices.insert("ssh-proxy".into(), proxy("tcp", SSH_PORT_BASE + slot, Some(&ip), 22));
         devices.insert("app-proxy".into(), proxy("tcp", APP_PORT_BASE + slot, Some(&ip), 8080));
         devices.insert("alt-proxy".into(), proxy("tcp", ALT_PORT_BASE + slot, Some(&ip), 9090));
+        let source = if golden::is_clustered(&self.incus).await? {
+            InstanceSource::image_alias(golden::cluster_alias(&stack))
+        } else {
+            InstanceSource::copy(format!("{golden}/{READY}"))
+        };
         let req = InstancesPost {
             name: instance.clone(),
-            source: InstanceSource::copy(format!("{golden}/{READY}")),
+            source,
             config,
             devices,
             kind: "container".into(),
@@ -417,7 +422,7 @@ impl Engine {
         }
         self.incus.create_instance(&req).await?;
         // The ssh entries are written under the same lock (one writer of ~/.sandbox/ssh_config).
-        sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public)?;
+        sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public, self.host.ssh_jump())?;
         {
             let n = name.to_string();
             rb.push(format!("remove ssh entry for {n}"), async move { Ok(sshcfg::remove_entry(&n)?) });
@@ -591,7 +596,7 @@ impl Engine {
         if let (Some(port), Some(key)) = (s.ssh_port(), host_key) {
             {
                 let _g = lock::acquire().await?;
-                sshcfg::add_entry(&s.name, port, &key)?;
+                sshcfg::add_entry(&s.name, port, &key, self.host.ssh_jump())?;
             }
             progress.step("Waiting for SSH");
             self.wait_ssh(&s.name, port, Duration::from_secs(40)).await?;
@@ -808,8 +813,16 @@ impl Engine {
                 sshcfg::remove_entry(s)?;
             }
         }
-        let failed: Vec<String> =
+        let mut failed: Vec<String> =
             doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
+        // A cluster's golden images (see golden::cluster_alias).
+        for img in self.incus.images().await? {
+            if img.aliases.iter().any(|a| a.name.starts_with(golden::CLUSTER_ALIAS_PREFIX))
+                && let Err(e) = self.incus.delete_image(&img.fingerprint).await
+            {
+                failed.push(format!("image {}: {e}", img.fingerprint));
+            }
+        }
         if !failed.is_empty() {
             return Err(EngineError::failed(
                 format!("could not remove: {}", failed.join("; ")),

@@ -70,6 +70,7 @@ pub async fn setup_machine(machine: &str, nat: &str, progress: &dyn Progress) ->
         url: Some(url),
         token,
         host: HostKind::Orb { machine: machine.to_string() },
+        ssh_jump: None,
     })
     .await?;
     remotes::use_remote(&name)?;
