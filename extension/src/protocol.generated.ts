@@ -11,6 +11,10 @@ state: string, slot: number | null, stack: string | null, repo: string | null, b
  */
 egress: string, cpu: string | null, memory: string | null, createdAt: string, 
 /**
+ * Cluster member the sandbox runs on (absent on a single server).
+ */
+location: string | null, 
+/**
  * Created by this product (false: by the seed's scripts).
  */
 managed: boolean, health: Health | null, };
@@ -128,7 +132,11 @@ export type CreateParams = { name: string, repo?: string, stack?: string, branch
 /**
  * `NAME=VALUE` entries; values are stored literally.
  */
-env?: Array<string>, restrictDomains?: boolean, domainsFile?: string, workDoneToken?: string | number, };
+env?: Array<string>, restrictDomains?: boolean, domainsFile?: string, 
+/**
+ * Cluster member to create on.
+ */
+target?: string, workDoneToken?: string | number, };
 
 export type StartParams = { name: string, cpu?: string, memory?: string, env?: Array<string>, workDoneToken?: string | number, };
 

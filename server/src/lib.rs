@@ -6,4 +6,5 @@ pub mod engine;
 pub mod incus;
 pub mod paths;
 pub mod progress;
+pub mod remotes;
 pub mod tls;

@@ -40,6 +40,47 @@ if [ -d /etc/network ] && command -v ifup >/dev/null; then
     printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' > /etc/network/interfaces
   fi
   systemctl enable networking >/dev/null 2>&1 || true
+  # The engine pins each sandbox's address with a static eth0 stanza. ifupdown would apply it only
+  # after local-fs and friends (~0.3 s into boot, and sshd waits for network.target); this unit
+  # applies it first thing, and networking.service then skips.
+  install -d -m 0755 /usr/local/lib/sandbox
+  cat > /usr/local/lib/sandbox/net-up <<'NET'
+#!/bin/sh
+# Applies a static `iface eth0 inet static` stanza (address/gateway) from /etc/network/interfaces.
+set -e
+eval "$(awk '
+  $1 == "iface" { in_eth0 = ($2 == "eth0" && $4 == "static") ; next }
+  in_eth0 && $1 == "address" { printf "addr=%s\n", $2 }
+  in_eth0 && $1 == "gateway" { printf "gw=%s\n", $2 }
+' /etc/network/interfaces | grep -E '^(addr|gw)=[0-9./]+$')"
+[ -n "${addr:-}" ] || exit 0
+ip link set lo up
+ip addr add "$addr" dev eth0
+ip link set eth0 up
+[ -z "${gw:-}" ] || ip route replace default via "$gw" dev eth0
+mkdir -p /run/network
+touch /run/sandbox-net.done
+NET
+  chmod 0755 /usr/local/lib/sandbox/net-up
+  cat > /etc/systemd/system/sandbox-net.service <<'UNIT'
+[Unit]
+Description=Sandbox static address (early)
+DefaultDependencies=no
+Before=network-pre.target networking.service
+Wants=network-pre.target
+ConditionPathExists=/etc/network/interfaces
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/sandbox/net-up
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+  install -d -m 0755 /etc/systemd/system/networking.service.d
+  printf '[Unit]\nConditionPathExists=!/run/sandbox-net.done\n' > /etc/systemd/system/networking.service.d/sandbox.conf
+  systemctl enable sandbox-net.service >/dev/null 2>&1 || true
 fi
 
 # Profile hooks: the engine writes /etc/profile.d/sandbox-env.sh; the agent socket is carried in
@@ -56,7 +97,7 @@ chown ubuntu:ubuntu /home/ubuntu/.profile 2>/dev/null || true
 ln -sf /lib/systemd/system/poweroff.target /etc/systemd/system/sigpwr.target
 
 # Boot fast: nothing in a sandbox should wait for "network online" or run apt timers at boot.
-for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer; do
+for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer systemd-pstore.service; do
   systemctl mask "$unit" >/dev/null 2>&1 || true
 done
 echo "==> common setup done"

@@ -60,6 +60,8 @@ pub struct CreateParams {
     pub env: Option<Vec<String>>,
     pub restrict_domains: Option<bool>,
     pub domains_file: Option<String>,
+    /// Cluster member to create on.
+    pub target: Option<String>,
     #[ts(optional, type = "string | number")]
     pub work_done_token: Option<serde_json::Value>,
 }
@@ -199,6 +201,7 @@ impl Api {
             env: p.env.unwrap_or_default(),
             restrict_domains: p.restrict_domains.unwrap_or(false),
             domains_file: p.domains_file.map(Into::into),
+            target: p.target,
         };
         Ok(self.engine.start(&o, cx.progress.as_ref(), &cx.cancel).await?)
     }

@@ -1,6 +1,7 @@
 //! The command line front: parses, validates, calls the engine, renders results.
 mod egress;
 mod output;
+mod remote;
 mod sandboxes;
 mod setup;
 
@@ -11,8 +12,6 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::EngineError;
-use crate::engine::host::Host;
-use crate::incus::Incus;
 
 #[derive(Debug, Parser)]
 #[command(name = "sandbox", version, about = "Isolated Incus sandboxes for AI coding agents", propagate_version = true)]
@@ -20,6 +19,9 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Incus remote to use (see `sandbox remote list`; default: the one chosen with `remote use`).
+    #[arg(long, global = true, env = "SANDBOX_REMOTE", value_name = "NAME")]
+    remote: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +59,9 @@ enum Command {
     Denials(egress::DenialsArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
+    /// Incus servers and clusters over HTTPS: add (with a trust token), list, use, remove.
+    #[command(subcommand)]
+    Remote(remote::RemoteCmd),
     /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
     Lsp,
     /// The API for scripts and other editors: JSON-RPC over HTTP/WebSocket on loopback, with a token.
@@ -102,13 +107,16 @@ pub fn main() -> ExitCode {
                 }
             });
         }
-        let incus = match Incus::local() {
-            Ok(i) => i,
-            Err(e) => return report(&EngineError::from(e)),
+        let command = match cli.command {
+            Command::Remote(r) => return remote::run(r).await.unwrap_or_else(|e| report(&e)),
+            c => c,
         };
-        let engine = crate::engine::Engine { incus, host: Host::local() };
+        let engine = match crate::remotes::engine(cli.remote.as_deref()) {
+            Ok(e) => e,
+            Err(e) => return report(&e),
+        };
         let ctx = Ctx { engine, cancel, progress: Arc::new(crate::progress::Stderr::new(true)) };
-        let res = match cli.command {
+        let res = match command {
             Command::Setup(a) => setup::setup(&ctx, a).await,
             Command::Doctor(a) => setup::doctor(&ctx, a).await,
             Command::Start(a) => sandboxes::start(&ctx, a).await,
@@ -130,6 +138,7 @@ pub fn main() -> ExitCode {
                 // process) alive until the client closes its end; `exit` means exit now.
                 std::process::exit(0);
             }
+            Command::Remote(_) => unreachable!("handled before the engine is made"),
             Command::Serve { listen } => {
                 crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
                     .await

@@ -47,6 +47,9 @@ pub struct StartArgs {
     /// Allowlist file (implies --restrict-domains).
     #[arg(long, value_name = "FILE")]
     domains_file: Option<PathBuf>,
+    /// Cluster member to create on (default: Incus places it).
+    #[arg(long, value_name = "MEMBER")]
+    target: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -115,6 +118,9 @@ pub struct NukeArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// macOS: also delete the OrbStack machine that runs Incus (asked separately otherwise).
+    #[arg(long)]
+    delete_vm: bool,
 }
 
 pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
@@ -131,6 +137,7 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
         env: a.env,
         restrict_domains: a.restrict_domains,
         domains_file: a.domains_file,
+        target: a.target,
     };
     let r = ctx.engine.start(&o, ctx.progress.as_ref(), &ctx.cancel).await?;
     if a.json {
@@ -374,15 +381,31 @@ pub async fn nuke(ctx: &Ctx, a: NukeArgs) -> Result<ExitCode> {
                 "type `yes` at the prompt, or pass --yes",
             ));
         }
-        eprint!("This removes EVERY sandbox and golden image on this host. Type 'yes' to continue: ");
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).ok();
-        if line.trim() != "yes" {
+        if !typed_yes("This removes EVERY sandbox and golden image on this host. Type 'yes' to continue: ") {
             eprintln!("nothing removed");
             return Ok(ExitCode::from(1));
         }
     }
     let removed = ctx.engine.nuke(ctx.progress.as_ref()).await?;
     println!("removed {} instances", removed.len());
+    if let crate::engine::host::Host::Orb { machine } = &ctx.engine.host {
+        let delete = a.delete_vm
+            || (!a.yes
+                && std::io::stdin().is_terminal()
+                && typed_yes(&format!(
+                    "Also delete the OrbStack machine '{machine}' (Incus and everything in it)? Type 'yes': "
+                )));
+        if delete {
+            crate::engine::orb::delete_machine(machine).await?;
+            println!("deleted OrbStack machine {machine}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn typed_yes(prompt: &str) -> bool {
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok();
+    line.trim() == "yes"
 }

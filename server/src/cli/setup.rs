@@ -5,8 +5,9 @@ use clap::Args;
 
 use super::{Ctx, output};
 use crate::engine::base_image::DEFAULT_BASE_IMAGE;
+use crate::engine::golden::BRIDGE;
 use crate::engine::golden::{self, Rebuild, SetupOptions};
-use crate::engine::{EngineError, Result, doctor};
+use crate::engine::{EngineError, Result, doctor, hostnet, orb};
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
@@ -26,6 +27,13 @@ pub struct SetupArgs {
     /// Machine-readable output on stdout.
     #[arg(long)]
     json: bool,
+    /// macOS: run Incus in this OrbStack machine (created if missing) and use it from now on.
+    /// The default on a Mac: `agent-sandboxes`.
+    #[arg(long, value_name = "MACHINE")]
+    orb: Option<String>,
+    /// Give sandboxes on the OrbStack machine internet access through NAT (on|off).
+    #[arg(long, value_name = "on|off", default_value = "on", env = "SANDBOX_NAT")]
+    nat: String,
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +43,20 @@ pub struct DoctorArgs {
 }
 
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
+    // On a Mac with nothing chosen yet, Incus lives in an OrbStack machine.
+    let orb = a.orb.clone().or_else(|| {
+        (cfg!(target_os = "macos") && crate::remotes::Remotes::load().is_ok_and(|r| r.current.is_none()))
+            .then(|| "agent-sandboxes".to_string())
+    });
+    let engine = match &orb {
+        Some(machine) => {
+            let name = orb::setup_machine(machine, &a.nat, ctx.progress.as_ref()).await?;
+            eprintln!("using remote '{name}' (OrbStack machine {machine})");
+            crate::remotes::engine(Some(&name))?
+        }
+        None => ctx.engine.clone(),
+    };
+    let ctx = &Ctx { engine, cancel: ctx.cancel.clone(), progress: ctx.progress.clone() };
     if a.list {
         let list = golden::list(&ctx.engine.incus).await?;
         if a.json {
@@ -67,6 +89,8 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     } else {
         Rebuild::Some(a.rebuild.clone())
     };
+    // The port-forwarding rules, so a server prepared with `sandbox setup` serves remote clients.
+    hostnet::ensure(&ctx.engine.host, BRIDGE).await?;
     let opts = SetupOptions { stacks: a.stacks, rebuild, base_image: a.base_image };
     let reports = golden::setup(&ctx.engine.incus, &ctx.engine.host, &opts, ctx.progress.clone(), &ctx.cancel).await?;
     if a.json {

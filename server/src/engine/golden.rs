@@ -24,6 +24,44 @@ pub fn golden_name(stack: &str) -> String {
     format!("golden-{stack}")
 }
 
+/// On a cluster, sandboxes are created from an image rather than by copying the golden instance:
+/// instance names are cluster-wide, so the golden lives on one member and a copy to any other
+/// member is a full migration; an image is cached by each member on first use (a btrfs image
+/// volume) and every later sandbox there is a copy-on-write clone of it.
+pub fn cluster_alias(stack: &str) -> String {
+    format!("{CLUSTER_ALIAS_PREFIX}{stack}")
+}
+pub const CLUSTER_ALIAS_PREFIX: &str = "sandbox-golden/";
+
+pub async fn is_clustered(incus: &Incus) -> Result<bool> {
+    Ok(incus.server().await?["environment"]["server_clustered"] == true)
+}
+
+/// (Re)publishes `golden-STACK/ready` as the cluster image `sandbox-golden/STACK`; the previous
+/// image stays in place until the new one exists.
+pub async fn publish_for_cluster(incus: &Incus, stack: &str, progress: &dyn Progress) -> Result<()> {
+    let alias = cluster_alias(stack);
+    progress.step(&format!("Publishing {}/{READY} as image {alias} for every cluster member", golden_name(stack)));
+    let old = incus.image_alias(&alias).await.ok().map(|a| a.target);
+    if old.is_some() {
+        incus.delete_image_alias(&alias).await?;
+    }
+    match incus.publish_snapshot(&golden_name(stack), READY, &alias).await {
+        Ok(new) => {
+            if let Some(fp) = old.filter(|fp| *fp != new) {
+                let _ = incus.delete_image(&fp).await;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(fp) = old {
+                let _ = incus.create_image_alias(&alias, &fp).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
 /// What `--rebuild` asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Rebuild {
@@ -177,6 +215,7 @@ pub async fn setup(
     let order = stacks::build_order(&requested)?;
     ensure_initialised(incus, progress.as_ref()).await?;
 
+    let clustered = is_clustered(incus).await?;
     let common = stacks::common_script();
     let mut base_source: Option<InstanceSource> = None;
     let mut reports = Vec::new();
@@ -189,6 +228,9 @@ pub async fn setup(
         };
         let exists = has_ready(incus, &name).await?;
         if exists && !rebuild {
+            if clustered && incus.image_alias(&cluster_alias(&stack.name)).await.is_err() {
+                publish_for_cluster(incus, &stack.name, progress.as_ref()).await?;
+            }
             progress.step(&format!("{name} is built (use --rebuild {} to rebuild)", stack.name));
             reports.push(SetupReport { stack: stack.name.clone(), action: "skipped".into(), seconds: 0.0 });
             continue;
@@ -223,6 +265,9 @@ pub async fn setup(
             return Err(e);
         }
         rb.commit();
+        if clustered {
+            publish_for_cluster(incus, &stack.name, progress.as_ref()).await?;
+        }
         reports.push(SetupReport {
             stack: stack.name.clone(),
             action: if exists { "rebuilt" } else { "built" }.into(),

@@ -1,6 +1,12 @@
 //! The host seam: processes that must run where Incus runs (debootstrap, ssh-agent, nft, squid).
-//! Always argv vectors; never a shell string built from input. Local for now; the OrbStack and
-//! SSH runners plug in here.
+//! Always argv vectors; never a shell string built from input.
+//!
+//! - `Local`: Incus runs on this machine (Linux, or the sidecar running on a remote server through
+//!   VS Code Remote-SSH — the extension runs there, so does its sidecar).
+//! - `Orb`: Incus runs in an OrbStack machine on this Mac: `orb run -m MACHINE -u root ARGV…`.
+//! - `Unavailable`: an HTTPS remote this client has no way to run processes on. We do not SSH
+//!   into servers behind the user's back (a second credential and a second trust path to manage):
+//!   operations that need the host say to run `sandbox` on that server instead.
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -9,8 +15,19 @@ use tokio::process::Command;
 use super::error::{EngineError, Result};
 use crate::progress::LineSplitter;
 
-#[derive(Debug, Clone, Default)]
-pub struct Host;
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Host {
+    #[default]
+    Local,
+    Orb {
+        machine: String,
+    },
+    Unavailable {
+        remote: String,
+        /// `ProxyJump` for SSH into its sandboxes (their ports listen on the server's loopback).
+        ssh_jump: Option<String>,
+    },
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct HostOutput {
@@ -23,10 +40,41 @@ pub struct HostOutput {
 
 impl Host {
     pub fn local() -> Self {
-        Host
+        Host::Local
     }
 
-    /// Finds a program on PATH (or a standard sbin dir).
+    /// The SSH jump host that reaches the server's loopback ports, if any.
+    pub fn ssh_jump(&self) -> Option<&str> {
+        match self {
+            Host::Unavailable { ssh_jump, .. } => ssh_jump.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether host-side processes can run at all (false for a bare HTTPS remote).
+    pub fn is_available(&self) -> bool {
+        !matches!(self, Host::Unavailable { .. })
+    }
+
+    /// The argv that runs `argv` where Incus runs.
+    fn wrap(&self, argv: &[String]) -> Result<Vec<String>> {
+        match self {
+            Host::Local => Ok(argv.to_vec()),
+            Host::Orb { machine } => {
+                let orb = ["orb", "run", "-m", machine.as_str(), "-u", "root"].map(String::from);
+                Ok(orb.into_iter().chain(argv.iter().cloned()).collect())
+            }
+            Host::Unavailable { remote, .. } => Err(EngineError::failed(
+                format!(
+                    "`{}` must run on the Incus server of remote '{remote}', and this client cannot run programs there",
+                    argv.first().map(String::as_str).unwrap_or("?")
+                ),
+                "run `sandbox` on that server itself (in VS Code: Remote-SSH into it, the extension and its sidecar run there)",
+            )),
+        }
+    }
+
+    /// Finds a program on PATH (or a standard sbin dir) of this machine.
     pub fn which(&self, program: &str) -> Option<std::path::PathBuf> {
         let path = std::env::var("PATH").unwrap_or_default();
         path.split(':')
@@ -39,6 +87,7 @@ impl Host {
     /// foreground part to exit. Its output goes nowhere: a daemon holding our pipes open would
     /// keep `run` waiting forever; such programs log to their own files.
     pub async fn spawn_daemon(&self, argv: &[String]) -> Result<()> {
+        let argv = self.wrap(argv)?;
         let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
         let status = Command::new(prog)
             .args(args)
@@ -56,6 +105,30 @@ impl Host {
         Ok(())
     }
 
+    /// Reads a (small, text) file where Incus runs.
+    pub async fn read_file(&self, path: &str) -> Result<String> {
+        if *self == Host::Local {
+            return std::fs::read_to_string(path).map_err(|e| EngineError::failed(format!("{path}: {e}"), ""));
+        }
+        let out = self.run(&["cat".into(), path.into()], None, |_| {}).await?;
+        if out.status != 0 {
+            return Err(EngineError::failed(format!("{path}: {}", out.stderr.trim()), ""));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Writes a file where Incus runs (content through stdin, never through a command line).
+    pub async fn write_file(&self, path: &str, content: &[u8]) -> Result<()> {
+        if *self == Host::Local {
+            return std::fs::write(path, content).map_err(|e| EngineError::failed(format!("{path}: {e}"), ""));
+        }
+        let out = self.run(&["dd".into(), "status=none".into(), format!("of={path}")], Some(content), |_| {}).await?;
+        if out.status != 0 {
+            return Err(EngineError::failed(format!("{path}: {}", out.stderr.trim()), ""));
+        }
+        Ok(())
+    }
+
     /// Runs a program, streaming each output line to `on_line`.
     pub async fn run(
         &self,
@@ -63,6 +136,7 @@ impl Host {
         stdin: Option<&[u8]>,
         mut on_line: impl FnMut(&str),
     ) -> Result<HostOutput> {
+        let argv = self.wrap(argv)?;
         let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
         let mut child = Command::new(prog)
             .args(args)

@@ -28,22 +28,26 @@ pub async fn ensure(host: &Host, bridge: &str) -> Result<()> {
     if !bridge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
         return Err(EngineError::invalid("bridge", format!("'{bridge}' is not an interface name"), ""));
     }
+    if !host.is_available() {
+        // A bare HTTPS remote: `sandbox setup`, run on that server, put these in place there.
+        return Ok(());
+    }
     let sysctl = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
-    if std::fs::read_to_string(&sysctl).map(|v| v.trim() != "1").unwrap_or(true) {
-        std::fs::write(&sysctl, "1").map_err(|e| {
+    if host.read_file(&sysctl).await.map(|v| v.trim() != "1").unwrap_or(true) {
+        host.write_file(&sysctl, b"1").await.map_err(|e| {
             EngineError::failed(format!("cannot enable route_localnet on {bridge}: {e}"), "run sandbox as root (sudo)")
         })?;
     }
     // A sandbox is probed for SSH while it boots; the first ARP for it goes unanswered, and the
     // kernel's default 1 s before asking again would add a second to every create.
     let retrans = format!("/proc/sys/net/ipv4/neigh/{bridge}/retrans_time_ms");
-    if std::fs::read_to_string(&retrans).map(|v| v.trim() != "50").unwrap_or(false) {
-        let _ = std::fs::write(&retrans, "50");
+    if host.read_file(&retrans).await.map(|v| v.trim() != "50").unwrap_or(false) {
+        let _ = host.write_file(&retrans, b"50").await;
     }
     // Each sandbox's systemd takes inotify instances from one per-user budget (default 128).
     let inotify = "/proc/sys/fs/inotify/max_user_instances";
-    if std::fs::read_to_string(inotify).ok().and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|v| v < 8192) {
-        let _ = std::fs::write(inotify, "1048576");
+    if host.read_file(inotify).await.ok().and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|v| v < 8192) {
+        let _ = host.write_file(inotify, b"1048576").await;
     }
     let listed =
         host.run(&["nft".into(), "list".into(), "table".into(), "ip".into(), NFT_TABLE.into()], None, |_| {}).await?;

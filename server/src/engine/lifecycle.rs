@@ -31,6 +31,8 @@ pub struct StartOptions {
     pub env: Vec<String>,
     pub restrict_domains: bool,
     pub domains_file: Option<PathBuf>,
+    /// Cluster member to create on (default: Incus places it).
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
@@ -60,6 +62,9 @@ fn validate(o: &StartOptions) -> Result<Validated> {
     }
     if let Some(s) = o.slot {
         validate::slot(s)?;
+    }
+    if let Some(t) = &o.target {
+        validate::member_name(t)?;
     }
     if let Some(k) = &o.ssh_key
         && !k.is_file()
@@ -176,6 +181,27 @@ fn ports_in_use(all: &[Sandbox]) -> BTreeMap<u16, String> {
 }
 
 impl Engine {
+    /// `--target` must name a member of a cluster; said before anything changes.
+    async fn check_member(&self, member: &str) -> Result<()> {
+        let info = self.incus.server().await?;
+        if info["environment"]["server_clustered"] != true {
+            return Err(EngineError::invalid(
+                "target",
+                format!("'{member}': this Incus server is not a cluster"),
+                "drop --target (it places sandboxes on cluster members)",
+            ));
+        }
+        let members = self.incus.cluster_members().await?;
+        if !members.iter().any(|m| m == member) {
+            return Err(EngineError::invalid(
+                "target",
+                format!("no cluster member '{member}' (members: {})", members.join(", ")),
+                "pick one of the members, or drop --target to let Incus place the sandbox",
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates NAME, or restarts it when it exists and is stopped.
     pub async fn start(
         &self,
@@ -245,6 +271,9 @@ impl Engine {
                 let inst = self.incus.instance(&src.instance).await?;
                 domains_file = inst.user_key("sandbox.domains-file").filter(|s| !s.is_empty()).map(str::to_owned);
             }
+        }
+        if let Some(t) = &o.target {
+            self.check_member(t).await?;
         }
         let stack = stack.unwrap_or_else(default_stack);
         let golden = golden_name(&stack);
@@ -371,12 +400,18 @@ impl Engine {
         devices.insert("ssh-proxy".into(), proxy("tcp", SSH_PORT_BASE + slot, Some(&ip), 22));
         devices.insert("app-proxy".into(), proxy("tcp", APP_PORT_BASE + slot, Some(&ip), 8080));
         devices.insert("alt-proxy".into(), proxy("tcp", ALT_PORT_BASE + slot, Some(&ip), 9090));
+        let source = if golden::is_clustered(&self.incus).await? {
+            InstanceSource::image_alias(golden::cluster_alias(&stack))
+        } else {
+            InstanceSource::copy(format!("{golden}/{READY}"))
+        };
         let req = InstancesPost {
             name: instance.clone(),
-            source: InstanceSource::copy(format!("{golden}/{READY}")),
+            source,
             config,
             devices,
             kind: "container".into(),
+            target: o.target.clone(),
             ..Default::default()
         };
         // The undo is registered before the call: the instance is visible (and must go) as soon
@@ -387,7 +422,7 @@ impl Engine {
         }
         self.incus.create_instance(&req).await?;
         // The ssh entries are written under the same lock (one writer of ~/.sandbox/ssh_config).
-        sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public)?;
+        sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public, self.host.ssh_jump())?;
         {
             let n = name.to_string();
             rb.push(format!("remove ssh entry for {n}"), async move { Ok(sshcfg::remove_entry(&n)?) });
@@ -479,6 +514,9 @@ impl Engine {
         }
         if o.slot.is_some() {
             refused.push("--slot");
+        }
+        if o.target.is_some() {
+            refused.push("--target");
         }
         if o.repo.is_some() {
             refused.push("REPO_URL");
@@ -575,7 +613,7 @@ impl Engine {
         if let (Some(port), Some(key)) = (s.ssh_port(), host_key) {
             {
                 let _g = lock::acquire().await?;
-                sshcfg::add_entry(&s.name, port, &key)?;
+                sshcfg::add_entry(&s.name, port, &key, self.host.ssh_jump())?;
             }
             progress.step("Waiting for SSH");
             self.wait_ssh(&s.name, port, Duration::from_secs(40)).await?;
@@ -801,8 +839,16 @@ impl Engine {
                 super::egress::denials::forget(s);
             }
         }
-        let failed: Vec<String> =
+        let mut failed: Vec<String> =
             doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
+        // A cluster's golden images (see golden::cluster_alias).
+        for img in self.incus.images().await? {
+            if img.aliases.iter().any(|a| a.name.starts_with(golden::CLUSTER_ALIAS_PREFIX))
+                && let Err(e) = self.incus.delete_image(&img.fingerprint).await
+            {
+                failed.push(format!("image {}: {e}", img.fingerprint));
+            }
+        }
         if !failed.is_empty() {
             return Err(EngineError::failed(
                 format!("could not remove: {}", failed.join("; ")),

@@ -8,6 +8,7 @@ pub mod host;
 pub mod hostnet;
 pub mod lifecycle;
 pub mod lock;
+pub mod orb;
 pub mod rollback;
 pub mod sandbox;
 pub mod sshcfg;

@@ -50,6 +50,8 @@ pub struct Sandbox {
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub created_at: String,
+    /// Cluster member the sandbox runs on (absent on a single server).
+    pub location: Option<String>,
     /// Created by this product (false: by the seed's scripts).
     pub managed: bool,
     pub health: Option<Health>,
@@ -112,6 +114,7 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),
         created_at: inst.created_at.clone(),
+        location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
         managed: key("created-by").is_some(),
         health: None,
     })

@@ -123,8 +123,9 @@ fn without_block(text: &str, name: &str) -> String {
     out
 }
 
-/// Adds (or replaces) the entries for a sandbox. `host_key` is its public host key line.
-pub fn add_entry(name: &str, port: u16, host_key: &str) -> Result<()> {
+/// Adds (or replaces) the entries for a sandbox. `host_key` is its public host key line; `jump`
+/// is the server to hop through when the sandbox runs on a remote Incus server.
+pub fn add_entry(name: &str, port: u16, host_key: &str, jump: Option<&str>) -> Result<()> {
     let (begin, end) = marker(name);
     let key = client_key_path();
     let kh = known_hosts_path();
@@ -132,9 +133,10 @@ pub fn add_entry(name: &str, port: u16, host_key: &str) -> Result<()> {
     let alias = host_alias(name);
     let block = format!(
         "{begin}\nHost {name} {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User ubuntu\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
-         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  HostKeyAlias {alias}\n  ForwardAgent no\n  LogLevel ERROR\n{end}\n",
+         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  HostKeyAlias {alias}\n  ForwardAgent no\n  LogLevel ERROR\n{jump}{end}\n",
         key = key.display(),
-        kh = kh.display()
+        kh = kh.display(),
+        jump = jump.map(|j| format!("  ProxyJump {j}\n")).unwrap_or_default(),
     );
     let old = std::fs::read_to_string(&cfg).unwrap_or_default();
     let mut new = without_block(&old, name);

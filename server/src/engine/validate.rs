@@ -158,6 +158,23 @@ pub fn shell_single_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
 }
 
+/// A cluster member name (`--target`): a hostname-like label.
+pub fn member_name(v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        && v.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(
+            "target",
+            format!("'{v}' is not a cluster member name"),
+            "`incus cluster list` shows the members",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

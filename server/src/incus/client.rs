@@ -186,6 +186,23 @@ impl Incus {
         self.call(Method::POST, "/1.0/certificates", Some(&body), &format!("certificate '{name}'")).await.map(|_| ())
     }
 
+    /// Asks the server to trust the certificate this connection presents, with a trust token
+    /// (`incus config trust add NAME`); works before we are trusted.
+    pub async fn trust_with_token(&self, token: &str, name: &str) -> Result<()> {
+        let body = json!({ "type": "client", "trust_token": token, "name": name });
+        self.call(Method::POST, "/1.0/certificates", Some(&body), "the trust token").await.map(|_| ())
+    }
+
+    /// Names of the cluster's members.
+    pub async fn cluster_members(&self) -> Result<Vec<String>> {
+        let urls: Vec<String> = self.sync(Method::GET, "/1.0/cluster/members", None, "cluster members").await?;
+        Ok(urls
+            .iter()
+            .filter_map(|u| u.rsplit('/').next())
+            .map(|s| urlencoding::decode(s).map(|c| c.into_owned()).unwrap_or_default())
+            .collect())
+    }
+
     // ---- instances --------------------------------------------------------------------------
 
     /// All instances with state and snapshots, in one call.
@@ -217,7 +234,11 @@ impl Incus {
 
     pub async fn create_instance(&self, req: &InstancesPost) -> Result<()> {
         let body = serde_json::to_value(req).map_err(|e| IncusError::Decode(e.to_string()))?;
-        self.run(Method::POST, "/1.0/instances", Some(&body), &format!("instance '{}'", req.name)).await.map(|_| ())
+        let path = match &req.target {
+            Some(t) => format!("/1.0/instances?target={}", enc(t)),
+            None => "/1.0/instances".into(),
+        };
+        self.run(Method::POST, &path, Some(&body), &format!("instance '{}'", req.name)).await.map(|_| ())
     }
 
     /// start | stop | restart | freeze | unfreeze
@@ -467,16 +488,23 @@ impl Incus {
             .map_err(|e| self.map_transport(e))?;
         let env = self.envelope(resp, "image").await?;
         let op = self.wait_operation(&op_id(&env)?, "image import").await?;
-        let fp = op
-            .metadata
-            .as_ref()
-            .and_then(|m| m.get("fingerprint"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| IncusError::Decode("image import returned no fingerprint".into()))?
-            .to_string();
+        let fp = op_fingerprint(&op)?;
         if let Some(alias) = alias {
             self.create_image_alias(alias, &fp).await?;
         }
+        Ok(fp)
+    }
+
+    /// Publishes `instance/snapshot` as an image (zstd) under `alias`; returns its fingerprint.
+    pub async fn publish_snapshot(&self, instance: &str, snapshot: &str, alias: &str) -> Result<String> {
+        let body = json!({
+            "source": { "type": "snapshot", "name": format!("{instance}/{snapshot}") },
+            "compression_algorithm": "zstd",
+            "properties": { "description": format!("Agent Sandboxes golden image from {instance}/{snapshot}") },
+        });
+        let op = self.run(Method::POST, "/1.0/images", Some(&body), &format!("image from {instance}")).await?;
+        let fp = op_fingerprint(&op)?;
+        self.create_image_alias(alias, &fp).await?;
         Ok(fp)
     }
 
@@ -574,6 +602,16 @@ fn pem_body(pem: &str) -> String {
 }
 
 /// Is this a path to an existing unix socket?
+/// The image fingerprint an import or publish operation reports.
+fn op_fingerprint(op: &Operation) -> Result<String> {
+    op.metadata
+        .as_ref()
+        .and_then(|m| m.get("fingerprint"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| IncusError::Decode("the image operation returned no fingerprint".into()))
+}
+
 pub fn socket_exists(p: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false)

@@ -11,5 +11,5 @@ pub use client::{DEFAULT_SOCKET, Endpoint, FileWrite, Incus, socket_exists};
 pub use error::{IncusError, Result};
 pub use events::EventMsg;
 pub use exec::{ExecOutput, ExecSpec, Stream};
-pub use tls::{RemoteTls, generate_client_certificate};
+pub use tls::{RemoteTls, fetch_server_certificate, generate_client_certificate};
 pub use types::*;

@@ -125,6 +125,9 @@ pub struct InstancesPost {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<bool>,
+    /// Cluster member to place the instance on (a query parameter, not part of the body).
+    #[serde(skip)]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -129,6 +129,17 @@ impl Engine {
     /// Puts NAME's policy in place (before it starts): its list, resolver, Squid rules and nft rules.
     pub async fn egress_register(&self, name: &str) -> Result<()> {
         let inst = self.incus.instance(&instance_name(name)).await?;
+        if self.host != super::host::Host::Local {
+            // Generated files are written on this machine; the OrbStack/remote hosts come later.
+            if is_restricted(&inst) {
+                return Err(EngineError::failed(
+                    format!("'{name}' restricts its domains, which works only where Incus runs on this machine"),
+                    "run `sandbox` on the Incus host itself, or start it without --restrict-domains",
+                ));
+            }
+            tracing::warn!("egress: the default policy is applied only on a local Incus host");
+            return Ok(());
+        }
         if member_of(&inst).is_none() {
             // Made by the seed's scripts (no pinned address): nothing to key rules on.
             tracing::info!("egress: {name} has no pinned address; not registered");
@@ -151,6 +162,9 @@ impl Engine {
 
     /// Removes every rule, list and resolver NAME owned. Idempotent.
     pub async fn egress_unregister(&self, name: &str) -> Result<()> {
+        if self.host != super::host::Host::Local {
+            return Ok(());
+        }
         let _g = lock::acquire().await?;
         paths::mark(name, false)?;
         self.egress_sync().await
