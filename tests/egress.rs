@@ -275,6 +275,40 @@ fn a_port_outside_the_policy_is_rejected_fast() {
     assert!(banner.is_ok(), "the 5432 listener is up (seen from the host)");
 }
 
+#[test]
+fn a_sandbox_started_behind_our_back_gets_no_network() {
+    inet::inet();
+    let w = world();
+    let name = unique("egb");
+    let _guard = sandbox_e2e::Sandboxes(vec![name.clone()]);
+    start(&name, &["--domains-file", &list_file()]);
+    assert_eq!(tcp_connect(&name, WEB, "22"), "connected", "registered: port 22 goes out");
+    let inst = format!("agent-{name}");
+    let cfg = std::process::Command::new("incus").args(["config", "get", &inst, "boot.autostart"]).output().unwrap();
+    assert_eq!(text(&cfg.stdout).trim(), "false", "a host reboot must not bring it back without its policy");
+    // Stopped through us (policy removed), then started with plain `incus start`: no policy was
+    // put in place, so it must get nothing — not an open network.
+    let out = sandbox(&["stop", &name], ENV);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let started = std::process::Command::new("incus").args(["start", &inst]).status().unwrap();
+    assert!(started.success());
+    // Wait for its network to be configured (it boots on its own now; nobody waits for it).
+    for _ in 0..50 {
+        if !text(&exec(&name, &["ip", "-4", "route", "show", "default"]).stdout).trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(tcp_connect(&name, WEB, "22"), "refused", "unregistered: nothing goes out");
+    assert_ne!(tcp_connect(&name, "10.100.0.1", "53"), "connected", "nor to the host");
+    let other_ip = sandbox_e2e::listed(&w.open).unwrap()["ip"].as_str().unwrap().to_string();
+    assert_ne!(tcp_connect(&name, &other_ip, "22"), "connected", "nor to another sandbox");
+    // `sandbox start` on the running sandbox puts the policy back.
+    let out = sandbox(&["start", &name], ENV);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(tcp_connect(&name, WEB, "22"), "connected", "registered again");
+}
+
 // ── live changes, restart, removal ─────────────────────────────────────────────────────────
 
 #[test]

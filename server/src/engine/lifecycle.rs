@@ -351,6 +351,10 @@ impl Engine {
             config.insert(k.to_string(), v);
         };
         set("user.sandbox.created-by", "agent-sandboxes".into());
+        // Incus restarts whatever was running when the daemon stopped (a host reboot); a sandbox
+        // must only ever start through `sandbox start`, which puts its egress policy and
+        // ssh-agent in place first.
+        set("boot.autostart", "false".into());
         set("user.sandbox.slot", slot.to_string());
         set("user.sandbox.stack", stack.clone());
         set("user.sandbox.ssh-host-key", host_public.clone());

@@ -8,22 +8,26 @@ use std::net::Ipv4Addr;
 use super::{Member, Net, SQUID_HTTP_PORT, SQUID_TLS_PORT, dns_port};
 
 pub const TABLE: &str = "agent_sandboxes_egress";
+/// Every sandbox NIC has the MAC 0a:5b:5a:00:00:SLOT (and MAC filtering on, so it is trustworthy).
+const MAC_PREFIX: &str = "0a:5b:5a:00:00:00";
+const MAC_MASK: &str = "ff:ff:ff:ff:ff:00";
 
-/// `nft -f` input: delete our tables (created empty first so the delete cannot fail), then — if
-/// any sandbox is registered — add them back with the current members.
+/// `nft -f` input: delete our tables (created empty first so the delete cannot fail), then add
+/// them back with the current members. The tables stay even with no member: they fail closed for
+/// a sandbox started behind our back (`incus start`), which has a pinned address and our MAC
+/// prefix but no registration — it gets no traffic at all rather than an open network.
 pub fn script(net: &Net, members: &[Member]) -> String {
     let mut s =
         format!("table ip {TABLE}\ndelete table ip {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n");
-    if members.is_empty() {
-        return s;
-    }
     let br = &net.bridge;
+    let pinned = net.pinned_range();
     let (gw, subnet) = (net.gateway, net.subnet());
     let set = |ms: &mut dyn Iterator<Item = &Member>| ms.map(|m| m.ip.to_string()).collect::<Vec<_>>().join(", ");
     let all = set(&mut members.iter());
     let restricted = set(&mut members.iter().filter(|m| m.restricted));
     let macs = members.iter().map(|m| m.mac.clone()).collect::<Vec<_>>().join(", ");
     let elements = |v: &str| if v.is_empty() { String::new() } else { format!(" elements = {{ {v} }};") };
+    let macs_el = elements(&macs);
 
     // Layer 2: frames between two ports of the bridge never reach the ip hooks (no
     // br_netfilter here), so sandbox↔sandbox traffic on the shared bridge is cut in the bridge
@@ -31,11 +35,13 @@ pub fn script(net: &Net, members: &[Member]) -> String {
     let _ = writeln!(
         s,
         "table bridge {TABLE} {{\n\
-         \tset sandbox_macs {{ type ether_addr; elements = {{ {macs} }}; }}\n\
+         \tset sandbox_macs {{ type ether_addr;{macs_el} }}\n\
          \tchain isolate {{\n\
          \t\ttype filter hook forward priority filter - 10; policy accept;\n\
          \t\tether saddr @sandbox_macs drop\n\
          \t\tether daddr @sandbox_macs drop\n\
+         \t\tether saddr & {MAC_MASK} == {MAC_PREFIX} drop\n\
+         \t\tether daddr & {MAC_MASK} == {MAC_PREFIX} drop\n\
          \t}}\n}}"
     );
 
@@ -65,6 +71,8 @@ pub fn script(net: &Net, members: &[Member]) -> String {
          \t\ttype filter hook forward priority filter - 10; policy accept;\n\
          \t\tiifname \"{br}\" ip saddr @sandboxes jump from_sandbox\n\
          \t\toifname \"{br}\" ip daddr @sandboxes jump to_sandbox\n\
+         \t\tiifname \"{br}\" ip saddr {pinned} jump refuse\n\
+         \t\toifname \"{br}\" ip daddr {pinned} ct state new drop\n\
          \t}}\n\
          \tchain from_sandbox {{\n\
          \t\toifname \"{br}\" reject with icmp type admin-prohibited\n\
@@ -86,6 +94,7 @@ pub fn script(net: &Net, members: &[Member]) -> String {
          \tchain input_guard {{\n\
          \t\ttype filter hook input priority filter - 10; policy accept;\n\
          \t\tiifname \"{br}\" ip saddr @sandboxes jump sandbox_to_host\n\
+         \t\tiifname \"{br}\" ip saddr {pinned} jump refuse\n\
          \t}}\n\
          \tchain sandbox_to_host {{\n\
          \t\tct state established,related accept\n\
@@ -107,6 +116,13 @@ pub fn script(net: &Net, members: &[Member]) -> String {
 
 /// The bridge's network: the subnet every sandbox lives in.
 impl Net {
+    /// The addresses sandboxes are pinned to: network + 100 + slot, slots 1–99.
+    pub fn pinned_range(&self) -> String {
+        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let base = u32::from(self.gateway) & mask;
+        format!("{}-{}", Ipv4Addr::from(base + 101), Ipv4Addr::from(base + 199))
+    }
+
     pub fn subnet(&self) -> String {
         let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
         format!("{}/{}", Ipv4Addr::from(u32::from(self.gateway) & mask), self.prefix)
@@ -118,10 +134,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_member_no_table() {
+    fn unregistered_sandboxes_fail_closed() {
         let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
         let s = script(&net, &[]);
-        assert!(!s.contains("chain"), "{s}");
+        assert!(s.contains("ip saddr 10.100.0.101-10.100.0.199 jump refuse"), "{s}");
+        assert!(s.contains("ether saddr & ff:ff:ff:ff:ff:00 == 0a:5b:5a:00:00:00 drop"), "{s}");
+        assert!(!s.contains("elements = {  }"), "{s}");
         let m = Member {
             name: "a".into(),
             ip: "10.100.0.105".parse().unwrap(),
