@@ -4,6 +4,8 @@ use std::process::{Command, Output};
 
 pub use sandbox::incus::Incus;
 
+pub mod gitfake;
+
 /// The base image the test bed imports (scripts/build-base-image.sh).
 pub fn base_image() -> String {
     std::env::var("SANDBOX_TEST_IMAGE").unwrap_or_else(|_| "sandbox-base/debootstrap-bookworm".into())
