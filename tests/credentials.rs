@@ -41,7 +41,10 @@ fn exec_ok(name: &str, argv: &[&str]) -> String {
 
 /// Commits in the sandbox's checkout (as ubuntu).
 fn commit(name: &str, msg: &str) -> String {
-    exec_ok(name, &["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", msg]);
+    exec_ok(
+        name,
+        &["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", msg],
+    );
     exec_ok(name, &["git", "rev-parse", "HEAD"]).trim().to_string()
 }
 
@@ -162,8 +165,23 @@ fn init_pid(name: &str) -> u32 {
 /// Incus's /dev/.lxc/proc): not files, so skipped; process environments are checked separately.
 fn virtual_mounts(pid: u32) -> Vec<String> {
     let virt = [
-        "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "fuse.lxcfs", "securityfs", "debugfs", "tracefs",
-        "pstore", "bpf", "binfmt_misc", "configfs", "fusectl", "hugetlbfs", "efivarfs",
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "devpts",
+        "mqueue",
+        "fuse.lxcfs",
+        "securityfs",
+        "debugfs",
+        "tracefs",
+        "pstore",
+        "bpf",
+        "binfmt_misc",
+        "configfs",
+        "fusectl",
+        "hugetlbfs",
+        "efivarfs",
     ];
     let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     info.lines()
@@ -351,6 +369,7 @@ fn branches_existing_and_new_and_from_over_the_api_with_a_callers_token() {
         c.request::<serde_json::Value, _>("sandbox/create", p).await
     });
     let _ = server.kill();
+    let _ = server.wait();
     let res = res.expect("create over the API");
     assert_eq!(res["sandbox"]["repo"], gh.url(REPO), "repo inherited");
     assert_eq!(res["sandbox"]["stack"], "minimal", "stack inherited");
@@ -445,4 +464,79 @@ fn agent_is_ended_on_stop_back_on_start_and_everything_goes_on_rm() {
     assert!(!key_path(&n).exists() && !key_path(&n).with_extension("pub").exists());
     assert!(!alive(pid3) && !agent_sock(&n).exists());
     assert!(listed(&n).is_none());
+}
+
+/// Nothing of NAME is left on the host: instance, key pair, agent (process, socket, pid file),
+/// ssh entry.
+fn assert_nothing_left(name: &str) {
+    assert!(!incus_names().contains(&format!("agent-{name}")), "instance of {name} left");
+    assert!(!key_path(name).exists() && !key_path(name).with_extension("pub").exists(), "key pair of {name} left");
+    assert!(!agent_sock(name).exists() && agent_pid(name).is_none(), "agent files of {name} left");
+    let sock = agent_sock(name).display().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        assert!(memchr::memmem::find(&cmd, sock.as_bytes()).is_none(), "an agent of {name} still runs");
+    }
+    let cfg = std::fs::read_to_string(sandbox_home().join("ssh_config")).unwrap_or_default();
+    assert!(!cfg.contains(&format!("Host {name} ")), "ssh entry of {name} left");
+}
+
+fn create_fails(gh: &GitHub, name: &str, extra_args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut a = vec!["start", name, "--stack", "minimal"];
+    a.extend_from_slice(extra_args);
+    let o = sb(gh, &a, env);
+    assert_eq!(o.status.code(), Some(1), "create {name} should fail: {}", text(&o.stdout));
+    text(&o.stderr)
+}
+
+#[test]
+fn github_errors_and_late_failures_leave_nothing_on_github_or_the_host() {
+    let gh = GitHub::start(&[REPO]);
+    let mut g = Guard::new(&gh);
+    let url = gh.url(REPO);
+    for (fail, expect) in [
+        (Fail::Status(500), "(500)"),
+        (Fail::AfterCreate, "(500)"),
+        (Fail::Status(403), "you need admin rights on acme/app to add a deploy key"),
+        (Fail::Status(404), "you need admin rights on acme/app to add a deploy key"),
+        (Fail::Status(422), "(422): Validation Failed"),
+    ] {
+        gh.set_fail(Some(fail));
+        let n = g.name("cred");
+        let e = create_fails(&gh, &n, &[&url], &[]);
+        gh.set_fail(None);
+        assert!(e.contains(expect), "{fail:?}: {e}");
+        assert!(gh.keys(REPO).is_empty(), "{fail:?}: a key was left on GitHub");
+        assert_nothing_left(&n);
+    }
+    let taken = g.name("cred");
+    create_ok(&gh, &taken, &[&url]);
+    // Wrong token; no token at all; a repository the token cannot see.
+    let n = g.name("cred");
+    let e = create_fails(&gh, &n, &[&url], &[("GH_TOKEN", "wrong")]);
+    assert!(e.contains("(401)") && e.contains("token was refused"), "{e}");
+    assert_nothing_left(&n);
+    let e = create_fails(&gh, &n, &[&url], &[("GH_TOKEN", ""), ("GITHUB_TOKEN", ""), ("PATH", "/usr/bin:/bin")]);
+    for word in ["GH_TOKEN", "GITHUB_TOKEN", "gh auth login", "--ssh-key"] {
+        assert!(e.contains(word), "{word} named: {e}");
+    }
+    assert_nothing_left(&n);
+    let e = create_fails(&gh, &n, &[&gh.url("acme/secret")], &[]);
+    assert!(e.contains("admin rights on acme/secret"), "{e}");
+    assert_nothing_left(&n);
+    // Bad URLs never reach GitHub.
+    let before = gh.requests().len();
+    let e = create_fails(&gh, &n, &["https://github.com/acme"], &[]);
+    assert!(e.contains("not a repository URL"), "{e}");
+    assert_eq!(gh.requests().len(), before);
+
+    // A failure after the key was registered, the container made and the clone done: all undone.
+    let n = g.name("cred");
+    let e = create_fails(&gh, &n, &[&url], &[("SANDBOX_FAULT", "after-clone")]);
+    assert!(e.contains("injected failure after clone"), "{e}");
+    let keys = gh.keys(REPO);
+    assert_eq!(keys.len(), 1, "only the other sandbox's key: {keys:?}");
+    assert_eq!(keys[0].title, format!("sandbox-{taken}"));
+    assert!(gh.requests().iter().any(|r| r.starts_with("DELETE")), "{:?}", gh.requests());
+    assert_nothing_left(&n);
 }

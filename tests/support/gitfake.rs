@@ -68,11 +68,16 @@ fn err(status: u16, message: &str) -> Response {
     (code, Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"}))).into_response()
 }
 
-fn check(f: &Fake, headers: &HeaderMap, owner: &str, repo: &str) -> Result<String, Response> {
+/// Token, error mode and repository checks; Err is the response to send instead.
+fn check(f: &Fake, headers: &HeaderMap, owner: &str, repo: &str) -> Result<String, Box<Response>> {
+    check_inner(f, headers, owner, repo).map_err(|(s, m)| Box::new(err(s, m)))
+}
+
+fn check_inner(f: &Fake, headers: &HeaderMap, owner: &str, repo: &str) -> Result<String, (u16, &'static str)> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     let given = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("token ")).unwrap_or("");
     if given != f.token {
-        return Err(err(401, "Bad credentials"));
+        return Err((401, "Bad credentials"));
     }
     if let Some(Fail::Status(s)) = f.fail {
         let msg = match s {
@@ -81,11 +86,11 @@ fn check(f: &Fake, headers: &HeaderMap, owner: &str, repo: &str) -> Result<Strin
             422 => "Validation Failed",
             _ => "Server Error",
         };
-        return Err(err(s, msg));
+        return Err((s, msg));
     }
     let slug = format!("{owner}/{repo}");
     if !f.repos.contains_key(&slug) {
-        return Err(err(404, "Not Found"));
+        return Err((404, "Not Found"));
     }
     Ok(slug)
 }
@@ -95,7 +100,7 @@ async fn list(State(s): State<Shared>, headers: HeaderMap, UrlPath((o, r)): UrlP
     f.requests.push(format!("GET {o}/{r}"));
     match check(&f, &headers, &o, &r) {
         Ok(slug) => Json(Value::Array(f.repos[&slug].keys.iter().map(|k| k.json(&slug)).collect())).into_response(),
-        Err(e) => e,
+        Err(e) => *e,
     }
 }
 
@@ -109,7 +114,7 @@ async fn add(
     f.requests.push(format!("POST {o}/{r}"));
     let slug = match check(&f, &headers, &o, &r) {
         Ok(s) => s,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let (Some(title), Some(key)) = (body["title"].as_str(), body["key"].as_str()) else {
         return err(422, "Validation Failed");
@@ -146,7 +151,7 @@ async fn remove(
     f.requests.push(format!("DELETE {o}/{r}/{id}"));
     let slug = match check(&f, &headers, &o, &r) {
         Ok(s) => s,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let keys = &mut f.repos.get_mut(&slug).unwrap().keys;
     let before = keys.len();
@@ -262,7 +267,12 @@ impl GitHub {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(l, app).with_graceful_shutdown(async move { rx.await.ok(); }).await.unwrap();
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move {
+                        rx.await.ok();
+                    })
+                    .await
+                    .unwrap();
             });
         });
 
@@ -309,9 +319,8 @@ impl GitHub {
         let d = me.dir.path().to_path_buf();
         let hostkey = d.join("host_ed25519");
         run(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey.to_str().unwrap()]);
-        let mut passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-        passwd.retain(|_| true);
-        passwd = passwd.lines().filter(|l| !l.starts_with("git:")).map(|l| format!("{l}\n")).collect();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let mut passwd: String = passwd.lines().filter(|l| !l.starts_with("git:")).map(|l| format!("{l}\n")).collect();
         passwd.push_str(&format!("git:x:0:0:git:{}:/bin/sh\n", d.display()));
         std::fs::write(d.join("passwd"), passwd).unwrap();
         let conf = format!(

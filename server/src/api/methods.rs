@@ -4,13 +4,13 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{Api, ApiError, CallCx};
+use crate::engine::creds::Token;
 pub use crate::engine::doctor::Check;
 use crate::engine::golden::{self, Rebuild, SetupOptions};
 pub use crate::engine::golden::{GoldenInfo, SetupReport};
 pub use crate::engine::lifecycle::StartResult;
 use crate::engine::lifecycle::{StartOptions, not_found};
 pub use crate::engine::sandbox::{PortForward, Sandbox};
-use crate::engine::creds::Token;
 use crate::engine::{EngineError, doctor, sandbox, validate};
 
 type R<T> = Result<T, ApiError>;

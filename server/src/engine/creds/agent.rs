@@ -76,7 +76,8 @@ fn is_our_agent(pid: i32, name: &str) -> bool {
     let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
     let sock = socket_path(name);
-    args.first().is_some_and(|a| a.ends_with(b"ssh-agent")) && args.iter().any(|a| *a == sock.as_os_str().as_encoded_bytes())
+    args.first().is_some_and(|a| a.ends_with(b"ssh-agent"))
+        && args.iter().any(|a| *a == sock.as_os_str().as_encoded_bytes())
 }
 
 /// Makes sure an agent for NAME answers on its socket and holds `key` (a private key file on the

@@ -72,9 +72,12 @@ impl GitHub {
                     .filter_map(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let said = if detail.is_empty() { source.message.clone() } else { format!("{}: {detail}", source.message) };
+                let said =
+                    if detail.is_empty() { source.message.clone() } else { format!("{}: {detail}", source.message) };
                 let hint = match status {
-                    401 => "the GitHub token was refused: check GH_TOKEN / GITHUB_TOKEN or `gh auth status`".to_string(),
+                    401 => {
+                        "the GitHub token was refused: check GH_TOKEN / GITHUB_TOKEN or `gh auth status`".to_string()
+                    }
                     403 | 404 => format!(
                         "you need admin rights on {slug} to add a deploy key (and the token needs the repo scope); \
                          or use --ssh-key PATH"
@@ -106,7 +109,8 @@ impl GitHub {
             Err(e) => {
                 // A server error or a lost answer may leave a key GitHub never confirmed: remove
                 // it by title and key, so a failed create leaves nothing behind.
-                let unsure = !matches!(&e, octocrab::Error::GitHub { source, .. } if source.status_code.is_client_error());
+                let unsure =
+                    !matches!(&e, octocrab::Error::GitHub { source, .. } if source.status_code.is_client_error());
                 if unsure && let Err(e2) = self.delete_matching(title, Some(public_key)).await {
                     tracing::warn!("could not check for a half-made deploy key: {e2}");
                 }
@@ -158,7 +162,8 @@ impl GitHub {
         let keys = self.list().await?;
         let mut n = 0;
         for k in keys {
-            let same_key = want.as_deref().is_some_and(|w| k.key.split_whitespace().take(2).collect::<Vec<_>>().join(" ") == w);
+            let same_key =
+                want.as_deref().is_some_and(|w| k.key.split_whitespace().take(2).collect::<Vec<_>>().join(" ") == w);
             if k.title == title || same_key {
                 self.delete(k.id).await?;
                 n += 1;

@@ -50,7 +50,8 @@ pub fn git_known_hosts_path() -> PathBuf {
 }
 
 fn known_hosts() -> String {
-    let mut s = String::from("# Written by Agent Sandboxes: github.com's published keys, then ~/.sandbox/git_known_hosts.\n");
+    let mut s =
+        String::from("# Written by Agent Sandboxes: github.com's published keys, then ~/.sandbox/git_known_hosts.\n");
     s.push_str(GITHUB_KNOWN_HOSTS);
     if let Ok(extra) = std::fs::read_to_string(git_known_hosts_path()) {
         s.push_str(&extra);
@@ -143,9 +144,10 @@ impl Engine {
                 // Token first: without one nothing else is worth doing.
                 let purpose = format!("to register the deploy key of '{name}' on {}", repo.slug());
                 let token = github::token(&self.host, token.0.as_deref(), &purpose).await.map_err(|e| match e {
-                    EngineError::Failed { message, hint } => {
-                        EngineError::Failed { message, hint: format!("{hint}; or use --ssh-key PATH (a key of your own)") }
-                    }
+                    EngineError::Failed { message, hint } => EngineError::Failed {
+                        message,
+                        hint: format!("{hint}; or use --ssh-key PATH (a key of your own)"),
+                    },
                     e => e,
                 })?;
                 let gh = github::GitHub::new(repo, &token)?;
@@ -178,7 +180,10 @@ impl Engine {
         progress.step("Starting the sandbox's ssh-agent on the host");
         {
             let n = name.to_string();
-            rb.push(format!("stop ssh-agent of {n}"), async move { agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}")) });
+            rb.push(
+                format!("stop ssh-agent of {n}"),
+                async move { agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}")) },
+            );
         }
         agent::ensure(&self.host, name, &key_path).await?;
         Ok(config)
@@ -239,8 +244,8 @@ impl Engine {
         let out = self.incus.exec(instance, &git(&["clone", "--quiet", "--", &url, PROJECT])).await?;
         if !out.ok() {
             let err = out.stderr_str();
-            let hint = if err.contains("Host key verification failed") || err.contains("No ")
-                && err.contains("host key is known")
+            let hint = if err.contains("Host key verification failed")
+                || err.contains("No ") && err.contains("host key is known")
             {
                 format!(
                     "the sandbox does not know {}'s host key: add it to {} (known_hosts format; check its fingerprint)",
@@ -267,10 +272,15 @@ impl Engine {
                 p(&["checkout", "--quiet", b, "--"])
             } else {
                 let start = match base.map(|x| format!("origin/{x}")) {
-                    Some(s) if self.incus.exec(instance, &p(&["rev-parse", "--verify", "--quiet", &s])).await?.ok() => Some(s),
+                    Some(s) if self.incus.exec(instance, &p(&["rev-parse", "--verify", "--quiet", &s])).await?.ok() => {
+                        Some(s)
+                    }
                     _ => None,
                 };
-                progress.step(&format!("Creating branch {b}{}", start.as_deref().map(|s| format!(" from {s}")).unwrap_or_default()));
+                progress.step(&format!(
+                    "Creating branch {b}{}",
+                    start.as_deref().map(|s| format!(" from {s}")).unwrap_or_default()
+                ));
                 let mut args = vec!["checkout", "--quiet", "-b", b];
                 if let Some(s) = &start {
                     args.push(s);

@@ -41,7 +41,11 @@ impl RepoRef {
     /// Parses the URL forms we can give a deploy key to; anything else is a clear error.
     pub fn parse(v: &str) -> Result<RepoRef> {
         let bad = |why: &str| {
-            EngineError::invalid("repository", format!("'{}' is not a repository URL we understand ({why})", printable(v)), HINT)
+            EngineError::invalid(
+                "repository",
+                format!("'{}' is not a repository URL we understand ({why})", printable(v)),
+                HINT,
+            )
         };
         if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("it contains spaces or control characters"));
@@ -85,13 +89,7 @@ impl RepoRef {
         if !seg_ok(owner) || !seg_ok(name) {
             return Err(bad("OWNER and REPO may hold letters, digits, '-', '_' and '.'"));
         }
-        Ok(RepoRef {
-            host: host.to_ascii_lowercase(),
-            port,
-            user,
-            owner: owner.to_string(),
-            name: name.to_string(),
-        })
+        Ok(RepoRef { host: host.to_ascii_lowercase(), port, user, owner: owner.to_string(), name: name.to_string() })
     }
 
     /// `owner/name`
