@@ -540,3 +540,39 @@ fn github_errors_and_late_failures_leave_nothing_on_github_or_the_host() {
     assert!(gh.requests().iter().any(|r| r.starts_with("DELETE")), "{:?}", gh.requests());
     assert_nothing_left(&n);
 }
+
+#[test]
+fn ssh_key_applies_on_restart_and_rm_finds_a_key_without_stored_id_by_title() {
+    let gh = GitHub::start(&[REPO]);
+    let mut g = Guard::new(&gh);
+    let n = g.name("cred");
+    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_user");
+    assert!(
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap().success()
+    );
+    let user_pub = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // --ssh-key on restart: the agent now holds the user's key (and only it).
+    assert!(sandbox(&["stop", &n], &[]).status.success());
+    let o = sandbox(&["start", &n, "--ssh-key", key.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let held = exec_ok(&n, &["ssh-add", "-L"]);
+    assert_eq!(held.lines().count(), 1);
+    assert!(user_pub.starts_with(held.split_whitespace().take(2).collect::<Vec<_>>().join(" ").as_str()), "{held}");
+    // Sandboxes made by the seed store no key id: rm finds the key by its title.
+    assert!(
+        Command::new("incus")
+            .args(["config", "unset", &format!("agent-{n}"), "user.sandbox.deploy-key-id"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(gh.keys(REPO).len(), 1);
+    let o = sb(&gh, &["rm", &n], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(gh.keys(REPO).is_empty(), "found by title and deleted");
+    assert!(gh.requests().iter().any(|r| r.starts_with("GET")), "listed to find it");
+    assert_nothing_left(&n);
+    assert!(key.exists(), "the user's key stays");
+}

@@ -550,10 +550,23 @@ impl Engine {
                 ),
             ));
         }
-        let inst = self.incus.instance(&s.instance).await?;
+        let mut inst = self.incus.instance(&s.instance).await?;
+        if let Some(k) = &v.ssh_key {
+            // --ssh-key on restart: the agent is started again with that key (never copied).
+            progress.step("Switching the sandbox's agent to your key");
+            let mut c = Config::new();
+            c.insert("user.sandbox.ssh-key".into(), k.display().to_string());
+            c.insert(creds::AGENT_MARK.into(), "yes".into());
+            self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
+            creds::agent::stop(&s.name)?;
+            inst = self.incus.instance(&s.instance).await?;
+        }
         // The agent answers again (after a reboot, or if it was killed), with the same key.
         let uses_agent = self.revive_agent(&s.name, &inst).await?;
         if s.is_running() {
+            if v.ssh_key.is_some() && !inst.devices.contains_key(creds::AGENT_DEVICE) {
+                self.plug_agent(&s.name, &s.instance).await?;
+            }
             return Ok(("running".into(), s));
         }
         if inst.devices.contains_key(creds::AGENT_DEVICE) {
