@@ -300,7 +300,7 @@ impl Engine {
             rb.push(format!("stop ssh-agent of {n}"), async move {
                 creds::agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}"))
             });
-            creds::agent::ensure(&self.host, name, k).await?;
+            creds::agent::fresh(&self.host, name, k).await?;
         }
         check()?;
         hostnet::ensure(&self.host, BRIDGE).await?;

@@ -80,6 +80,13 @@ fn is_our_agent(pid: i32, name: &str) -> bool {
         && args.iter().any(|a| *a == sock.as_os_str().as_encoded_bytes())
 }
 
+/// A new agent for NAME holding only `key` (create: never reuse a leftover agent of an earlier
+/// sandbox with the same name, which would hold that sandbox's key).
+pub async fn fresh(host: &Host, name: &str, key: &Path) -> Result<PathBuf> {
+    stop(name)?;
+    ensure(host, name, key).await
+}
+
 /// Makes sure an agent for NAME answers on its socket and holds `key` (a private key file on the
 /// host). Returns the socket path. Reuses a live agent that already holds a key.
 pub async fn ensure(host: &Host, name: &str, key: &Path) -> Result<PathBuf> {

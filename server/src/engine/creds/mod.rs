@@ -185,7 +185,7 @@ impl Engine {
                 async move { agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}")) },
             );
         }
-        agent::ensure(&self.host, name, &key_path).await?;
+        agent::fresh(&self.host, name, &key_path).await?;
         Ok(config)
     }
 
