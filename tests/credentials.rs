@@ -456,6 +456,14 @@ fn agent_is_ended_on_stop_back_on_start_and_everything_goes_on_rm() {
     exec_ok(&n, &["git", "fetch", "-q", "origin"]);
     let pid3 = agent_pid(&n).unwrap();
 
+    // Restarted by something else (as after a host reboot): `start` carries the socket in again.
+    let o = Command::new("incus").args(["restart", &format!("agent-{n}")]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = sandbox(&["start", &n], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(exec_ok(&n, &["ssh-add", "-L"]).lines().count(), 1, "socket back after an outside restart");
+    assert_eq!(agent_pid(&n), Some(pid3), "the live agent was kept");
+
     // rm: the key on "GitHub", the key pair and the agent all go.
     assert_eq!(gh.keys(REPO).len(), 1);
     let o = sb(&gh, &["rm", &n], &[]);

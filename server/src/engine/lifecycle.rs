@@ -564,8 +564,15 @@ impl Engine {
         // The agent answers again (after a reboot, or if it was killed), with the same key.
         let uses_agent = self.revive_agent(&s.name, &inst).await?;
         if s.is_running() {
-            if v.ssh_key.is_some() && !inst.devices.contains_key(creds::AGENT_DEVICE) {
-                self.plug_agent(&s.name, &s.instance).await?;
+            // Started by something else (a host reboot, `incus start`): a socket plugged at boot
+            // is hidden under /run, so plug it in again when the sandbox cannot see it.
+            if uses_agent {
+                let mut probe = [s.clone()];
+                sandbox::probe_health(&self.incus, &mut probe).await;
+                if v.ssh_key.is_some() || !probe[0].health.as_ref().is_some_and(|h| h.ssh_agent) {
+                    progress.step("Carrying the agent's socket into the sandbox");
+                    self.plug_agent(&s.name, &s.instance).await?;
+                }
             }
             return Ok(("running".into(), s));
         }
