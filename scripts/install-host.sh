@@ -28,7 +28,7 @@ log() { printf '[install-host %s] %s\n' "$(date +%T)" "$*" >&2; }
 
 # shellcheck disable=SC1091
 . /etc/os-release
-PKGS=(incus btrfs-progs debootstrap squid-openssl nftables openssh-client openssh-server tmux curl ca-certificates xz-utils zstd dnsmasq-base time iproute2 python3 openssl)
+PKGS=(incus btrfs-progs debootstrap squid-openssl nftables openssh-client openssh-server git tmux curl ca-certificates xz-utils zstd dnsmasq-base time iproute2 python3 openssl)
 
 need_install=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need_install+=("$p"); done

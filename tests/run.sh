@@ -32,6 +32,14 @@ step "remove leftovers of interrupted test runs"
 for n in $(incus list --format csv -c n | grep -E '^(t-|tmp-golden-t-|tmp-old-golden-t-|golden-t-)' || true); do
   incus delete --force "$n" >/dev/null 2>&1 || true
 done
+# credentials suite: host-side agents and key pairs of test sandboxes, fake git servers' namespaces
+for f in "$SANDBOX_HOME"/agents/t-*.pid; do
+  [ -e "$f" ] || continue
+  pid=$(cat "$f"); grep -qs ssh-agent "/proc/$pid/cmdline" && kill "$pid" 2>/dev/null
+  rm -f "$f" "${f%.pid}.sock"
+done
+rm -f "$SANDBOX_HOME"/keys/deploy_t-* "$SANDBOX_HOME"/git_known_hosts
+for ns in $(ip netns list | awk '/^sbx-git-/{print $1}'); do ip netns pids "$ns" | xargs -r kill 2>/dev/null; ip netns del "$ns"; done
 
 step "golden image for the tests: sandbox setup --stack minimal"
 "$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal

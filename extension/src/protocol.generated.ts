@@ -128,6 +128,12 @@ export type NameParams = { name: string, };
 
 export type NamesParams = { names: Array<string>, };
 
+export type DestroyParams = { names: Array<string>, 
+/**
+ * GitHub token to delete deploy keys with; else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+ */
+githubToken?: string, };
+
 export type CreateParams = { name: string, repo?: string, stack?: string, branch?: string, from?: string, slot?: number, cpu?: string, memory?: string, 
 /**
  * `NAME=VALUE` entries; values are stored literally.
@@ -136,7 +142,19 @@ env?: Array<string>, restrictDomains?: boolean, domainsFile?: string,
 /**
  * Cluster member to create on.
  */
-target?: string, workDoneToken?: string | number, };
+target?: string, 
+/**
+ * A private key on the host to load into the sandbox's agent instead of a deploy key.
+ */
+sshKey?: string, 
+/**
+ * Register the deploy key read-only (default: write access).
+ */
+readOnlyKey?: boolean, 
+/**
+ * GitHub token for the deploy key (e.g. the editor's session); else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+ */
+githubToken?: string, workDoneToken?: string | number, };
 
 export type StartParams = { name: string, cpu?: string, memory?: string, env?: Array<string>, workDoneToken?: string | number, };
 
@@ -175,7 +193,7 @@ export interface Methods {
   "sandbox/create": { params: CreateParams; result: StartResult };
   "sandbox/start": { params: StartParams; result: StartResult };
   "sandbox/stop": { params: NamesParams; result: Array<NameOutcome> };
-  "sandbox/destroy": { params: NamesParams; result: Array<NameOutcome> };
+  "sandbox/destroy": { params: DestroyParams; result: Array<NameOutcome> };
   "sandbox/expose": { params: ExposeParams; result: Array<PortForward> };
   "sandbox/unexpose": { params: UnexposeParams; result: Done };
   "sandbox/exec": { params: ExecParams; result: ExecResult };

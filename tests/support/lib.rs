@@ -6,6 +6,8 @@ pub mod inet;
 
 pub use sandbox::incus::Incus;
 
+pub mod gitfake;
+
 /// The base image the test bed imports (scripts/build-base-image.sh).
 pub fn base_image() -> String {
     std::env::var("SANDBOX_TEST_IMAGE").unwrap_or_else(|_| "sandbox-base/debootstrap-bookworm".into())

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{Api, ApiError, CallCx};
+use crate::engine::creds::Token;
 pub use crate::engine::doctor::Check;
 pub use crate::engine::egress::{Allowlist, denials::Denial};
 use crate::engine::golden::{self, Rebuild, SetupOptions};
@@ -62,8 +63,23 @@ pub struct CreateParams {
     pub domains_file: Option<String>,
     /// Cluster member to create on.
     pub target: Option<String>,
+    /// A private key on the host to load into the sandbox's agent instead of a deploy key.
+    pub ssh_key: Option<String>,
+    /// Register the deploy key read-only (default: write access).
+    pub read_only_key: Option<bool>,
+    /// GitHub token for the deploy key (e.g. the editor's session); else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+    pub github_token: Option<String>,
     #[ts(optional, type = "string | number")]
     pub work_done_token: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct DestroyParams {
+    pub names: Vec<String>,
+    /// GitHub token to delete deploy keys with; else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+    pub github_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, TS)]
@@ -194,7 +210,7 @@ impl Api {
             stack: p.stack,
             branch: p.branch,
             from: p.from,
-            ssh_key: None,
+            ssh_key: p.ssh_key.map(Into::into),
             slot: p.slot,
             cpu: p.cpu,
             memory: p.memory,
@@ -202,6 +218,8 @@ impl Api {
             restrict_domains: p.restrict_domains.unwrap_or(false),
             domains_file: p.domains_file.map(Into::into),
             target: p.target,
+            read_only_key: p.read_only_key.unwrap_or(false),
+            github_token: crate::engine::creds::Token(p.github_token),
         };
         Ok(self.engine.start(&o, cx.progress.as_ref(), &cx.cancel).await?)
     }
@@ -222,10 +240,11 @@ impl Api {
         Ok(self.engine.start(&o, cx.progress.as_ref(), &cx.cancel).await?)
     }
 
-    async fn stop_or_destroy(&self, names: Vec<String>, remove: bool) -> R<Vec<NameOutcome>> {
+    async fn stop_or_destroy(&self, names: Vec<String>, remove: bool, token: Token) -> R<Vec<NameOutcome>> {
+        let token = &token;
         let futs = names.into_iter().map(|n| async move {
             let _g = self.lock(&n).await;
-            let mut r = self.engine.stop(std::slice::from_ref(&n), remove).await;
+            let mut r = self.engine.stop(std::slice::from_ref(&n), remove, token).await;
             let (name, res) = r.pop().unwrap_or((n, Ok(())));
             outcome(name, res)
         });
@@ -233,11 +252,11 @@ impl Api {
     }
 
     pub async fn stop(&self, p: NamesParams, _cx: CallCx) -> R<Vec<NameOutcome>> {
-        self.stop_or_destroy(p.names, false).await
+        self.stop_or_destroy(p.names, false, Token::default()).await
     }
 
-    pub async fn destroy(&self, p: NamesParams, _cx: CallCx) -> R<Vec<NameOutcome>> {
-        self.stop_or_destroy(p.names, true).await
+    pub async fn destroy(&self, p: DestroyParams, _cx: CallCx) -> R<Vec<NameOutcome>> {
+        self.stop_or_destroy(p.names, true, Token(p.github_token)).await
     }
 
     pub async fn expose(&self, p: ExposeParams, _cx: CallCx) -> R<Vec<PortForward>> {

@@ -32,7 +32,7 @@ macro_rules! for_each_method {
             "sandbox/create" => create(CreateParams) -> StartResult;
             "sandbox/start" => start(StartParams) -> StartResult;
             "sandbox/stop" => stop(NamesParams) -> Vec<NameOutcome>;
-            "sandbox/destroy" => destroy(NamesParams) -> Vec<NameOutcome>;
+            "sandbox/destroy" => destroy(DestroyParams) -> Vec<NameOutcome>;
             "sandbox/expose" => expose(ExposeParams) -> Vec<PortForward>;
             "sandbox/unexpose" => unexpose(UnexposeParams) -> Done;
             "sandbox/exec" => exec(ExecParams) -> ExecResult;
@@ -215,6 +215,7 @@ fn declarations() -> Vec<String> {
         ListParams::decl(),
         NameParams::decl(),
         NamesParams::decl(),
+        DestroyParams::decl(),
         CreateParams::decl(),
         StartParams::decl(),
         NameOutcome::decl(),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{Ctx, output};
+use crate::engine::creds::Token;
 use crate::engine::lifecycle::StartOptions;
 use crate::engine::sandbox::{self, Sandbox};
 use crate::engine::{EngineError, Result, sshcfg, validate};
@@ -29,6 +30,9 @@ pub struct StartArgs {
     /// Use this private key (loaded into the host-side agent, never copied) instead of a deploy key.
     #[arg(long, value_name = "PATH")]
     ssh_key: Option<PathBuf>,
+    /// Register the deploy key read-only (default: write access, so the sandbox can push).
+    #[arg(long)]
+    read_only_key: bool,
     /// Slot 1–99 (ports 2200+slot, 8000+slot, 9000+slot); default: the first free one.
     #[arg(long)]
     slot: Option<u32>,
@@ -138,6 +142,8 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
         restrict_domains: a.restrict_domains,
         domains_file: a.domains_file,
         target: a.target,
+        read_only_key: a.read_only_key,
+        github_token: Token::default(),
     };
     let r = ctx.engine.start(&o, ctx.progress.as_ref(), &ctx.cancel).await?;
     if a.json {
@@ -235,12 +241,12 @@ fn per_name(results: Vec<(String, Result<()>)>, verb: &str) -> ExitCode {
 }
 
 pub async fn stop(ctx: &Ctx, a: StopArgs) -> Result<ExitCode> {
-    let results = ctx.engine.stop(&a.names, a.rm).await;
+    let results = ctx.engine.stop(&a.names, a.rm, &Token::default()).await;
     Ok(per_name(results, if a.rm { "removed" } else { "stopped" }))
 }
 
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
-    let results = ctx.engine.stop(&a.names, true).await;
+    let results = ctx.engine.stop(&a.names, true, &Token::default()).await;
     Ok(per_name(results, "removed"))
 }
 

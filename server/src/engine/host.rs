@@ -130,16 +130,33 @@ impl Host {
     }
 
     /// Runs a program, streaming each output line to `on_line`.
-    pub async fn run(
+    pub async fn run(&self, argv: &[String], stdin: Option<&[u8]>, on_line: impl FnMut(&str)) -> Result<HostOutput> {
+        self.run_env(argv, &[], stdin, on_line).await
+    }
+
+    /// `run` with extra environment variables (e.g. SSH_AUTH_SOCK for ssh-add).
+    pub async fn run_env(
         &self,
         argv: &[String],
+        env: &[(&str, String)],
         stdin: Option<&[u8]>,
         mut on_line: impl FnMut(&str),
     ) -> Result<HostOutput> {
-        let argv = self.wrap(argv)?;
+        // Elsewhere the environment must travel in the argv (`orb run` does not pass ours on).
+        let argv = if *self == Host::Local || env.is_empty() {
+            self.wrap(argv)?
+        } else {
+            let with_env: Vec<String> = std::iter::once("env".to_string())
+                .chain(env.iter().map(|(k, v)| format!("{k}={v}")))
+                .chain(argv.iter().cloned())
+                .collect();
+            self.wrap(&with_env)?
+        };
+        let env: &[(&str, String)] = if *self == Host::Local { env } else { &[] };
         let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
         let mut child = Command::new(prog)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

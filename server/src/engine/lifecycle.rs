@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::creds::{self, KeySource, RepoRef, Token};
 use super::error::{EngineError, Result};
 use super::golden::{self, BRIDGE, READY, golden_name};
 use super::rollback::Rollback;
@@ -33,6 +34,10 @@ pub struct StartOptions {
     pub domains_file: Option<PathBuf>,
     /// Cluster member to create on (default: Incus places it).
     pub target: Option<String>,
+    /// Register the deploy key read-only (default: write access, so the agent can push).
+    pub read_only_key: bool,
+    /// GitHub token from the caller (else GH_TOKEN / GITHUB_TOKEN / `gh auth token`).
+    pub github_token: Token,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
@@ -50,6 +55,7 @@ struct Validated {
     env: Vec<(String, String)>,
     repo: Option<String>,
     branch: Option<String>,
+    ssh_key: Option<PathBuf>,
 }
 
 fn validate(o: &StartOptions) -> Result<Validated> {
@@ -66,13 +72,23 @@ fn validate(o: &StartOptions) -> Result<Validated> {
     if let Some(t) = &o.target {
         validate::member_name(t)?;
     }
-    if let Some(k) = &o.ssh_key
-        && !k.is_file()
-    {
+    // Stored absolute: restarts from another directory load the same file.
+    let ssh_key = match &o.ssh_key {
+        Some(k) if k.is_file() => Some(std::fs::canonicalize(k).unwrap_or_else(|_| k.clone())),
+        Some(k) => {
+            return Err(EngineError::invalid(
+                "ssh key",
+                format!("{} is not a file", k.display()),
+                "give the path of a private key",
+            ));
+        }
+        None => None,
+    };
+    if o.read_only_key && o.ssh_key.is_some() {
         return Err(EngineError::invalid(
-            "ssh key",
-            format!("{} is not a file", k.display()),
-            "give the path of a private key",
+            "options",
+            "--read-only-key applies to the deploy key, and --ssh-key uses your own key instead",
+            "drop one of them",
         ));
     }
     if let Some(f) = &o.domains_file
@@ -90,6 +106,7 @@ fn validate(o: &StartOptions) -> Result<Validated> {
         env: o.env.iter().map(|e| validate::env_pair(e)).collect::<Result<_>>()?,
         repo: o.repo.as_deref().map(validate::repo_url).transpose()?,
         branch: o.branch.as_deref().map(validate::branch).transpose()?,
+        ssh_key,
     })
 }
 
@@ -288,6 +305,33 @@ impl Engine {
             return Err(EngineError::failed("injected failure before copy (SANDBOX_FAULT)", ""));
         }
         check()?;
+        // Credentials before the container: a refused key or a missing token fails fast, and
+        // every step registers its undo (key files, GitHub registration, agent).
+        let repo_ref = repo.as_deref().map(RepoRef::parse).transpose()?;
+        if v.branch.is_some() && repo_ref.is_none() {
+            return Err(EngineError::invalid(
+                "branch",
+                "--branch needs a repository",
+                "give REPO_URL (or --from a sandbox that has one)",
+            ));
+        }
+        let source = match &v.ssh_key {
+            Some(k) => KeySource::User(k.clone()),
+            None => KeySource::Deploy { read_only: o.read_only_key },
+        };
+        let uses_agent = repo_ref.is_some() || v.ssh_key.is_some();
+        let mut cred_config = Vec::new();
+        if let Some(r) = &repo_ref {
+            cred_config = self.prepare_credentials(name, r, &source, &o.github_token, progress, rb).await?;
+        } else if let Some(k) = &v.ssh_key {
+            progress.step("Starting the sandbox's ssh-agent on the host");
+            let n = name.to_string();
+            rb.push(format!("stop ssh-agent of {n}"), async move {
+                creds::agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}"))
+            });
+            creds::agent::fresh(&self.host, name, k).await?;
+        }
+        check()?;
         hostnet::ensure(&self.host, BRIDGE).await?;
         let env = merge_env(user_env(), &v.env);
         let (host_private, host_public) = sshcfg::generate_ed25519(&format!("root@{name}"))?;
@@ -374,8 +418,14 @@ impl Engine {
         if let Some(f) = &domains_file {
             set("user.sandbox.domains-file", f.clone());
         }
-        if let Some(k) = &o.ssh_key {
+        if let Some(k) = &v.ssh_key {
             set("user.sandbox.ssh-key", k.display().to_string());
+        }
+        if uses_agent {
+            set(creds::AGENT_MARK, "yes".into());
+        }
+        for (k, val) in &cred_config {
+            set(k, val.clone());
         }
         if let Some(c) = v.cpu {
             set("limits.cpu", c.to_string());
@@ -495,6 +545,22 @@ impl Engine {
             r = self.wait_ssh(name, (SSH_PORT_BASE + slot) as u16, Duration::from_secs(40)) => r?,
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
         }
+        if uses_agent {
+            check()?;
+            progress.step("Carrying the agent's socket into the sandbox");
+            self.plug_agent(name, &instance).await?;
+        }
+        if let Some(r) = &repo_ref {
+            check()?;
+            let base = match &o.from {
+                Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
+                None => None,
+            };
+            self.clone_repo(&instance, r, v.branch.as_deref(), base.as_deref(), progress).await?;
+        }
+        if self.fault("after-clone") {
+            return Err(EngineError::failed("injected failure after clone (SANDBOX_FAULT)", ""));
+        }
         sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::failed(format!("{instance} vanished"), ""))
     }
 
@@ -535,13 +601,39 @@ impl Engine {
                 ),
             ));
         }
+        let mut inst = self.incus.instance(&s.instance).await?;
+        if let Some(k) = &v.ssh_key {
+            // --ssh-key on restart: the agent is started again with that key (never copied).
+            progress.step("Switching the sandbox's agent to your key");
+            let mut c = Config::new();
+            c.insert("user.sandbox.ssh-key".into(), k.display().to_string());
+            c.insert(creds::AGENT_MARK.into(), "yes".into());
+            self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
+            creds::agent::stop(&s.name)?;
+            inst = self.incus.instance(&s.instance).await?;
+        }
+        // The agent answers again (after a reboot, or if it was killed), with the same key.
+        let uses_agent = self.revive_agent(&s.name, &inst).await?;
         if s.is_running() {
             // Re-applied every time: after a host reboot the rules are gone while Incus may
             // have started the sandbox again by itself.
             self.egress_register(&s.name).await?;
+            // Started by something else (a host reboot, `incus start`): a socket plugged at boot
+            // is hidden under /run, so plug it in again when the sandbox cannot see it.
+            if uses_agent {
+                let mut probe = [s.clone()];
+                sandbox::probe_health(&self.incus, &mut probe).await;
+                if v.ssh_key.is_some() || !probe[0].health.as_ref().is_some_and(|h| h.ssh_agent) {
+                    progress.step("Carrying the agent's socket into the sandbox");
+                    self.plug_agent(&s.name, &s.instance).await?;
+                }
+            }
             return Ok(("running".into(), s));
         }
-        let inst = self.incus.instance(&s.instance).await?;
+        if inst.devices.contains_key(creds::AGENT_DEVICE) {
+            // Plugged again after boot (see plug_agent).
+            self.incus.remove_devices(&s.instance, &[creds::AGENT_DEVICE]).await?;
+        }
         let mut config = Config::new();
         if let Some(c) = v.cpu {
             config.insert("limits.cpu".into(), c.to_string());
@@ -622,6 +714,10 @@ impl Engine {
             progress.step("Waiting for SSH");
             self.wait_ssh(&s.name, port, Duration::from_secs(40)).await?;
         }
+        if uses_agent {
+            progress.step("Carrying the agent's socket into the sandbox");
+            self.plug_agent(&s.name, &s.instance).await?;
+        }
         let s = sandbox::get(&self.incus, &s.name).await?.ok_or_else(|| EngineError::failed("sandbox vanished", ""))?;
         Ok(("restarted".into(), s))
     }
@@ -688,13 +784,14 @@ impl Engine {
     }
 
     /// Stops each sandbox (idempotent). A missing one is an error for that name only.
-    pub async fn stop(&self, names: &[String], remove: bool) -> Vec<(String, Result<()>)> {
+    /// `token` is needed only to delete deploy keys on rm.
+    pub async fn stop(&self, names: &[String], remove: bool, token: &Token) -> Vec<(String, Result<()>)> {
         let futs = names.iter().map(|n| async move {
             let r = async {
                 validate::sandbox_name(n)?;
                 let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| not_found(n))?;
                 if remove {
-                    self.remove_one(&s).await
+                    self.remove_one(&s, token).await
                 } else {
                     if s.is_running() {
                         self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
@@ -707,7 +804,8 @@ impl Engine {
                             _ => Err(e),
                         })?;
                     }
-                    self.egress_unregister(n).await
+                    self.egress_unregister(n).await?;
+                    self.drop_local_credentials(&s.name, false)
                 }
             }
             .await;
@@ -716,12 +814,16 @@ impl Engine {
         futures::future::join_all(futs).await
     }
 
-    async fn remove_one(&self, s: &Sandbox) -> Result<()> {
+    async fn remove_one(&self, s: &Sandbox, token: &Token) -> Result<()> {
+        // The deploy key on GitHub first: if that fails the sandbox stays, and rm can be retried.
+        let inst = self.incus.instance(&s.instance).await?;
+        self.forget_remote_key(&s.name, &inst, token).await?;
         golden::delete_force(&self.incus, &s.instance)
             .await
             .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
         self.egress_unregister(&s.name).await?;
         super::egress::denials::forget(&s.name);
+        self.drop_local_credentials(&s.name, true)?;
         let _g = lock::acquire().await?;
         sshcfg::remove_entry(&s.name)?;
         Ok(())
@@ -834,6 +936,7 @@ impl Engine {
         for n in &doomed {
             if let Some(s) = validate::sandbox_of(n) {
                 sshcfg::remove_entry(s)?;
+                self.drop_local_credentials(s, true)?;
             }
         }
         drop(_g);
@@ -863,7 +966,7 @@ impl Engine {
     }
 
     /// Test-only fault injection: `SANDBOX_FAULT=<point>` makes create fail there.
-    fn fault(&self, point: &str) -> bool {
+    pub(crate) fn fault(&self, point: &str) -> bool {
         std::env::var("SANDBOX_FAULT").is_ok_and(|v| v == point)
     }
 }

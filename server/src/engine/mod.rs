@@ -1,5 +1,6 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
 pub mod base_image;
+pub mod creds;
 pub mod doctor;
 pub mod egress;
 pub mod error;

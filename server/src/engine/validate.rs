@@ -206,38 +206,9 @@ mod tests {
     }
 }
 
-/// Repository URLs we can give a deploy key to: `git@HOST:OWNER/REPO(.git)`,
-/// `https://HOST/OWNER/REPO(.git)`, `ssh://git@HOST(:PORT)/OWNER/REPO(.git)`.
+/// Repository URLs we can give a deploy key to (see `creds::RepoRef::parse`); stored as given.
 pub fn repo_url(v: &str) -> Result<String> {
-    let bad = || {
-        EngineError::invalid(
-            "repository",
-            format!("'{}' is not a repository URL we understand", printable(v)),
-            "use git@github.com:OWNER/REPO.git, https://github.com/OWNER/REPO or ssh://git@HOST/OWNER/REPO",
-        )
-    };
-    let seg_ok = |s: &str| {
-        !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    };
-    let host_ok = |h: &str| {
-        !h.is_empty() && !h.starts_with('-') && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-    };
-    let path_ok = |p: &str| {
-        let p = p.trim_end_matches('/');
-        let parts: Vec<&str> = p.split('/').collect();
-        parts.len() == 2 && parts.iter().all(|s| seg_ok(s))
-    };
-    let ok = if let Some(rest) = v.strip_prefix("https://") {
-        rest.split_once('/').is_some_and(|(h, p)| host_ok(h) && path_ok(p))
-    } else if let Some(rest) = v.strip_prefix("ssh://") {
-        let rest = rest.strip_prefix("git@").unwrap_or(rest);
-        rest.split_once('/').is_some_and(|(h, p)| host_ok(h) && path_ok(p))
-    } else if let Some(rest) = v.strip_prefix("git@") {
-        rest.split_once(':').is_some_and(|(h, p)| host_ok(h) && !h.contains(':') && path_ok(p))
-    } else {
-        false
-    };
-    if ok && !v.chars().any(|c| c.is_whitespace() || c.is_control()) { Ok(v.to_string()) } else { Err(bad()) }
+    super::creds::RepoRef::parse(v).map(|_| v.to_string())
 }
 
 /// Git branch names we accept (a safe subset of `git check-ref-format`).
