@@ -4,9 +4,9 @@
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as vscode from 'vscode';
-import {
-  CloseAction, ErrorAction, LanguageClient, ResponseError, RevealOutputChannelOn, WorkDoneProgress,
-} from 'vscode-languageclient/node';
+// Types only here: the library is loaded when the sidecar starts, after activation returned
+// (it is most of the bundle's load time).
+import type { LanguageClient } from 'vscode-languageclient/node';
 import { config, sidecarEnv } from './config';
 import { CHANGED, type ApiError, type Changed, type Methods } from './protocol.generated';
 
@@ -21,10 +21,12 @@ export class SandboxError extends Error {
 
 /** Converts what a request rejected with into a SandboxError (JSON-RPC `data` is an ApiError). */
 function toSandboxError(e: unknown): SandboxError {
-  if (e instanceof ResponseError) {
-    const d = e.data as Partial<ApiError> | undefined;
+  // A JSON-RPC ResponseError (duck-typed: the library is loaded lazily).
+  const r = e as { code?: unknown; message?: unknown; data?: Partial<ApiError> };
+  if (e instanceof Error && typeof r.code === 'number') {
+    const d = r.data;
     if (d && typeof d.code === 'string') return new SandboxError(d.code, d.message ?? e.message, d.hint ?? undefined);
-    return new SandboxError(e.code === -32097 ? 'sidecar_unavailable' : 'failed', e.message);
+    return new SandboxError(r.code === -32097 ? 'sidecar_unavailable' : 'failed', e.message);
   }
   if (e instanceof SandboxError) return e;
   return new SandboxError('failed', e instanceof Error ? e.message : String(e));
@@ -47,6 +49,7 @@ const HEALTHY_AFTER_MS = 60_000;
 
 export class Sidecar implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  private lc: typeof import('vscode-languageclient/node') | undefined;
   private stateValue: SidecarState = 'stopped';
   private lastError: string | undefined;
   private resolved: Resolved | undefined;
@@ -106,7 +109,9 @@ export class Sidecar implements vscode.Disposable {
     try {
       this.resolved = await this.resolve();
       this.log.info(`sidecar: ${this.resolved.path} (${this.resolved.version}, ${this.resolved.source})`);
-      const client = new LanguageClient(
+      const lc = this.lc ??= await import('vscode-languageclient/node');
+      const { CloseAction, ErrorAction, RevealOutputChannelOn } = lc;
+      const client = new lc.LanguageClient(
         'agentSandboxes', 'Agent Sandboxes',
         { command: this.resolved.path, args: ['lsp'], options: { env: sidecarEnv() } },
         {
@@ -182,23 +187,29 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
+  /** A request with a work-done token: each `$/progress` message goes to `onMessage`. */
+  async requestWithProgress<M extends 'sandbox/create' | 'sandbox/start' | 'sandbox/setup'>(
+    method: M, params: Methods[M]['params'], onMessage: (m: string) => void, token?: vscode.CancellationToken,
+  ): Promise<Methods[M]['result']> {
+    const workDoneToken = `agent-sandboxes-${process.pid}-${++this.seq}`;
+    const sub = this.client && this.lc?.WorkDoneProgress && this.client.onProgress(this.lc.WorkDoneProgress.type, workDoneToken, (v) => {
+      // `begin` only says "starting": the steps come as reports.
+      if (v.kind === 'report' && v.message) onMessage(v.message.trim());
+    });
+    try {
+      return await this.request(method, { ...params, workDoneToken }, token);
+    } finally {
+      sub?.dispose();
+    }
+  }
+
   /** A long request shown as a progress notification with Cancel (= the sidecar rolls back). */
   withProgress<M extends 'sandbox/create' | 'sandbox/start' | 'sandbox/setup'>(
     title: string, method: M, params: Methods[M]['params'],
   ): Thenable<Methods[M]['result']> {
     return vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title, cancellable: true },
-      async (progress, token) => {
-        const workDoneToken = `agent-sandboxes-${process.pid}-${++this.seq}`;
-        const sub = this.client?.onProgress(WorkDoneProgress.type, workDoneToken, (v) => {
-          if (v.kind !== 'end' && v.message) progress.report({ message: v.message.trim() });
-        });
-        try {
-          return await this.request(method, { ...params, workDoneToken }, token);
-        } finally {
-          sub?.dispose();
-        }
-      },
+      (progress, token) => this.requestWithProgress(method, params, (message) => progress.report({ message }), token),
     );
   }
 

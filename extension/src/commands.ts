@@ -44,7 +44,7 @@ async function targets(ctx: Ctx, arg: Arg, selected: Arg[] | undefined, filter: 
     void ui().ask('info', `No sandbox to ${verb}.`, {}, 'Create Sandbox').then((a) => a && vscode.commands.executeCommand('agentSandboxes.create'));
     return [];
   }
-  const items = candidates.map((s) => ({ label: s.name, description: `${s.state} · ${s.stack ?? ''} · ${s.branch ?? ''}` }));
+  const items = candidates.map((s) => ({ label: s.name, description: [s.state, s.stack, s.branch].filter(Boolean).join(' · ') }));
   const r = await ui().pick({ title: `Sandbox: ${verb}`, placeholder: many ? `Sandboxes to ${verb}` : `Sandbox to ${verb}`, items, canPickMany: many });
   return r === undefined || r === BACK ? [] : r.map((i) => i.label);
 }

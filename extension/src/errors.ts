@@ -24,7 +24,7 @@ export function errorMessage(e: SandboxError): string {
 /** Shows an error (not awaited by callers: a pending toast must not block a command). */
 export function reportError(what: string, e: unknown): void {
   if (e instanceof vscode.CancellationError) {
-    void ui().ask('info', `${what}: cancelled; everything it had done was rolled back.`, {});
+    void ui().ask('info', `${what}: cancelled; what it had done is rolled back.`, {});
     return;
   }
   const err = e instanceof SandboxError ? e : new SandboxError('failed', e instanceof Error ? e.message : String(e));

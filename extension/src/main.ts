@@ -23,6 +23,8 @@ export interface Api {
   status: StatusBar;
   /** Milliseconds from loading the bundle to the end of activate(). */
   activationMs: number;
+  /** The part of it spent loading the bundle. */
+  loadMs: number;
   /** In a sandbox's own window: its name. */
   inSandbox: string | undefined;
   /** Resolves once the sidecar answered and the first lists arrived. */
@@ -38,7 +40,8 @@ declare global {
 let sidecar: Sidecar | undefined;
 
 export function activate(context: vscode.ExtensionContext): Api {
-  const t0 = globalThis.__agentSandboxesLoadStart ?? performance.now();
+  const tActivate = performance.now();
+  const t0 = globalThis.__agentSandboxesLoadStart ?? tActivate;
   const log = vscode.window.createOutputChannel('Agent Sandboxes', { log: true });
   const store = new Store();
   sidecar = new Sidecar(context.extensionUri, log);
@@ -55,21 +58,35 @@ export function activate(context: vscode.ExtensionContext): Api {
     void vscode.commands.executeCommand('setContext', 'agentSandboxes.sidecar', 'inSandbox');
     view.message = `In sandbox ${inSandbox}: sandboxes are managed from the window on the host.`;
     status.showInSandbox(inSandbox);
+    // The commands exist (menus and keybindings name them) but only say where to go.
+    const ids: string[] = (context.extension.packageJSON.contributes?.commands ?? []).map((c: { command: string }) => c.command);
+    for (const id of ids) {
+      context.subscriptions.push(vscode.commands.registerCommand(id, () =>
+        vscode.window.showInformationMessage(`This window is inside sandbox ${inSandbox}: manage sandboxes from the window on the host.`)));
+    }
     loaded = Promise.resolve();
   } else {
     const s = sidecar;
+    const list = async () => {
+      const mark = store.mark();
+      const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
+      store.setGolden(images);
+      store.reset(all, mark);
+      // Health probes run a command in each sandbox: fill them in once they are back.
+      const mark2 = store.mark();
+      store.reset(await s.request('sandbox/list', {}), mark2);
+    };
+    // The one full listing per sidecar start; a failure (Incus busy mid-change) is retried a
+    // few times before it is reported, since until it succeeds the tree misses sandboxes.
     const reload = async () => {
-      try {
-        const mark = store.mark();
-        const [list, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
-        store.setGolden(images);
-        store.reset(list, mark);
-        // Health probes run a command in each sandbox: fill them in once they are back.
-        const mark2 = store.mark();
-        store.reset(await s.request('sandbox/list', {}), mark2);
-      } catch (e) {
-        log.error(`listing sandboxes: ${e instanceof Error ? e.message : String(e)}`);
-        reportError('Listing sandboxes', e);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await list();
+        } catch (e) {
+          log.error(`listing sandboxes (attempt ${attempt}): ${e instanceof Error ? e.message : String(e)}`);
+          if (attempt >= 4 || s.state !== 'ready') return reportError('Listing sandboxes', e);
+          await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+        }
       }
     };
     let resolveLoaded: () => void = () => undefined;
@@ -88,8 +105,9 @@ export function activate(context: vscode.ExtensionContext): Api {
   }
 
   const activationMs = performance.now() - t0;
-  log.info(`activated in ${activationMs.toFixed(1)} ms${inSandbox ? ` (in sandbox ${inSandbox})` : ''}`);
-  return { sidecar, store, tree, golden, view, status, activationMs, inSandbox, whenLoaded: () => loaded, setUi };
+  const loadMs = tActivate - t0;
+  log.info(`activated in ${activationMs.toFixed(1)} ms (loading the bundle ${loadMs.toFixed(1)} ms)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
+  return { sidecar, store, tree, golden, view, status, activationMs, loadMs, inSandbox, whenLoaded: () => loaded, setUi };
 }
 
 export async function deactivate(): Promise<void> {

@@ -75,7 +75,7 @@ describe('Agent Sandboxes in VS Code', function () {
   });
 
   it('activates fast, with the sidecar from AGENT_SANDBOXES_SERVER ready', function () {
-    console.log(`    activation: ${api.activationMs.toFixed(1)} ms`);
+    console.log(`    activation: ${api.activationMs.toFixed(1)} ms (loading the bundle: ${api.loadMs.toFixed(1)} ms)`);
     assert.ok(api.activationMs < 500, `activation took ${api.activationMs} ms`);
     assert.strictEqual(api.sidecar.state, 'ready');
     assert.strictEqual(api.sidecar.binary?.path, BIN);
@@ -193,6 +193,32 @@ describe('Agent Sandboxes in VS Code', function () {
     }, 10_000);
     assert.deepStrictEqual(groups.map((g) => g.viewColumn), [vscode.ViewColumn.One, vscode.ViewColumn.Two]);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('Cancel during a create (the progress notification\'s Cancel) rolls it back: nothing is left', async function () {
+    const name = `t-ext-${suffix}-c`;
+    created.push(name);
+    const cts = new vscode.CancellationTokenSource();
+    const messages: string[] = [];
+    let outcome: unknown;
+    try {
+      // What withProgress does with its Cancel button's token; cancelled at the first step.
+      await api.sidecar.requestWithProgress('sandbox/create', { name, stack: 'minimal' }, (m) => {
+        messages.push(m);
+        cts.cancel();
+      }, cts.token);
+      outcome = 'created';
+    } catch (e) {
+      outcome = e;
+    }
+    assert.ok(outcome instanceof vscode.CancellationError, `cancelled, got ${String(outcome)}; progress: ${messages.join(' | ')}`);
+    assert.match(messages[0] ?? '', /Copying golden-minimal/);
+    // The answer comes at once; the rollback finishes in the sidecar: no instance, no tree item.
+    await waitFor('the instance gone (rolled back)', async () =>
+      (await run('incus', ['list', '--format', 'csv', '-c', 'n', `^agent-${name}$`])).stdout.trim() === '', 30_000);
+    await waitFor('no tree item', () => !treeItem(name), 10_000);
+    assert.strictEqual(await api.sidecar.request('sandbox/get', { name }), null);
+    assert.ok(!fs.readFileSync(path.join(HOME, 'ssh_config'), 'utf8').includes(`Host ${name} `), 'no ssh entry left');
   });
 
   it('Open in Remote-SSH → consent once, the Include line, the URI handed to openFolder, and ssh reaches sandbox-NAME', async function () {

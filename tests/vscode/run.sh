@@ -26,6 +26,7 @@ need=()
 for p in chromium build-essential python3 pkg-config libkrb5-dev fonts-dejavu-core curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+command -v npm >/dev/null || need+=(npm)   # only to fetch Node 24 itself
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -55,6 +56,7 @@ CODE_SERVER=$CS_DIR/node_modules/.bin/code-server
 ts "extension: npm ci, compile, type-check"
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent compile
+node scripts/build-extension.mjs --minify   # test what ships: the minified bundle
 [ "${1:-}" = install ] && exit 0
 
 BIN=$REPO/target/debug/sandbox

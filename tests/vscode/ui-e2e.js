@@ -90,7 +90,10 @@ async function palette(title) {
 
   await step('a palette command (Sandbox: Copy SSH Command) picks the sandbox and reports', async () => {
     await palette('Sandbox: Copy SSH Command');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: UI_SANDBOX }).click();
+    await page.locator('.quick-input-widget', { hasText: 'copy the SSH command of' }).waitFor({ timeout: 10000 });
+    await page.locator('.quick-input-widget input').fill(UI_SANDBOX); // other tests' sandboxes may be listed too
+    await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: UI_SANDBOX }).waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `ssh -F ` });
     await toast.waitFor({ timeout: 15000 });
     assert.match(await toast.innerText(), new RegExp(`Copied: ssh -F \\S+/ssh_config ${UI_SANDBOX}`));
