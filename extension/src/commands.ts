@@ -7,7 +7,7 @@ import { sandboxHome } from './config';
 import { reportError } from './errors';
 import { withGithubToken } from './github';
 import type { GoldenNode } from './goldenTree';
-import type { CreateParams, Sandbox } from './protocol.generated';
+import type { CreateParams, ExecResult, PortForward, Sandbox } from './protocol.generated';
 import { ensureInclude, ensureRemoteSsh, hasManagedEntry, remoteUri } from './remoteSsh';
 import type { Store } from './store';
 import { openTerminals, type TerminalKind } from './terminals';
@@ -102,10 +102,10 @@ async function openRemote(ctx: Ctx, name: string): Promise<vscode.Uri | undefine
   return uri;
 }
 
-async function runCommand(ctx: Ctx, names: string[], out: vscode.OutputChannel): Promise<void> {
-  if (names.length === 0) return;
+async function runCommand(ctx: Ctx, names: string[], out: vscode.OutputChannel): Promise<(ExecResult | undefined)[]> {
+  if (names.length === 0) return [];
   const cmd = await ui().input({ title: 'Run Command in Sandboxes', prompt: `Command for ${names.join(', ')} (run with bash -lc as ubuntu in /workspace/project)`, placeholder: 'git status', validate: (x) => (x.trim() ? undefined : 'type a command') });
-  if (typeof cmd !== 'string') return;
+  if (typeof cmd !== 'string') return [];
   out.show(true);
   const results = await Promise.allSettled(names.map((name) => ctx.sidecar.request('sandbox/exec', { name, command: ['bash', '-lc', cmd] })));
   results.forEach((r, i) => {
@@ -113,17 +113,19 @@ async function runCommand(ctx: Ctx, names: string[], out: vscode.OutputChannel):
     if (r.status === 'fulfilled') out.append(r.value.stdout + r.value.stderr);
     else reportError(`Run in ${names[i]}`, r.reason);
   });
+  return results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
 }
 
-async function exposePort(ctx: Ctx, name: string): Promise<void> {
+async function exposePort(ctx: Ctx, name: string): Promise<PortForward | undefined> {
   const port = await ui().input({ title: `Expose a port of ${name}`, prompt: 'Port inside the sandbox', placeholder: '3000', validate: v.port });
-  if (typeof port !== 'string') return;
+  if (typeof port !== 'string') return undefined;
   const fwd = await ctx.sidecar.request('sandbox/expose', { name, port: Number(port) });
   const f = fwd.find((x) => x.containerPort === Number(port)) ?? fwd[0];
-  if (!f) return;
+  if (!f) return undefined;
   const open = 'Open in Browser';
   void ui().ask('info', `127.0.0.1:${f.hostPort} now forwards to port ${port} of ${name}.`, {}, open)
     .then((a) => a === open && vscode.env.openExternal(vscode.Uri.parse(portUrl(f))));
+  return f;
 }
 
 async function setup(ctx: Ctx, only?: string): Promise<void> {
@@ -213,7 +215,7 @@ export function registerCommands(ctx: Ctx): void {
   reg('runCommand', 'Run command', async (a, sel) => runCommand(ctx, await targets(ctx, a, sel, running, true, 'run a command in'), run));
   reg('exposePort', 'Expose port', async (a, sel) => {
     const [name] = await targets(ctx, a, sel, any, false, 'expose a port of');
-    if (name) await exposePort(ctx, name);
+    return name ? exposePort(ctx, name) : undefined;
   });
   reg('unexposePort', 'Stop forwarding', async (a) => {
     if (a && typeof a !== 'string' && a.kind === 'port') await ctx.sidecar.request('sandbox/unexpose', { name: a.name, port: a.port.containerPort });

@@ -75,8 +75,11 @@ describe('Agent Sandboxes in VS Code', function () {
   });
 
   it('activates fast, with the sidecar from AGENT_SANDBOXES_SERVER ready', function () {
-    console.log(`    activation: ${api.activationMs.toFixed(1)} ms (loading the bundle: ${api.loadMs.toFixed(1)} ms)`);
-    assert.ok(api.activationMs < 500, `activation took ${api.activationMs} ms`);
+    console.log(`    activation: ${api.activationMs.toFixed(1)} ms (${api.loadMs.toFixed(1)} ms of it before activate() was called)`);
+    // Activation must not wait for the sidecar (it starts in the background)…
+    assert.strictEqual(api.sidecarAtActivation, 'starting');
+    // …and stays far from a second even on a loaded 2-core CI machine (target: 200 ms).
+    assert.ok(api.activationMs < 1000, `activation took ${api.activationMs} ms`);
     assert.strictEqual(api.sidecar.state, 'ready');
     assert.strictEqual(api.sidecar.binary?.path, BIN);
     assert.match(api.sidecar.binary?.version ?? '', /^sandbox \d+\.\d+/);
@@ -174,6 +177,26 @@ describe('Agent Sandboxes in VS Code', function () {
     }
   });
 
+  it('Expose Port… adds a port child (live), Stop Forwarding removes it; Run Command runs in the sandbox', async function () {
+    scripted().script('3000');
+    const fwd = await vscode.commands.executeCommand<{ hostPort: number; containerPort: number; role: string }>('agentSandboxes.exposePort', NAME);
+    assert.strictEqual(fwd?.containerPort, 3000);
+    const portNode = await waitFor('an extra port child', () => api.tree.getChildren({ kind: 'sandbox', name: NAME })
+      .find((k): k is Extract<Node, { kind: 'port' }> => k.kind === 'port' && k.port.containerPort === 3000), 15_000);
+    const item = api.tree.getTreeItem(portNode);
+    assert.strictEqual(item.contextValue, 'port.http.extra');
+    assert.strictEqual(item.description, `127.0.0.1:${fwd.hostPort}`);
+    assert.strictEqual(item.command?.command, 'agentSandboxes.openPort');
+    await vscode.commands.executeCommand('agentSandboxes.unexposePort', portNode);
+    await waitFor('the port child gone', () => !api.tree.getChildren({ kind: 'sandbox', name: NAME })
+      .some((k) => k.kind === 'port' && k.port.containerPort === 3000), 15_000);
+
+    scripted().script('echo "hi $USER from $(pwd)"');
+    const [res] = await vscode.commands.executeCommand<({ status: number; stdout: string } | undefined)[]>('agentSandboxes.runCommand', NAME);
+    assert.strictEqual(res?.status, 0);
+    assert.strictEqual(res?.stdout, 'hi ubuntu from /workspace/project\n');
+  });
+
   it('Branch From Here, then Open Claude on both → one terminal each, side by side in the editor area', async function () {
     const u = scripted().script(BRANCHED, 'feature/ext-e2e');
     created.push(BRANCHED);
@@ -213,11 +236,18 @@ describe('Agent Sandboxes in VS Code', function () {
     }
     assert.ok(outcome instanceof vscode.CancellationError, `cancelled, got ${String(outcome)}; progress: ${messages.join(' | ')}`);
     assert.match(messages[0] ?? '', /Copying golden-minimal/);
-    // The answer comes at once; the rollback finishes in the sidecar: no instance, no tree item.
-    await waitFor('the instance gone (rolled back)', async () =>
-      (await run('incus', ['list', '--format', 'csv', '-c', 'n', `^agent-${name}$`])).stdout.trim() === '', 30_000);
+    // The answer comes at once; the rollback finishes in the sidecar, holding the sandbox's lock.
+    // A start queues behind it, and then finds nothing to start.
+    let after: unknown;
+    try {
+      after = await api.sidecar.request('sandbox/start', { name });
+    } catch (e) {
+      after = e;
+    }
+    assert.strictEqual((after as { code?: string }).code, 'not_found', `after the rollback: ${JSON.stringify(after)}`);
+    const left = await run('incus', ['list', '--format', 'csv', '-c', 'n', `^agent-${name}$`]);
+    assert.strictEqual(left.stdout.trim(), '', 'no instance left');
     await waitFor('no tree item', () => !treeItem(name), 10_000);
-    assert.strictEqual(await api.sidecar.request('sandbox/get', { name }), null);
     assert.ok(!fs.readFileSync(path.join(HOME, 'ssh_config'), 'utf8').includes(`Host ${name} `), 'no ssh entry left');
   });
 

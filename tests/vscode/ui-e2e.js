@@ -57,6 +57,12 @@ async function palette(title) {
     const status = page.locator('.statusbar-item', { hasText: /\d+ running/ });
     await status.waitFor({ timeout: 30000 });
     log('tree rows:', await page.locator('.pane-body .monaco-list-row .label-name').allInnerTexts(), '· status bar:', await status.innerText());
+    // Its children: the forwarded ports (and health, once probed).
+    await row.locator('.monaco-tl-twistie').click();
+    await page.locator('.pane-body .monaco-list-row', { hasText: 'ssh 22/tcp' }).waitFor({ timeout: 10000 });
+    // Golden Images: expand the view, the minimal stack is built.
+    await page.locator('.pane-header', { hasText: 'Golden Images' }).click();
+    await page.locator('.pane-body .monaco-list-row', { hasText: 'minimal' }).locator('.label-description', { hasText: /^built/ }).waitFor({ timeout: 30000 });
     await page.waitForTimeout(500);
     await page.screenshot({ path: `${SHOTS}/tree.png` });
   });
