@@ -103,8 +103,8 @@ export class Sidecar implements vscode.Disposable {
   async start(): Promise<void> {
     const gen = ++this.generation;
     clearTimeout(this.restartTimer);
-    await this.stopClient();
     this.setState('starting');
+    await this.stopClient();
     this.resolved = undefined;
     try {
       this.resolved = await this.resolve();

@@ -14,8 +14,10 @@ const TITLE = 'Create Sandbox';
 /** The open workspace's git origin and branch, read from .git (no git process needed). */
 export function workspaceGit(): { origin?: string; branch?: string } {
   const root = vscode.workspace.workspaceFolders?.[0]?.uri;
-  if (!root || root.scheme !== 'file') return {};
-  const git = path.join(root.fsPath, '.git');
+  // The extension runs where the workspace is (extensionKind workspace): in a remote window
+  // (code-server included) its folder is vscode-remote://…, a path on this same machine.
+  if (!root || (root.scheme !== 'file' && root.scheme !== 'vscode-remote')) return {};
+  const git = path.join(root.scheme === 'file' ? root.fsPath : root.path, '.git');
   const read = (f: string) => { try { return fs.readFileSync(path.join(git, f), 'utf8'); } catch { return ''; } };
   const cfg = read('config');
   const origin = /\[remote "origin"\][^[]*?\burl\s*=\s*(\S+)/.exec(cfg)?.[1];

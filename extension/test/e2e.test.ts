@@ -118,6 +118,11 @@ describe('Agent Sandboxes in VS Code', function () {
     assert.deepStrictEqual(u.rejected.map((r) => r.value), [`${NAME} bad`]);
     assert.match(u.rejected[0].message, /contains ' '/);
     assert.ok(u.prompts.filter((p) => p.startsWith('Repository')).length === 2, 'Back returned to the repository step');
+    // Prefilled from the workspace (run.sh makes it a git repository with an origin).
+    const repoPrompt = u.prompts.find((p) => p.startsWith('Repository')) ?? '';
+    assert.strictEqual(u.prefilled.get(repoPrompt), 'git@github.com:example/project.git');
+    assert.deepStrictEqual(u.offered.get('Branch')?.slice(0, 2), ['e2e-current', '$(git-branch) New branch…']);
+    assert.deepStrictEqual(u.offered.get('Stack (golden image to clone)'), api.store.goldenImages()?.filter((g) => g.built).map((g) => g.stack));
     assert.strictEqual(result?.state, 'running', `create result: ${JSON.stringify(result)} errors: ${JSON.stringify(u.asked)}`);
     const item = await waitFor('the tree item running', () => { const i = treeItem(NAME); return i?.contextValue === 'sandbox.running' && i; });
     assert.strictEqual((item.iconPath as vscode.ThemeIcon).id, 'vm-running');

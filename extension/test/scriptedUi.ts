@@ -13,6 +13,10 @@ export interface Asked { severity: Severity; message: string; actions: string[];
 export class ScriptedUi implements Ui {
   private readonly answers: Answer[] = [];
   readonly prompts: string[] = [];
+  /** What each input offered before the answer (its prefilled value), by prompt. */
+  readonly prefilled = new Map<string, string | undefined>();
+  /** The items each pick offered, by placeholder. */
+  readonly offered = new Map<string, string[]>();
   readonly rejected: { value: string; message: string }[] = [];
   readonly asked: Asked[] = [];
   readonly opened: { uri: vscode.Uri; options: { forceNewWindow: boolean } }[] = [];
@@ -36,6 +40,7 @@ export class ScriptedUi implements Ui {
   }
 
   async input(s: InputStep): Promise<string | Back | undefined> {
+    if (!this.prefilled.has(s.prompt)) this.prefilled.set(s.prompt, s.value); // the first offer
     for (;;) {
       const a = this.next(s.prompt);
       if (a === BACK || a === undefined) return a;
@@ -47,6 +52,7 @@ export class ScriptedUi implements Ui {
   }
 
   async pick<T extends vscode.QuickPickItem>(s: PickStep<T>): Promise<T[] | Back | undefined> {
+    this.offered.set(s.placeholder, s.items.map((i) => i.label));
     const a = this.next(s.placeholder);
     if (a === BACK || a === undefined) return a;
     const labels = Array.isArray(a) ? a : [a as string];

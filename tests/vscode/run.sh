@@ -27,6 +27,7 @@ for p in chromium build-essential python3 pkg-config libkrb5-dev fonts-dejavu-co
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 command -v npm >/dev/null || need+=(npm)   # only to fetch Node 24 itself
+command -v git >/dev/null || need+=(git)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -75,6 +76,9 @@ export HOME=$E2E/home XDG_CONFIG_HOME=$E2E/home/.config XDG_DATA_HOME=$E2E/home/
 export AGENT_SANDBOXES_SERVER=$BIN E2E SHOTS
 # Network rule: no extension gallery (code-server would ask open-vsx.org); loopback port 9 refuses.
 export EXTENSIONS_GALLERY='{"serviceUrl":"http://127.0.0.1:9/gallery","itemUrl":"http://127.0.0.1:9/item"}'
+# The workspace is a git checkout: the Create wizard prefills its origin and offers its branch.
+git -C "$E2E/workspace" init -q -b e2e-current
+git -C "$E2E/workspace" remote add origin git@github.com:example/project.git
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export CS_ORIGIN=http://127.0.0.1:$PORT
 printf 'bind-addr: 127.0.0.1:%s\nauth: none\ncert: false\n' "$PORT" > "$E2E/data/config.yaml"
