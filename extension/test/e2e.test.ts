@@ -322,6 +322,32 @@ describe('Agent Sandboxes in VS Code', function () {
     await waitFor('the tree reloaded', () => treeItem(NAME)?.contextValue === 'sandbox.running', 30_000);
   });
 
+  it('a sidecar that dies is restarted with back-off, and the tree is listed again', async function () {
+    // The sidecar is this extension host's child `sandbox lsp` (found by its parent pid).
+    const pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return ppid === process.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('lsp');
+      } catch {
+        return false;
+      }
+    });
+    assert.strictEqual(pids.length, 1, `one sidecar child (found ${pids.join(', ')})`);
+    const states: string[] = [];
+    const sub = api.sidecar.onDidChangeState((st) => states.push(st));
+    try {
+      process.kill(Number(pids[0]), 'SIGKILL');
+      await waitFor('the sidecar in error', () => api.sidecar.state === 'error', 10_000);
+      assert.match(api.sidecar.error ?? '', /restarting in 1 s/);
+      await waitFor('the sidecar ready again', () => api.sidecar.state === 'ready', 30_000);
+    } finally {
+      sub.dispose();
+    }
+    assert.deepStrictEqual(states.slice(0, 3), ['error', 'starting', 'ready']);
+    await waitFor('the tree listed again', () => treeItem(NAME)?.contextValue === 'sandbox.running', 30_000);
+  });
+
   it('Destroy (modal confirm) → gone from the tree and the ssh config', async function () {
     const u = scripted();
     u.replies.set('Destroy ', 'Destroy');
