@@ -10,6 +10,7 @@
 #
 #   tests/vscode/run.sh            # install (cached) + both suites
 #   tests/vscode/run.sh install    # install only
+#   UI_VSIX=target/vsix/agent-sandboxes-linux-x64-0.1.0.vsix tests/vscode/run.sh   # UI test on the shipped VSIX
 # Needs: `cargo build` done, golden-minimal built (tests/run.sh does both), SANDBOX_HOME set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -117,7 +118,14 @@ ts "2/2 UI test in headless Chromium: activity bar, tree, context menu, wizard, 
 UI_SANDBOX=t-ui-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 "$BIN" start "$UI_SANDBOX" --stack minimal >/dev/null
 export UI_SANDBOX
-"${CS[@]}" --install-extension "$(bash scripts/package-vsix.sh --dev-vsix)" --force >/dev/null
+# UI_VSIX=target/vsix/agent-sandboxes-linux-x64-*.vsix (from `npm run package`) tests the shipped
+# package instead: its bundled sidecar, found without AGENT_SANDBOXES_SERVER.
+if [ -n "${UI_VSIX:-}" ]; then
+  "${CS[@]}" --install-extension "$UI_VSIX" --force >/dev/null
+  unset AGENT_SANDBOXES_SERVER
+else
+  "${CS[@]}" --install-extension "$(bash scripts/package-vsix.sh --dev-vsix)" --force >/dev/null
+fi
 start_server ui
 node tests/vscode/ui-e2e.js || status=1
 cleanup
