@@ -51,6 +51,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests (real Incus)"
 cargo test --workspace --locked -- "$@"
 
+if [ $# -eq 0 ]; then
+  step "VS Code extension in a real VS Code: its own suite and a UI test (installs Node 24, code-server, chromium)"
+  bash tests/vscode/run.sh
+fi
+
 if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
   step "incusd restarted under two sidecars (disruptive: CI only)"
   cargo test -p sandbox-e2e --locked --test lsp -- --ignored

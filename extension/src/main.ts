@@ -1,0 +1,117 @@
+// Activation: views, status bar and commands are registered at once; the sidecar starts in the
+// background (activation does not wait for it), and "Restart Sidecar" is the same start again
+// (the typos-lsp style). Inside a sandbox's own window nothing manages Incus.
+import * as vscode from 'vscode';
+import { Sidecar } from './client';
+import { registerCommands, type Ctx } from './commands';
+import { SIDECAR_SETTINGS } from './config';
+import { reportError } from './errors';
+import { GoldenTree } from './goldenTree';
+import { sandboxOfThisWindow } from './remoteSsh';
+import { StatusBar } from './statusBar';
+import { Store } from './store';
+import { SandboxTree, type Node } from './tree';
+import { setUi } from './ui';
+
+/** What the extension returns from activate(): used by its own test suite. */
+export interface Api {
+  sidecar: Sidecar;
+  store: Store;
+  tree: SandboxTree;
+  golden: GoldenTree;
+  view: vscode.TreeView<Node>;
+  status: StatusBar;
+  /** Milliseconds from loading the bundle to the end of activate(). */
+  activationMs: number;
+  /** The part of it before activate() was called (loading the bundle, VS Code's own setup). */
+  loadMs: number;
+  /** The sidecar's state when activate() returned: activation does not wait for it. */
+  sidecarAtActivation: string;
+  /** In a sandbox's own window: its name. */
+  inSandbox: string | undefined;
+  /** Resolves once the sidecar answered and the first lists arrived. */
+  whenLoaded(): Promise<void>;
+  setUi: typeof setUi;
+}
+
+declare global {
+  // Set by the bundle's first line (scripts/build-extension.mjs).
+  var __agentSandboxesLoadStart: number | undefined;
+}
+
+let sidecar: Sidecar | undefined;
+
+export function activate(context: vscode.ExtensionContext): Api {
+  const tActivate = performance.now();
+  const t0 = globalThis.__agentSandboxesLoadStart ?? tActivate;
+  const log = vscode.window.createOutputChannel('Agent Sandboxes', { log: true });
+  const store = new Store();
+  sidecar = new Sidecar(context.extensionUri, log);
+  const tree = new SandboxTree(store);
+  const golden = new GoldenTree(store);
+  const view = vscode.window.createTreeView('agentSandboxes.sandboxes', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
+  const status = new StatusBar(sidecar, store);
+  context.subscriptions.push(log, store, sidecar, tree, golden, view, status,
+    vscode.window.registerTreeDataProvider('agentSandboxes.goldenImages', golden));
+
+  const inSandbox = sandboxOfThisWindow();
+  let loaded: Promise<void>;
+  if (inSandbox) {
+    void vscode.commands.executeCommand('setContext', 'agentSandboxes.sidecar', 'inSandbox');
+    view.message = `In sandbox ${inSandbox}: sandboxes are managed from the window on the host.`;
+    status.showInSandbox(inSandbox);
+    // The commands exist (menus and keybindings name them) but only say where to go.
+    const ids: string[] = (context.extension.packageJSON.contributes?.commands ?? []).map((c: { command: string }) => c.command);
+    for (const id of ids) {
+      context.subscriptions.push(vscode.commands.registerCommand(id, () =>
+        vscode.window.showInformationMessage(`This window is inside sandbox ${inSandbox}: manage sandboxes from the window on the host.`)));
+    }
+    loaded = Promise.resolve();
+  } else {
+    const s = sidecar;
+    const list = async () => {
+      const mark = store.mark();
+      const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
+      store.setGolden(images);
+      store.reset(all, mark);
+      // Health probes run a command in each sandbox: fill them in once they are back.
+      const mark2 = store.mark();
+      store.reset(await s.request('sandbox/list', {}), mark2);
+    };
+    // The one full listing per sidecar start; a failure (Incus busy mid-change) is retried a
+    // few times before it is reported, since until it succeeds the tree misses sandboxes.
+    const reload = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await list();
+        } catch (e) {
+          log.error(`listing sandboxes (attempt ${attempt}): ${e instanceof Error ? e.message : String(e)}`);
+          if (attempt >= 4 || s.state !== 'ready') return reportError('Listing sandboxes', e);
+          await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+        }
+      }
+    };
+    let resolveLoaded: () => void = () => undefined;
+    loaded = new Promise((r) => { resolveLoaded = r; });
+    const ctx: Ctx = { context, sidecar: s, store, view, reload };
+    registerCommands(ctx);
+    context.subscriptions.push(
+      s.onDidChangeSandbox((c) => store.apply(c)),
+      s.onDidBecomeReady(() => void reload().then(resolveLoaded)),
+      s.onDidChangeState((st) => { if (st !== 'ready') store.clear(); }),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (SIDECAR_SETTINGS.some((k) => e.affectsConfiguration(k))) void s.restart();
+      }),
+    );
+    void s.start();
+  }
+
+  const activationMs = performance.now() - t0;
+  const loadMs = tActivate - t0;
+  log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
+  return { sidecar, store, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, whenLoaded: () => loaded, setUi };
+}
+
+export async function deactivate(): Promise<void> {
+  await sidecar?.dispose();
+}

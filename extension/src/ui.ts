@@ -1,0 +1,121 @@
+// The seam between the extension and VS Code's interactive UI: quick inputs, questions and
+// opening a window. Commands talk to `ui` only, so the extension's own test suite can answer the
+// wizard and prompts (`setUi`) and replace only the `openFolder` call, while everything else —
+// sidecar, Incus, terminals, the tree — stays real.
+import * as vscode from 'vscode';
+
+/** Returned by a step when the user pressed Back. */
+// Symbol.for: the same value in the bundle and in the separately compiled test suite.
+export const BACK: unique symbol = Symbol.for('agentSandboxes.back');
+export type Back = typeof BACK;
+
+export interface Step {
+  title: string;
+  step?: number;
+  totalSteps?: number;
+}
+
+export interface InputStep extends Step {
+  prompt: string;
+  value?: string;
+  placeholder?: string;
+  password?: boolean;
+  /** Live validation: a message while the value is invalid. */
+  validate?: (value: string) => string | undefined;
+}
+
+export interface PickStep<T extends vscode.QuickPickItem> extends Step {
+  placeholder: string;
+  items: T[];
+  canPickMany?: boolean;
+  selected?: T[];
+}
+
+export type Severity = 'info' | 'warning' | 'error';
+
+export interface Ui {
+  /** undefined: cancelled (Escape). */
+  input(s: InputStep): Promise<string | Back | undefined>;
+  pick<T extends vscode.QuickPickItem>(s: PickStep<T>): Promise<T[] | Back | undefined>;
+  /** A notification (or a modal dialog) with actions; resolves to the action chosen. */
+  ask(severity: Severity, message: string, options: { modal?: boolean; detail?: string }, ...actions: string[]): Promise<string | undefined>;
+  openFolder(uri: vscode.Uri, options: { forceNewWindow: boolean }): Promise<void>;
+}
+
+function buttons(s: Step): vscode.QuickInputButton[] {
+  return s.step !== undefined && s.step > 1 ? [vscode.QuickInputButtons.Back] : [];
+}
+
+/** The real UI: quick inputs with a Back button and live validation. */
+export const vscodeUi: Ui = {
+  input(s) {
+    const box = vscode.window.createInputBox();
+    Object.assign(box, {
+      title: s.title, step: s.step, totalSteps: s.totalSteps, prompt: s.prompt,
+      value: s.value ?? '', placeholder: s.placeholder, password: !!s.password,
+      buttons: buttons(s), ignoreFocusOut: true,
+    });
+    const check = (v: string) => {
+      const msg = s.validate?.(v);
+      box.validationMessage = msg ? { message: msg, severity: vscode.InputBoxValidationSeverity.Error } : undefined;
+      return !msg;
+    };
+    check(box.value);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v: string | Back | undefined) => { if (!done) { done = true; resolve(v); box.dispose(); } };
+      box.onDidChangeValue(check);
+      box.onDidAccept(() => { if (check(box.value)) finish(box.value); });
+      box.onDidTriggerButton((b) => { if (b === vscode.QuickInputButtons.Back) finish(BACK); });
+      box.onDidHide(() => finish(undefined));
+      box.show();
+    });
+  },
+
+  pick(s) {
+    const qp = vscode.window.createQuickPick<(typeof s.items)[number]>();
+    Object.assign(qp, {
+      title: s.title, step: s.step, totalSteps: s.totalSteps, placeholder: s.placeholder,
+      items: s.items, canSelectMany: !!s.canPickMany, buttons: buttons(s), ignoreFocusOut: true,
+      matchOnDescription: true,
+    });
+    if (s.selected) {
+      if (s.canPickMany) qp.selectedItems = s.selected;
+      else qp.activeItems = s.selected;
+    }
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v: (typeof s.items) | Back | undefined) => { if (!done) { done = true; resolve(v); qp.dispose(); } };
+      qp.onDidAccept(() => {
+        const chosen = s.canPickMany ? [...qp.selectedItems] : [...qp.activeItems];
+        if (chosen.length > 0) finish(chosen);
+      });
+      qp.onDidTriggerButton((b) => { if (b === vscode.QuickInputButtons.Back) finish(BACK); });
+      qp.onDidHide(() => finish(undefined));
+      qp.show();
+    });
+  },
+
+  async ask(severity, message, options, ...actions) {
+    const show = severity === 'error' ? vscode.window.showErrorMessage
+      : severity === 'warning' ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+    return show(message, options, ...actions);
+  },
+
+  async openFolder(uri, options) {
+    await vscode.commands.executeCommand('vscode.openFolder', uri, options);
+  },
+};
+
+let current: Ui = vscodeUi;
+
+/** The UI in use. */
+export function ui(): Ui {
+  return current;
+}
+
+/** Replaces the UI (tests); returns a function that restores the real one. */
+export function setUi(u: Ui): () => void {
+  current = u;
+  return () => { current = vscodeUi; };
+}

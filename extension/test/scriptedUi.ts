@@ -1,0 +1,76 @@
+// A Ui that answers from a script instead of a person, and records every prompt. Validation
+// still runs: an invalid scripted value is recorded as rejected and the next answer is used for
+// the same prompt, as a user retyping would. Only `openFolder` is replaced outright (recorded).
+import * as assert from 'assert';
+import type * as vscode from 'vscode';
+import { BACK, type Back, type InputStep, type PickStep, type Severity, type Ui } from '../src/ui';
+
+/** A scripted answer: a value (input) / a label or labels (pick) / an action (ask), or Back. */
+export type Answer = string | string[] | Back | undefined;
+
+export interface Asked { severity: Severity; message: string; actions: string[]; modal: boolean; answer: string | undefined }
+
+export class ScriptedUi implements Ui {
+  private readonly answers: Answer[] = [];
+  readonly prompts: string[] = [];
+  /** What each input offered before the answer (its prefilled value), by prompt. */
+  readonly prefilled = new Map<string, string | undefined>();
+  /** The items each pick offered, by placeholder. */
+  readonly offered = new Map<string, string[]>();
+  readonly rejected: { value: string; message: string }[] = [];
+  readonly asked: Asked[] = [];
+  readonly opened: { uri: vscode.Uri; options: { forceNewWindow: boolean } }[] = [];
+  /** Answers to `ask` by a substring of the message (asks without one get undefined). */
+  readonly replies = new Map<string, string>();
+
+  script(...answers: Answer[]): this {
+    this.answers.push(...answers);
+    return this;
+  }
+
+  /** Every scripted answer was used. */
+  done(): void {
+    assert.deepStrictEqual(this.answers, [], `unused scripted answers; prompts seen: ${this.prompts.join(' | ')}`);
+  }
+
+  private next(prompt: string): Answer {
+    this.prompts.push(prompt);
+    assert.ok(this.answers.length > 0, `no scripted answer for "${prompt}"`);
+    return this.answers.shift();
+  }
+
+  async input(s: InputStep): Promise<string | Back | undefined> {
+    if (!this.prefilled.has(s.prompt)) this.prefilled.set(s.prompt, s.value); // the first offer
+    for (;;) {
+      const a = this.next(s.prompt);
+      if (a === BACK || a === undefined) return a;
+      assert.strictEqual(typeof a, 'string', `"${s.prompt}" wants text`);
+      const msg = s.validate?.(a as string);
+      if (!msg) return a as string;
+      this.rejected.push({ value: a as string, message: msg });
+    }
+  }
+
+  async pick<T extends vscode.QuickPickItem>(s: PickStep<T>): Promise<T[] | Back | undefined> {
+    this.offered.set(s.placeholder, s.items.map((i) => i.label));
+    const a = this.next(s.placeholder);
+    if (a === BACK || a === undefined) return a;
+    const labels = Array.isArray(a) ? a : [a as string];
+    return labels.map((l) => {
+      const item = s.items.find((i) => i.label === l || i.label.endsWith(` ${l}`));
+      assert.ok(item, `"${s.placeholder}" has no item "${l}" (items: ${s.items.map((i) => i.label).join(', ')})`);
+      return item;
+    });
+  }
+
+  async ask(severity: Severity, message: string, options: { modal?: boolean }, ...actions: string[]): Promise<string | undefined> {
+    const key = [...this.replies.keys()].find((k) => message.includes(k));
+    const answer = key ? this.replies.get(key) : undefined;
+    this.asked.push({ severity, message, actions, modal: !!options.modal, answer });
+    return answer;
+  }
+
+  async openFolder(uri: vscode.Uri, options: { forceNewWindow: boolean }): Promise<void> {
+    this.opened.push({ uri, options });
+  }
+}
