@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { SandboxError, type Sidecar } from './client';
 import { sandboxHome } from './config';
 import { reportError } from './errors';
-import { withGithubToken } from './github';
+import { githubTokenFor, withGithubToken } from './github';
 import type { GoldenNode } from './goldenTree';
 import type { CreateParams, ExecResult, PortForward, Sandbox } from './protocol.generated';
 import { ensureInclude, ensureRemoteSsh, hasManagedEntry, remoteUri } from './remoteSsh';
@@ -200,7 +200,10 @@ export function registerCommands(ctx: Ctx): void {
     if (!names.length) return;
     const yes = 'Destroy';
     const answer = await ui().ask('warning', `Destroy ${names.join(', ')}?`, { modal: true, detail: 'The container, its disk (uncommitted and unpushed work included), its ports and SSH entries are removed.' }, yes);
-    if (answer === yes) reportOutcomes('Destroy', await ctx.sidecar.request('sandbox/destroy', { names }));
+    if (answer !== yes) return;
+    // Deleting a sandbox's deploy key on GitHub needs a token with admin rights on its repository.
+    const githubToken = await githubTokenFor(names.map((n) => ctx.store.get(n)?.repo));
+    reportOutcomes('Destroy', await ctx.sidecar.request('sandbox/destroy', githubToken ? { names, githubToken } : { names }));
   });
   reg('openRemote', 'Open in Remote-SSH', async (a, sel) => {
     const [name] = await targets(ctx, a, sel, running, false, 'open in Remote-SSH');

@@ -24,8 +24,9 @@ export const SIDECAR_SETTINGS = ['server.path', 'incus.remote', 'defaultStack', 
 /** The sidecar's environment: ours plus what the settings say. */
 export function sidecarEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: config.logLevel() };
-  const socket = config.incusRemote();
-  if (socket) env.INCUS_SOCKET = socket;
+  // A remote added with `sandbox remote add` (or `local`); the sidecar reads SANDBOX_REMOTE.
+  const remote = config.incusRemote();
+  if (remote) env.SANDBOX_REMOTE = remote;
   const stack = config.defaultStack();
   if (stack) env.SANDBOX_DEFAULT_STACK = stack;
   return env;
