@@ -8,6 +8,12 @@ use serde_json::Value;
 pub type Config = BTreeMap<String, String>;
 pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
 
+/// `null` as the default: Incus sends `"config": null` (and the like) for an instance that is
+/// being created or deleted while we list, and `#[serde(default)]` alone only covers absence.
+fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The standard response envelope of every Incus API call.
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
@@ -28,21 +34,21 @@ pub struct Envelope {
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 pub struct Instance {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub config: Config,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub devices: Devices,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub expanded_devices: Devices,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub expanded_config: Config,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub profiles: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub location: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created_at: String,
     #[serde(default, rename = "type")]
     pub kind: String,
@@ -252,5 +258,16 @@ impl Event {
         let name = source.strip_prefix("/1.0/instances/")?;
         let name = name.split(['/', '?']).next()?;
         Some((action, name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_instance_half_created_or_deleted_decodes() {
+        let i: super::Instance =
+            serde_json::from_str(r#"{"name":"x","status":"Running","config":null,"devices":null,"expanded_devices":null,"expanded_config":null,"profiles":null}"#)
+                .unwrap();
+        assert!(i.config.is_empty() && i.devices.is_empty() && i.is_running());
     }
 }
