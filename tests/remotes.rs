@@ -192,7 +192,13 @@ fn orbstack_machine_through_a_shim_sets_up_and_runs_the_lifecycle() {
         calls.lines().any(|l| l.starts_with(&format!("run -m {machine} -u root nft list table ip agent_sandboxes"))),
         "host-side rules go through orb run:\n{calls}"
     );
-    assert_eq!(listed_in(&home, &[], &name).unwrap()["state"], "running");
+    assert!(calls.lines().any(|l| l == format!("run -m {machine} -u root nft -f -")), "egress rules: {calls}");
+    let s = listed_in(&home, &[], &name).unwrap();
+    assert_eq!(s["state"], "running");
+    // The default egress policy (isolation, ports) is in place in the "machine" for this sandbox.
+    let ip = s["ip"].as_str().unwrap().to_string();
+    let rules = Command::new("nft").args(["list", "table", "ip", "agent_sandboxes_egress"]).output().unwrap();
+    assert!(text(&rules.stdout).contains(&ip), "{ip} not in the egress rules");
     home.ok(&["stop", &name], &env);
     assert_eq!(listed_in(&home, &[], &name).unwrap()["state"], "stopped");
     home.ok(&["rm", &name], &env);

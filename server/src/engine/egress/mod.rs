@@ -130,15 +130,15 @@ impl Engine {
     pub async fn egress_register(&self, name: &str) -> Result<()> {
         let inst = self.incus.instance(&instance_name(name)).await?;
         if self.host != super::host::Host::Local {
-            // Generated files are written on this machine; the OrbStack/remote hosts come later.
+            // Squid, the resolvers and their files live on this machine only so far; elsewhere
+            // the default policy (ports, isolation) is what can be put in place.
             if is_restricted(&inst) {
                 return Err(EngineError::failed(
                     format!("'{name}' restricts its domains, which works only where Incus runs on this machine"),
                     "run `sandbox` on the Incus host itself, or start it without --restrict-domains",
                 ));
             }
-            tracing::warn!("egress: the default policy is applied only on a local Incus host");
-            return Ok(());
+            return self.egress_default_elsewhere(Some(name), None).await;
         }
         if member_of(&inst).is_none() {
             // Made by the seed's scripts (no pinned address): nothing to key rules on.
@@ -163,11 +163,45 @@ impl Engine {
     /// Removes every rule, list and resolver NAME owned. Idempotent.
     pub async fn egress_unregister(&self, name: &str) -> Result<()> {
         if self.host != super::host::Host::Local {
-            return Ok(());
+            return self.egress_default_elsewhere(None, Some(name)).await;
         }
         let _g = lock::acquire().await?;
         paths::mark(name, false)?;
         self.egress_sync().await
+    }
+
+    /// The default policy where Incus runs elsewhere but we can run `nft` there (the OrbStack
+    /// machine): members are derived from Incus alone — every running sandbox, plus the one
+    /// starting, minus the one stopping. A bare HTTPS remote cannot run anything: its own
+    /// `sandbox` does this on the server, so here it is a warning, not a failure.
+    async fn egress_default_elsewhere(&self, starting: Option<&str>, stopping: Option<&str>) -> Result<()> {
+        if !self.host.is_available() {
+            tracing::warn!("egress: rules are put in place by `sandbox` running on the Incus server");
+            return Ok(());
+        }
+        let _g = lock::acquire().await?;
+        let net = self.egress_net().await?;
+        let members: Vec<Member> = self
+            .incus
+            .instances()
+            .await?
+            .iter()
+            .filter(|i| {
+                let n = sandbox_of(&i.name);
+                n.is_some() && n != stopping && (i.is_running() || n == starting)
+            })
+            .filter_map(member_of)
+            .map(|m| Member { restricted: false, ..m })
+            .collect();
+        let script = nft::script(&net, &members);
+        let out = self.host.run(&["nft".into(), "-f".into(), "-".into()], Some(script.as_bytes()), |_| {}).await?;
+        if out.status != 0 {
+            return Err(EngineError::failed(
+                format!("cannot install the egress rules: {}", out.tail.join(" ")),
+                "check nftables in the Incus host (apt-get install nftables)",
+            ));
+        }
+        Ok(())
     }
 
     /// Rebuilds everything from the registered sandboxes. Call with the host lock held.
