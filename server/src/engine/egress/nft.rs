@@ -71,8 +71,12 @@ pub fn script(net: &Net, members: &[Member]) -> String {
          \t\ttype filter hook forward priority filter - 10; policy accept;\n\
          \t\tiifname \"{br}\" ip saddr @sandboxes jump from_sandbox\n\
          \t\toifname \"{br}\" ip daddr @sandboxes jump to_sandbox\n\
-         \t\tiifname \"{br}\" ip saddr {pinned} jump refuse\n\
+         \t\tiifname \"{br}\" ip saddr {pinned} jump unregistered\n\
          \t\toifname \"{br}\" ip daddr {pinned} ct state new drop\n\
+         \t}}\n\
+         \tchain unregistered {{\n\
+         \t\tct state established,related accept\n\
+         \t\tjump refuse\n\
          \t}}\n\
          \tchain from_sandbox {{\n\
          \t\toifname \"{br}\" reject with icmp type admin-prohibited\n\
@@ -94,7 +98,7 @@ pub fn script(net: &Net, members: &[Member]) -> String {
          \tchain input_guard {{\n\
          \t\ttype filter hook input priority filter - 10; policy accept;\n\
          \t\tiifname \"{br}\" ip saddr @sandboxes jump sandbox_to_host\n\
-         \t\tiifname \"{br}\" ip saddr {pinned} jump refuse\n\
+         \t\tiifname \"{br}\" ip saddr {pinned} jump unregistered\n\
          \t}}\n\
          \tchain sandbox_to_host {{\n\
          \t\tct state established,related accept\n\
@@ -137,7 +141,7 @@ mod tests {
     fn unregistered_sandboxes_fail_closed() {
         let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
         let s = script(&net, &[]);
-        assert!(s.contains("ip saddr 10.100.0.101-10.100.0.199 jump refuse"), "{s}");
+        assert!(s.contains("ip saddr 10.100.0.101-10.100.0.199 jump unregistered"), "{s}");
         assert!(s.contains("ether saddr & ff:ff:ff:ff:ff:00 == 0a:5b:5a:00:00:00 drop"), "{s}");
         assert!(!s.contains("elements = {  }"), "{s}");
         let m = Member {
