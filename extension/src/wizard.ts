@@ -105,20 +105,24 @@ export async function branchWizard(store: Store, from: string): Promise<CreatePa
   let suffix = 2;
   while (store.get(`${from}-${suffix}`)) suffix++;
   const title = `Branch From ${from}`;
+  // Without a repository there is no branch to make (the engine refuses --branch then): the new
+  // sandbox just inherits the stack and egress settings.
+  const hasRepo = !!store.get(from)?.repo;
+  const total = hasRepo ? 2 : 1;
   const steps: Step[] = [
     async () => {
-      const r = await ui().input({ title, step: 1, totalSteps: 2, prompt: 'Name of the new sandbox', value: p.name || `${from}-${suffix}`, validate: nameCheck(store) });
+      const r = await ui().input({ title, step: 1, totalSteps: total, prompt: hasRepo ? 'Name of the new sandbox' : 'Name of the new sandbox (same stack and egress settings; the source has no repository)', value: p.name || `${from}-${suffix}`, validate: nameCheck(store) });
       if (typeof r !== 'string') return r;
       p.name = r;
       return true as const;
     },
-    async () => {
-      const r = await ui().input({ title, step: 2, totalSteps: 2, prompt: 'New branch (empty: the same branch as the source)', value: p.branch ?? '', placeholder: 'feature/login-v2', validate: (x) => (x === '' ? undefined : v.branch(x)) });
-      if (typeof r !== 'string') return r;
-      p.branch = r || undefined;
-      return true as const;
-    },
   ];
+  if (hasRepo) steps.push(async () => {
+    const r = await ui().input({ title, step: 2, totalSteps: 2, prompt: 'New branch (empty: the same branch as the source)', value: p.branch ?? '', placeholder: 'feature/login-v2', validate: (x) => (x === '' ? undefined : v.branch(x)) });
+    if (typeof r !== 'string') return r;
+    p.branch = r || undefined;
+    return true as const;
+  });
   return (await runSteps(steps)) ? p : undefined;
 }
 
