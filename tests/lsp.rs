@@ -301,22 +301,30 @@ fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts
     assert!(Command::new("incus").args(["admin", "shutdown"]).status().unwrap().success());
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-host.sh");
     assert!(Command::new("bash").arg(script).args(["--nat", "off"]).status().unwrap().success());
-    // Instances that were running come back; wait for ours, then stop it from outside.
+    // Sandboxes do not come back by themselves (boot.autostart=false: only `sandbox start`, which
+    // applies their egress policy and agent first, starts one). Start ours from outside once the
+    // daemon answers: both clients must see it, then see an outside stop.
+    let inst = format!("agent-{name}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let o = Command::new("incus")
-            .args(["list", "--format", "csv", "-c", "ns", &format!("agent-{name}")])
-            .output()
-            .unwrap();
-        if text(&o.stdout).contains("RUNNING") {
+        let o = Command::new("incus").args(["list", "--format", "csv", "-c", "ns", &inst]).output().unwrap();
+        let state = text(&o.stdout);
+        assert!(!state.contains("RUNNING"), "a sandbox came back without `sandbox start`: {state}");
+        if state.contains("STOPPED") {
             break;
         }
-        assert!(Instant::now() < deadline, "sandbox back after the restart");
+        assert!(Instant::now() < deadline, "daemon back after the restart");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Both clients re-synchronised and still receive live changes.
     std::thread::sleep(Duration::from_secs(1));
-    assert!(Command::new("incus").args(["stop", "--force", &format!("agent-{name}")]).status().unwrap().success());
+    // Only what happens from here counts (the create's own notifications may still be queued).
+    a.seen.clear();
+    b.seen.clear();
+    assert!(Command::new("incus").args(["start", &inst]).status().unwrap().success());
+    a.wait_for(Duration::from_secs(15), changed_for(&name, Some("running")));
+    b.wait_for(Duration::from_secs(15), changed_for(&name, Some("running")));
+    // Both clients re-synchronised and still receive live changes.
+    assert!(Command::new("incus").args(["stop", "--force", &inst]).status().unwrap().success());
     a.wait_for(Duration::from_secs(15), changed_for(&name, Some("stopped")));
     b.wait_for(Duration::from_secs(15), changed_for(&name, Some("stopped")));
 }
