@@ -7,8 +7,16 @@ use sandbox_e2e::*;
 fn nuke_removes_every_sandbox_and_golden_image_and_their_host_leftovers() {
     let n = unique("nuke");
     create(&n, &[]);
+    // One with a repository: its deploy key on (simulated) GitHub goes too.
+    let gh = sandbox_e2e::gitfake::GitHub::start(&["acme/nuke"]);
+    let env = gh.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let k = unique("nukek");
+    let o = sandbox(&["start", &k, &gh.url("acme/nuke"), "--stack", "minimal"], &env);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(gh.keys("acme/nuke").len(), 1);
     assert!(incus_names().iter().any(|i| i.starts_with("golden-")));
-    let o = sandbox(&["nuke", "--yes"], &[]);
+    let o = sandbox(&["nuke", "--yes"], &env);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let left: Vec<String> = incus_names()
         .into_iter()
@@ -19,4 +27,6 @@ fn nuke_removes_every_sandbox_and_golden_image_and_their_host_leftovers() {
     assert!(!cfg.contains("# BEGIN sandbox"), "no ssh entries left: {cfg}");
     let kh = std::fs::read_to_string(sandbox_home().join("known_hosts")).unwrap_or_default();
     assert!(!kh.contains("# BEGIN sandbox"), "no known_hosts entries left");
+    assert!(gh.keys("acme/nuke").is_empty(), "the deploy key is deleted on GitHub");
+    assert!(!sandbox_home().join("keys").join(format!("deploy_{k}")).exists(), "the key pair is gone");
 }

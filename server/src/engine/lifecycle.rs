@@ -919,6 +919,14 @@ impl Engine {
     /// Removes every sandbox and golden image, and their host-side leftovers.
     pub async fn nuke(&self, progress: &dyn Progress) -> Result<Vec<String>> {
         let all = self.incus.instances().await?;
+        // Deploy keys on GitHub first, best effort: nuke goes on without a token, and says which
+        // keys are left to remove by hand (their private halves are deleted below either way).
+        for inst in all.iter().filter(|i| i.name.starts_with("agent-")) {
+            let Some(name) = validate::sandbox_of(&inst.name) else { continue };
+            if let Err(e) = self.forget_remote_key(name, inst, &Token::default()).await {
+                progress.step(&format!("Deploy key of '{name}' left on GitHub (remove 'sandbox-{name}' there): {e}"));
+            }
+        }
         let doomed: Vec<String> = all
             .into_iter()
             .map(|i| i.name)
