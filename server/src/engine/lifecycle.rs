@@ -1,4 +1,4 @@
-//! Create (a transaction), restart, stop, remove, expose, nuke.
+//! Create (a transaction) and restart; stop/rm/nuke are in teardown.rs, expose in ports.rs.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use super::error::{EngineError, Result};
 use super::golden::{self, BRIDGE, READY, golden_name};
 use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
-use super::validate::{self, Proto, instance_name};
+use super::validate::{self, instance_name};
 use super::{Engine, hostnet, lock, sshcfg, stacks};
 use crate::incus::{Config, Devices, ExecSpec, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
@@ -151,7 +151,7 @@ fn merge_env(base: Vec<(String, String)>, extra: &[(String, String)]) -> Vec<(St
     map
 }
 
-fn proxy(listen_proto: &str, host_port: u32, ip: Option<&str>, port: u32) -> BTreeMap<String, String> {
+pub(super) fn proxy(listen_proto: &str, host_port: u32, ip: Option<&str>, port: u32) -> BTreeMap<String, String> {
     let mut d = BTreeMap::new();
     d.insert("type".into(), "proxy".into());
     d.insert("listen".into(), format!("{listen_proto}:127.0.0.1:{host_port}"));
@@ -188,12 +188,12 @@ async fn sandbox_ip(engine: &Engine, slot: u32) -> Result<(String, String, u32)>
     Ok((ip.to_string(), addr.to_string(), prefix))
 }
 
-fn port_free(port: u32) -> bool {
+pub(super) fn port_free(port: u32) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok()
 }
 
 /// Host ports held by sandbox devices: port → sandbox name.
-fn ports_in_use(all: &[Sandbox]) -> BTreeMap<u16, String> {
+pub(super) fn ports_in_use(all: &[Sandbox]) -> BTreeMap<u16, String> {
     all.iter().flat_map(|s| s.ports.iter().map(move |p| (p.host_port, s.name.clone()))).collect()
 }
 
@@ -781,196 +781,6 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-    }
-
-    /// Stops each sandbox (idempotent). A missing one is an error for that name only.
-    /// `token` is needed only to delete deploy keys on rm.
-    pub async fn stop(&self, names: &[String], remove: bool, token: &Token) -> Vec<(String, Result<()>)> {
-        let futs = names.iter().map(|n| async move {
-            let r = async {
-                validate::sandbox_name(n)?;
-                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| not_found(n))?;
-                if remove {
-                    self.remove_one(&s, token).await
-                } else {
-                    if s.is_running() {
-                        self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
-                            crate::incus::IncusError::Api { message, .. }
-                            | crate::incus::IncusError::Operation { message }
-                                if message.contains("already stopped") =>
-                            {
-                                Ok(())
-                            }
-                            _ => Err(e),
-                        })?;
-                    }
-                    self.egress_unregister(n).await?;
-                    self.drop_local_credentials(&s.name, false)
-                }
-            }
-            .await;
-            (n.clone(), r)
-        });
-        futures::future::join_all(futs).await
-    }
-
-    async fn remove_one(&self, s: &Sandbox, token: &Token) -> Result<()> {
-        // The deploy key on GitHub first: if that fails the sandbox stays, and rm can be retried.
-        let inst = self.incus.instance(&s.instance).await?;
-        self.forget_remote_key(&s.name, &inst, token).await?;
-        golden::delete_force(&self.incus, &s.instance)
-            .await
-            .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
-        self.egress_unregister(&s.name).await?;
-        super::egress::denials::forget(&s.name);
-        self.drop_local_credentials(&s.name, true)?;
-        let _g = lock::acquire().await?;
-        sshcfg::remove_entry(&s.name)?;
-        Ok(())
-    }
-
-    /// Adds `port-PORT-PROTO` devices: 127.0.0.1:(PORT+slot or HOST_PORT) → PORT in the sandbox.
-    pub async fn expose(
-        &self,
-        name: &str,
-        port: &str,
-        protos: &str,
-        host_port: Option<&str>,
-    ) -> Result<Vec<super::sandbox::PortForward>> {
-        validate::sandbox_name(name)?;
-        let port = validate::port("port", port)?;
-        let protos = validate::protos(protos)?;
-        let host_port = host_port.map(|h| validate::port("host port", h)).transpose()?;
-        let _g = lock::acquire().await?;
-        let all = sandbox::list(&self.incus).await?;
-        let s = all.iter().find(|s| s.name == name).ok_or_else(|| not_found(name))?;
-        let hp = match host_port {
-            Some(h) => h as u32,
-            None => port as u32 + s.slot.unwrap_or(0),
-        };
-        if hp > 65535 {
-            return Err(EngineError::invalid(
-                "host port",
-                format!("{port} + slot {} = {hp} is above 65535", s.slot.unwrap_or(0)),
-                "give --host-port N",
-            ));
-        }
-        let mut devices = Devices::new();
-        for p in &protos {
-            let dev = format!("port-{port}-{}", p.as_str());
-            if s.ports.iter().any(|x| x.device == dev) {
-                return Err(EngineError::Conflict {
-                    what: format!("port {port}/{} on '{name}'", p.as_str()),
-                    hint: format!("`sandbox unexpose {name} {port}` first"),
-                });
-            }
-            if let Some(holder) =
-                all.iter().find(|x| x.ports.iter().any(|q| q.host_port as u32 == hp && q.proto == p.as_str()))
-            {
-                return Err(EngineError::invalid(
-                    "host port",
-                    format!("host port {hp}/{} is held by sandbox '{}'", p.as_str(), holder.name),
-                    "choose another with --host-port N",
-                ));
-            }
-            if *p == Proto::Tcp && !port_free(hp) {
-                return Err(EngineError::invalid(
-                    "host port",
-                    format!("host port {hp} is in use by another program"),
-                    "choose another with --host-port N",
-                ));
-            }
-            if *p == Proto::Udp && std::net::UdpSocket::bind(("127.0.0.1", hp as u16)).is_err() {
-                return Err(EngineError::invalid(
-                    "host port",
-                    format!("host port {hp}/udp is in use"),
-                    "choose another with --host-port N",
-                ));
-            }
-            let ip = s.ip.as_deref().filter(|_| s.managed);
-            devices.insert(dev, proxy(p.as_str(), hp, ip, port as u32));
-        }
-        self.incus.patch_instance(&s.instance, Config::new(), devices).await?;
-        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
-        Ok(s.ports.into_iter().filter(|p| p.role == "extra" && p.container_port == port).collect())
-    }
-
-    pub async fn unexpose(&self, name: &str, port: &str) -> Result<()> {
-        validate::sandbox_name(name)?;
-        let port = validate::port("port", port)?;
-        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
-        let devs: Vec<String> = s
-            .ports
-            .iter()
-            .filter(|p| p.role == "extra" && p.container_port == port)
-            .map(|p| p.device.clone())
-            .collect();
-        if devs.is_empty() {
-            return Err(EngineError::not_found(
-                format!("exposed port {port} on '{name}'"),
-                "`sandbox list` shows the exposed ports",
-            ));
-        }
-        let refs: Vec<&str> = devs.iter().map(String::as_str).collect();
-        self.incus.remove_devices(&s.instance, &refs).await?;
-        Ok(())
-    }
-
-    /// Removes every sandbox and golden image, and their host-side leftovers.
-    pub async fn nuke(&self, progress: &dyn Progress) -> Result<Vec<String>> {
-        let all = self.incus.instances().await?;
-        // Deploy keys on GitHub first, best effort: nuke goes on without a token, and says which
-        // keys are left to remove by hand (their private halves are deleted below either way).
-        for inst in all.iter().filter(|i| i.name.starts_with("agent-")) {
-            let Some(name) = validate::sandbox_of(&inst.name) else { continue };
-            if let Err(e) = self.forget_remote_key(name, inst, &Token::default()).await {
-                progress.step(&format!("Deploy key of '{name}' left on GitHub (remove 'sandbox-{name}' there): {e}"));
-            }
-        }
-        let doomed: Vec<String> = all
-            .into_iter()
-            .map(|i| i.name)
-            .filter(|n| {
-                n.starts_with("agent-")
-                    || n.starts_with("golden-")
-                    || n.starts_with("tmp-golden-")
-                    || n.starts_with("tmp-old-golden-")
-            })
-            .collect();
-        progress.step(&format!("Removing {} instances", doomed.len()));
-        let futs = doomed.iter().map(|n| golden::delete_force(&self.incus, n));
-        let results = futures::future::join_all(futs).await;
-        let _g = lock::acquire().await?;
-        for n in &doomed {
-            if let Some(s) = validate::sandbox_of(n) {
-                sshcfg::remove_entry(s)?;
-                self.drop_local_credentials(s, true)?;
-            }
-        }
-        drop(_g);
-        for n in &doomed {
-            if let Some(s) = validate::sandbox_of(n) {
-                self.egress_unregister(s).await?;
-                super::egress::denials::forget(s);
-            }
-        }
-        let mut failed: Vec<String> =
-            doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
-        // A cluster's golden images (see golden::cluster_alias).
-        for img in self.incus.images().await? {
-            if img.aliases.iter().any(|a| a.name.starts_with(golden::CLUSTER_ALIAS_PREFIX))
-                && let Err(e) = self.incus.delete_image(&img.fingerprint).await
-            {
-                failed.push(format!("image {}: {e}", img.fingerprint));
-            }
-        }
-        if !failed.is_empty() {
-            return Err(EngineError::failed(
-                format!("could not remove: {}", failed.join("; ")),
-                "run `sandbox nuke` again",
-            ));
-        }
-        Ok(doomed)
     }
 
     /// Test-only fault injection: `SANDBOX_FAULT=<point>` makes create fail there.

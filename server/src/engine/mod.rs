@@ -10,10 +10,12 @@ pub mod hostnet;
 pub mod lifecycle;
 pub mod lock;
 pub mod orb;
+mod ports;
 pub mod rollback;
 pub mod sandbox;
 pub mod sshcfg;
 pub mod stacks;
+mod teardown;
 pub mod validate;
 
 pub use error::{EngineError, Result};

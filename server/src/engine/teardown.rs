@@ -1,0 +1,112 @@
+//! Stop, remove and nuke: everything a sandbox owned goes, on the host and on GitHub.
+use super::creds::Token;
+use super::error::{EngineError, Result};
+use super::lifecycle::not_found;
+use super::sandbox::{self, Sandbox};
+use super::{Engine, golden, lock, sshcfg, validate};
+use crate::progress::Progress;
+
+impl Engine {
+    /// Stops each sandbox (idempotent). A missing one is an error for that name only.
+    /// `token` is needed only to delete deploy keys on rm.
+    pub async fn stop(&self, names: &[String], remove: bool, token: &Token) -> Vec<(String, Result<()>)> {
+        let futs = names.iter().map(|n| async move {
+            let r = async {
+                validate::sandbox_name(n)?;
+                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| not_found(n))?;
+                if remove {
+                    self.remove_one(&s, token).await
+                } else {
+                    if s.is_running() {
+                        self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
+                            crate::incus::IncusError::Api { message, .. }
+                            | crate::incus::IncusError::Operation { message }
+                                if message.contains("already stopped") =>
+                            {
+                                Ok(())
+                            }
+                            _ => Err(e),
+                        })?;
+                    }
+                    self.egress_unregister(n).await?;
+                    self.drop_local_credentials(&s.name, false)
+                }
+            }
+            .await;
+            (n.clone(), r)
+        });
+        futures::future::join_all(futs).await
+    }
+
+    async fn remove_one(&self, s: &Sandbox, token: &Token) -> Result<()> {
+        // The deploy key on GitHub first: if that fails the sandbox stays, and rm can be retried.
+        let inst = self.incus.instance(&s.instance).await?;
+        self.forget_remote_key(&s.name, &inst, token).await?;
+        golden::delete_force(&self.incus, &s.instance)
+            .await
+            .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
+        self.egress_unregister(&s.name).await?;
+        super::egress::denials::forget(&s.name);
+        self.drop_local_credentials(&s.name, true)?;
+        let _g = lock::acquire().await?;
+        sshcfg::remove_entry(&s.name)?;
+        Ok(())
+    }
+
+    /// Removes every sandbox and golden image, and their host-side leftovers.
+    pub async fn nuke(&self, progress: &dyn Progress) -> Result<Vec<String>> {
+        let all = self.incus.instances().await?;
+        // Deploy keys on GitHub first, best effort: nuke goes on without a token, and says which
+        // keys are left to remove by hand (their private halves are deleted below either way).
+        for inst in all.iter().filter(|i| i.name.starts_with("agent-")) {
+            let Some(name) = validate::sandbox_of(&inst.name) else { continue };
+            if let Err(e) = self.forget_remote_key(name, inst, &Token::default()).await {
+                progress.step(&format!("Deploy key of '{name}' left on GitHub (remove 'sandbox-{name}' there): {e}"));
+            }
+        }
+        let doomed: Vec<String> = all
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|n| {
+                n.starts_with("agent-")
+                    || n.starts_with("golden-")
+                    || n.starts_with("tmp-golden-")
+                    || n.starts_with("tmp-old-golden-")
+            })
+            .collect();
+        progress.step(&format!("Removing {} instances", doomed.len()));
+        let futs = doomed.iter().map(|n| golden::delete_force(&self.incus, n));
+        let results = futures::future::join_all(futs).await;
+        let _g = lock::acquire().await?;
+        for n in &doomed {
+            if let Some(s) = validate::sandbox_of(n) {
+                sshcfg::remove_entry(s)?;
+                self.drop_local_credentials(s, true)?;
+            }
+        }
+        drop(_g);
+        for n in &doomed {
+            if let Some(s) = validate::sandbox_of(n) {
+                self.egress_unregister(s).await?;
+                super::egress::denials::forget(s);
+            }
+        }
+        let mut failed: Vec<String> =
+            doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
+        // A cluster's golden images (see golden::cluster_alias).
+        for img in self.incus.images().await? {
+            if img.aliases.iter().any(|a| a.name.starts_with(golden::CLUSTER_ALIAS_PREFIX))
+                && let Err(e) = self.incus.delete_image(&img.fingerprint).await
+            {
+                failed.push(format!("image {}: {e}", img.fingerprint));
+            }
+        }
+        if !failed.is_empty() {
+            return Err(EngineError::failed(
+                format!("could not remove: {}", failed.join("; ")),
+                "run `sandbox nuke` again",
+            ));
+        }
+        Ok(doomed)
+    }
+}
