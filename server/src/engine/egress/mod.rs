@@ -193,15 +193,7 @@ impl Engine {
             .filter_map(member_of)
             .map(|m| Member { restricted: false, ..m })
             .collect();
-        let script = nft::script(&net, &members);
-        let out = self.host.run(&["nft".into(), "-f".into(), "-".into()], Some(script.as_bytes()), |_| {}).await?;
-        if out.status != 0 {
-            return Err(EngineError::failed(
-                format!("cannot install the egress rules: {}", out.tail.join(" ")),
-                "check nftables in the Incus host (apt-get install nftables)",
-            ));
-        }
-        Ok(())
+        self.install_rules(&net, &members).await
     }
 
     /// Rebuilds everything from the registered sandboxes. Call with the host lock held.
@@ -231,12 +223,17 @@ impl Engine {
         }
         paths::remove_stale_lists(&restricted.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
         squid::apply(&self.host, &net, &members).await?;
-        let script = nft::script(&net, &members);
+        self.install_rules(&net, &members).await
+    }
+
+    /// Swaps in the nft tables for these members (one `nft -f` transaction, where Incus runs).
+    async fn install_rules(&self, net: &Net, members: &[Member]) -> Result<()> {
+        let script = nft::script(net, members);
         let out = self.host.run(&["nft".into(), "-f".into(), "-".into()], Some(script.as_bytes()), |_| {}).await?;
         if out.status != 0 {
             return Err(EngineError::failed(
                 format!("cannot install the egress rules: {}", out.tail.join(" ")),
-                "run sandbox as root, with nftables installed (apt-get install nftables)",
+                "run sandbox as root where Incus runs, with nftables installed (apt-get install nftables)",
             ));
         }
         Ok(())
