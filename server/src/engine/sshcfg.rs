@@ -1,7 +1,6 @@
 //! SSH access to sandboxes from the host: a client key the product manages, and managed
 //! `~/.sandbox/ssh_config` and `~/.sandbox/known_hosts` entries (one per sandbox) that pin each
 //! sandbox's own host key, so `ssh -F ~/.sandbox/ssh_config NAME` connects with strict checking.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
@@ -30,20 +29,7 @@ fn io_err(what: &str, p: &Path, e: std::io::Error) -> EngineError {
 
 /// Writes a file atomically with the given mode.
 pub fn write_private(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| io_err("write", &tmp, e))?;
-    f.write_all(content).map_err(|e| io_err("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err("write", path, e))
+    crate::paths::write_atomic(path, content, mode).map_err(|e| io_err("write", path, e))
 }
 
 /// A new ed25519 key pair: (OpenSSH private key PEM, public key line).

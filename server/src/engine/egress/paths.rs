@@ -33,21 +33,12 @@ fn io(path: &Path, e: std::io::Error) -> EngineError {
 
 /// Replaces a file atomically (readers — Squid, dnsmasq — never see half of it).
 pub fn write(path: &Path, data: &[u8]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| io(&tmp, e))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    crate::paths::write_atomic(path, data, 0o644).map_err(|e| io(path, e))
 }
 
-/// A key file readable by root and `owner` only.
+/// A key file readable by root and `owner` only (0600 from its creation).
 pub fn write_private(path: &Path, data: &[u8], owner: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    write(path, data)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| io(path, e))?;
+    crate::paths::write_atomic(path, data, 0o600).map_err(|e| io(path, e))?;
     let (uid, gid) = user_ids(owner)?;
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| io(path, e))
 }
