@@ -69,6 +69,26 @@ if [ -d /etc/sysctl.d ]; then
     fs.inotify.max_queued_events=1048576 vm.max_map_count=262144 > /etc/sysctl.d/60-agent-sandboxes.conf
 fi
 
+# --- LXC hooks of Debian's lxcfs package --------------------------------------------------------
+# Incus includes /usr/share/lxc/config/common.conf.d/, where Debian's lxcfs puts a post-stop hook
+# that sleeps 0.5 s after every container stop (upstream needs the pause on reboot only): half
+# of each `sandbox stop`/`rm`. Divert that file (it survives package upgrades) and keep both
+# hooks, the pause on reboot only. Undo: rm the file, then
+# dpkg-divert --rename --remove /usr/share/lxc/config/common.conf.d/00-lxcfs.conf
+LXCFS_CONF=/usr/share/lxc/config/common.conf.d/00-lxcfs.conf
+LXCFS_HOOK=/usr/local/lib/agent-sandboxes/lxcfs-reboot.hook
+if [ -x /usr/share/lxcfs/lxc.reboot.hook ] && command -v dpkg-divert >/dev/null; then
+  install -d -m 0755 "$(dirname "$LXCFS_HOOK")"
+  printf '%s\n' '#!/bin/sh' '# Installed by Agent Sandboxes (scripts/install-host.sh): the lxcfs pause, on reboot only.' \
+    '[ "${LXC_TARGET:-}" = reboot ] || exit 0' 'exec /usr/share/lxcfs/lxc.reboot.hook "$@"' > "$LXCFS_HOOK"
+  chmod 0755 "$LXCFS_HOOK"
+  if ! dpkg-divert --list "$LXCFS_CONF" | grep -q .; then
+    dpkg-divert --quiet --local --rename --divert "$LXCFS_CONF.distrib" --add "$LXCFS_CONF"
+  fi
+  printf '%s\n' '# Agent Sandboxes: Debian lxcfs hooks; the reboot pause only on reboot (see the .distrib file).' \
+    'lxc.hook.mount = /usr/share/lxcfs/lxc.mount.hook' "lxc.hook.post-stop = $LXCFS_HOOK" > "$LXCFS_CONF"
+fi
+
 # --- start incusd --------------------------------------------------------------------------------
 if [ -d /run/systemd/system ]; then
   systemctl start incus.socket incus.service >/dev/null 2>&1 || systemctl start incus
