@@ -42,7 +42,8 @@ rm -f "$SANDBOX_HOME"/keys/deploy_t-* "$SANDBOX_HOME"/git_known_hosts
 for ns in $(ip netns list | awk '/^sbx-git-/{print $1}'); do ip netns pids "$ns" | xargs -r kill 2>/dev/null; ip netns del "$ns"; done
 
 step "golden image for the tests: sandbox setup --stack minimal"
-"$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal
+# Rebuilt every run (~4 s): the tests run on the stack scripts of this tree, never a stale image.
+"$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal --rebuild minimal
 
 step "lint: rustfmt, clippy"
 cargo fmt --all -- --check
