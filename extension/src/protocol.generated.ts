@@ -21,7 +21,8 @@ managed: boolean, health: Health | null, };
 
 export type PortForward = { 
 /**
- * Incus device name (`ssh-proxy`, `app-proxy`, `alt-proxy`, `port-PORT-PROTO`).
+ * Incus device name (`ports` for ssh/app/alt together; the seed's `ssh-proxy`, `app-proxy`,
+ * `alt-proxy`; `port-PORT-PROTO` for `expose`).
  */
 device: string, 
 /**

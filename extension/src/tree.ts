@@ -98,7 +98,7 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
       const p = node.port;
       const http = isHttp(p);
       const item = new vscode.TreeItem(`${p.role} ${p.containerPort}/${p.proto}`, vscode.TreeItemCollapsibleState.None);
-      item.id = `port:${node.name}:${p.device}`;
+      item.id = `port:${node.name}:${p.device}:${p.hostPort}/${p.proto}`;
       item.description = `127.0.0.1:${p.hostPort}`;
       item.iconPath = new vscode.ThemeIcon(p.role === 'ssh' ? 'terminal' : http ? 'globe' : 'plug');
       item.contextValue = `port.${http ? 'http' : 'other'}.${p.role}`;

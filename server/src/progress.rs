@@ -32,6 +32,7 @@ impl Stderr {
 
 impl Progress for Stderr {
     fn step(&self, message: &str) {
+        tracing::debug!("step: {message}");
         eprintln!("[{:>5.1}s] {message}", self.start.elapsed().as_secs_f64());
     }
     fn line(&self, line: &str) {

@@ -10,11 +10,17 @@ use crate::incus::{ExecSpec, Incus, Instance};
 pub const SSH_PORT_BASE: u32 = 2200;
 pub const APP_PORT_BASE: u32 = 8000;
 pub const ALT_PORT_BASE: u32 = 9000;
+/// The slot's forwards (role, host port base, port in the sandbox): port base + slot → port.
+pub const SLOT_PORTS: [(&str, u32, u16); 3] =
+    [("ssh", SSH_PORT_BASE, 22), ("app", APP_PORT_BASE, 8080), ("alt", ALT_PORT_BASE, 9090)];
+/// Our sandboxes carry them in one multi-port proxy device; the seed's have one device each.
+pub const SLOT_PORTS_DEVICE: &str = "ports";
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct PortForward {
-    /// Incus device name (`ssh-proxy`, `app-proxy`, `alt-proxy`, `port-PORT-PROTO`).
+    /// Incus device name (`ports` for ssh/app/alt together; the seed's `ssh-proxy`, `app-proxy`,
+    /// `alt-proxy`; `port-PORT-PROTO` for `expose`).
     pub device: String,
     /// ssh | app | alt | extra
     pub role: String,
@@ -66,11 +72,57 @@ impl Sandbox {
     }
 }
 
-/// `tcp:127.0.0.1:2201` → ("tcp", 2201)
-pub fn parse_addr(addr: &str) -> Option<(String, u16)> {
+/// `tcp:127.0.0.1:2201,8001,9001` → ("tcp", [2201, 8001, 9001]); ranges (`80-82`) expanded.
+pub fn parse_addr_ports(addr: &str) -> Option<(String, Vec<u16>)> {
     let (proto, rest) = addr.split_once(':')?;
-    let port = rest.rsplit(':').next()?.parse().ok()?;
-    Some((proto.to_string(), port))
+    let mut ports = Vec::new();
+    for part in rest.rsplit(':').next()?.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 1000 {
+                    return None;
+                }
+                ports.extend(a..=b);
+            }
+            None => ports.push(part.parse().ok()?),
+        }
+    }
+    Some((proto.to_string(), ports))
+}
+
+/// One proxy device's forwards, paired listen → connect (a single connect port takes them all).
+fn forwards(dev: &str, cfg: &std::collections::BTreeMap<String, String>) -> Vec<PortForward> {
+    let (Some((proto, listen)), Some((_, connect))) =
+        (cfg.get("listen").and_then(|l| parse_addr_ports(l)), cfg.get("connect").and_then(|c| parse_addr_ports(c)))
+    else {
+        return Vec::new();
+    };
+    if connect.len() != 1 && connect.len() != listen.len() {
+        return Vec::new();
+    }
+    let role = |container_port: u16| match dev {
+        "ssh-proxy" => Some("ssh"),
+        "app-proxy" => Some("app"),
+        "alt-proxy" => Some("alt"),
+        SLOT_PORTS_DEVICE => SLOT_PORTS.iter().find(|(_, _, p)| *p == container_port).map(|(r, _, _)| *r),
+        d if d.starts_with("port-") => Some("extra"),
+        _ => None,
+    };
+    listen
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &host_port)| {
+            let container_port = if connect.len() == 1 { connect[0] } else { connect[i] };
+            Some(PortForward {
+                device: dev.to_string(),
+                role: role(container_port)?.into(),
+                proto: proto.clone(),
+                host_port,
+                container_port,
+            })
+        })
+        .collect()
 }
 
 pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
@@ -78,22 +130,9 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
     let mut ports = Vec::new();
     for (dev, cfg) in devices {
-        if cfg.get("type").map(String::as_str) != Some("proxy") {
-            continue;
+        if cfg.get("type").map(String::as_str) == Some("proxy") {
+            ports.extend(forwards(dev, cfg));
         }
-        let role = match dev.as_str() {
-            "ssh-proxy" => "ssh",
-            "app-proxy" => "app",
-            "alt-proxy" => "alt",
-            d if d.starts_with("port-") => "extra",
-            _ => continue,
-        };
-        let (Some((proto, host_port)), Some((_, container_port))) =
-            (cfg.get("listen").and_then(|l| parse_addr(l)), cfg.get("connect").and_then(|c| parse_addr(c)))
-        else {
-            continue;
-        };
-        ports.push(PortForward { device: dev.clone(), role: role.into(), proto, host_port, container_port });
     }
     ports.sort_by_key(|p| (p.role != "ssh", p.role != "app", p.role != "alt", p.container_port, p.proto.clone()));
     let ip = devices.get("eth0").and_then(|d| d.get("ipv4.address")).cloned().or_else(|| inst.state.as_ref()?.ipv4());
@@ -233,4 +272,35 @@ fn health_from_root(root: &std::path::Path) -> Health {
     let api_key = meta(env).is_some_and(|m| m.is_file())
         && std::fs::read_to_string(root.join(env)).is_ok_and(|t| t.contains("ANTHROPIC_API_KEY"));
     Health { docker: docker.into(), ssh_agent, claude_auth: creds || api_key }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(listen: &str, connect: &str) -> std::collections::BTreeMap<String, String> {
+        [("type", "proxy"), ("listen", listen), ("connect", connect)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_device_for_the_slot_ports_pairs_listen_with_connect() {
+        let f = forwards(SLOT_PORTS_DEVICE, &dev("tcp:127.0.0.1:2203,8003,9003", "tcp:10.0.0.103:22,8080,9090"));
+        let got: Vec<_> = f.iter().map(|p| (p.role.as_str(), p.host_port, p.container_port)).collect();
+        assert_eq!(got, [("ssh", 2203, 22), ("app", 8003, 8080), ("alt", 9003, 9090)]);
+    }
+
+    #[test]
+    fn seed_devices_extra_ports_ranges_and_mismatches() {
+        let f = forwards("ssh-proxy", &dev("tcp:127.0.0.1:2201", "tcp:127.0.0.1:22"));
+        assert_eq!((f[0].role.as_str(), f[0].host_port, f[0].container_port), ("ssh", 2201, 22));
+        let f = forwards("port-7000-udp", &dev("udp:127.0.0.1:7001-7003", "udp:10.0.0.1:7000"));
+        assert_eq!(f.iter().map(|p| p.host_port).collect::<Vec<_>>(), [7001, 7002, 7003]);
+        assert!(f.iter().all(|p| p.role == "extra" && p.container_port == 7000 && p.proto == "udp"));
+        assert!(forwards("port-1-tcp", &dev("tcp:127.0.0.1:1,2,3", "tcp:10.0.0.1:4,5")).is_empty());
+        assert!(forwards("somebody-elses", &dev("tcp:127.0.0.1:1", "tcp:10.0.0.1:1")).is_empty());
+        assert!(forwards("port-1-tcp", &dev("tcp:127.0.0.1:x", "tcp:10.0.0.1:1")).is_empty());
+    }
 }

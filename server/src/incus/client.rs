@@ -115,8 +115,11 @@ impl Incus {
         if let Some(b) = body {
             req = req.json(b);
         }
+        let t0 = std::time::Instant::now();
         let resp = req.send().await.map_err(|e| self.map_transport(e))?;
-        self.envelope(resp, what).await
+        let r = self.envelope(resp, what).await;
+        tracing::debug!("incus {path}: {} ms", t0.elapsed().as_millis());
+        r
     }
 
     async fn envelope(&self, resp: reqwest::Response, what: &str) -> Result<Envelope> {
@@ -410,8 +413,11 @@ impl Incus {
         if let Some(body) = content {
             req = req.header("X-Incus-write", "overwrite").body(body);
         }
+        let t0 = std::time::Instant::now();
         let resp = req.send().await.map_err(|e| self.map_transport(e))?;
-        self.envelope(resp, what).await.map(|_| ())
+        let r = self.envelope(resp, what).await.map(|_| ());
+        tracing::debug!("incus files {path}: {} ms", t0.elapsed().as_millis());
+        r
     }
 
     /// Reads a file's bytes.
