@@ -37,6 +37,13 @@ async fn create_gives_a_reachable_sandbox_with_its_own_identity() {
             assert!(dev["listen"].contains(":127.0.0.1:"), "{name} listens on loopback: {dev:?}");
         }
     }
+    // The identity came from the golden image's templates; the secrets they were rendered from
+    // left the config once the sandbox had started.
+    for k in ["user.sandbox.boot.host-key", "user.sandbox.boot.env", "volatile.apply_template"] {
+        assert!(!inst.config.contains_key(k), "{k} is still in the config");
+    }
+    let o = ssh(&a, "stat -c '%a %U' /etc/ssh/ssh_host_ed25519_key ~/.ssh/authorized_keys /etc/hostname");
+    assert_eq!(text(&o.stdout), "600 root\n600 ubuntu\n644 root\n", "{}", text(&o.stderr));
     let nic = &inst.devices["eth0"];
     assert_eq!(nic["security.ipv4_filtering"], "true");
     assert_eq!(nic["security.mac_filtering"], "true");
@@ -281,6 +288,47 @@ fn twenty_concurrent_creates_get_twenty_distinct_slots() {
     args.extend(names.iter().map(String::as_str));
     let o = sandbox(&args, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[tokio::test]
+async fn a_golden_image_made_the_seed_way_is_a_valid_source() {
+    // What the seed's scripts leave: golden-STACK with a `ready` snapshot, no identity templates.
+    let stack = format!("seedgold-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let golden = format!("golden-{stack}");
+    let _g = Cleanup(vec![golden.clone()]);
+    let run = |args: &[&str]| {
+        let o = Command::new("incus").args(args).output().unwrap();
+        assert!(o.status.success(), "incus {args:?}: {}", text(&o.stderr));
+    };
+    run(&["copy", "golden-minimal/ready", &golden]);
+    let i = incus();
+    let mut meta = i.instance_metadata(&golden).await.unwrap();
+    meta["templates"] = serde_json::json!({});
+    i.put_instance_metadata(&golden, &meta).await.unwrap();
+    for k in ["user.sandbox.golden-identity", "user.sandbox.boot.interfaces", "user.sandbox.boot.resolv"] {
+        run(&["config", "unset", &golden, k]);
+    }
+    run(&["snapshot", "create", &golden, "ready"]);
+    let mut sb = Sandboxes::new();
+    let (a, b) = (sb.name("sg"), sb.name("sg"));
+    for n in [&a, &b] {
+        let o = sandbox(&["start", n, "--stack", &stack, "--env", "K=v 'q' $(x)"], &[]);
+        assert!(o.status.success(), "create {n} from {golden}: {}", text(&o.stderr));
+    }
+    // Its files were pushed: own hostname, machine-id and host key (strict checking), the env.
+    let ident = |n: &str| {
+        let o = ssh(
+            n,
+            "hostname; cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub; . /etc/profile.d/sandbox-env.sh; printf '%s' \"$K\"",
+        );
+        assert!(o.status.success(), "ssh {n}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let (ia, ib) = (ident(&a), ident(&b));
+    assert!(ia.starts_with(&format!("{a}\n")) && ia.ends_with("v 'q' $(x)"), "{ia}");
+    assert_ne!(ia.lines().nth(1), ib.lines().nth(1), "own machine-id");
+    assert_ne!(ia.lines().nth(2), ib.lines().nth(2), "own host key");
+    assert!(!i.instance(&format!("agent-{a}")).await.unwrap().config.contains_key("user.sandbox.boot.host-key"));
 }
 
 #[tokio::test]

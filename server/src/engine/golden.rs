@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::base_image::{self, BaseImage};
 use super::error::{EngineError, Result};
 use super::host::Host;
+use super::identity;
 use super::rollback::Rollback;
 use super::stacks::{self, Parent, Stack};
 use crate::incus::{Config, ExecSpec, FileWrite, Incus, IncusError, InstanceSource, InstancesPost};
@@ -278,9 +279,14 @@ pub async fn setup(
 }
 
 pub async fn has_ready(incus: &Incus, instance: &str) -> Result<bool> {
+    Ok(ready_config(incus, instance).await?.is_some())
+}
+
+/// The `ready` snapshot's config (what copies start from), if there is one.
+pub async fn ready_config(incus: &Incus, instance: &str) -> Result<Option<Config>> {
     match incus.snapshots(instance).await {
-        Ok(snaps) => Ok(snaps.iter().any(|s| s.name == READY)),
-        Err(e) if e.is_not_found() => Ok(false),
+        Ok(snaps) => Ok(snaps.into_iter().find(|s| s.name == READY).map(|s| s.config)),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -342,9 +348,12 @@ async fn build(
         "sh",
         "-c",
         "rm -f /etc/ssh/ssh_host_* /root/sandbox-*.sh; : > /etc/machine-id; rm -f /var/lib/dbus/machine-id; \
+         chmod 0644 /etc/hostname /etc/hosts /etc/resolv.conf /etc/network/interfaces 2>/dev/null; \
          rm -rf /var/lib/apt/lists/* /tmp/* /var/tmp/*; truncate -s0 /root/.bash_history 2>/dev/null; true",
     ]);
     incus.exec(&tmp, &strip).await?;
+    progress.step("Adding the identity templates (Incus writes each sandbox's files at its first start)");
+    let identity = identity::install(incus, &tmp).await?;
     progress.step(&format!("Stopping {tmp} and taking snapshot '{READY}'"));
     incus.stop(&tmp, false).await?;
     let built_at =
@@ -355,6 +364,7 @@ async fn build(
     cfg.insert("user.sandbox.golden-inputs".into(), inputs.to_string());
     cfg.insert("user.sandbox.golden-base-image".into(), base.describe());
     cfg.insert("user.sandbox.golden-built-at".into(), built_at);
+    cfg.extend(identity);
     incus.patch_instance(&tmp, cfg, Default::default()).await?;
     incus.create_snapshot(&tmp, READY).await?;
 

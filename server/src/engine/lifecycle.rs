@@ -13,7 +13,7 @@ use super::golden::{self, BRIDGE, READY, golden_name};
 use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
 use super::validate::{self, instance_name};
-use super::{Engine, hostnet, lock, sshcfg, stacks};
+use super::{Engine, hostnet, identity, lock, sshcfg, stacks};
 use crate::incus::{Config, Devices, ExecSpec, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
 
@@ -309,13 +309,15 @@ impl Engine {
         }
         let stack = stack.unwrap_or_else(default_stack);
         let golden = golden_name(&stack);
-        if !golden::has_ready(&self.incus, &golden).await? {
+        let Some(golden_config) = golden::ready_config(&self.incus, &golden).await? else {
             stacks::find(&stack)?; // unknown stack → the list of available ones
             return Err(EngineError::not_found(
                 format!("golden image {golden}/{READY}"),
                 format!("build it first: sandbox setup --stack {stack}"),
             ));
-        }
+        };
+        // Ours carry identity templates (Incus writes the files); the seed's get them pushed.
+        let carried = identity::carried_by(&golden_config);
         if self.fault("before-copy") {
             return Err(EngineError::failed("injected failure before copy (SANDBOX_FAULT)", ""));
         }
@@ -360,7 +362,7 @@ impl Engine {
         let (all, net, clustered) = futures::future::try_join3(
             async { Ok::<_, EngineError>(sandbox::list(&self.incus).await?) },
             async { Ok::<_, EngineError>(self.incus.network(BRIDGE).await?) },
-            async { Ok::<_, EngineError>(golden::is_clustered(&self.incus).await?) },
+            golden::is_clustered(&self.incus),
         )
         .await?;
         if all.iter().any(|s| s.name == name) {
@@ -458,6 +460,38 @@ impl Engine {
         if let Some(m) = &v.memory {
             set("limits.memory", m.clone());
         }
+        // The sandbox's own files: in the create request when the golden image has templates.
+        let interfaces = format!(
+            "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address {ip}/{prefix}\n  gateway {gateway}\n  dns-nameservers {gateway}\n"
+        );
+        let machine_id = format!("{:032x}\n", rand::random::<u128>());
+        let hosts = identity::hosts_file(name);
+        let files = [
+            FileWrite::root("/etc/hostname", format!("{name}\n"), 0o644),
+            FileWrite::root("/etc/hosts", hosts, 0o644),
+            FileWrite::root("/etc/machine-id", machine_id, 0o444),
+            FileWrite::root("/etc/ssh/ssh_host_ed25519_key", host_private, 0o600),
+            FileWrite::root("/etc/ssh/ssh_host_ed25519_key.pub", format!("{host_public}\n"), 0o644),
+            FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644),
+            // Static addressing (the address is pinned anyway): no DHCP round at boot.
+            FileWrite::root("/etc/network/interfaces", interfaces, 0o644),
+            FileWrite::root("/etc/resolv.conf", format!("nameserver {gateway}\nsearch incus\n"), 0o644),
+            FileWrite {
+                path: "/home/ubuntu/.ssh/authorized_keys",
+                content: authorized.into_bytes(),
+                uid: 1000,
+                gid: 1000,
+                mode: 0o600,
+            },
+        ];
+        debug_assert!(identity::covers(&files), "the identity templates and the pushed files differ");
+        let templated = match identity::config_for(name, &files).filter(|_| carried) {
+            Some(c) => {
+                config.extend(c);
+                true
+            }
+            None => false,
+        };
         let mut devices = Devices::new();
         // A fixed MAC per slot, like the fixed IP: the host's neighbour cache still maps the
         // slot's IP to the MAC of the sandbox that held the slot before, and a new random MAC
@@ -498,6 +532,10 @@ impl Engine {
             rb.push(format!("delete {inst}"), async move { golden::delete_force(&incus, &inst).await });
         }
         self.incus.create_instance(&req).await?;
+        if carried && !templated {
+            // The files are pushed: the image's templates must not overwrite them at the start.
+            identity::disarm(&self.incus, &instance).await?;
+        }
         // The ssh entries are written under the same lock (one writer of ~/.sandbox/ssh_config).
         sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public, self.host.ssh_jump())?;
         {
@@ -517,36 +555,18 @@ impl Engine {
         }
         check()?;
 
-        progress.step("Writing identity, SSH keys and environment");
-        let interfaces = format!(
-            "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address {ip}/{prefix}\n  gateway {gateway}\n  dns-nameservers {gateway}\n"
-        );
-        let machine_id = format!("{:032x}\n", rand::random::<u128>());
-        let hosts = format!("127.0.0.1 localhost\n127.0.1.1 {name}\n::1 localhost ip6-localhost ip6-loopback\n");
-        let files = [
-            FileWrite::root("/etc/hostname", format!("{name}\n"), 0o644),
-            FileWrite::root("/etc/hosts", hosts, 0o644),
-            FileWrite::root("/etc/machine-id", machine_id, 0o444),
-            FileWrite::root("/etc/ssh/ssh_host_ed25519_key", host_private, 0o600),
-            FileWrite::root("/etc/ssh/ssh_host_ed25519_key.pub", format!("{host_public}\n"), 0o644),
-            FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644),
-            // Static addressing (the address is pinned anyway): no DHCP round at boot.
-            FileWrite::root("/etc/network/interfaces", interfaces, 0o644),
-            FileWrite::root("/etc/resolv.conf", format!("nameserver {gateway}\nsearch incus\n"), 0o644),
-            FileWrite {
-                path: "/home/ubuntu/.ssh/authorized_keys",
-                content: authorized.into_bytes(),
-                uid: 1000,
-                gid: 1000,
-                mode: 0o600,
-            },
-        ];
         // The files and the egress policy are independent: both go on at once.
         {
             let (engine, n) = (self.clone(), name.to_string());
             rb.push(format!("remove egress rules of {n}"), async move { Ok(engine.egress_unregister(&n).await?) });
         }
+        if !templated {
+            progress.step("Writing identity, SSH keys and environment");
+        }
         let write_files = async {
+            if templated {
+                return Ok(());
+            }
             // ~/.ssh exists in our golden images; made first for the seed's (authorized_keys needs it).
             let (keys_file, rest) = files.split_last().expect("authorized_keys is last");
             let ssh_dir = async {
@@ -563,7 +583,7 @@ impl Engine {
         };
         let egress = async {
             progress.step("Applying the egress policy");
-            Ok::<_, EngineError>(self.egress_register(name).await?)
+            self.egress_register(name).await
         };
         futures::future::try_join(write_files, egress).await?;
         check()?;
@@ -577,8 +597,19 @@ impl Engine {
         }
         check()?;
         progress.step("Waiting for SSH");
+        // Meanwhile the secrets the templates were rendered from leave the instance's config.
+        let scrub = async {
+            if templated {
+                identity::scrub(&self.incus, &instance).await?;
+            }
+            Ok::<_, EngineError>(())
+        };
+        let ready = futures::future::try_join(
+            self.wait_ssh(name, (SSH_PORT_BASE + slot) as u16, Duration::from_secs(40)),
+            scrub,
+        );
         tokio::select! {
-            r = self.wait_ssh(name, (SSH_PORT_BASE + slot) as u16, Duration::from_secs(40)) => r?,
+            r = ready => { r?; }
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
         }
         if uses_agent {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod golden;
 pub mod host;
 pub mod hostnet;
+pub mod identity;
 pub mod lifecycle;
 pub mod lock;
 pub mod orb;

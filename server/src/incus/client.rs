@@ -49,6 +49,7 @@ impl std::fmt::Debug for Incus {
 }
 
 /// A file to write into an instance.
+#[derive(Debug, Clone)]
 pub struct FileWrite<'a> {
     pub path: &'a str,
     pub content: Vec<u8>,
@@ -372,6 +373,31 @@ impl Incus {
         )
         .await
         .map(|_| ())
+    }
+
+    // ---- metadata templates (written by Incus on create/copy/start) --------------------------
+
+    pub async fn instance_metadata(&self, name: &str) -> Result<Value> {
+        self.sync(Method::GET, &format!("/1.0/instances/{}/metadata", enc(name)), None, "instance metadata").await
+    }
+
+    pub async fn put_instance_metadata(&self, name: &str, metadata: &Value) -> Result<()> {
+        let path = format!("/1.0/instances/{}/metadata", enc(name));
+        self.run(Method::PUT, &path, Some(metadata), "instance metadata").await.map(|_| ())
+    }
+
+    /// Creates or replaces a template file (`templates/FILE` of the instance).
+    pub async fn put_instance_template(&self, name: &str, file: &str, content: Vec<u8>) -> Result<()> {
+        let url = format!("{}/1.0/instances/{}/metadata/templates?path={}", self.base, enc(name), enc(file));
+        let resp = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/octet-stream")
+            .body(content)
+            .send()
+            .await
+            .map_err(|e| self.map_transport(e))?;
+        self.envelope(resp, &format!("template '{file}' of '{name}'")).await.map(|_| ())
     }
 
     // ---- files ------------------------------------------------------------------------------

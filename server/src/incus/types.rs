@@ -114,6 +114,8 @@ pub struct Snapshot {
     pub name: String,
     #[serde(default)]
     pub created_at: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub config: Config,
 }
 
 /// Body of `POST /1.0/instances`.
