@@ -22,8 +22,12 @@ export function openTerminals(binary: string, kind: TerminalKind, names: string[
     const title = terminalName(kind, name);
     const open = vscode.window.terminals.find((t) => t.name === title && t.exitStatus === undefined);
     if (open) {
-      open.show(many);
-      return open;
+      try {
+        open.show(many);
+        return open;
+      } catch {
+        // Disposed a moment ago and not yet out of window.terminals: open a new one.
+      }
     }
     const t = vscode.window.createTerminal({
       name: title,

@@ -215,6 +215,7 @@ describe('Agent Sandboxes in VS Code', function () {
     assert.strictEqual(r?.stack, 'minimal', 'inherits the stack');
     await waitFor('the branched sandbox in the tree', () => treeItem(BRANCHED)?.contextValue === 'sandbox.running');
     for (const t of vscode.window.terminals) if (t.name.startsWith('Claude · ')) t.dispose();
+    await waitFor('the Claude terminals closed', () => !vscode.window.terminals.some((t) => t.name.startsWith('Claude · ')));
     const nodes: Node[] = [{ kind: 'sandbox', name: NAME }, { kind: 'sandbox', name: BRANCHED }];
     const terms = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openClaude', nodes[0], nodes);
     assert.deepStrictEqual(terms.map((t) => t.name), [`Claude · ${NAME}`, `Claude · ${BRANCHED}`]);
