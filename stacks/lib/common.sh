@@ -90,17 +90,17 @@ eval "$(awk '
   in_eth0 && $1 == "gateway" { printf "gw=%s\n", $2 }
 ' /etc/network/interfaces | grep -E '^(addr|gw)=[0-9./]+$')"
 [ -n "${addr:-}" ] || exit 0
-ip link set lo up
 # The engine has LXC put the address on eth0 before init starts (raw.lxc); `replace` keeps this
-# working for sandboxes without it.
-ip addr replace "$addr" dev eth0
-ip link set eth0 up
-[ -z "${gw:-}" ] || ip route replace default via "$gw" dev eth0
+# working for sandboxes without it. One `ip` per batch: this runs while the first SSH session does.
+{
+  echo "link set lo up"
+  echo "addr replace $addr dev eth0"
+  echo "link set eth0 up"
+  [ -z "${gw:-}" ] || echo "route replace default via $gw dev eth0"
+} | ip -batch -
 # No delayed ACKs towards the host: with Nagle on the other side, each one stalls a round trip
 # ~40 ms (ssh sessions, forwarded ports).
-ip -4 route show dev eth0 | while read -r route; do
-  ip route replace $route dev eth0 quickack 1 || true
-done
+ip -4 route show dev eth0 | sed 's/^/route replace /; s/$/ dev eth0 quickack 1/' | ip -force -batch - || true
 mkdir -p /run/network
 touch /run/sandbox-net.done
 NET
@@ -143,9 +143,10 @@ ln -sf /lib/systemd/system/poweroff.target /etc/systemd/system/sigpwr.target
 for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer systemd-pstore.service; do
   systemctl mask "$unit" >/dev/null 2>&1 || true
 done
-# A container loads no kernel modules and has no block devices to discover: skip those units and
-# generators (each is a process systemd starts before the sandbox can answer SSH).
-systemctl mask modprobe@.service >/dev/null 2>&1 || true
+# A container loads no kernel modules, has no block devices to discover and its root is mounted by
+# LXC: skip those units and generators (each is a process systemd starts while the sandbox is
+# answering its first SSH session).
+systemctl mask modprobe@.service systemd-modules-load.service systemd-remount-fs.service >/dev/null 2>&1 || true
 install -d -m 0755 /etc/systemd/system-generators
 for gen in systemd-cryptsetup-generator systemd-gpt-auto-generator systemd-hibernate-resume-generator \
   systemd-integritysetup-generator systemd-veritysetup-generator systemd-system-update-generator; do

@@ -142,6 +142,12 @@ fn env_script(pairs: &[(String, String)]) -> String {
     s
 }
 
+/// What `user.sandbox.env-digest` holds: the environment file last written into the sandbox.
+fn env_digest(script: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(script.as_bytes()))
+}
+
 fn merge_env(base: Vec<(String, String)>, extra: &[(String, String)]) -> Vec<(String, String)> {
     let mut map: Vec<(String, String)> = base;
     for (k, v) in extra {
@@ -430,6 +436,7 @@ impl Engine {
         set("user.sandbox.stack", stack.clone());
         set("user.sandbox.ssh-host-key", host_public.clone());
         set("user.sandbox.env", serde_json::to_string(&v.env).unwrap_or_default());
+        set("user.sandbox.env-digest", env_digest(&env_script(&env)));
         if let Some(r) = &repo {
             set("user.sandbox.repo", r.clone());
         }
@@ -581,17 +588,15 @@ impl Engine {
             }
             Ok::<_, EngineError>(())
         };
-        let egress = async {
-            progress.step("Applying the egress policy");
-            self.egress_register(name).await
-        };
-        futures::future::try_join(write_files, egress).await?;
+        write_files.await?;
         check()?;
+        // The egress policy goes in while the sandbox boots: until it is registered, the host's
+        // rules let a sandbox address open nothing (fail closed), and the host can still reach it.
+        progress.step(&format!("Starting {instance} and applying its egress policy"));
+        futures::future::try_join(self.egress_register(name), async { Ok(self.incus.start(&instance).await?) }).await?;
         if self.fault("after-egress") {
             return Err(EngineError::failed("injected failure after egress (SANDBOX_FAULT)", ""));
         }
-        progress.step(&format!("Starting {instance}"));
-        self.incus.start(&instance).await?;
         if self.fault("after-start") {
             return Err(EngineError::failed("injected failure after start (SANDBOX_FAULT)", ""));
         }
@@ -726,10 +731,18 @@ impl Engine {
             self.incus.patch_instance(&s.instance, config, Devices::new()).await?;
         }
         if s.managed {
-            let env = merge_env(user_env(), &env_pairs);
-            self.incus
-                .push_file(&s.instance, &FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644))
-                .await?;
+            // Written again only when it changed: a files-API call leaves Incus's file helper
+            // running for a while, and a start right after it waits up to a second for it.
+            let script = env_script(&merge_env(user_env(), &env_pairs));
+            let digest = env_digest(&script);
+            if inst.user_key("sandbox.env-digest") != Some(digest.as_str()) {
+                self.incus
+                    .push_file(&s.instance, &FileWrite::root("/etc/profile.d/sandbox-env.sh", script, 0o644))
+                    .await?;
+                let mut c = Config::new();
+                c.insert("user.sandbox.env-digest".into(), digest);
+                self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
+            }
         } else if !v.env.is_empty() {
             // Seed sandboxes: append, as the seed does, but quoted.
             let mut cur = self.incus.pull_file(&s.instance, "/etc/profile.d/sandbox-env.sh").await.unwrap_or_default();
@@ -756,12 +769,20 @@ impl Engine {
             self.incus.push_file(&s.instance, &f).await?;
         }
         hostnet::ensure(&self.host, BRIDGE).await?;
-        progress.step("Applying the egress policy");
-        self.egress_register(&s.name).await?;
-        progress.step(&format!("Starting {}", s.instance));
-        if let Err(e) = self.incus.start(&s.instance).await {
+        // As on create: the policy goes in while it boots (fail closed until then).
+        progress.step(&format!("Starting {} and applying its egress policy", s.instance));
+        let (policy, started) =
+            futures::future::join(self.egress_register(&s.name), self.incus.start(&s.instance)).await;
+        if policy.is_err() || started.is_err() {
+            // Back to where it was: stopped, with no rules.
+            if started.is_ok() {
+                let _ = self.incus.stop(&s.instance, true).await;
+            }
             let _ = self.egress_unregister(&s.name).await;
-            return Err(e.into());
+            return Err(match started {
+                Err(e) => e.into(),
+                Ok(()) => policy.expect_err("one of them failed"),
+            });
         }
         // The ssh entry: from the stored host key, or (seed sandboxes) read from the sandbox.
         let host_key = match inst.user_key("sandbox.ssh-host-key") {
