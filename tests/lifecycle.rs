@@ -89,6 +89,17 @@ fn env_values_are_stored_literally_and_exec_runs_as_ubuntu() {
     assert_eq!(text(&o.stdout), format!("{tricky}\n"));
     assert_eq!(text(&sandbox(&["exec", &n, "--", "printenv", "MULTI"], &[]).stdout), "line1\nline2\n");
     assert_eq!(text(&sandbox(&["exec", &n, "--", "printenv", "PLAIN"], &[]).stdout), "x=y\n");
+    // Restarts: --env adds to the environment; a plain restart keeps it (the file is rewritten
+    // only when it changes).
+    for extra in [&["--env", "ADDED=yes"][..], &[]] {
+        assert!(sandbox(&["stop", &n], &[]).status.success());
+        let mut args = vec!["start", n.as_str()];
+        args.extend_from_slice(extra);
+        let o = sandbox(&args, &[]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let o = sandbox(&["exec", &n, "--", "printenv", "ADDED", "TRICKY"], &[]);
+        assert_eq!(text(&o.stdout), format!("yes\n{tricky}\n"), "{}", text(&o.stderr));
+    }
     let o = sandbox(&["exec", &n, "--", "sh", "-c", "ls /tmp/pwned /tmp/pwned2 2>&1; id -un; pwd"], &[]);
     let t = text(&o.stdout);
     assert!(t.contains("No such file"), "nothing was executed: {t}");
