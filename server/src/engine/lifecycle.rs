@@ -593,6 +593,9 @@ impl Engine {
         // The egress policy goes in while the sandbox boots: until it is registered, the host's
         // rules let a sandbox address open nothing (fail closed), and the host can still reach it.
         progress.step(&format!("Starting {instance} and applying its egress policy"));
+        if restrict || domains_file.is_some() {
+            self.egress_prepare(name).await?;
+        }
         futures::future::try_join(self.egress_register(name), async { Ok(self.incus.start(&instance).await?) }).await?;
         if self.fault("after-egress") {
             return Err(EngineError::failed("injected failure after egress (SANDBOX_FAULT)", ""));
@@ -771,6 +774,9 @@ impl Engine {
         hostnet::ensure(&self.host, BRIDGE).await?;
         // As on create: the policy goes in while it boots (fail closed until then).
         progress.step(&format!("Starting {} and applying its egress policy", s.instance));
+        if s.egress == "filtered" || o.restrict_domains || o.domains_file.is_some() {
+            self.egress_prepare(&s.name).await?;
+        }
         let (policy, started) =
             futures::future::join(self.egress_register(&s.name), self.incus.start(&s.instance)).await;
         if policy.is_err() || started.is_err() {

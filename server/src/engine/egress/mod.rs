@@ -126,7 +126,33 @@ impl Engine {
         Ok(Net { bridge: BRIDGE.to_string(), gateway, prefix: prefix.parse().unwrap_or(24) })
     }
 
-    /// Puts NAME's policy in place (before it starts): its list, resolver, Squid rules and nft rules.
+    /// What registering changes on the instance itself (the upstream a restricted sandbox's
+    /// resolver asks), done before it starts: Incus refuses config changes during a start, and
+    /// `egress_register` may then run while it boots.
+    pub async fn egress_prepare(&self, name: &str) -> Result<()> {
+        if self.host != super::host::Host::Local {
+            return Ok(());
+        }
+        let inst = self.incus.instance(&instance_name(name)).await?;
+        if is_restricted(&inst) && member_of(&inst).is_some() {
+            self.record_upstream(&inst).await?;
+        }
+        Ok(())
+    }
+
+    async fn record_upstream(&self, inst: &crate::incus::Instance) -> Result<()> {
+        let up = upstream()?.to_string();
+        if inst.config.get(KEY_UPSTREAM) != Some(&up) {
+            let mut c = Config::new();
+            c.insert(KEY_UPSTREAM.into(), up);
+            self.incus.patch_instance(&inst.name, c, Devices::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts NAME's policy in place: its list, resolver, Squid rules and nft rules. Until then the
+    /// nft rules let a sandbox address open nothing, so it may run while the sandbox boots (after
+    /// `egress_prepare`).
     pub async fn egress_register(&self, name: &str) -> Result<()> {
         let inst = self.incus.instance(&instance_name(name)).await?;
         if self.host != super::host::Host::Local {
@@ -146,12 +172,8 @@ impl Engine {
             return Ok(());
         }
         if is_restricted(&inst) {
-            let up = upstream()?.to_string();
-            if inst.config.get(KEY_UPSTREAM) != Some(&up) {
-                let mut c = Config::new();
-                c.insert(KEY_UPSTREAM.into(), up);
-                self.incus.patch_instance(&inst.name, c, Devices::new()).await?;
-            }
+            // Already there when prepared; a sandbox found running gets it now.
+            self.record_upstream(&inst).await?;
             let list = effective_list(&inst)?;
             paths::write_list(name, &list)?;
         }
