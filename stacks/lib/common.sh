@@ -64,6 +64,11 @@ RuntimeDirectory=sshd
 RuntimeDirectoryMode=0755
 RuntimeDirectoryPreserve=yes
 UNIT
+# No message of the day: sshd prints none (PrintMotd no), yet pam_motd would run the
+# update-motd.d scripts at every session, `ssh NAME cmd` included.
+if [ -f /etc/pam.d/sshd ]; then
+  sed -i -E 's/^(session[[:space:]]+optional[[:space:]]+pam_motd\.so.*)$/# \1  # Agent Sandboxes: no motd/' /etc/pam.d/sshd
+fi
 systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
 systemctl mask ssh.service ssh.socket >/dev/null 2>&1 || true
 systemctl enable sandbox-ssh.socket >/dev/null 2>&1
