@@ -547,7 +547,12 @@ impl Engine {
         sshcfg::add_entry(name, (SSH_PORT_BASE + slot) as u16, &host_public, self.host.ssh_jump())?;
         {
             let n = name.to_string();
-            rb.push(format!("remove ssh entry for {n}"), async move { Ok(sshcfg::remove_entry(&n)?) });
+            rb.push(format!("remove ssh entry for {n}"), async move {
+                // Under the host lock, like every writer of the ssh files (another create may be
+                // adding its entry right now).
+                let _g = lock::acquire().await?;
+                Ok(sshcfg::remove_entry(&n)?)
+            });
         }
         drop(guard);
         if self.fault("after-copy") {
