@@ -30,6 +30,46 @@ const FILES: [(&str, &str, u32, u32, u32); 9] = [
     ("authorized-keys", "/home/ubuntu/.ssh/authorized_keys", 1000, 1000, 0o600),
 ];
 
+/// What a new sandbox's identity files are made from.
+pub struct Identity<'a> {
+    pub name: &'a str,
+    pub ip: &'a str,
+    pub prefix: u32,
+    pub gateway: &'a str,
+    pub host_private: String,
+    pub host_public: &'a str,
+    /// The environment file (`/etc/profile.d/sandbox-env.sh`).
+    pub env: String,
+    pub authorized_keys: String,
+}
+
+/// A new sandbox's identity files: what the templates render, or what is pushed without them.
+pub fn files(id: Identity<'_>) -> Vec<FileWrite<'static>> {
+    let Identity { name, ip, prefix, gateway, host_private, host_public, env, authorized_keys } = id;
+    let interfaces = format!(
+        "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address {ip}/{prefix}\n  gateway {gateway}\n  dns-nameservers {gateway}\n"
+    );
+    vec![
+        FileWrite::root("/etc/hostname", format!("{name}\n"), 0o644),
+        FileWrite::root("/etc/hosts", hosts_file(name), 0o644),
+        FileWrite::root("/etc/machine-id", format!("{:032x}\n", rand::random::<u128>()), 0o444),
+        FileWrite::root("/etc/ssh/ssh_host_ed25519_key", host_private, 0o600),
+        FileWrite::root("/etc/ssh/ssh_host_ed25519_key.pub", format!("{host_public}\n"), 0o644),
+        FileWrite::root("/etc/profile.d/sandbox-env.sh", env, 0o644),
+        // Static addressing (the address is pinned anyway): no DHCP round at boot.
+        FileWrite::root("/etc/network/interfaces", interfaces, 0o644),
+        FileWrite::root("/etc/resolv.conf", format!("nameserver {gateway}\nsearch incus\n"), 0o644),
+        // Last: pushed after ~/.ssh is made (see the create).
+        FileWrite {
+            path: "/home/ubuntu/.ssh/authorized_keys",
+            content: authorized_keys.into_bytes(),
+            uid: 1000,
+            gid: 1000,
+            mode: 0o600,
+        },
+    ]
+}
+
 /// Keys dropped from the instance's config after its first start.
 pub const SECRETS: [&str; 2] = ["host-key", "env"];
 

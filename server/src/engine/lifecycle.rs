@@ -14,7 +14,7 @@ use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
 use super::validate::{self, instance_name};
 use super::{Engine, hostnet, identity, lock, sshcfg, stacks};
-use crate::incus::{Config, Devices, ExecSpec, FileWrite, InstanceSource, InstancesPost};
+use crate::incus::{Config, Devices, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
 
 /// What `sandbox start` was asked. Options are raw strings: validated here, at the boundary.
@@ -357,6 +357,7 @@ impl Engine {
         check()?;
         hostnet::ensure(&self.host, BRIDGE).await?;
         let env = merge_env(user_env(), &v.env);
+        let env_file = env_script(&env);
         let (host_private, host_public) = sshcfg::generate_ed25519(&format!("root@{name}"))?;
         let authorized = sshcfg::authorized_keys()?;
 
@@ -436,7 +437,7 @@ impl Engine {
         set("user.sandbox.stack", stack.clone());
         set("user.sandbox.ssh-host-key", host_public.clone());
         set("user.sandbox.env", serde_json::to_string(&v.env).unwrap_or_default());
-        set("user.sandbox.env-digest", env_digest(&env_script(&env)));
+        set("user.sandbox.env-digest", env_digest(&env_file));
         if let Some(r) = &repo {
             set("user.sandbox.repo", r.clone());
         }
@@ -468,29 +469,16 @@ impl Engine {
             set("limits.memory", m.clone());
         }
         // The sandbox's own files: in the create request when the golden image has templates.
-        let interfaces = format!(
-            "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n  address {ip}/{prefix}\n  gateway {gateway}\n  dns-nameservers {gateway}\n"
-        );
-        let machine_id = format!("{:032x}\n", rand::random::<u128>());
-        let hosts = identity::hosts_file(name);
-        let files = [
-            FileWrite::root("/etc/hostname", format!("{name}\n"), 0o644),
-            FileWrite::root("/etc/hosts", hosts, 0o644),
-            FileWrite::root("/etc/machine-id", machine_id, 0o444),
-            FileWrite::root("/etc/ssh/ssh_host_ed25519_key", host_private, 0o600),
-            FileWrite::root("/etc/ssh/ssh_host_ed25519_key.pub", format!("{host_public}\n"), 0o644),
-            FileWrite::root("/etc/profile.d/sandbox-env.sh", env_script(&env), 0o644),
-            // Static addressing (the address is pinned anyway): no DHCP round at boot.
-            FileWrite::root("/etc/network/interfaces", interfaces, 0o644),
-            FileWrite::root("/etc/resolv.conf", format!("nameserver {gateway}\nsearch incus\n"), 0o644),
-            FileWrite {
-                path: "/home/ubuntu/.ssh/authorized_keys",
-                content: authorized.into_bytes(),
-                uid: 1000,
-                gid: 1000,
-                mode: 0o600,
-            },
-        ];
+        let files = identity::files(identity::Identity {
+            name,
+            ip: &ip,
+            prefix,
+            gateway: &gateway,
+            host_private,
+            host_public: &host_public,
+            env: env_file,
+            authorized_keys: authorized,
+        });
         debug_assert!(identity::covers(&files), "the identity templates and the pushed files differ");
         let templated = match identity::config_for(name, &files).filter(|_| carried) {
             Some(c) => {
@@ -819,67 +807,6 @@ impl Engine {
         }
         let s = sandbox::get(&self.incus, &s.name).await?.ok_or_else(|| EngineError::failed("sandbox vanished", ""))?;
         Ok(("restarted".into(), s))
-    }
-
-    /// Ready = an SSH session through the forwarded port succeeds, with strict host-key checking.
-    pub async fn wait_ssh(&self, name: &str, port: u16, timeout: Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let cfg = sshcfg::config_path();
-        loop {
-            // A cheap TCP probe with a short timeout first: a SYN sent before the sandbox's
-            // network is up is lost, and the kernel would only retry it after a whole second.
-            let probe =
-                tokio::time::timeout(Duration::from_millis(50), tokio::net::TcpStream::connect(("127.0.0.1", port)));
-            let probe = probe.await;
-            tracing::debug!(
-                "ssh probe {name}: {:?}",
-                probe.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(|e| e.kind()))
-            );
-            if !matches!(probe, Ok(Ok(_))) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-            let out = tokio::process::Command::new("ssh")
-                .arg("-F")
-                .arg(&cfg)
-                // curve25519 alone: the default post-quantum hybrid costs ~120 ms of CPU per probe.
-                .args([
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "ConnectTimeout=2",
-                    "-o",
-                    "KexAlgorithms=curve25519-sha256",
-                    name,
-                    "true",
-                ])
-                .stdin(std::process::Stdio::null())
-                .output()
-                .await
-                .map_err(|e| EngineError::failed(format!("cannot run ssh: {e}"), "install openssh-client"))?;
-            if out.status.success() {
-                return Ok(());
-            }
-            let last = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            tracing::debug!("ssh attempt {name}: {last}");
-            if tokio::time::Instant::now() >= deadline {
-                // Say why: sshd's own view from inside.
-                let diag = ExecSpec::new([
-                    "sh",
-                    "-c",
-                    "systemctl --no-pager --lines=8 status sandbox-ssh.socket ssh.service ssh.socket 2>&1 | tail -n 20",
-                ]);
-                let why = match self.incus.exec(&instance_name(name), &diag).await {
-                    Ok(o) => o.stdout_str(),
-                    Err(e) => e.to_string(),
-                };
-                return Err(EngineError::failed(
-                    format!("sandbox '{name}' did not answer over SSH in {}s: {last}\n{why}", timeout.as_secs()),
-                    "see `incus info --show-log agent-NAME`; the create was rolled back",
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
     }
 
     /// Test-only fault injection: `SANDBOX_FAULT=<point>` makes create fail there.

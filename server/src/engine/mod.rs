@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod orb;
 mod ports;
+mod ready;
 pub mod rollback;
 pub mod sandbox;
 pub mod sshcfg;
