@@ -87,6 +87,15 @@ fn marker(name: &str) -> (String, String) {
     (format!("# BEGIN sandbox {name}"), format!("# END sandbox {name}"))
 }
 
+/// The sandboxes that have a managed entry in ~/.sandbox/ssh_config.
+pub fn entries() -> Vec<String> {
+    std::fs::read_to_string(config_path())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# BEGIN sandbox ").map(str::to_owned))
+        .collect()
+}
+
 /// Removes a managed block from a text.
 fn without_block(text: &str, name: &str) -> String {
     let (begin, end) = marker(name);

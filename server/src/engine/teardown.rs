@@ -84,6 +84,10 @@ impl Engine {
                 self.drop_local_credentials(s, true)?;
             }
         }
+        // Entries whose sandbox is already gone (an interrupted run) are leftovers too.
+        for s in sshcfg::entries() {
+            sshcfg::remove_entry(&s)?;
+        }
         drop(_g);
         for n in &doomed {
             if let Some(s) = validate::sandbox_of(n) {
