@@ -57,6 +57,8 @@ Before=shutdown.target
 Conflicts=shutdown.target
 
 [Service]
+# Straight in system.slice: a per-template slice would be made at the first connection (~10 ms).
+Slice=system.slice
 ExecStart=-/usr/sbin/sshd -i
 StandardInput=socket
 StandardError=journal
@@ -153,8 +155,11 @@ done
 # answering its first SSH session).
 systemctl mask modprobe@.service systemd-modules-load.service systemd-remount-fs.service >/dev/null 2>&1 || true
 install -d -m 0755 /etc/systemd/system-generators
+# Nor kernel command line (debug, run), rc.local or SysV scripts (every daemon a stack installs
+# ships a systemd unit).
 for gen in systemd-cryptsetup-generator systemd-gpt-auto-generator systemd-hibernate-resume-generator \
-  systemd-integritysetup-generator systemd-veritysetup-generator systemd-system-update-generator; do
+  systemd-integritysetup-generator systemd-veritysetup-generator systemd-system-update-generator \
+  systemd-debug-generator systemd-run-generator systemd-rc-local-generator systemd-sysv-generator; do
   ln -sf /dev/null "/etc/systemd/system-generators/$gen"
 done
 if [ -f /etc/systemd/system/sandbox-net.service ]; then
