@@ -258,6 +258,96 @@ fn a_failing_create_rolls_everything_back() {
     }
 }
 
+/// spare-minimal's `volatile.uuid` once it is warm (made now if need be, as creates do in the
+/// background), or None while a refill is still making it.
+async fn warm_spare(i: &Incus) -> Option<String> {
+    let o = sandbox(&["__spare", "minimal"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let spare = i.instance("spare-minimal").await.ok()?;
+    (spare.config.get("user.sandbox.spare-warm").map(String::as_str) == Some("1"))
+        .then(|| spare.config["volatile.uuid"].clone())
+}
+
+#[tokio::test]
+async fn a_create_takes_the_warm_spare_and_makes_it_its_own() {
+    let i = incus();
+    let mut sb = Sandboxes::new();
+    // Other tests create from the same stack at the same time and may take the spare first.
+    let mut took = None;
+    for _ in 0..10 {
+        let Some(uuid) = warm_spare(&i).await else {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        };
+        let n = sb.name("claim");
+        create(&n, &[]);
+        let inst = i.instance(&format!("agent-{n}")).await.unwrap();
+        if inst.config["volatile.uuid"] == uuid {
+            took = Some((n, inst));
+            break;
+        }
+    }
+    let (n, inst) = took.expect("a create took the warm spare");
+    // Its own identity, rendered at its first start: name, host key (strict checking passed),
+    // a machine-id whose journal is the only one (the spare's boot left none).
+    let o = ssh(&n, "hostname; cat /etc/machine-id; ls /var/log/journal; ip -4 -br addr show eth0");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines[0], n);
+    assert_eq!(lines[1].len(), 32, "machine-id: {t}");
+    assert_eq!(lines[2], lines[1], "one journal, the sandbox's own: {t}");
+    assert!(lines[3].contains(&inst.devices["eth0"]["ipv4.address"]), "{t}");
+    for k in
+        ["user.sandbox.spare-of", "user.sandbox.spare-warm", "volatile.apply_template", "user.sandbox.boot.host-key"]
+    {
+        assert!(!inst.config.contains_key(k), "{k} is still in the config");
+    }
+    let nic = &inst.devices["eth0"];
+    assert_eq!((nic["type"].as_str(), nic["security.ipv4_filtering"].as_str()), ("nic", "true"));
+    let s = listed(&n).expect("listed");
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["createdAt"], inst.config["user.sandbox.created-at"].as_str(), "created when asked, not as the spare");
+    // Spares are not sandboxes: never listed.
+    let out = sandbox(&["list", "--json", "--no-health"], &[]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spares = all.as_array().unwrap().iter().filter(|s| s["instance"].as_str().unwrap().starts_with("spare-"));
+    assert_eq!(spares.count(), 0, "{all}");
+
+    // A spare from an older build of the golden image is not taken, and is replaced.
+    let mut uuid = None;
+    for _ in 0..20 {
+        uuid = warm_spare(&i).await;
+        if uuid.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let stale = uuid.expect("a warm spare again");
+    let o = Command::new("incus")
+        .args(["config", "set", "spare-minimal", "user.sandbox.spare-of=an-older-build"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let m = sb.name("claim");
+    create(&m, &[]);
+    let inst = i.instance(&format!("agent-{m}")).await.unwrap();
+    assert_ne!(inst.config["volatile.uuid"], stale, "the stale spare was not taken");
+    let built = i.instance("golden-minimal").await.unwrap().config["user.sandbox.golden-built-at"].clone();
+    let mut replaced = false;
+    for _ in 0..40 {
+        if let Ok(s) = i.instance("spare-minimal").await
+            && s.config["volatile.uuid"] != stale
+            && s.config.get("user.sandbox.spare-of") == Some(&built)
+        {
+            replaced = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(replaced, "the stale spare is replaced by one of the current build");
+}
+
 #[test]
 fn twenty_concurrent_creates_get_twenty_distinct_slots() {
     let names: Vec<String> = (0..20).map(|_| unique("par")).collect();

@@ -20,7 +20,12 @@ fn nuke_removes_every_sandbox_and_golden_image_and_their_host_leftovers() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let left: Vec<String> = incus_names()
         .into_iter()
-        .filter(|i| i.starts_with("agent-") || i.starts_with("golden-") || i.starts_with("tmp-golden-"))
+        .filter(|i| {
+            i.starts_with("agent-")
+                || i.starts_with("golden-")
+                || i.starts_with("tmp-golden-")
+                || i.starts_with("spare-")
+        })
         .collect();
     assert!(left.is_empty(), "left: {left:?}");
     let cfg = std::fs::read_to_string(sandbox_home().join("ssh_config")).unwrap_or_default();

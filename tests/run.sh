@@ -29,7 +29,7 @@ step "build"
 cargo build --workspace --locked --all-targets
 
 step "remove leftovers of interrupted test runs"
-for n in $(incus list --format csv -c n | grep -E '^(t-|tmp-golden-t-|tmp-old-golden-t-|golden-t-)' || true); do
+for n in $(incus list --format csv -c n | grep -E '^(t-|tmp-golden-t-|tmp-old-golden-t-|golden-t-|spare-t-)' || true); do
   incus delete --force "$n" >/dev/null 2>&1 || true
 done
 # credentials suite: host-side agents and key pairs of test sandboxes, fake git servers' namespaces

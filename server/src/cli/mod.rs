@@ -64,6 +64,9 @@ enum Command {
     Remote(remote::RemoteCmd),
     /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
     Lsp,
+    /// (internal) Make the stack's warm spare; creates start it in the background.
+    #[command(name = "__spare", hide = true)]
+    Spare { stack: String },
     /// The API for scripts and other editors: JSON-RPC over HTTP/WebSocket on loopback, with a token.
     Serve {
         /// Loopback address to listen on.
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
             Command::Remote(r) => return remote::run(r).await.unwrap_or_else(|e| report(&e)),
             c => c,
         };
+        crate::engine::spares::set_remote(cli.remote.clone());
         let engine = match crate::remotes::engine(cli.remote.as_deref()) {
             Ok(e) => e,
             Err(e) => return report(&e),
@@ -139,6 +143,13 @@ pub fn main() -> ExitCode {
                 std::process::exit(0);
             }
             Command::Remote(_) => unreachable!("handled before the engine is made"),
+            Command::Spare { stack } => match crate::engine::stacks::validate_stack_name(&stack) {
+                Err(e) => Err(e),
+                Ok(()) => match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {
+                    Ok(()) => Ok(ExitCode::SUCCESS),
+                    Err(e) => Err(crate::engine::EngineError::failed(format!("spare-{stack}: {e:#}"), "")),
+                },
+            },
             Command::Serve { listen } => {
                 crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
                     .await

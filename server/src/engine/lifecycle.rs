@@ -13,7 +13,7 @@ use super::golden::{self, BRIDGE, READY, golden_name};
 use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
 use super::validate::{self, instance_name};
-use super::{Engine, hostnet, identity, lock, sshcfg, stacks};
+use super::{Engine, hostnet, identity, lock, spares, sshcfg, stacks};
 use crate::incus::{Config, Devices, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
 
@@ -363,7 +363,7 @@ impl Engine {
 
         // Slot, ports and the instance record under one host-wide lock: concurrent creates get
         // distinct slots, and the instance itself then holds the slot.
-        progress.step(&format!("Copying {golden}/{READY} to {instance}"));
+        progress.step(&format!("Creating {instance} from {golden}/{READY}"));
         let guard = lock::acquire().await?;
         // Independent reads, at once.
         let (all, net, clustered) = futures::future::try_join3(
@@ -425,6 +425,9 @@ impl Engine {
             config.insert(k.to_string(), v);
         };
         set("user.sandbox.created-by", "agent-sandboxes".into());
+        // When it was asked for (a spare's instance was made earlier).
+        let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339);
+        set("user.sandbox.created-at", now.unwrap_or_default());
         // Incus restarts whatever was running when the daemon stopped (a host reboot); a sandbox
         // must only ever start through `sandbox start`, which puts its egress policy and
         // ssh-agent in place first.
@@ -526,7 +529,16 @@ impl Engine {
             let (incus, inst) = (self.incus.clone(), instance.clone());
             rb.push(format!("delete {inst}"), async move { golden::delete_force(&incus, &inst).await });
         }
-        self.incus.create_instance(&req).await?;
+        // A warm spare of the golden image when there is one (see spares.rs), else a copy.
+        let spare_ok = templated && !clustered && o.target.is_none() && spares::enabled();
+        if spare_ok && spares::claim(&self.incus, &stack, &golden_config, &instance).await {
+            progress.step(&format!("Took the warm spare {}", spares::name(&stack)));
+            let mut config = req.config.clone();
+            config.extend(spares::claimed_config());
+            self.incus.patch_instance(&instance, config, req.devices.clone()).await?;
+        } else {
+            self.incus.create_instance(&req).await?;
+        }
         if carried && !templated {
             // The files are pushed: the image's templates must not overwrite them at the start.
             identity::disarm(&self.incus, &instance).await?;
@@ -628,6 +640,10 @@ impl Engine {
         }
         if self.fault("after-clone") {
             return Err(EngineError::failed("injected failure after clone (SANDBOX_FAULT)", ""));
+        }
+        if spare_ok {
+            // The next create's spare, now that this one no longer needs the CPU.
+            spares::refill_in_background(&stack);
         }
         sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::failed(format!("{instance} vanished"), ""))
     }

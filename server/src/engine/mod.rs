@@ -15,6 +15,7 @@ mod ports;
 mod ready;
 pub mod rollback;
 pub mod sandbox;
+pub mod spares;
 pub mod sshcfg;
 pub mod stacks;
 mod teardown;

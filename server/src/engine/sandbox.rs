@@ -152,7 +152,8 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         egress: if restricted { "filtered" } else { "open" }.into(),
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),
-        created_at: inst.created_at.clone(),
+        // A sandbox made from a spare was created (as the spare) earlier than it was asked for.
+        created_at: key("created-at").unwrap_or_else(|| inst.created_at.clone()),
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
         managed: key("created-by").is_some(),
         health: None,

@@ -72,6 +72,7 @@ impl Engine {
                     || n.starts_with("golden-")
                     || n.starts_with("tmp-golden-")
                     || n.starts_with("tmp-old-golden-")
+                    || n.starts_with(super::spares::PREFIX)
             })
             .collect();
         progress.step(&format!("Removing {} instances", doomed.len()));
@@ -97,6 +98,15 @@ impl Engine {
         }
         let mut failed: Vec<String> =
             doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
+        // A spare that a create's background refill was still making when the list was taken
+        // (its golden image is gone now, so no other can follow).
+        for inst in self.incus.instances().await? {
+            if inst.name.starts_with(super::spares::PREFIX)
+                && let Err(e) = golden::delete_force(&self.incus, &inst.name).await
+            {
+                failed.push(format!("{}: {e:#}", inst.name));
+            }
+        }
         // A cluster's golden images (see golden::cluster_alias).
         for img in self.incus.images().await? {
             if img.aliases.iter().any(|a| a.name.starts_with(golden::CLUSTER_ALIAS_PREFIX))
