@@ -139,11 +139,13 @@ pub async fn refill(incus: &Incus, stack: &str) -> anyhow::Result<()> {
         kind: "container".into(),
         ..Default::default()
     };
-    match incus.create_instance(&req).await {
-        Ok(()) => {}
-        Err(IncusError::AlreadyExists { .. }) => return Ok(()),
-        Err(e) if e.to_string().contains("already exists") => return Ok(()),
-        Err(e) => return Err(e.into()),
+    if let Err(e) = incus.create_instance(&req).await {
+        // Another refill got there first: Incus says "already exists", or "busy running a
+        // create operation" while that one's copy runs.
+        if matches!(e, IncusError::AlreadyExists { .. }) || incus.exists(&spare).await.unwrap_or(false) {
+            return Ok(());
+        }
+        return Err(e.into());
     }
     let warmed = async {
         incus.start(&spare).await?;
