@@ -344,7 +344,8 @@ async fn build(
     run_script(incus, &tmp, &format!("{}.sh", stack.name), &stack.script, &stack.name, progress).await?;
 
     // Also: /etc and /var are marked up to date with /usr, so the units that catch up after a
-    // package change (ConditionNeedsUpdate: sysusers, ldconfig…) do not run at every boot.
+    // package change (ConditionNeedsUpdate: sysusers, ldconfig…) do not run at every boot; and the
+    // build's journal does not go into every sandbox.
     progress.step("Removing per-machine identity (SSH host keys, machine-id)");
     let strip = ExecSpec::new([
         "sh",
@@ -352,7 +353,8 @@ async fn build(
         "rm -f /etc/ssh/ssh_host_* /root/sandbox-*.sh; : > /etc/machine-id; rm -f /var/lib/dbus/machine-id; \
          chmod 0644 /etc/hostname /etc/hosts /etc/resolv.conf /etc/network/interfaces 2>/dev/null; \
          rm -rf /var/lib/apt/lists/* /tmp/* /var/tmp/*; truncate -s0 /root/.bash_history 2>/dev/null; \
-         touch /etc/.updated /var/.updated; true",
+         touch /etc/.updated /var/.updated; \
+         journalctl --relinquish-var >/dev/null 2>&1; rm -rf /var/log/journal/*; true",
     ]);
     incus.exec(&tmp, &strip).await?;
     progress.step("Adding the identity templates (Incus writes each sandbox's files at its first start)");
@@ -430,7 +432,7 @@ pub async fn delete_force(incus: &Incus, name: &str) -> anyhow::Result<()> {
 
 /// Waits until systemd finished booting (running or degraded; at most 20 s), so scripts do not
 /// race early boot. Polls: `is-system-running --wait` was seen to hang past the end of boot.
-pub(super) async fn wait_booted(incus: &Incus, name: &str) {
+async fn wait_booted(incus: &Incus, name: &str) {
     let spec = ExecSpec::new(["systemctl", "is-system-running"]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {

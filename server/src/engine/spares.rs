@@ -26,8 +26,11 @@ const OF: &str = "user.sandbox.spare-of";
 const WARM: &str = "user.sandbox.spare-warm";
 /// A refill that has not finished in this long has died; the next one replaces its spare.
 const STALE_AFTER: Duration = Duration::from_secs(120);
-/// Run in the booted spare: what a first SSH session reads, then no journal of its own.
-const WARM_UP: &str = "sshd -t >/dev/null 2>&1; su - ubuntu -c true >/dev/null 2>&1; \
+/// Run in the booted spare: once boot is over (the journal flush to /var among it), what a first
+/// SSH session reads; then no journal of its own.
+const WARM_UP: &str = "i=0; while [ $i -lt 200 ]; do case $(systemctl is-system-running 2>/dev/null) in \
+    running|degraded) break;; esac; i=$((i+1)); sleep 0.05; done; \
+    sshd -t >/dev/null 2>&1; su - ubuntu -c true >/dev/null 2>&1; \
     journalctl --relinquish-var >/dev/null 2>&1; rm -rf /var/log/journal/*; true";
 
 pub fn name(stack: &str) -> String {
@@ -149,7 +152,6 @@ pub async fn refill(incus: &Incus, stack: &str) -> anyhow::Result<()> {
     }
     let warmed = async {
         incus.start(&spare).await?;
-        golden::wait_booted(incus, &spare).await;
         incus.exec(&spare, &ExecSpec::new(["sh", "-c", WARM_UP])).await?;
         incus.stop(&spare, true).await?;
         // Still the current build? (`sandbox setup` may have replaced the golden image meanwhile.)
