@@ -244,7 +244,7 @@ describe('Agent Sandboxes in VS Code', function () {
       outcome = e;
     }
     assert.ok(outcome instanceof vscode.CancellationError, `cancelled, got ${String(outcome)}; progress: ${messages.join(' | ')}`);
-    assert.match(messages[0] ?? '', /Copying golden-minimal/);
+    assert.match(messages[0] ?? '', /^Creating agent-\S+ from golden-minimal\/ready/);
     // The answer comes at once; the rollback finishes in the sidecar, holding the sandbox's lock.
     // A start queues behind it, and then finds nothing to start.
     let after: unknown;
