@@ -42,18 +42,50 @@ pub fn generate_ed25519(comment: &str) -> Result<(String, String)> {
     Ok((private.to_string(), public))
 }
 
-/// The managed client key's public line, creating the key on first use.
+/// The managed client key's public line, creating the key on first use. Several first creates at
+/// once (a fresh ~/.sandbox) must agree on one key: the first complete file linked into place
+/// wins, and the public line is always derived from the private key on disk, never from a `.pub`
+/// another process may be about to replace.
 pub fn ensure_client_key() -> Result<String> {
-    let path = client_key_path();
-    let pub_path = path.with_extension("pub");
-    if let Ok(p) = std::fs::read_to_string(&pub_path)
-        && path.exists()
-    {
-        return Ok(p.trim().to_string());
+    ensure_key_at(&client_key_path())
+}
+
+fn ensure_key_at(path: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !path.exists() {
+        let (private, _) = generate_ed25519("agent-sandboxes client")?;
+        let dir = path.parent().expect("the key has a directory");
+        std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+        let tmp = dir.join(format!(".id_ed25519.{:08x}", rand::random::<u32>()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(private.as_bytes()))
+            .map_err(|e| io_err("write", &tmp, e))?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {} // another create's key won
+            Err(e) => return Err(io_err("write", path, e)),
+        }
     }
-    let (private, public) = generate_ed25519("agent-sandboxes client")?;
-    write_private(&path, private.as_bytes(), 0o600)?;
-    write_private(&pub_path, format!("{public}\n").as_bytes(), 0o644)?;
+    let text = std::fs::read_to_string(path).map_err(|e| io_err("read", path, e))?;
+    let key = PrivateKey::from_openssh(&text).map_err(|e| {
+        EngineError::failed(
+            format!("{} is not an OpenSSH private key: {e}", path.display()),
+            "remove it (and its .pub): a new managed key is made on the next create",
+        )
+    })?;
+    let public = key.public_key().to_openssh().map_err(|e| EngineError::failed(format!("key encoding: {e}"), ""))?;
+    let pub_path = path.with_extension("pub");
+    if std::fs::read_to_string(&pub_path).map_or(true, |p| p.trim() != public) {
+        // A convenience copy (ssh reads the private key): a concurrent writer's copy is as good.
+        let _ = write_private(&pub_path, format!("{public}\n").as_bytes(), 0o644);
+    }
     Ok(public)
 }
 
@@ -167,6 +199,25 @@ pub fn has_entry(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_uses_at_once_agree_on_one_client_key() {
+        let dir = std::env::temp_dir().join(format!("sandbox-key-{:08x}", rand::random::<u32>()));
+        let path = dir.join("ssh").join("id_ed25519");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || ensure_key_at(&p).unwrap())
+            })
+            .collect();
+        let keys: std::collections::BTreeSet<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let on_disk = PrivateKey::from_openssh(std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(keys.first().unwrap(), &on_disk.public_key().to_openssh().unwrap());
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn blocks_are_replaced_and_removed() {
