@@ -83,12 +83,16 @@ async fn builds_rebuilds_and_keeps_the_old_image_when_a_script_fails() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("already built"), "{}", text(&out.stdout));
 
-    // --rebuild replaces the image.
+    // --rebuild replaces the image, and the previous build's warm spare goes with it.
+    let o = sandbox(&["__spare", &parent], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(incus_names().contains(&format!("spare-{parent}")), "a spare of the first build");
     stacks.write(&parent, "image", "echo v2 > /etc/test-marker");
     let out = stacks.setup(&["--stack", &parent, "--rebuild", &parent]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("rebuilt"));
     assert_eq!(marker(&format!("golden-{parent}")).await, "v2");
+    assert!(!incus_names().contains(&format!("spare-{parent}")), "the old build's spare is gone");
     assert!(strays(&parent).is_empty(), "no temporary instances: {:?}", strays(&parent));
 
     // A failing script: clear error with its last lines, old image intact, nothing left behind.

@@ -375,6 +375,10 @@ async fn build(
 
     progress.step(&format!("Swapping {tmp} in as {target}"));
     swap(incus, &tmp, &target).await?;
+    // The previous build's spare would never be taken again (see spares.rs).
+    if let Err(e) = delete_force(incus, &super::spares::name(&stack.name)).await {
+        tracing::warn!("could not remove the previous build's spare: {e:#}");
+    }
     Ok(())
 }
 
