@@ -136,7 +136,7 @@ async function setup(ctx: Ctx, only?: string): Promise<void> {
   } else {
     const golden = ctx.store.goldenImages() ?? (await ctx.sidecar.request('sandbox/goldenImages', {}));
     const items = golden.map((g) => ({ label: g.stack, description: g.built ? (g.stale ? 'built, script changed: rebuild' : 'built: rebuild') : 'not built: build', detail: g.description, built: g.built }));
-    const r = await ui().pick({ title: 'Sandbox: Setup / Rebuild Stack', placeholder: 'Stacks to build (built ones are rebuilt); none: only check Incus', items, canPickMany: true });
+    const r = await ui().pick({ title: 'Sandbox: Setup / Rebuild Stack', placeholder: 'Stacks to build (built ones are rebuilt); none: only check Incus', items, canPickMany: true, noneIsAnswer: true });
     if (r === undefined || r === BACK) return;
     stacks = r.filter((i) => !i.built).map((i) => i.label);
     rebuild = r.filter((i) => i.built).map((i) => i.label);

@@ -28,6 +28,8 @@ export interface PickStep<T extends vscode.QuickPickItem> extends Step {
   placeholder: string;
   items: T[];
   canPickMany?: boolean;
+  /** Multi-select: Enter with nothing ticked answers [] (defaults) instead of the highlighted row. */
+  noneIsAnswer?: boolean;
   selected?: T[];
 }
 
@@ -79,20 +81,31 @@ export const vscodeUi: Ui = {
       items: s.items, canSelectMany: !!s.canPickMany, buttons: buttons(s), ignoreFocusOut: true,
       matchOnDescription: true,
     });
-    if (s.selected) {
-      if (s.canPickMany) qp.selectedItems = s.selected;
-      else qp.activeItems = s.selected;
-    }
+    const highlight = () => {
+      if (s.selected?.length) {
+        if (s.canPickMany) qp.selectedItems = s.selected;
+        else qp.activeItems = s.selected;
+      } else if (!s.canPickMany && s.items.length > 0) {
+        qp.activeItems = [s.items[0]];
+      }
+    };
+    highlight();
     return new Promise((resolve) => {
       let done = false;
       const finish = (v: (typeof s.items) | Back | undefined) => { if (!done) { done = true; resolve(v); qp.dispose(); } };
+      // Enter and OK always answer: the ticked rows; with none ticked, the defaults ([]) where
+      // the step says so, else the highlighted row (a filtered palette picker).
       qp.onDidAccept(() => {
-        const chosen = s.canPickMany ? [...qp.selectedItems] : [...qp.activeItems];
-        if (chosen.length > 0) finish(chosen);
+        const ticked = s.canPickMany ? [...qp.selectedItems] : [];
+        const chosen = ticked.length > 0 ? ticked
+          : s.canPickMany && s.noneIsAnswer ? []
+          : [...qp.activeItems];
+        if (chosen.length > 0 || (s.canPickMany && s.noneIsAnswer)) finish(chosen);
       });
       qp.onDidTriggerButton((b) => { if (b === vscode.QuickInputButtons.Back) finish(BACK); });
       qp.onDidHide(() => finish(undefined));
       qp.show();
+      highlight(); // showing may reset the active row
     });
   },
 

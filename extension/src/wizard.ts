@@ -31,15 +31,20 @@ function nameCheck(store: Store) {
 }
 
 interface Item extends vscode.QuickPickItem { id: string }
-type Step = () => Promise<true | Back | undefined>;
+/** A step that does not apply (e.g. the branch without a repository) is passed over both ways. */
+const SKIP = 'skip' as const;
+type Step = () => Promise<true | typeof SKIP | Back | undefined>;
 
 /** Runs steps in order; a step returning BACK goes to the previous one, undefined cancels. */
 async function runSteps(steps: Step[]): Promise<boolean> {
   let i = 0;
+  let back = false;
   while (i < steps.length) {
     const r = await steps[i]();
     if (r === undefined) return false;
-    i = r === BACK ? Math.max(0, i - 1) : i + 1;
+    if (r === SKIP) back = back && i > 0;
+    else back = r === BACK;
+    i = back ? Math.max(0, i - 1) : i + 1;
   }
   return true;
 }
@@ -64,10 +69,12 @@ export async function createWizard(store: Store): Promise<CreateParams | undefin
       return true as const;
     },
     async () => {
+      // Without a repository there is no branch to check out (the engine refuses --branch).
+      if (!repo) { p.branch = undefined; return SKIP; }
       const items: Item[] = [];
       if (git.branch) items.push({ id: 'current', label: git.branch, description: 'the current branch of this workspace' });
-      items.push({ id: 'new', label: '$(git-branch) New branch…', description: 'created in the sandbox' });
       items.push({ id: 'default', label: "The repository's default branch" });
+      items.push({ id: 'new', label: '$(git-branch) New branch…', description: 'created in the sandbox' });
       const r = await ui().pick({ title: TITLE, step: 3, totalSteps: total, placeholder: 'Branch', items });
       if (r === undefined || r === BACK) return r;
       if (r[0].id === 'new') {
@@ -87,7 +94,9 @@ export async function createWizard(store: Store): Promise<CreateParams | undefin
       }
       const want = p.stack ?? config.defaultStack();
       const items: Item[] = built.map((g) => ({ id: g.stack, label: g.stack, description: g.description, detail: g.stale ? 'its script changed since the image was built' : undefined }));
-      const r = await ui().pick({ title: TITLE, step: 4, totalSteps: total, placeholder: 'Stack (golden image to clone)', items, selected: items.filter((i) => i.id === want) });
+      // The default stack highlighted (Enter takes it); when it is not built, the first one.
+      const selected = items.filter((i) => i.id === want);
+      const r = await ui().pick({ title: TITLE, step: 4, totalSteps: total, placeholder: 'Stack (golden image to clone)', items, selected: selected.length ? selected : items.slice(0, 1) });
       if (r === undefined || r === BACK) return r;
       p.stack = r[0].id;
       return true as const;
@@ -135,7 +144,7 @@ async function optionsStep(p: CreateParams, step: number, total: number): Promis
     { id: 'domains', label: 'Domains file…', description: 'your allowlist (implies Restrict domains)' },
   ];
   const pre = (p.restrictDomains ?? config.restrictDomainsByDefault()) ? items.filter((i) => i.id === 'restrict') : [];
-  const r = await ui().pick({ title: TITLE, step, totalSteps: total, placeholder: 'Options (none selected: defaults) — Enter to create', items, canPickMany: true, selected: pre });
+  const r = await ui().pick({ title: TITLE, step, totalSteps: total, placeholder: 'Options (none selected: defaults) — Enter to create', items, canPickMany: true, noneIsAnswer: true, selected: pre });
   if (r === undefined || r === BACK) return r;
   const chosen = new Set(r.map((i) => i.id));
   p.restrictDomains = chosen.has('restrict') || chosen.has('domains') || undefined;

@@ -106,9 +106,11 @@ describe('Agent Sandboxes in VS Code', function () {
   it('Create via the command (wizard with Back) → the tree shows it running', async function () {
     const u = scripted().script(
       `${NAME} bad`, NAME, // name: a rejected value, then a good one
-      '', // repository: none
-      BACK, // branch → back to the repository step
-      '', "The repository's default branch",
+      'git@github.com:example/project.git', // repository: the prefilled origin…
+      BACK, // …branch → back to the repository step
+      '', // repository: none → the branch step is passed over
+      BACK, // stack → back past the branch step to the repository step
+      '',
       'minimal',
       [], // options: defaults
     );
@@ -117,11 +119,12 @@ describe('Agent Sandboxes in VS Code', function () {
     u.done();
     assert.deepStrictEqual(u.rejected.map((r) => r.value), [`${NAME} bad`]);
     assert.match(u.rejected[0].message, /contains ' '/);
-    assert.ok(u.prompts.filter((p) => p.startsWith('Repository')).length === 2, 'Back returned to the repository step');
+    assert.strictEqual(u.prompts.filter((p) => p.startsWith('Repository')).length, 3, 'Back returned to the repository step (twice)');
     // Prefilled from the workspace (run.sh makes it a git repository with an origin).
     const repoPrompt = u.prompts.find((p) => p.startsWith('Repository')) ?? '';
     assert.strictEqual(u.prefilled.get(repoPrompt), 'git@github.com:example/project.git');
-    assert.deepStrictEqual(u.offered.get('Branch')?.slice(0, 2), ['e2e-current', '$(git-branch) New branch…']);
+    // Offered once (with the repository), the workspace's branch first; not offered without one.
+    assert.deepStrictEqual(u.offered.get('Branch'), ['e2e-current', "The repository's default branch", '$(git-branch) New branch…']);
     assert.deepStrictEqual(u.offered.get('Stack (golden image to clone)'), api.store.goldenImages()?.filter((g) => g.built).map((g) => g.stack));
     assert.strictEqual(result?.state, 'running', `create result: ${JSON.stringify(result)} errors: ${JSON.stringify(u.asked)}`);
     const item = await waitFor('the tree item running', () => { const i = treeItem(NAME); return i?.contextValue === 'sandbox.running' && i; });

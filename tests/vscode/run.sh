@@ -80,6 +80,7 @@ export EXTENSIONS_GALLERY='{"serviceUrl":"http://127.0.0.1:9/gallery","itemUrl":
 # The workspace is a git checkout: the Create wizard prefills its origin and offers its branch.
 git -C "$E2E/workspace" init -q -b e2e-current
 git -C "$E2E/workspace" remote add origin git@github.com:example/project.git
+mkdir -p "$E2E/plain"   # a folder that is no git checkout (the UI test's create with every default)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export CS_ORIGIN=http://127.0.0.1:$PORT
 printf 'bind-addr: 127.0.0.1:%s\nauth: none\ncert: false\n' "$PORT" > "$E2E/data/config.yaml"
@@ -95,7 +96,7 @@ SERVER_PID=
 UI_SANDBOX=
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
-  if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
+  if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
 }
 trap cleanup EXIT
 start_server() { # LOG-NAME extra-code-server-args…
@@ -127,7 +128,7 @@ else
   "${CS[@]}" --install-extension "$(bash scripts/package-vsix.sh --dev-vsix)" --force >/dev/null
 fi
 start_server ui
-node tests/vscode/ui-e2e.js || status=1
+SANDBOX_BIN=$BIN node tests/vscode/ui-e2e.js || status=1
 cleanup
 
 ts "screenshots: $(ls "$SHOTS" | tr '\n' ' ')"

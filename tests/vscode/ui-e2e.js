@@ -25,6 +25,17 @@ async function step(name, fn) {
   }
 }
 
+const { execFileSync } = require('child_process');
+const cli = (...args) => execFileSync(process.env.AGENT_SANDBOXES_SERVER || process.env.SANDBOX_BIN, args, { encoding: 'utf8' });
+async function waitForCli(probe, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = probe();
+    if (r || Date.now() > end) return r;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
 async function palette(title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
@@ -92,6 +103,49 @@ async function palette(title) {
     await input.fill(`${UI_SANDBOX}`);
     await page.locator('.quick-input-widget .quick-input-message', { hasText: 'exists' }).waitFor({ timeout: 10000 });
     await page.keyboard.press('Escape');
+  });
+
+  // The default path of a first-time user: a name, then Enter on every step. In a folder that is no
+  // git checkout (no repository prefilled, so the branch step is passed over).
+  const DEFAULTS = `${UI_SANDBOX}-d`;
+  const widget = page.locator('.quick-input-widget');
+  const placeholderStarts = (prefix) => page.waitForFunction(
+    (p) => (document.querySelector('.quick-input-widget input')?.getAttribute('placeholder') ?? '').startsWith(p), prefix, { timeout: 15000 });
+  await step('Create with every default: a name, then Enter on each step, makes a running sandbox', async () => {
+    await page.goto(`${CS_ORIGIN}/?folder=${encodeURIComponent(`${E2E}/plain`)}`);
+    await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
+    await page.locator('.part.activitybar [aria-label^="Agent Sandboxes"]').first().click();
+    await page.locator('.pane-body .monaco-list-row', { hasText: UI_SANDBOX }).first().waitFor({ timeout: 60000 });
+    await palette('Sandbox: Create…');
+    await widget.filter({ hasText: 'Create Sandbox' }).waitFor({ timeout: 10000 });
+    await widget.locator('input').fill(DEFAULTS);
+    await page.keyboard.press('Enter');
+    await widget.locator('.quick-input-message', { hasText: 'Repository to clone' }).waitFor({ timeout: 10000 });
+    assert.strictEqual(await widget.locator('input').inputValue(), '', 'no repository prefilled outside a git checkout');
+    await page.keyboard.press('Enter');
+    await placeholderStarts('Stack');
+    // The default stack (or the first built one) is highlighted: Enter takes it.
+    await widget.locator('.quick-input-list .monaco-list-row.focused', { hasText: 'minimal' }).waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
+    await placeholderStarts('Options');
+    await page.screenshot({ path: `${SHOTS}/create-defaults-options.png` });
+    await page.keyboard.press('Enter');
+    const created = page.locator('.pane-body .monaco-list-row', { hasText: DEFAULTS });
+    await created.locator('.label-description', { hasText: /^minimal/ }).waitFor({ timeout: 90000 });
+    await page.locator('.notifications-toasts .notification-toast', { hasText: `${DEFAULTS} is running` }).waitFor({ timeout: 90000 });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: `${SHOTS}/create-defaults-done.png` });
+  });
+
+  await step('a multi-target palette picker (Sandbox: Stop) acts on the filtered, highlighted row on Enter', async () => {
+    await palette('Sandbox: Stop');
+    await placeholderStarts('Sandboxes to Stop');
+    await widget.locator('input').fill(DEFAULTS);
+    await widget.locator('.quick-input-list .monaco-list-row', { hasText: DEFAULTS }).waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
+    await widget.waitFor({ state: 'hidden', timeout: 10000 });
+    const r = await waitForCli(() => { const out = cli('list', '--json', '--no-health'); return JSON.parse(out).find((x) => x.name === DEFAULTS && x.state === 'stopped'); }, 60000);
+    assert.ok(r, `${DEFAULTS} stopped`);
   });
 
   await step('a palette command (Sandbox: Copy SSH Command) picks the sandbox and reports', async () => {
