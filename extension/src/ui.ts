@@ -90,6 +90,15 @@ export const vscodeUi: Ui = {
       }
     };
     highlight();
+    // A multi-select list focuses no row while filtering: focus the first match, so the row the
+    // user sees highlighted is the one Enter acts on.
+    if (s.canPickMany) {
+      qp.onDidChangeValue((value) => {
+        const q = value.trim().toLowerCase();
+        const hit = q ? s.items.find((i) => `${i.label} ${i.description ?? ''}`.toLowerCase().includes(q)) : undefined;
+        if (hit) qp.activeItems = [hit];
+      });
+    }
     return new Promise((resolve) => {
       let done = false;
       const finish = (v: (typeof s.items) | Back | undefined) => { if (!done) { done = true; resolve(v); qp.dispose(); } };

@@ -139,9 +139,9 @@ async function palette(title) {
 
   await step('a multi-target palette picker (Sandbox: Stop) acts on the filtered, highlighted row on Enter', async () => {
     await palette('Sandbox: Stop');
-    await placeholderStarts('Sandboxes to Stop');
+    await placeholderStarts('Sandboxes to stop');
     await widget.locator('input').fill(DEFAULTS);
-    await widget.locator('.quick-input-list .monaco-list-row', { hasText: DEFAULTS }).waitFor({ timeout: 10000 });
+    await widget.locator('.quick-input-list .monaco-list-row.focused', { hasText: DEFAULTS }).waitFor({ timeout: 10000 });
     await page.keyboard.press('Enter');
     await widget.waitFor({ state: 'hidden', timeout: 10000 });
     const r = await waitForCli(() => { const out = cli('list', '--json', '--no-health'); return JSON.parse(out).find((x) => x.name === DEFAULTS && x.state === 'stopped'); }, 60000);
