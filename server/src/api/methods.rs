@@ -9,8 +9,8 @@ pub use crate::engine::doctor::Check;
 pub use crate::engine::egress::{Allowlist, denials::Denial};
 use crate::engine::golden::{self, Rebuild, SetupOptions};
 pub use crate::engine::golden::{GoldenInfo, SetupReport};
+use crate::engine::lifecycle::StartOptions;
 pub use crate::engine::lifecycle::StartResult;
-use crate::engine::lifecycle::{StartOptions, not_found};
 pub use crate::engine::sandbox::{PortForward, Sandbox};
 use crate::engine::{EngineError, doctor, sandbox, validate};
 
@@ -228,7 +228,7 @@ impl Api {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
         if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_none() {
-            return Err(not_found(&p.name).into());
+            return Err(EngineError::sandbox_not_found(&p.name).into());
         }
         let o = StartOptions {
             name: p.name,
@@ -287,7 +287,7 @@ impl Api {
         let s = sandbox::get(&self.engine.incus, &p.name)
             .await
             .map_err(EngineError::from)?
-            .ok_or_else(|| not_found(&p.name))?;
+            .ok_or_else(|| EngineError::sandbox_not_found(&p.name))?;
         let spec = sandbox::project_exec(p.command);
         let out = self.engine.incus.exec(&s.instance, &spec).await.map_err(EngineError::from)?;
         Ok(ExecResult { status: out.status, stdout: out.stdout_str(), stderr: out.stderr_str() })

@@ -272,7 +272,7 @@ async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
     let mut out = Vec::new();
     for n in names {
         validate::sandbox_name(n)?;
-        let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| crate::engine::lifecycle::not_found(n))?;
+        let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
         if !s.is_running() {
             return Err(EngineError::failed(
                 format!("sandbox '{n}' is {}", s.state),

@@ -9,11 +9,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::base_image::{self, BaseImage};
-use super::error::{EngineError, Result};
 use super::host::Host;
 use super::identity;
 use super::rollback::Rollback;
 use super::stacks::{self, Parent, Stack};
+use crate::error::{EngineError, Result};
 use crate::incus::{Config, ExecSpec, FileWrite, Incus, IncusError, InstanceSource, InstancesPost};
 use crate::progress::{LineSplitter, Progress};
 

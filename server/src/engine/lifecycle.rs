@@ -8,12 +8,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::creds::{self, KeySource, RepoRef, Token};
-use super::error::{EngineError, Result};
 use super::golden::{self, BRIDGE, READY, golden_name};
 use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
 use super::validate::{self, instance_name};
 use super::{Engine, hostnet, identity, lock, spares, sshcfg, stacks};
+use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
 
@@ -829,10 +829,6 @@ impl Engine {
     pub(crate) fn fault(&self, point: &str) -> bool {
         std::env::var("SANDBOX_FAULT").is_ok_and(|v| v == point)
     }
-}
-
-pub fn not_found(name: &str) -> EngineError {
-    EngineError::not_found(format!("sandbox '{name}'"), "`sandbox list` shows the sandboxes that exist")
 }
 
 pub fn default_stack() -> String {

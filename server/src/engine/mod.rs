@@ -3,7 +3,6 @@ pub mod base_image;
 pub mod creds;
 pub mod doctor;
 pub mod egress;
-pub mod error;
 pub mod golden;
 pub mod host;
 pub mod hostnet;
@@ -21,7 +20,7 @@ pub mod stacks;
 mod teardown;
 pub mod validate;
 
-pub use error::{EngineError, Result};
+pub use crate::error::{EngineError, Result};
 
 /// The engine's handles: where Incus is, and where host-side processes run.
 #[derive(Debug, Clone)]

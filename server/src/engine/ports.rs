@@ -1,8 +1,8 @@
 //! Extra port forwards: `expose` / `unexpose` (127.0.0.1 only, like the built-in ones).
-use super::error::{EngineError, Result};
-use super::lifecycle::{not_found, port_free, proxy};
+use super::lifecycle::{port_free, proxy};
 use super::validate::{self, Proto};
 use super::{Engine, lock, sandbox};
+use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices};
 
 impl Engine {
@@ -20,7 +20,7 @@ impl Engine {
         let host_port = host_port.map(|h| validate::port("host port", h)).transpose()?;
         let _g = lock::acquire().await?;
         let all = sandbox::list(&self.incus).await?;
-        let s = all.iter().find(|s| s.name == name).ok_or_else(|| not_found(name))?;
+        let s = all.iter().find(|s| s.name == name).ok_or_else(|| EngineError::sandbox_not_found(name))?;
         let hp = match host_port {
             Some(h) => h as u32,
             None => port as u32 + s.slot.unwrap_or(0),
@@ -68,14 +68,14 @@ impl Engine {
             devices.insert(dev, proxy(p.as_str(), hp, ip, port as u32));
         }
         self.incus.patch_instance(&s.instance, Config::new(), devices).await?;
-        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
+        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
         Ok(s.ports.into_iter().filter(|p| p.role == "extra" && p.container_port == port).collect())
     }
 
     pub async fn unexpose(&self, name: &str, port: &str) -> Result<()> {
         validate::sandbox_name(name)?;
         let port = validate::port("port", port)?;
-        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
+        let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
         let devs: Vec<String> = s
             .ports
             .iter()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 use crate::paths::sandbox_home;
 
 pub fn config_path() -> PathBuf {

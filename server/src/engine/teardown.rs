@@ -1,9 +1,8 @@
 //! Stop, remove and nuke: everything a sandbox owned goes, on the host and on GitHub.
 use super::creds::Token;
-use super::error::{EngineError, Result};
-use super::lifecycle::not_found;
 use super::sandbox::{self, Sandbox};
 use super::{Engine, golden, lock, sshcfg, validate};
+use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 
 impl Engine {
@@ -13,7 +12,7 @@ impl Engine {
         let futs = names.iter().map(|n| async move {
             let r = async {
                 validate::sandbox_name(n)?;
-                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| not_found(n))?;
+                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
                 if remove {
                     self.remove_one(&s, token).await
                 } else {

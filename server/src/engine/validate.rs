@@ -1,6 +1,6 @@
 //! Input validation at the boundary: every check names the field, says what is wrong and what to
 //! do. Nothing here touches Incus or the host.
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 pub const INSTANCE_PREFIX: &str = "agent-";
 /// Incus instance names are DNS labels (≤ 63 characters): 63 − "agent-".

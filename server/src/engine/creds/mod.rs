@@ -8,9 +8,9 @@ pub mod repo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::error::{EngineError, Result};
 use super::rollback::Rollback;
 use super::{Engine, sshcfg};
+use crate::error::{EngineError, Result};
 use crate::incus::{ExecSpec, FileWrite, Instance};
 use crate::paths::sandbox_home;
 use crate::progress::Progress;

@@ -17,10 +17,10 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::error::{EngineError, Result};
 use super::golden::BRIDGE;
 use super::validate::{self, instance_name, sandbox_of};
-use super::{Engine, lifecycle::not_found, lock};
+use super::{Engine, lock};
+use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, Instance};
 
 pub const SQUID_TLS_PORT: u16 = 3129;
@@ -270,7 +270,7 @@ impl Engine {
         let entries: Vec<String> = entries.iter().map(|d| domains::domain(d)).collect::<Result<_>>()?;
         let inst = match self.incus.instance(&instance_name(name)).await {
             Ok(i) => i,
-            Err(e) if e.is_not_found() => return Err(not_found(name)),
+            Err(e) if e.is_not_found() => return Err(EngineError::sandbox_not_found(name)),
             Err(e) => return Err(e.into()),
         };
         if !is_restricted(&inst) {
@@ -307,7 +307,7 @@ impl Engine {
     /// What NAME was refused since it was created.
     pub async fn denials(&self, name: &str) -> Result<Vec<denials::Denial>> {
         validate::sandbox_name(name)?;
-        let s = super::sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
+        let s = super::sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
         let since = time::OffsetDateTime::parse(&s.created_at, &time::format_description::well_known::Rfc3339)
             .map(|t| t.unix_timestamp() as f64)
             .unwrap_or(0.0);
