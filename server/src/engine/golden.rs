@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::base_image::{self, BaseImage};
 use super::host::Host;
-use super::identity;
 use super::rollback::Rollback;
 use super::stacks::{self, Parent, Stack};
+use super::{identity, keys};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, ExecSpec, FileWrite, Incus, IncusError, InstanceSource, InstancesPost};
 use crate::progress::{LineSplitter, Progress};
@@ -142,10 +142,10 @@ pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
             managed: false,
         });
         entry.built = has_ready;
-        entry.managed = inst.user_key("sandbox.golden-inputs").is_some();
-        entry.built_at = inst.user_key("sandbox.golden-built-at").map(str::to_owned);
-        entry.base_image = inst.user_key("sandbox.golden-base-image").map(str::to_owned);
-        if let (Some(s), Some(inputs)) = (all.get(stack), inst.user_key("sandbox.golden-inputs")) {
+        entry.managed = inst.setting(keys::GOLDEN_INPUTS).is_some();
+        entry.built_at = inst.setting(keys::GOLDEN_BUILT_AT).map(str::to_owned);
+        entry.base_image = inst.setting(keys::GOLDEN_BASE_IMAGE).map(str::to_owned);
+        if let (Some(s), Some(inputs)) = (all.get(stack), inst.setting(keys::GOLDEN_INPUTS)) {
             entry.stale = s.inputs_hash(&common) != inputs;
         }
     }
@@ -309,7 +309,7 @@ async fn build(
         source.source.as_deref().or(source.alias.as_deref()).unwrap_or("image")
     ));
     let mut config = Config::new();
-    config.insert("user.sandbox.golden-building".into(), stack.name.clone());
+    config.insert(keys::GOLDEN_BUILDING.into(), stack.name.clone());
     if stack.parent == Parent::Image {
         // Docker inside sandboxes needs nesting; copies inherit it. (The seed's syscall
         // interception costs ~1 s per start, so it is not set.)
@@ -364,11 +364,11 @@ async fn build(
     let built_at =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut cfg = Config::new();
-    cfg.insert("user.sandbox.golden-building".into(), String::new());
-    cfg.insert("user.sandbox.golden-stack".into(), stack.name.clone());
-    cfg.insert("user.sandbox.golden-inputs".into(), inputs.to_string());
-    cfg.insert("user.sandbox.golden-base-image".into(), base.describe());
-    cfg.insert("user.sandbox.golden-built-at".into(), built_at);
+    cfg.insert(keys::GOLDEN_BUILDING.into(), String::new());
+    cfg.insert(keys::GOLDEN_STACK.into(), stack.name.clone());
+    cfg.insert(keys::GOLDEN_INPUTS.into(), inputs.to_string());
+    cfg.insert(keys::GOLDEN_BASE_IMAGE.into(), base.describe());
+    cfg.insert(keys::GOLDEN_BUILT_AT.into(), built_at);
     cfg.extend(identity);
     incus.patch_instance(&tmp, cfg, Default::default()).await?;
     incus.create_snapshot(&tmp, READY).await?;

@@ -12,7 +12,7 @@ use super::golden::{self, BRIDGE, READY, golden_name};
 use super::rollback::Rollback;
 use super::sandbox::{self, ALT_PORT_BASE, APP_PORT_BASE, SSH_PORT_BASE, Sandbox};
 use super::validate::{self, instance_name};
-use super::{Engine, hostnet, identity, lock, spares, sshcfg, stacks};
+use super::{Engine, hostnet, identity, keys, lock, spares, sshcfg, stacks};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, FileWrite, InstanceSource, InstancesPost};
 use crate::progress::Progress;
@@ -307,7 +307,7 @@ impl Engine {
             restrict |= src.egress == "filtered";
             if domains_file.is_none() {
                 let inst = self.incus.instance(&src.instance).await?;
-                domains_file = inst.user_key("sandbox.domains-file").filter(|s| !s.is_empty()).map(str::to_owned);
+                domains_file = inst.setting(keys::DOMAINS_FILE).map(str::to_owned);
             }
         }
         if let Some(t) = &o.target {
@@ -424,43 +424,43 @@ impl Engine {
         let mut set = |k: &str, v: String| {
             config.insert(k.to_string(), v);
         };
-        set("user.sandbox.created-by", "agent-sandboxes".into());
+        set(keys::CREATED_BY, "agent-sandboxes".into());
         // When it was asked for (a spare's instance was made earlier).
         let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339);
-        set("user.sandbox.created-at", now.unwrap_or_default());
+        set(keys::CREATED_AT, now.unwrap_or_default());
         // Incus restarts whatever was running when the daemon stopped (a host reboot); a sandbox
         // must only ever start through `sandbox start`, which puts its egress policy and
         // ssh-agent in place first.
         set("boot.autostart", "false".into());
-        set("user.sandbox.slot", slot.to_string());
+        set(keys::SLOT, slot.to_string());
         // LXC configures the pinned address before init runs: the sandbox answers the host's
         // ARP (and so SSH) ~0.1 s sooner than when its own boot applies the address. eth0 is
         // the instance's only NIC, hence lxc.net.0.
         set("raw.lxc", format!("lxc.net.0.ipv4.address = {ip}/{prefix}\nlxc.net.0.ipv4.gateway = {gateway}\n"));
-        set("user.sandbox.stack", stack.clone());
-        set("user.sandbox.ssh-host-key", host_public.clone());
-        set("user.sandbox.env", serde_json::to_string(&v.env).unwrap_or_default());
-        set("user.sandbox.env-digest", env_digest(&env_file));
+        set(keys::STACK, stack.clone());
+        set(keys::SSH_HOST_KEY, host_public.clone());
+        set(keys::ENV, serde_json::to_string(&v.env).unwrap_or_default());
+        set(keys::ENV_DIGEST, env_digest(&env_file));
         if let Some(r) = &repo {
-            set("user.sandbox.repo", r.clone());
+            set(keys::REPO, r.clone());
         }
         if let Some(b) = &v.branch {
-            set("user.sandbox.branch", b.clone());
+            set(keys::BRANCH, b.clone());
         }
         if let Some(f) = &o.from {
-            set("user.sandbox.from", f.clone());
+            set(keys::FROM, f.clone());
         }
         if restrict || domains_file.is_some() {
-            set("user.sandbox.restrict-domains", "yes".into());
+            set(keys::RESTRICT_DOMAINS, "yes".into());
         }
         if let Some(f) = &domains_file {
-            set("user.sandbox.domains-file", f.clone());
+            set(keys::DOMAINS_FILE, f.clone());
         }
         if let Some(k) = &v.ssh_key {
-            set("user.sandbox.ssh-key", k.display().to_string());
+            set(keys::SSH_KEY, k.display().to_string());
         }
         if uses_agent {
-            set(creds::AGENT_MARK, "yes".into());
+            set(keys::AGENT, "yes".into());
         }
         for (k, val) in &cred_config {
             set(k, val.clone());
@@ -690,8 +690,8 @@ impl Engine {
             // --ssh-key on restart: the agent is started again with that key (never copied).
             progress.step("Switching the sandbox's agent to your key");
             let mut c = Config::new();
-            c.insert("user.sandbox.ssh-key".into(), k.display().to_string());
-            c.insert(creds::AGENT_MARK.into(), "yes".into());
+            c.insert(keys::SSH_KEY.into(), k.display().to_string());
+            c.insert(keys::AGENT.into(), "yes".into());
             self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
             creds::agent::stop(&s.name)?;
             inst = self.incus.instance(&s.instance).await?;
@@ -726,17 +726,17 @@ impl Engine {
             config.insert("limits.memory".into(), m.clone());
         }
         if o.restrict_domains || o.domains_file.is_some() {
-            config.insert("user.sandbox.restrict-domains".into(), "yes".into());
+            config.insert(keys::RESTRICT_DOMAINS.into(), "yes".into());
         }
         if let Some(f) = &o.domains_file {
-            config.insert("user.sandbox.domains-file".into(), f.display().to_string());
+            config.insert(keys::DOMAINS_FILE.into(), f.display().to_string());
         }
         // --env on restart adds to (or replaces) what the sandbox was created with.
         let stored: Vec<(String, String)> =
-            inst.user_key("sandbox.env").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+            inst.setting(keys::ENV).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
         let env_pairs = merge_env(stored, &v.env);
         if !v.env.is_empty() {
-            config.insert("user.sandbox.env".into(), serde_json::to_string(&env_pairs).unwrap_or_default());
+            config.insert(keys::ENV.into(), serde_json::to_string(&env_pairs).unwrap_or_default());
         }
         if !config.is_empty() {
             progress.step("Applying new settings");
@@ -747,12 +747,12 @@ impl Engine {
             // running for a while, and a start right after it waits up to a second for it.
             let script = env_script(&merge_env(user_env(), &env_pairs));
             let digest = env_digest(&script);
-            if inst.user_key("sandbox.env-digest") != Some(digest.as_str()) {
+            if inst.setting(keys::ENV_DIGEST) != Some(digest.as_str()) {
                 self.incus
                     .push_file(&s.instance, &FileWrite::root("/etc/profile.d/sandbox-env.sh", script, 0o644))
                     .await?;
                 let mut c = Config::new();
-                c.insert("user.sandbox.env-digest".into(), digest);
+                c.insert(keys::ENV_DIGEST.into(), digest);
                 self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
             }
         } else if !v.env.is_empty() {
@@ -800,7 +800,7 @@ impl Engine {
             });
         }
         // The ssh entry: from the stored host key, or (seed sandboxes) read from the sandbox.
-        let host_key = match inst.user_key("sandbox.ssh-host-key") {
+        let host_key = match inst.setting(keys::SSH_HOST_KEY) {
             Some(k) => Some(k.to_string()),
             None => self
                 .incus

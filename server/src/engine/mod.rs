@@ -7,6 +7,7 @@ pub mod golden;
 pub mod host;
 pub mod hostnet;
 pub mod identity;
+pub mod keys;
 pub mod lifecycle;
 pub mod lock;
 pub mod orb;

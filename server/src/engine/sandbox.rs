@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::keys;
 use super::validate::{INSTANCE_PREFIX, sandbox_of};
 use crate::incus::{ExecSpec, Incus, Instance};
 
@@ -125,6 +126,12 @@ fn forwards(dev: &str, cfg: &std::collections::BTreeMap<String, String>) -> Vec<
         .collect()
 }
 
+/// Egress only to an allowlist (`--restrict-domains` or `--domains-file`).
+pub fn is_restricted(inst: &Instance) -> bool {
+    inst.setting(keys::RESTRICT_DOMAINS).is_some_and(|v| v == "yes" || v == "true")
+        || inst.setting(keys::DOMAINS_FILE).is_some()
+}
+
 pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     let name = sandbox_of(&inst.name)?.to_string();
     let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
@@ -136,26 +143,25 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     }
     ports.sort_by_key(|p| (p.role != "ssh", p.role != "app", p.role != "alt", p.container_port, p.proto.clone()));
     let ip = devices.get("eth0").and_then(|d| d.get("ipv4.address")).cloned().or_else(|| inst.state.as_ref()?.ipv4());
-    let key = |k: &str| inst.user_key(&format!("sandbox.{k}")).filter(|v| !v.is_empty()).map(str::to_owned);
-    let restricted =
-        key("restrict-domains").is_some_and(|v| v == "yes" || v == "true") || key("domains-file").is_some();
+    let key = |k: &str| inst.setting(k).map(str::to_owned);
+    let restricted = is_restricted(inst);
     Some(Sandbox {
         name,
         instance: inst.name.clone(),
         state: inst.status.to_ascii_lowercase(),
-        slot: key("slot").and_then(|s| s.parse().ok()),
-        stack: key("stack"),
-        repo: key("repo"),
-        branch: key("branch"),
+        slot: key(keys::SLOT).and_then(|s| s.parse().ok()),
+        stack: key(keys::STACK),
+        repo: key(keys::REPO),
+        branch: key(keys::BRANCH),
         ip,
         ports,
         egress: if restricted { "filtered" } else { "open" }.into(),
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),
         // A sandbox made from a spare was created (as the spare) earlier than it was asked for.
-        created_at: key("created-at").unwrap_or_else(|| inst.created_at.clone()),
+        created_at: key(keys::CREATED_AT).unwrap_or_else(|| inst.created_at.clone()),
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
-        managed: key("created-by").is_some(),
+        managed: key(keys::CREATED_BY).is_some(),
         health: None,
     })
 }

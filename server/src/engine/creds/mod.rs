@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::rollback::Rollback;
-use super::{Engine, sshcfg};
+use super::{Engine, keys, sshcfg};
 use crate::error::{EngineError, Result};
 use crate::incus::{ExecSpec, FileWrite, Instance};
 use crate::paths::sandbox_home;
@@ -20,10 +20,6 @@ pub use repo::RepoRef;
 pub const AGENT_DEVICE: &str = "ssh-agent";
 /// Where the socket appears inside (seed convention; /etc/profile.d/sandbox-agent.sh exports it).
 pub const AGENT_SOCKET: &str = "/run/ssh-agent.sock";
-/// Set on sandboxes whose agent we run (deploy key or `--ssh-key`).
-pub const AGENT_MARK: &str = "user.sandbox.agent";
-pub const KEY_ID: &str = "user.sandbox.deploy-key-id";
-pub const KEY_READ_ONLY: &str = "user.sandbox.deploy-key-read-only";
 pub const PROJECT: &str = "/workspace/project";
 
 /// github.com's published host keys (docs.github.com, "GitHub's SSH key fingerprints").
@@ -119,7 +115,7 @@ fn remove_key_pair(name: &str) -> anyhow::Result<()> {
 
 /// The agent's private key for an existing sandbox: its `--ssh-key`, else its deploy key.
 fn key_for(name: &str, inst: &Instance) -> PathBuf {
-    match inst.user_key("sandbox.ssh-key").filter(|s| !s.is_empty()) {
+    match inst.setting(keys::SSH_KEY) {
         Some(p) => PathBuf::from(p),
         None => deploy_key_path(name),
     }
@@ -169,8 +165,8 @@ impl Engine {
                         gh.delete(id).await.map_err(|e| anyhow::anyhow!("{e}"))
                     });
                 }
-                config.push((KEY_ID.to_string(), id.to_string()));
-                config.push((KEY_READ_ONLY.to_string(), read_only.to_string()));
+                config.push((keys::DEPLOY_KEY_ID.to_string(), id.to_string()));
+                config.push((keys::DEPLOY_KEY_READ_ONLY.to_string(), read_only.to_string()));
                 path
             }
         };
@@ -205,7 +201,7 @@ impl Engine {
     /// Restart (and `start` of a running sandbox): the agent answers again, with its key.
     /// Returns whether the sandbox uses one.
     pub(crate) async fn revive_agent(&self, name: &str, inst: &Instance) -> Result<bool> {
-        if inst.user_key("sandbox.agent") != Some("yes") {
+        if inst.setting(keys::AGENT) != Some("yes") {
             return Ok(false);
         }
         let key = key_for(name, inst);
@@ -300,8 +296,8 @@ impl Engine {
     /// instance is gone — the agent and the local key pair. GitHub first: if it fails, nothing is
     /// removed and rm can be retried.
     pub(crate) async fn forget_remote_key(&self, name: &str, inst: &Instance, token: &Token) -> Result<()> {
-        let Some(url) = inst.user_key("sandbox.repo").filter(|s| !s.is_empty()) else { return Ok(()) };
-        let id: Option<u64> = inst.config.get(KEY_ID).and_then(|v| v.parse().ok());
+        let Some(url) = inst.setting(keys::REPO) else { return Ok(()) };
+        let id: Option<u64> = inst.setting(keys::DEPLOY_KEY_ID).and_then(|v| v.parse().ok());
         let local_pub = std::fs::read_to_string(deploy_key_path(name).with_extension("pub")).ok();
         if id.is_none() && local_pub.is_none() {
             return Ok(()); // the user's own key, or no key at all
