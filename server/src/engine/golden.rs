@@ -319,7 +319,7 @@ async fn build(
     {
         // Registered before the call: a partial (or cancelled) create must go too.
         let (incus, tmp) = (incus.clone(), tmp.clone());
-        rb.push(format!("delete {tmp}"), async move { delete_force(&incus, &tmp).await });
+        rb.push(format!("delete {tmp}"), async move { Ok(incus.delete_force(&tmp).await?) });
     }
     let created = incus.create_instance(&req).await;
     if let Err(e) = created {
@@ -376,7 +376,7 @@ async fn build(
     progress.step(&format!("Swapping {tmp} in as {target}"));
     swap(incus, &tmp, &target).await?;
     // The previous build's spare would never be taken again (see spares.rs).
-    if let Err(e) = delete_force(incus, &super::spares::name(&stack.name)).await {
+    if let Err(e) = incus.delete_force(&super::spares::name(&stack.name)).await {
         tracing::warn!("could not remove the previous build's spare: {e:#}");
     }
     Ok(())
@@ -411,27 +411,6 @@ fn ignore_not_running(e: IncusError) -> Result<(), IncusError> {
         }
         _ => Err(e),
     }
-}
-
-/// Stops (if needed) and deletes an instance; missing is fine. Retries while another operation
-/// (an interrupted stop, say) still holds the instance.
-pub async fn delete_force(incus: &Incus, name: &str) -> anyhow::Result<()> {
-    let mut last = None;
-    for attempt in 0..5u64 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
-        }
-        match incus.stop(name, true).await {
-            Err(e) if e.is_not_found() => return Ok(()),
-            _ => {}
-        }
-        match incus.delete_instance(name).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.map(Into::into).unwrap_or_else(|| anyhow::anyhow!("could not delete {name}")))
 }
 
 /// Waits until systemd finished booting (running or degraded; at most 20 s), so scripts do not

@@ -527,7 +527,7 @@ impl Engine {
         // as Incus has its record, even if we are cancelled while the copy is still running.
         {
             let (incus, inst) = (self.incus.clone(), instance.clone());
-            rb.push(format!("delete {inst}"), async move { golden::delete_force(&incus, &inst).await });
+            rb.push(format!("delete {inst}"), async move { Ok(incus.delete_force(&inst).await?) });
         }
         // A warm spare of the golden image when there is one (see spares.rs), else a copy.
         let spare_ok = templated && !clustered && o.target.is_none() && spares::enabled();

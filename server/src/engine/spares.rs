@@ -120,7 +120,7 @@ pub async fn refill(incus: &Incus, stack: &str) -> anyhow::Result<()> {
             if current && (warm || !older_than(&inst.created_at, STALE_AFTER)) {
                 return Ok(()); // ready, or another refill is making it
             }
-            golden::delete_force(incus, &spare).await?;
+            incus.delete_force(&spare).await?;
         }
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
@@ -164,7 +164,7 @@ pub async fn refill(incus: &Incus, stack: &str) -> anyhow::Result<()> {
     let res: anyhow::Result<()> = warmed.await;
     if let Err(e) = &res {
         tracing::warn!("spare {spare}: {e:#}; removing it");
-        let _ = golden::delete_force(incus, &spare).await;
+        let _ = incus.delete_force(&spare).await;
     }
     res
 }

@@ -41,7 +41,8 @@ impl Engine {
         // The deploy key on GitHub first: if that fails the sandbox stays, and rm can be retried.
         let inst = self.incus.instance(&s.instance).await?;
         self.forget_remote_key(&s.name, &inst, token).await?;
-        golden::delete_force(&self.incus, &s.instance)
+        self.incus
+            .delete_force(&s.instance)
             .await
             .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
         self.egress_unregister(&s.name).await?;
@@ -75,7 +76,7 @@ impl Engine {
             })
             .collect();
         progress.step(&format!("Removing {} instances", doomed.len()));
-        let futs = doomed.iter().map(|n| golden::delete_force(&self.incus, n));
+        let futs = doomed.iter().map(|n| self.incus.delete_force(n));
         let results = futures::future::join_all(futs).await;
         let _g = lock::acquire().await?;
         for n in &doomed {
@@ -101,7 +102,7 @@ impl Engine {
         // (its golden image is gone now, so no other can follow).
         for inst in self.incus.instances().await? {
             if inst.name.starts_with(super::spares::PREFIX)
-                && let Err(e) = golden::delete_force(&self.incus, &inst.name).await
+                && let Err(e) = self.incus.delete_force(&inst.name).await
             {
                 failed.push(format!("{}: {e:#}", inst.name));
             }
