@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod incus;
 pub mod paths;
+pub mod poll;
 pub mod progress;
 pub mod remotes;
 pub mod tls;

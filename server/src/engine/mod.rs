@@ -1,18 +1,20 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
 pub mod base_image;
+pub mod create;
 pub mod creds;
 pub mod doctor;
 pub mod egress;
+mod expose;
 pub mod golden;
 pub mod host;
 pub mod hostnet;
 pub mod identity;
 pub mod keys;
-pub mod lifecycle;
 pub mod lock;
 pub mod orb;
-mod ports;
+pub mod ports;
 mod ready;
+mod restart;
 pub mod rollback;
 pub mod sandbox;
 pub mod spares;

@@ -28,7 +28,7 @@ impl Engine {
                         })?;
                     }
                     self.egress_unregister(n).await?;
-                    self.drop_local_credentials(&s.name, false)
+                    self.drop_local_credentials(&s.name, false).await
                 }
             }
             .await;
@@ -47,7 +47,7 @@ impl Engine {
             .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
         self.egress_unregister(&s.name).await?;
         super::egress::denials::forget(&s.name);
-        self.drop_local_credentials(&s.name, true)?;
+        self.drop_local_credentials(&s.name, true).await?;
         let _g = lock::acquire().await?;
         sshcfg::remove_entry(&s.name)?;
         Ok(())
@@ -82,7 +82,7 @@ impl Engine {
         for n in &doomed {
             if let Some(s) = validate::sandbox_of(n) {
                 sshcfg::remove_entry(s)?;
-                self.drop_local_credentials(s, true)?;
+                self.drop_local_credentials(s, true).await?;
             }
         }
         // Entries whose sandbox is already gone (an interrupted run) are leftovers too.

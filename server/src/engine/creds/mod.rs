@@ -68,8 +68,14 @@ pub enum KeySource {
 }
 
 /// A GitHub token, kept out of Debug output and logs.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Token(pub Option<String>);
+impl Token {
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() { "Token(***)" } else { "Token(None)" })
@@ -176,10 +182,7 @@ impl Engine {
         progress.step("Starting the sandbox's ssh-agent on the host");
         {
             let n = name.to_string();
-            rb.push(
-                format!("stop ssh-agent of {n}"),
-                async move { agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}")) },
-            );
+            rb.push(format!("stop ssh-agent of {n}"), async move { Ok(agent::stop(&n).await?) });
         }
         agent::fresh(&self.host, name, &key_path).await?;
         Ok(config)
@@ -313,8 +316,8 @@ impl Engine {
     }
 
     /// rm/stop, host side: the agent (and on rm the local key pair).
-    pub(crate) fn drop_local_credentials(&self, name: &str, remove_keys: bool) -> Result<()> {
-        agent::stop(name)?;
+    pub(crate) async fn drop_local_credentials(&self, name: &str, remove_keys: bool) -> Result<()> {
+        agent::stop(name).await?;
         if remove_keys {
             remove_key_pair(name).map_err(|e| EngineError::failed(format!("{e:#}"), "check ~/.sandbox/keys"))?;
         }
