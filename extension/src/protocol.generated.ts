@@ -52,11 +52,9 @@ stale: boolean, builtAt: string | null, baseImage: string | null,
  */
 managed: boolean, };
 
-export type SetupReport = { stack: string, 
-/**
- * "built", "rebuilt" or "skipped".
- */
-action: string, seconds: number, };
+export type SetupReport = { stack: string, action: SetupAction, seconds: number, };
+
+export type SetupAction = "built" | "rebuilt" | "skipped";
 
 export type Check = { name: string, ok: boolean, 
 /**

@@ -8,9 +8,11 @@ pub use crate::engine::create::{CreateOptions, StartResult};
 use crate::engine::creds::Token;
 pub use crate::engine::doctor::Check;
 pub use crate::engine::egress::{Allowlist, denials::Denial};
-use crate::engine::golden::{self, Rebuild, SetupOptions};
-pub use crate::engine::golden::{GoldenInfo, SetupReport};
+use crate::engine::golden;
+pub use crate::engine::golden::GoldenInfo;
 pub use crate::engine::sandbox::{PortForward, Sandbox};
+pub use crate::engine::setup::SetupReport;
+use crate::engine::setup::{Rebuild, SetupOptions};
 use crate::engine::{EngineError, doctor, sandbox, validate};
 
 type R<T> = Result<T, ApiError>;
@@ -255,7 +257,7 @@ impl Api {
             base_image: p.base_image.unwrap_or_else(|| crate::engine::base_image::DEFAULT_BASE_IMAGE.into()),
         };
         let _g = self.lock("\0setup").await;
-        Ok(golden::setup(&self.engine.incus, &self.engine.host, &opts, cx.progress.clone(), &cx.cancel).await?)
+        Ok(self.engine.setup(&opts, cx.progress.clone(), &cx.cancel).await?)
     }
 
     pub async fn doctor(&self, _p: Empty, _cx: CallCx) -> R<Vec<Check>> {

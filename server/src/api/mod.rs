@@ -205,9 +205,10 @@ fn declarations() -> Vec<String> {
     use crate::engine::create::{StartAction, StartResult};
     use crate::engine::doctor::Check;
     use crate::engine::egress::{Allowlist, denials::Denial};
-    use crate::engine::golden::{GoldenInfo, SetupReport};
+    use crate::engine::golden::GoldenInfo;
     use crate::engine::sandbox::Egress;
     use crate::engine::sandbox::{Health, PortForward, Sandbox};
+    use crate::engine::setup::{SetupAction, SetupReport};
     vec![
         Sandbox::decl(),
         PortForward::decl(),
@@ -217,6 +218,7 @@ fn declarations() -> Vec<String> {
         Egress::decl(),
         GoldenInfo::decl(),
         SetupReport::decl(),
+        SetupAction::decl(),
         Check::decl(),
         Changed::decl(),
         Denied::decl(),

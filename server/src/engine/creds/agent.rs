@@ -117,7 +117,7 @@ pub async fn ensure(host: &Host, name: &str, key: &Path) -> Result<PathBuf> {
         .find_map(|f| f.trim().strip_prefix("SSH_AGENT_PID="))
         .and_then(|p| p.parse::<i32>().ok())
         .ok_or_else(|| EngineError::failed("ssh-agent did not say its pid", ""))?;
-    crate::engine::sshcfg::write_private(&pid_path(name), format!("{pid}\n").as_bytes(), 0o600)?;
+    crate::paths::write(&pid_path(name), format!("{pid}\n").as_bytes(), 0o600)?;
     let add = vec!["ssh-add".to_string(), "-q".into(), key.display().to_string()];
     let env = [("SSH_AUTH_SOCK", sock.display().to_string())];
     let out = host.run_env(&add, &env, None, |_| {}).await?;

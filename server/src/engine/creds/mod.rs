@@ -161,8 +161,8 @@ impl Engine {
                     let n = name.to_string();
                     rb.push(format!("remove key pair of {n}"), async move { remove_key_pair(&n) });
                 }
-                sshcfg::write_private(&path, private.as_bytes(), 0o600)?;
-                sshcfg::write_private(&path.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
+                crate::paths::write(&path, private.as_bytes(), 0o600)?;
+                crate::paths::write(&path.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
                 let title = key_title(name);
                 let id = gh.add(&title, &public, *read_only).await?;
                 {
