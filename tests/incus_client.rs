@@ -58,7 +58,7 @@ async fn create_exec_files_config_snapshot_copy_delete() {
     let dev = [("extra".to_string(), [("type".to_string(), "none".to_string())].into())].into();
     i.patch_instance(&name, cfg, dev).await.unwrap();
     let inst = i.instance(&name).await.unwrap();
-    assert_eq!(inst.user_key("sandbox.test"), Some("v1"));
+    assert_eq!(inst.setting("user.sandbox.test"), Some("v1"));
     assert!(inst.devices.contains_key("extra"));
     i.remove_devices(&name, &["extra"]).await.unwrap();
     assert!(!i.instance(&name).await.unwrap().devices.contains_key("extra"));
@@ -75,7 +75,7 @@ async fn create_exec_files_config_snapshot_copy_delete() {
         ..Default::default()
     };
     i.create_instance(&req).await.unwrap();
-    assert_eq!(i.instance(&copy).await.unwrap().user_key("sandbox.test"), Some("v1"));
+    assert_eq!(i.instance(&copy).await.unwrap().setting("user.sandbox.test"), Some("v1"));
     // The copy starts without the source's snapshots.
     assert!(i.snapshots(&copy).await.unwrap().is_empty());
 

@@ -5,10 +5,6 @@ use std::process::{Command, Stdio};
 
 use sandbox_e2e::*;
 
-fn instance_count() -> usize {
-    incus_names().iter().filter(|n| n.starts_with("agent-")).count()
-}
-
 #[tokio::test]
 async fn create_gives_a_reachable_sandbox_with_its_own_identity() {
     let mut sb = Sandboxes::new();
@@ -217,7 +213,10 @@ fn expose_forwards_a_port_on_loopback_and_unexpose_removes_it() {
 
 #[test]
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
-    let before = instance_count();
+    // Only this test's own names are looked at afterwards: other tests (and the spare refills
+    // they start) create and remove instances meanwhile.
+    let ok = unique("bad");
+    let okname = ok.as_str();
     let long = "x".repeat(61);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["start", "a b"], "invalid name"),
@@ -227,13 +226,13 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (vec!["start", "--", "-lead"], "invalid name"),
         (vec!["start", "héllo"], "non-ASCII"),
         (vec!["start", &long], "longer than"),
-        (vec!["start", "okname", "--cpu", "2;rm -rf /"], "not a CPU count"),
-        (vec!["start", "okname", "--memory", "lots"], "not a memory size"),
-        (vec!["start", "okname", "--env", "NOEQUALS"], "has no '='"),
-        (vec!["start", "okname", "--stack", "nope-stack"], "unknown stack 'nope-stack'"),
-        (vec!["start", "okname", "--slot", "100"], "slots are 1 to 99"),
-        (vec!["start", "okname", "not-a-url"], "not a repository URL"),
-        (vec!["expose", "okname", "abc"], "not a port number"),
+        (vec!["start", okname, "--cpu", "2;rm -rf /"], "not a CPU count"),
+        (vec!["start", okname, "--memory", "lots"], "not a memory size"),
+        (vec!["start", okname, "--env", "NOEQUALS"], "has no '='"),
+        (vec!["start", okname, "--stack", "nope-stack"], "unknown stack 'nope-stack'"),
+        (vec!["start", okname, "--slot", "100"], "slots are 1 to 99"),
+        (vec!["start", okname, "not-a-url"], "not a repository URL"),
+        (vec!["expose", okname, "abc"], "not a port number"),
     ];
     for (args, expect) in cases {
         let o = sandbox(&args, &[("SANDBOX_DEFAULT_STACK", "minimal")]);
@@ -242,7 +241,9 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert!(e.contains(expect), "{args:?}: expected '{expect}' in: {e}");
         assert!(e.contains("hint:"), "{args:?} says what to do: {e}");
     }
-    assert_eq!(before, instance_count(), "nothing was created");
+    let left: Vec<String> = incus_names().into_iter().filter(|n| n.contains(okname)).collect();
+    assert!(left.is_empty(), "nothing was created: {left:?}");
+    assert!(!std::fs::read_to_string(sandbox_home().join("ssh_config")).unwrap_or_default().contains(okname));
 }
 
 #[test]

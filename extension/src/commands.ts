@@ -7,7 +7,7 @@ import { sandboxHome } from './config';
 import { reportError } from './errors';
 import { githubTokenFor, withGithubToken } from './github';
 import type { GoldenNode } from './goldenTree';
-import type { CreateParams, ExecResult, PortForward, Sandbox } from './protocol.generated';
+import type { CreateOptions, ExecResult, PortForward, Sandbox } from './protocol.generated';
 import { ensureInclude, ensureRemoteSsh, hasManagedEntry, remoteUri } from './remoteSsh';
 import type { Store } from './store';
 import { openTerminals, type TerminalKind } from './terminals';
@@ -62,7 +62,7 @@ function sidecarBinary(ctx: Ctx): string {
   return b.path;
 }
 
-async function create(ctx: Ctx, p: CreateParams | undefined): Promise<Sandbox | undefined> {
+async function create(ctx: Ctx, p: CreateOptions | undefined): Promise<Sandbox | undefined> {
   if (!p) return undefined;
   const params = await withGithubToken(p);
   const r = await ctx.sidecar.withProgress(`Creating sandbox ${p.name}`, 'sandbox/create', params);

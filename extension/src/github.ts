@@ -1,7 +1,7 @@
 // The GitHub token for a create (deploy keys, #6): taken from VS Code's GitHub sign-in for that
 // one call and handed to the sidecar, never stored by the extension.
 import * as vscode from 'vscode';
-import type { CreateParams } from './protocol.generated';
+import type { CreateOptions } from './protocol.generated';
 
 
 export function isGithubRepo(repo: string | undefined): boolean {
@@ -16,7 +16,7 @@ export async function githubTokenFor(repos: (string | null | undefined)[]): Prom
 }
 
 /** The params, plus the GitHub session's token when the repository is on GitHub. */
-export async function withGithubToken(p: CreateParams): Promise<CreateParams> {
+export async function withGithubToken(p: CreateOptions): Promise<CreateOptions> {
   const githubToken = await githubTokenFor([p.repo]);
   return githubToken ? { ...p, githubToken } : p;
 }

@@ -5,11 +5,7 @@ export type Sandbox = { name: string, instance: string,
 /**
  * running | stopped | frozen | error | …
  */
-state: string, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, 
-/**
- * open | filtered
- */
-egress: string, cpu: string | null, memory: string | null, createdAt: string, 
+state: string, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, egress: Egress, cpu: string | null, memory: string | null, createdAt: string, 
 /**
  * Cluster member the sandbox runs on (absent on a single server).
  */
@@ -36,11 +32,11 @@ export type Health = {
  */
 docker: string, sshAgent: boolean, claudeAuth: boolean, };
 
-export type StartResult = { 
-/**
- * created | restarted | running
- */
-action: string, sandbox: Sandbox, seconds: number, };
+export type StartResult = { action: StartAction, sandbox: Sandbox, seconds: number, };
+
+export type StartAction = "created" | "restarted" | "running";
+
+export type Egress = "open" | "filtered";
 
 export type GoldenInfo = { stack: string, instance: string, description: string, 
 /**
@@ -56,11 +52,9 @@ stale: boolean, builtAt: string | null, baseImage: string | null,
  */
 managed: boolean, };
 
-export type SetupReport = { stack: string, 
-/**
- * "built", "rebuilt" or "skipped".
- */
-action: string, seconds: number, };
+export type SetupReport = { stack: string, action: SetupAction, seconds: number, };
+
+export type SetupAction = "built" | "rebuilt" | "skipped";
 
 export type Check = { name: string, ok: boolean, 
 /**
@@ -135,29 +129,70 @@ export type DestroyParams = { names: Array<string>,
  */
 githubToken?: string, };
 
-export type CreateParams = { name: string, repo?: string, stack?: string, branch?: string, from?: string, slot?: number, cpu?: string, memory?: string, 
+export type CreateOptions = { 
 /**
- * `NAME=VALUE` entries; values are stored literally.
+ * Sandbox name (letters, digits, '-').
  */
-env?: Array<string>, restrictDomains?: boolean, domainsFile?: string, 
+name: string, 
 /**
- * Cluster member to create on.
+ * Repository to clone into /workspace/project.
  */
-target?: string, 
+repo?: string, 
 /**
- * A private key on the host to load into the sandbox's agent instead of a deploy key.
+ * Toolchain stack (golden image) to clone: base, rust, python, node, go, dotnet, unison, …
+ */
+stack?: string, 
+/**
+ * Branch to check out, or create.
+ */
+branch?: string, 
+/**
+ * Branch off another sandbox: same repo, stack and egress settings.
+ */
+from?: string, 
+/**
+ * Use this private key (loaded into the host-side agent, never copied) instead of a deploy key.
  */
 sshKey?: string, 
 /**
- * Register the deploy key read-only (default: write access).
+ * Register the deploy key read-only (default: write access, so the sandbox can push).
  */
 readOnlyKey?: boolean, 
 /**
- * GitHub token for the deploy key (e.g. the editor's session); else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+ * Slot 1–99 (ports 2200+slot, 8000+slot, 9000+slot); default: the first free one.
  */
-githubToken?: string, workDoneToken?: string | number, };
+slot?: number, 
+/**
+ * CPU limit.
+ */
+cpu?: string, 
+/**
+ * Memory limit, e.g. 4GiB.
+ */
+memory?: string, 
+/**
+ * Environment variable for login shells (repeatable); the value is stored literally.
+ */
+env?: Array<string>, 
+/**
+ * Allow HTTPS/HTTP only to allowlisted domains.
+ */
+restrictDomains?: boolean, 
+/**
+ * Allowlist file (implies --restrict-domains).
+ */
+domainsFile?: string, 
+/**
+ * Cluster member to create on (default: Incus places it).
+ */
+target?: string, 
+/**
+ * GitHub token for the deploy key (e.g. the editor's session); else GH_TOKEN, GITHUB_TOKEN,
+ * `gh auth token`.
+ */
+githubToken?: string, };
 
-export type StartParams = { name: string, cpu?: string, memory?: string, env?: Array<string>, workDoneToken?: string | number, };
+export type StartParams = { name: string, cpu?: string, memory?: string, env?: Array<string>, };
 
 export type NameOutcome = { name: string, ok: boolean, error: ApiError | null, };
 
@@ -181,24 +216,27 @@ export type SetupParams = { stacks?: Array<string>,
 /**
  * Stack names, or "all".
  */
-rebuild?: Array<string>, baseImage?: string, workDoneToken?: string | number, };
+rebuild?: Array<string>, baseImage?: string, };
 
 export type Empty = Record<string, never>;
 
 export type Done = Record<string, never>;
 
+/** Params of a method that reports progress (`$/progress` on this token). */
+export type WithProgress<P> = P & { workDoneToken?: string | number };
+
 /** Every request: its params and its result. */
 export interface Methods {
   "sandbox/list": { params: ListParams; result: Array<Sandbox> };
   "sandbox/get": { params: NameParams; result: Sandbox | null };
-  "sandbox/create": { params: CreateParams; result: StartResult };
-  "sandbox/start": { params: StartParams; result: StartResult };
+  "sandbox/create": { params: WithProgress<CreateOptions>; result: StartResult };
+  "sandbox/start": { params: WithProgress<StartParams>; result: StartResult };
   "sandbox/stop": { params: NamesParams; result: Array<NameOutcome> };
   "sandbox/destroy": { params: DestroyParams; result: Array<NameOutcome> };
   "sandbox/expose": { params: ExposeParams; result: Array<PortForward> };
   "sandbox/unexpose": { params: UnexposeParams; result: Done };
   "sandbox/exec": { params: ExecParams; result: ExecResult };
-  "sandbox/setup": { params: SetupParams; result: Array<SetupReport> };
+  "sandbox/setup": { params: WithProgress<SetupParams>; result: Array<SetupReport> };
   "sandbox/doctor": { params: Empty; result: Array<Check> };
   "sandbox/goldenImages": { params: Empty; result: Array<GoldenInfo> };
   "sandbox/allow": { params: DomainsParams; result: Allowlist };

@@ -1,10 +1,10 @@
 // The Create (and Branch From Here) wizard: a multi-step quick input with Back and live
-// validation (validate.ts = the engine's rules). It only collects answers into CreateParams.
+// validation (validate.ts = the engine's rules). It only collects answers into CreateOptions.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { config } from './config';
-import type { CreateParams } from './protocol.generated';
+import type { CreateOptions } from './protocol.generated';
 import type { Store } from './store';
 import { BACK, ui, type Back } from './ui';
 import * as v from './validate';
@@ -49,10 +49,10 @@ async function runSteps(steps: Step[]): Promise<boolean> {
   return true;
 }
 
-export async function createWizard(store: Store): Promise<CreateParams | undefined> {
+export async function createWizard(store: Store): Promise<CreateOptions | undefined> {
   const git = workspaceGit();
   const built = (store.goldenImages() ?? []).filter((g) => g.built);
-  const p: CreateParams = { name: '' };
+  const p: CreateOptions = { name: '' };
   let repo = git.origin ?? '';
   const total = 5;
   const steps: Step[] = [
@@ -109,8 +109,8 @@ export async function createWizard(store: Store): Promise<CreateParams | undefin
 }
 
 /** Branch From Here: a new sandbox from another's repo, stack and egress, on a new branch. */
-export async function branchWizard(store: Store, from: string): Promise<CreateParams | undefined> {
-  const p: CreateParams = { name: '', from };
+export async function branchWizard(store: Store, from: string): Promise<CreateOptions | undefined> {
+  const p: CreateOptions = { name: '', from };
   let suffix = 2;
   while (store.get(`${from}-${suffix}`)) suffix++;
   const title = `Branch From ${from}`;
@@ -135,7 +135,7 @@ export async function branchWizard(store: Store, from: string): Promise<CreatePa
   return (await runSteps(steps)) ? p : undefined;
 }
 
-async function optionsStep(p: CreateParams, step: number, total: number): Promise<true | Back | undefined> {
+async function optionsStep(p: CreateOptions, step: number, total: number): Promise<true | Back | undefined> {
   const items: Item[] = [
     { id: 'restrict', label: 'Restrict domains', description: 'egress only to an allowlist' },
     { id: 'cpu', label: 'Limit CPUs…' },

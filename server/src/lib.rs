@@ -3,8 +3,10 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod incus;
 pub mod paths;
+pub mod poll;
 pub mod progress;
 pub mod remotes;
 pub mod tls;

@@ -10,8 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::host::Host;
-use crate::engine::{Engine, EngineError, Result};
+use crate::error::{EngineError, Result};
 use crate::incus::{Endpoint, Incus, RemoteTls};
 
 pub const LOCAL: &str = "local";
@@ -105,7 +104,7 @@ impl Remotes {
 
     pub fn save(&self) -> Result<()> {
         let text = serde_json::to_vec_pretty(self).expect("serialisable");
-        crate::engine::sshcfg::write_private(&file(), &text, 0o600)
+        crate::paths::write(&file(), &text, 0o600)
     }
 
     /// The remote to use: `--remote` / `SANDBOX_REMOTE`, else the one chosen with `remote use`.
@@ -140,20 +139,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The engine for a remote name: its Incus endpoint and where its host-side processes run.
-pub fn engine(flag: Option<&str>) -> Result<Engine> {
-    let remotes = Remotes::load()?;
-    let name = remotes.selected(flag);
-    if name == LOCAL {
-        return Ok(Engine { incus: Incus::local()?, host: Host::local() });
-    }
-    let r = remotes.get(&name)?;
-    let incus = Incus::connect(Endpoint::Https { url: r.url.clone(), tls: tls_for(r)? })?;
-    let host = match &r.host {
-        HostKind::Server => Host::Unavailable { remote: name.clone(), ssh_jump: r.effective_ssh_jump() },
-        HostKind::Orb { machine } => Host::Orb { machine: machine.clone() },
-    };
-    Ok(Engine { incus, host })
+/// The Incus client for a remote: HTTPS with our client certificate, its certificate pinned.
+pub fn connect(r: &Remote) -> Result<Incus> {
+    Ok(Incus::connect(Endpoint::Https { url: r.url.clone(), tls: tls_for(r)? })?)
 }
 
 fn tls_for(r: &Remote) -> Result<RemoteTls> {
@@ -161,17 +149,26 @@ fn tls_for(r: &Remote) -> Result<RemoteTls> {
     Ok(RemoteTls { client_cert_pem: cert, client_key_pem: key, server_cert_pem: r.server_cert_pem.clone() })
 }
 
-/// This user's client certificate, made on first use.
+/// This user's client certificate, made on first use. Several first uses at once (a fresh
+/// ~/.sandbox) make one pair, under a lock: the key is written before the certificate, so a
+/// reader that finds both finds a matching pair, and one that finds less waits for the lock.
 pub fn client_certificate() -> Result<(String, String)> {
     let (cp, kp) = (client_cert_path(), client_key_path());
-    if let (Ok(c), Ok(k)) = (std::fs::read_to_string(&cp), std::fs::read_to_string(&kp)) {
-        return Ok((c, k));
+    let read = || Some((std::fs::read_to_string(&cp).ok()?, std::fs::read_to_string(&kp).ok()?));
+    if let Some(pair) = read() {
+        return Ok(pair);
     }
-    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "client".into());
-    let (c, k) = crate::incus::generate_client_certificate(&format!("agent-sandboxes@{host}"))?;
-    crate::engine::sshcfg::write_private(&kp, k.as_bytes(), 0o600)?;
-    crate::engine::sshcfg::write_private(&cp, c.as_bytes(), 0o600)?;
-    Ok((c, k))
+    crate::paths::with_file_lock(&crate::paths::sandbox_home().join(".client-cert.lock"), || {
+        if let Some(pair) = read() {
+            return Ok(pair);
+        }
+        let host =
+            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "client".into());
+        let (c, k) = crate::incus::generate_client_certificate(&format!("agent-sandboxes@{host}"))?;
+        crate::paths::write(&kp, k.as_bytes(), 0o600)?;
+        crate::paths::write(&cp, c.as_bytes(), 0o600)?;
+        Ok((c, k))
+    })
 }
 
 /// What an Incus trust token carries (`incus config trust add NAME` prints it, base64 JSON).

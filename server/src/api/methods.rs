@@ -4,14 +4,15 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{Api, ApiError, CallCx};
+pub use crate::engine::create::{CreateOptions, StartResult};
 use crate::engine::creds::Token;
 pub use crate::engine::doctor::Check;
 pub use crate::engine::egress::{Allowlist, denials::Denial};
-use crate::engine::golden::{self, Rebuild, SetupOptions};
-pub use crate::engine::golden::{GoldenInfo, SetupReport};
-pub use crate::engine::lifecycle::StartResult;
-use crate::engine::lifecycle::{StartOptions, not_found};
+use crate::engine::golden;
+pub use crate::engine::golden::GoldenInfo;
 pub use crate::engine::sandbox::{PortForward, Sandbox};
+pub use crate::engine::setup::SetupReport;
+use crate::engine::setup::{Rebuild, SetupOptions};
 use crate::engine::{EngineError, doctor, sandbox, validate};
 
 type R<T> = Result<T, ApiError>;
@@ -45,34 +46,6 @@ pub struct NamesParams {
     pub names: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize, TS)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[ts(optional_fields)]
-pub struct CreateParams {
-    pub name: String,
-    pub repo: Option<String>,
-    pub stack: Option<String>,
-    pub branch: Option<String>,
-    pub from: Option<String>,
-    pub slot: Option<u32>,
-    pub cpu: Option<String>,
-    pub memory: Option<String>,
-    /// `NAME=VALUE` entries; values are stored literally.
-    pub env: Option<Vec<String>>,
-    pub restrict_domains: Option<bool>,
-    pub domains_file: Option<String>,
-    /// Cluster member to create on.
-    pub target: Option<String>,
-    /// A private key on the host to load into the sandbox's agent instead of a deploy key.
-    pub ssh_key: Option<String>,
-    /// Register the deploy key read-only (default: write access).
-    pub read_only_key: Option<bool>,
-    /// GitHub token for the deploy key (e.g. the editor's session); else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
-    pub github_token: Option<String>,
-    #[ts(optional, type = "string | number")]
-    pub work_done_token: Option<serde_json::Value>,
-}
-
 #[derive(Debug, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[ts(optional_fields)]
@@ -90,8 +63,6 @@ pub struct StartParams {
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub env: Option<Vec<String>>,
-    #[ts(optional, type = "string | number")]
-    pub work_done_token: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, Serialize, TS)]
@@ -152,8 +123,6 @@ pub struct SetupParams {
     /// Stack names, or "all".
     pub rebuild: Option<Vec<String>>,
     pub base_image: Option<String>,
-    #[ts(optional, type = "string | number")]
-    pub work_done_token: Option<serde_json::Value>,
 }
 
 impl<'de> Deserialize<'de> for ApiError {
@@ -194,7 +163,7 @@ impl Api {
         Ok(s)
     }
 
-    pub async fn create(&self, p: CreateParams, cx: CallCx) -> R<StartResult> {
+    pub async fn create(&self, p: CreateOptions, cx: CallCx) -> R<StartResult> {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
         if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_some() {
@@ -204,33 +173,16 @@ impl Api {
             }
             .into());
         }
-        let o = StartOptions {
-            name: p.name,
-            repo: p.repo,
-            stack: p.stack,
-            branch: p.branch,
-            from: p.from,
-            ssh_key: p.ssh_key.map(Into::into),
-            slot: p.slot,
-            cpu: p.cpu,
-            memory: p.memory,
-            env: p.env.unwrap_or_default(),
-            restrict_domains: p.restrict_domains.unwrap_or(false),
-            domains_file: p.domains_file.map(Into::into),
-            target: p.target,
-            read_only_key: p.read_only_key.unwrap_or(false),
-            github_token: crate::engine::creds::Token(p.github_token),
-        };
-        Ok(self.engine.start(&o, cx.progress.as_ref(), &cx.cancel).await?)
+        Ok(self.engine.start(&p, cx.progress.as_ref(), &cx.cancel).await?)
     }
 
     pub async fn start(&self, p: StartParams, cx: CallCx) -> R<StartResult> {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
         if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_none() {
-            return Err(not_found(&p.name).into());
+            return Err(EngineError::sandbox_not_found(&p.name).into());
         }
-        let o = StartOptions {
+        let o = CreateOptions {
             name: p.name,
             cpu: p.cpu,
             memory: p.memory,
@@ -287,7 +239,7 @@ impl Api {
         let s = sandbox::get(&self.engine.incus, &p.name)
             .await
             .map_err(EngineError::from)?
-            .ok_or_else(|| not_found(&p.name))?;
+            .ok_or_else(|| EngineError::sandbox_not_found(&p.name))?;
         let spec = sandbox::project_exec(p.command);
         let out = self.engine.incus.exec(&s.instance, &spec).await.map_err(EngineError::from)?;
         Ok(ExecResult { status: out.status, stdout: out.stdout_str(), stderr: out.stderr_str() })
@@ -305,7 +257,7 @@ impl Api {
             base_image: p.base_image.unwrap_or_else(|| crate::engine::base_image::DEFAULT_BASE_IMAGE.into()),
         };
         let _g = self.lock("\0setup").await;
-        Ok(golden::setup(&self.engine.incus, &self.engine.host, &opts, cx.progress.clone(), &cx.cancel).await?)
+        Ok(self.engine.setup(&opts, cx.progress.clone(), &cx.cancel).await?)
     }
 
     pub async fn doctor(&self, _p: Empty, _cx: CallCx) -> R<Vec<Check>> {

@@ -29,7 +29,7 @@ macro_rules! for_each_method {
         $cb! {
             "sandbox/list" => list(ListParams) -> Vec<Sandbox>;
             "sandbox/get" => get(NameParams) -> Option<Sandbox>;
-            "sandbox/create" => create(CreateParams) -> StartResult;
+            "sandbox/create" => create(CreateOptions) -> StartResult;
             "sandbox/start" => start(StartParams) -> StartResult;
             "sandbox/stop" => stop(NamesParams) -> Vec<NameOutcome>;
             "sandbox/destroy" => destroy(DestroyParams) -> Vec<NameOutcome>;
@@ -45,6 +45,10 @@ macro_rules! for_each_method {
         }
     };
 }
+
+/// Methods that report progress: their params may carry a `workDoneToken` (each transport takes
+/// it out before the params are decoded).
+pub const WITH_PROGRESS: &[&str] = &["sandbox/create", "sandbox/start", "sandbox/setup"];
 
 /// Server → client notification: the new state of one sandbox (null: it is gone).
 pub const CHANGED: &str = "sandbox/changed";
@@ -177,8 +181,14 @@ macro_rules! define_dispatch {
                 out.push_str(&decl);
                 out.push_str("\n\n");
             }
+            out.push_str("/** Params of a method that reports progress (`$/progress` on this token). */\n");
+            out.push_str("export type WithProgress<P> = P & { workDoneToken?: string | number };\n\n");
             out.push_str("/** Every request: its params and its result. */\nexport interface Methods {\n");
-            $(out.push_str(&format!("  \"{}\": {{ params: {}; result: {} }};\n", $name, <$params as TS>::name(), <$result as TS>::name()));)*
+            $({
+                let params = <$params as TS>::name();
+                let params = if WITH_PROGRESS.contains(&$name) { format!("WithProgress<{params}>") } else { params };
+                out.push_str(&format!("  \"{}\": {{ params: {}; result: {} }};\n", $name, params, <$result as TS>::name()));
+            })*
             out.push_str("}\n\nexport const METHODS = [\n");
             $(out.push_str(&format!("  \"{}\",\n", $name));)*
             out.push_str("] as const;\n\n");
@@ -192,18 +202,23 @@ for_each_method!(define_dispatch);
 
 /// Every named type of the protocol, declared once.
 fn declarations() -> Vec<String> {
+    use crate::engine::create::{StartAction, StartResult};
     use crate::engine::doctor::Check;
     use crate::engine::egress::{Allowlist, denials::Denial};
-    use crate::engine::golden::{GoldenInfo, SetupReport};
-    use crate::engine::lifecycle::StartResult;
+    use crate::engine::golden::GoldenInfo;
+    use crate::engine::sandbox::Egress;
     use crate::engine::sandbox::{Health, PortForward, Sandbox};
+    use crate::engine::setup::{SetupAction, SetupReport};
     vec![
         Sandbox::decl(),
         PortForward::decl(),
         Health::decl(),
         StartResult::decl(),
+        StartAction::decl(),
+        Egress::decl(),
         GoldenInfo::decl(),
         SetupReport::decl(),
+        SetupAction::decl(),
         Check::decl(),
         Changed::decl(),
         Denied::decl(),
@@ -216,7 +231,7 @@ fn declarations() -> Vec<String> {
         NameParams::decl(),
         NamesParams::decl(),
         DestroyParams::decl(),
-        CreateParams::decl(),
+        CreateOptions::decl(),
         StartParams::decl(),
         NameOutcome::decl(),
         ExposeParams::decl(),

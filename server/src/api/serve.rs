@@ -29,7 +29,7 @@ pub fn ensure_token() -> Result<String> {
         }
     }
     let token = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
-    crate::engine::sshcfg::write_private(&path, format!("{token}\n").as_bytes(), 0o600)?;
+    crate::paths::write(&path, format!("{token}\n").as_bytes(), 0o600)?;
     Ok(token)
 }
 

@@ -115,7 +115,7 @@ pub fn main() -> ExitCode {
             c => c,
         };
         crate::engine::spares::set_remote(cli.remote.clone());
-        let engine = match crate::remotes::engine(cli.remote.as_deref()) {
+        let engine = match crate::engine::Engine::for_remote(cli.remote.as_deref()) {
             Ok(e) => e,
             Err(e) => return report(&e),
         };

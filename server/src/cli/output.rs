@@ -5,6 +5,14 @@ pub fn json<T: Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
 }
 
+/// A closed set's value as the protocol spells it (`created`, `filtered`, …).
+pub fn word<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 /// A plain left-aligned table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

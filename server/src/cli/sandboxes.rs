@@ -1,59 +1,20 @@
 //! `sandbox start | list | stop | rm | expose | unexpose | shell | claude | exec | nuke`.
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::{Ctx, output};
+use crate::engine::create::{CreateOptions, StartAction};
 use crate::engine::creds::Token;
-use crate::engine::lifecycle::StartOptions;
 use crate::engine::sandbox::{self, Sandbox};
 use crate::engine::{EngineError, Result, sshcfg, validate};
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// Sandbox name (letters, digits, '-').
-    name: String,
-    /// Repository to clone into /workspace/project.
-    repo: Option<String>,
-    /// Toolchain stack (golden image) to clone: base, rust, python, node, go, dotnet, unison, …
-    #[arg(long)]
-    stack: Option<String>,
-    /// Branch to check out, or create.
-    #[arg(long)]
-    branch: Option<String>,
-    /// Branch off another sandbox: same repo, stack and egress settings.
-    #[arg(long, value_name = "OTHER")]
-    from: Option<String>,
-    /// Use this private key (loaded into the host-side agent, never copied) instead of a deploy key.
-    #[arg(long, value_name = "PATH")]
-    ssh_key: Option<PathBuf>,
-    /// Register the deploy key read-only (default: write access, so the sandbox can push).
-    #[arg(long)]
-    read_only_key: bool,
-    /// Slot 1–99 (ports 2200+slot, 8000+slot, 9000+slot); default: the first free one.
-    #[arg(long)]
-    slot: Option<u32>,
-    /// CPU limit.
-    #[arg(long)]
-    cpu: Option<String>,
-    /// Memory limit, e.g. 4GiB.
-    #[arg(long)]
-    memory: Option<String>,
-    /// Environment variable for login shells (repeatable); the value is stored literally.
-    #[arg(long, value_name = "K=V")]
-    env: Vec<String>,
-    /// Allow HTTPS/HTTP only to allowlisted domains.
-    #[arg(long)]
-    restrict_domains: bool,
-    /// Allowlist file (implies --restrict-domains).
-    #[arg(long, value_name = "FILE")]
-    domains_file: Option<PathBuf>,
-    /// Cluster member to create on (default: Incus places it).
-    #[arg(long, value_name = "MEMBER")]
-    target: Option<String>,
+    #[command(flatten)]
+    options: CreateOptions,
     #[arg(long)]
     json: bool,
 }
@@ -128,31 +89,14 @@ pub struct NukeArgs {
 }
 
 pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
-    let o = StartOptions {
-        name: a.name,
-        repo: a.repo,
-        stack: a.stack,
-        branch: a.branch,
-        from: a.from,
-        ssh_key: a.ssh_key,
-        slot: a.slot,
-        cpu: a.cpu,
-        memory: a.memory,
-        env: a.env,
-        restrict_domains: a.restrict_domains,
-        domains_file: a.domains_file,
-        target: a.target,
-        read_only_key: a.read_only_key,
-        github_token: Token::default(),
-    };
-    let r = ctx.engine.start(&o, ctx.progress.as_ref(), &ctx.cancel).await?;
+    let r = ctx.engine.start(&a.options, ctx.progress.as_ref(), &ctx.cancel).await?;
     if a.json {
         output::json(&r);
     } else {
         let s = &r.sandbox;
-        match r.action.as_str() {
-            "running" => println!("{} is already running", s.name),
-            act => println!("{} {act} in {:.2}s", s.name, r.seconds),
+        match r.action {
+            StartAction::Running => println!("{} is already running", s.name),
+            act => println!("{} {} in {:.2}s", s.name, output::word(&act), r.seconds),
         }
         println!("  ssh:   ssh -F {} {}", sshcfg::config_path().display(), s.name);
         for p in &s.ports {
@@ -209,7 +153,7 @@ fn row(s: &Sandbox) -> Vec<String> {
         port("app"),
         port("alt"),
         if extra.is_empty() { "-".into() } else { extra.join(",") },
-        s.egress.clone(),
+        output::word(&s.egress),
         docker,
         agent,
         claude,
@@ -272,7 +216,7 @@ async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
     let mut out = Vec::new();
     for n in names {
         validate::sandbox_name(n)?;
-        let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| crate::engine::lifecycle::not_found(n))?;
+        let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
         if !s.is_running() {
             return Err(EngineError::failed(
                 format!("sandbox '{n}' is {}", s.state),

@@ -5,8 +5,9 @@ use clap::Args;
 
 use super::{Ctx, output};
 use crate::engine::base_image::DEFAULT_BASE_IMAGE;
+use crate::engine::golden;
 use crate::engine::golden::BRIDGE;
-use crate::engine::golden::{self, Rebuild, SetupOptions};
+use crate::engine::setup::{Rebuild, SetupAction, SetupOptions};
 use crate::engine::{EngineError, Result, doctor, hostnet, orb};
 
 #[derive(Debug, Args)]
@@ -52,7 +53,7 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
         Some(machine) => {
             let name = orb::setup_machine(machine, &a.nat, ctx.progress.as_ref()).await?;
             eprintln!("using remote '{name}' (OrbStack machine {machine})");
-            crate::remotes::engine(Some(&name))?
+            crate::engine::Engine::for_remote(Some(&name))?
         }
         None => ctx.engine.clone(),
     };
@@ -92,14 +93,14 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     // The port-forwarding rules, so a server prepared with `sandbox setup` serves remote clients.
     hostnet::ensure(&ctx.engine.host, BRIDGE).await?;
     let opts = SetupOptions { stacks: a.stacks, rebuild, base_image: a.base_image };
-    let reports = golden::setup(&ctx.engine.incus, &ctx.engine.host, &opts, ctx.progress.clone(), &ctx.cancel).await?;
+    let reports = ctx.engine.setup(&opts, ctx.progress.clone(), &ctx.cancel).await?;
     if a.json {
         output::json(&reports);
     } else {
         for r in &reports {
-            match r.action.as_str() {
-                "skipped" => println!("{}: already built", golden::golden_name(&r.stack)),
-                act => println!("{}: {act} in {:.1}s", golden::golden_name(&r.stack), r.seconds),
+            match r.action {
+                SetupAction::Skipped => println!("{}: already built", golden::golden_name(&r.stack)),
+                act => println!("{}: {} in {:.1}s", golden::golden_name(&r.stack), output::word(&act), r.seconds),
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Resolving `--base-image`: a local alias or fingerprint, a remote `images:` alias, or
 //! `debootstrap:SUITE` (built here on the host, for machines without an image server).
-use super::error::{EngineError, Result};
 use super::host::Host;
+use crate::error::{EngineError, Result};
 use crate::incus::{Incus, InstanceSource};
 use crate::progress::Progress;
 

@@ -12,7 +12,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 use crate::progress::LineSplitter;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

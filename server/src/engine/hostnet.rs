@@ -3,8 +3,8 @@
 //! which needs `route_localnet` on the bridge and a masquerade of loopback-sourced traffic; and,
 //! because `route_localnet` would otherwise let a container reach the host's 127.0.0.1 services,
 //! a drop of anything arriving from the bridge for 127.0.0.0/8.
-use super::error::{EngineError, Result};
 use super::host::Host;
+use crate::error::{EngineError, Result};
 
 pub const NFT_TABLE: &str = "agent_sandboxes";
 

@@ -13,9 +13,9 @@ use serde_json::json;
 use crate::incus::{Config, FileWrite, Incus, Result};
 
 /// On a golden image (and its `ready` snapshot): it carries the templates below.
-pub const MARK: &str = "user.sandbox.golden-identity";
+pub const MARK: &str = super::keys::GOLDEN_IDENTITY;
 const VERSION: &str = "1";
-const PREFIX: &str = "user.sandbox.boot.";
+const PREFIX: &str = super::keys::BOOT_PREFIX;
 
 /// (key, path in the sandbox, uid, gid, mode)
 const FILES: [(&str, &str, u32, u32, u32); 9] = [

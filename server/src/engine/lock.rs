@@ -6,7 +6,7 @@ use std::fs::File;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 pub struct HostLock(#[allow(dead_code)] Flock<File>);
 

@@ -1,31 +1,53 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
 pub mod base_image;
+pub mod create;
 pub mod creds;
 pub mod doctor;
 pub mod egress;
-pub mod error;
+mod expose;
 pub mod golden;
 pub mod host;
 pub mod hostnet;
 pub mod identity;
-pub mod lifecycle;
+pub mod keys;
 pub mod lock;
 pub mod orb;
-mod ports;
+pub mod ports;
 mod ready;
+mod restart;
 pub mod rollback;
 pub mod sandbox;
+pub mod setup;
 pub mod spares;
 pub mod sshcfg;
 pub mod stacks;
 mod teardown;
 pub mod validate;
 
-pub use error::{EngineError, Result};
+pub use crate::error::{EngineError, Result};
 
 /// The engine's handles: where Incus is, and where host-side processes run.
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub incus: crate::incus::Incus,
     pub host: host::Host,
+}
+
+impl Engine {
+    /// The engine for a remote (`--remote`, else the one chosen with `remote use`, else local):
+    /// its Incus endpoint, and where its host-side processes run.
+    pub fn for_remote(flag: Option<&str>) -> Result<Engine> {
+        use crate::remotes::{self, HostKind, LOCAL, Remotes};
+        let all = Remotes::load()?;
+        let name = all.selected(flag);
+        if name == LOCAL {
+            return Ok(Engine { incus: crate::incus::Incus::local()?, host: host::Host::local() });
+        }
+        let r = all.get(&name)?;
+        let host = match &r.host {
+            HostKind::Server => host::Host::Unavailable { remote: name.clone(), ssh_jump: r.effective_ssh_jump() },
+            HostKind::Orb { machine } => host::Host::Orb { machine: machine.clone() },
+        };
+        Ok(Engine { incus: remotes::connect(r)?, host })
+    }
 }

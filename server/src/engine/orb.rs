@@ -3,8 +3,8 @@
 //! opens its HTTPS API on the machine's loopback (OrbStack forwards it to the Mac's localhost),
 //! and adds it as a remote with a trust token — from then on the Mac talks HTTPS to Incus and
 //! runs host-side steps through `orb run -m MACHINE`.
-use super::error::{EngineError, Result};
 use super::host::Host;
+use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use crate::remotes::{self, AddOptions, HostKind};
 

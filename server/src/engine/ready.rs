@@ -2,9 +2,9 @@
 //! host-key checking (`ssh -F ~/.sandbox/ssh_config NAME true`), not merely a proxy accepting TCP.
 use std::time::Duration;
 
-use super::error::{EngineError, Result};
 use super::validate::instance_name;
 use super::{Engine, sshcfg};
+use crate::error::{EngineError, Result};
 use crate::incus::ExecSpec;
 
 impl Engine {

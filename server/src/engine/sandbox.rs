@@ -4,17 +4,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::keys;
+use super::ports::{Held, SLOT_PORTS, SLOT_PORTS_DEVICE};
 use super::validate::{INSTANCE_PREFIX, sandbox_of};
 use crate::incus::{ExecSpec, Incus, Instance};
-
-pub const SSH_PORT_BASE: u32 = 2200;
-pub const APP_PORT_BASE: u32 = 8000;
-pub const ALT_PORT_BASE: u32 = 9000;
-/// The slot's forwards (role, host port base, port in the sandbox): port base + slot → port.
-pub const SLOT_PORTS: [(&str, u32, u16); 3] =
-    [("ssh", SSH_PORT_BASE, 22), ("app", APP_PORT_BASE, 8080), ("alt", ALT_PORT_BASE, 9090)];
-/// Our sandboxes carry them in one multi-port proxy device; the seed's have one device each.
-pub const SLOT_PORTS_DEVICE: &str = "ports";
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
@@ -38,6 +31,16 @@ pub struct Health {
     pub claude_auth: bool,
 }
 
+/// What a sandbox may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Egress {
+    /// DNS, SSH, HTTP(S) anywhere (never other sandboxes or the host's services).
+    Open,
+    /// HTTPS and HTTP only to the allowlist, DNS only for its names.
+    Filtered,
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Sandbox {
@@ -51,8 +54,7 @@ pub struct Sandbox {
     pub branch: Option<String>,
     pub ip: Option<String>,
     pub ports: Vec<PortForward>,
-    /// open | filtered
-    pub egress: String,
+    pub egress: Egress,
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub created_at: String,
@@ -125,6 +127,12 @@ fn forwards(dev: &str, cfg: &std::collections::BTreeMap<String, String>) -> Vec<
         .collect()
 }
 
+/// Egress only to an allowlist (`--restrict-domains` or `--domains-file`).
+pub fn is_restricted(inst: &Instance) -> bool {
+    inst.setting(keys::RESTRICT_DOMAINS).is_some_and(|v| v == "yes" || v == "true")
+        || inst.setting(keys::DOMAINS_FILE).is_some()
+}
+
 pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     let name = sandbox_of(&inst.name)?.to_string();
     let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
@@ -136,26 +144,25 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     }
     ports.sort_by_key(|p| (p.role != "ssh", p.role != "app", p.role != "alt", p.container_port, p.proto.clone()));
     let ip = devices.get("eth0").and_then(|d| d.get("ipv4.address")).cloned().or_else(|| inst.state.as_ref()?.ipv4());
-    let key = |k: &str| inst.user_key(&format!("sandbox.{k}")).filter(|v| !v.is_empty()).map(str::to_owned);
-    let restricted =
-        key("restrict-domains").is_some_and(|v| v == "yes" || v == "true") || key("domains-file").is_some();
+    let key = |k: &str| inst.setting(k).map(str::to_owned);
+    let restricted = is_restricted(inst);
     Some(Sandbox {
         name,
         instance: inst.name.clone(),
         state: inst.status.to_ascii_lowercase(),
-        slot: key("slot").and_then(|s| s.parse().ok()),
-        stack: key("stack"),
-        repo: key("repo"),
-        branch: key("branch"),
+        slot: key(keys::SLOT).and_then(|s| s.parse().ok()),
+        stack: key(keys::STACK),
+        repo: key(keys::REPO),
+        branch: key(keys::BRANCH),
         ip,
         ports,
-        egress: if restricted { "filtered" } else { "open" }.into(),
+        egress: if restricted { Egress::Filtered } else { Egress::Open },
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),
         // A sandbox made from a spare was created (as the spare) earlier than it was asked for.
-        created_at: key("created-at").unwrap_or_else(|| inst.created_at.clone()),
+        created_at: key(keys::CREATED_AT).unwrap_or_else(|| inst.created_at.clone()),
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
-        managed: key("created-by").is_some(),
+        managed: key(keys::CREATED_BY).is_some(),
         health: None,
     })
 }
@@ -171,6 +178,14 @@ pub fn project_exec(command: impl IntoIterator<Item = String>) -> ExecSpec {
     ];
     argv.extend(command);
     ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu").env("LOGNAME", "ubuntu")
+}
+
+/// The slots and host ports these sandboxes hold.
+pub fn held(all: &[Sandbox]) -> Held {
+    Held {
+        slots: all.iter().filter_map(|s| Some((s.slot?, s.name.clone()))).collect(),
+        ports: all.iter().flat_map(|s| s.ports.iter().map(move |p| (p.host_port, s.name.clone()))).collect(),
+    }
 }
 
 /// Every sandbox, in one Incus call.

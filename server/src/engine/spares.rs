@@ -17,13 +17,10 @@ use std::time::Duration;
 
 use super::golden::{self, READY, golden_name};
 use super::identity;
+use super::keys::{SPARE_OF as OF, SPARE_WARM as WARM};
 use crate::incus::{Config, Devices, ExecSpec, Incus, IncusError, InstanceSource, InstancesPost};
 
 pub const PREFIX: &str = "spare-";
-/// The golden build (`user.sandbox.golden-built-at`) the spare was copied from.
-const OF: &str = "user.sandbox.spare-of";
-/// Set once the spare has booted, warmed up and stopped: only then can it be claimed.
-const WARM: &str = "user.sandbox.spare-warm";
 /// A refill that has not finished in this long has died; the next one replaces its spare.
 const STALE_AFTER: Duration = Duration::from_secs(120);
 /// Run in the booted spare: once boot is over (the journal flush to /var among it), what a first
@@ -42,7 +39,7 @@ pub fn enabled() -> bool {
 }
 
 fn build_of(golden_config: &Config) -> Option<&str> {
-    golden_config.get("user.sandbox.golden-built-at").map(String::as_str).filter(|s| !s.is_empty())
+    golden_config.get(super::keys::GOLDEN_BUILT_AT).map(String::as_str).filter(|s| !s.is_empty())
 }
 
 /// Renames the stack's spare to `instance` when it is warm and made from the current golden
@@ -123,7 +120,7 @@ pub async fn refill(incus: &Incus, stack: &str) -> anyhow::Result<()> {
             if current && (warm || !older_than(&inst.created_at, STALE_AFTER)) {
                 return Ok(()); // ready, or another refill is making it
             }
-            golden::delete_force(incus, &spare).await?;
+            incus.delete_force(&spare).await?;
         }
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
@@ -167,7 +164,7 @@ pub async fn refill(incus: &Incus, stack: &str) -> anyhow::Result<()> {
     let res: anyhow::Result<()> = warmed.await;
     if let Err(e) = &res {
         tracing::warn!("spare {spare}: {e:#}; removing it");
-        let _ = golden::delete_force(incus, &spare).await;
+        let _ = incus.delete_force(&spare).await;
     }
     res
 }

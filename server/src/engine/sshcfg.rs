@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use super::error::{EngineError, Result};
-use crate::paths::sandbox_home;
+use crate::error::{EngineError, Result};
+use crate::paths::{self, sandbox_home};
 
 pub fn config_path() -> PathBuf {
     sandbox_home().join("ssh_config")
@@ -25,11 +25,6 @@ pub fn host_alias(name: &str) -> String {
 
 fn io_err(what: &str, p: &Path, e: std::io::Error) -> EngineError {
     EngineError::failed(format!("cannot {what} {}: {e}", p.display()), "check the permissions of ~/.sandbox")
-}
-
-/// Writes a file atomically with the given mode.
-pub fn write_private(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    crate::paths::write_atomic(path, content, mode).map_err(|e| io_err("write", path, e))
 }
 
 /// A new ed25519 key pair: (OpenSSH private key PEM, public key line).
@@ -84,7 +79,7 @@ fn ensure_key_at(path: &Path) -> Result<String> {
     let pub_path = path.with_extension("pub");
     if std::fs::read_to_string(&pub_path).map_or(true, |p| p.trim() != public) {
         // A convenience copy (ssh reads the private key): a concurrent writer's copy is as good.
-        let _ = write_private(&pub_path, format!("{public}\n").as_bytes(), 0o644);
+        let _ = paths::write(&pub_path, format!("{public}\n").as_bytes(), 0o644);
     }
     Ok(public)
 }
@@ -171,13 +166,13 @@ pub fn add_entry(name: &str, port: u16, host_key: &str, jump: Option<&str>) -> R
         new.push_str("# Managed by Agent Sandboxes (`sandbox`); entries are rewritten on create/start/rm.\n");
     }
     new.push_str(&block);
-    write_private(&cfg, new.as_bytes(), 0o644)?;
+    paths::write(&cfg, new.as_bytes(), 0o644)?;
 
     let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
     let old = std::fs::read_to_string(&kh).unwrap_or_default();
     let mut new = without_block(&old, name);
     new.push_str(&format!("{begin}\n{alias} {}\n{end}\n", key_fields.join(" ")));
-    write_private(&kh, new.as_bytes(), 0o644)
+    paths::write(&kh, new.as_bytes(), 0o644)
 }
 
 pub fn remove_entry(name: &str) -> Result<()> {
@@ -185,7 +180,7 @@ pub fn remove_entry(name: &str) -> Result<()> {
         if let Ok(old) = std::fs::read_to_string(&path) {
             let new = without_block(&old, name);
             if new != old {
-                write_private(&path, new.as_bytes(), 0o644)?;
+                paths::write(&path, new.as_bytes(), 0o644)?;
             }
         }
     }

@@ -1,9 +1,8 @@
 //! Stop, remove and nuke: everything a sandbox owned goes, on the host and on GitHub.
 use super::creds::Token;
-use super::error::{EngineError, Result};
-use super::lifecycle::not_found;
 use super::sandbox::{self, Sandbox};
 use super::{Engine, golden, lock, sshcfg, validate};
+use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 
 impl Engine {
@@ -13,7 +12,7 @@ impl Engine {
         let futs = names.iter().map(|n| async move {
             let r = async {
                 validate::sandbox_name(n)?;
-                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| not_found(n))?;
+                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
                 if remove {
                     self.remove_one(&s, token).await
                 } else {
@@ -29,7 +28,7 @@ impl Engine {
                         })?;
                     }
                     self.egress_unregister(n).await?;
-                    self.drop_local_credentials(&s.name, false)
+                    self.drop_local_credentials(&s.name, false).await
                 }
             }
             .await;
@@ -42,12 +41,13 @@ impl Engine {
         // The deploy key on GitHub first: if that fails the sandbox stays, and rm can be retried.
         let inst = self.incus.instance(&s.instance).await?;
         self.forget_remote_key(&s.name, &inst, token).await?;
-        golden::delete_force(&self.incus, &s.instance)
+        self.incus
+            .delete_force(&s.instance)
             .await
             .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
         self.egress_unregister(&s.name).await?;
         super::egress::denials::forget(&s.name);
-        self.drop_local_credentials(&s.name, true)?;
+        self.drop_local_credentials(&s.name, true).await?;
         let _g = lock::acquire().await?;
         sshcfg::remove_entry(&s.name)?;
         Ok(())
@@ -76,13 +76,13 @@ impl Engine {
             })
             .collect();
         progress.step(&format!("Removing {} instances", doomed.len()));
-        let futs = doomed.iter().map(|n| golden::delete_force(&self.incus, n));
+        let futs = doomed.iter().map(|n| self.incus.delete_force(n));
         let results = futures::future::join_all(futs).await;
         let _g = lock::acquire().await?;
         for n in &doomed {
             if let Some(s) = validate::sandbox_of(n) {
                 sshcfg::remove_entry(s)?;
-                self.drop_local_credentials(s, true)?;
+                self.drop_local_credentials(s, true).await?;
             }
         }
         // Entries whose sandbox is already gone (an interrupted run) are leftovers too.
@@ -102,7 +102,7 @@ impl Engine {
         // (its golden image is gone now, so no other can follow).
         for inst in self.incus.instances().await? {
             if inst.name.starts_with(super::spares::PREFIX)
-                && let Err(e) = golden::delete_force(&self.incus, &inst.name).await
+                && let Err(e) = self.incus.delete_force(&inst.name).await
             {
                 failed.push(format!("{}: {e:#}", inst.name));
             }

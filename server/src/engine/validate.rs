@@ -1,6 +1,6 @@
 //! Input validation at the boundary: every check names the field, says what is wrong and what to
 //! do. Nothing here touches Incus or the host.
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 pub const INSTANCE_PREFIX: &str = "agent-";
 /// Incus instance names are DNS labels (≤ 63 characters): 63 − "agent-".
@@ -175,6 +175,27 @@ pub fn member_name(v: &str) -> Result<()> {
     }
 }
 
+/// Git branch names we accept (a safe subset of `git check-ref-format`).
+pub fn branch(v: &str) -> Result<String> {
+    let ok = !v.is_empty()
+        && v.len() <= 200
+        && !v.starts_with(['-', '/', '.'])
+        && !v.ends_with(['/', '.'])
+        && !v.contains("..")
+        && !v.contains("//")
+        && !v.ends_with(".lock")
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./+".contains(&b));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(EngineError::invalid(
+            "branch",
+            format!("'{}' is not a branch name we accept", printable(v)),
+            "use letters, digits and - _ . / + (e.g. feature/login)",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,56 +224,6 @@ mod tests {
             assert!(port("port", bad).is_err(), "{bad}");
         }
         assert_eq!(shell_single_quote("it's $(x)"), r"'it'\''s $(x)'");
-    }
-}
-
-/// Repository URLs we can give a deploy key to (see `creds::RepoRef::parse`); stored as given.
-pub fn repo_url(v: &str) -> Result<String> {
-    super::creds::RepoRef::parse(v).map(|_| v.to_string())
-}
-
-/// Git branch names we accept (a safe subset of `git check-ref-format`).
-pub fn branch(v: &str) -> Result<String> {
-    let ok = !v.is_empty()
-        && v.len() <= 200
-        && !v.starts_with(['-', '/', '.'])
-        && !v.ends_with(['/', '.'])
-        && !v.contains("..")
-        && !v.contains("//")
-        && !v.ends_with(".lock")
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./+".contains(&b));
-    if ok {
-        Ok(v.to_string())
-    } else {
-        Err(EngineError::invalid(
-            "branch",
-            format!("'{}' is not a branch name we accept", printable(v)),
-            "use letters, digits and - _ . / + (e.g. feature/login)",
-        ))
-    }
-}
-
-#[cfg(test)]
-mod repo_tests {
-    use super::*;
-
-    #[test]
-    fn repos() {
-        for ok in [
-            "git@github.com:o/r.git",
-            "git@github.com:o/r",
-            "https://github.com/o/r",
-            "https://github.com/o/r.git",
-            "ssh://git@host:2222/o/r",
-            "https://ghe.corp.example/o/r",
-        ] {
-            assert!(repo_url(ok).is_ok(), "{ok}");
-        }
-        for bad in
-            ["", "github.com/o/r", "https://github.com/o", "git@github.com:o/r;rm", "file:///x", "https://h/o/r/x"]
-        {
-            assert!(repo_url(bad).is_err(), "{bad}");
-        }
         assert!(branch("feature/x").is_ok());
         for bad in ["-x", "a..b", "a b", "x.lock", "$(x)"] {
             assert!(branch(bad).is_err(), "{bad}");

@@ -64,8 +64,10 @@ impl Instance {
     pub fn is_running(&self) -> bool {
         self.status.eq_ignore_ascii_case("running")
     }
-    pub fn user_key(&self, key: &str) -> Option<&str> {
-        self.config.get(&format!("user.{key}")).map(String::as_str)
+    /// A config value by its full key (`user.sandbox.*` keys: engine/keys.rs); empty = absent
+    /// (Incus drops a key set to "").
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.config.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 

@@ -9,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::error::{EngineError, Result};
 use crate::engine::host::Host;
+use crate::error::{EngineError, Result};
 use crate::paths::sandbox_home;
 
 /// Where the agents' sockets and pid files live (0700).
@@ -47,19 +47,18 @@ fn read_pid(name: &str) -> Option<i32> {
     std::fs::read_to_string(pid_path(name)).ok()?.trim().parse().ok()
 }
 
-/// Ends the sandbox's agent (if any) and removes its socket and pid file. Idempotent.
-pub fn stop(name: &str) -> Result<()> {
+/// Ends the sandbox's agent (if any; waiting up to 0.5 s for it to go) and removes its socket
+/// and pid file. Idempotent.
+pub async fn stop(name: &str) -> Result<()> {
     if let Some(pid) = read_pid(name)
         && alive(pid)
         && is_our_agent(pid, name)
     {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..50 {
-            if !alive(pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::poll::until(Duration::from_millis(500), Duration::from_millis(10), || async {
+            (!alive(pid)).then_some(())
+        })
+        .await;
     }
     for p in [socket_path(name), pid_path(name)] {
         match std::fs::remove_file(&p) {
@@ -83,7 +82,7 @@ fn is_our_agent(pid: i32, name: &str) -> bool {
 /// A new agent for NAME holding only `key` (create: never reuse a leftover agent of an earlier
 /// sandbox with the same name, which would hold that sandbox's key).
 pub async fn fresh(host: &Host, name: &str, key: &Path) -> Result<PathBuf> {
-    stop(name)?;
+    stop(name).await?;
     ensure(host, name, key).await
 }
 
@@ -101,7 +100,7 @@ pub async fn ensure(host: &Host, name: &str, key: &Path) -> Result<PathBuf> {
         return Ok(sock);
     }
     // Stale or half-made: start over.
-    stop(name)?;
+    stop(name).await?;
     super::private_dir(&dir())?;
     let argv = vec!["ssh-agent".to_string(), "-s".into(), "-a".into(), sock.display().to_string()];
     let out = host.run(&argv, None, |_| {}).await?;
@@ -118,12 +117,12 @@ pub async fn ensure(host: &Host, name: &str, key: &Path) -> Result<PathBuf> {
         .find_map(|f| f.trim().strip_prefix("SSH_AGENT_PID="))
         .and_then(|p| p.parse::<i32>().ok())
         .ok_or_else(|| EngineError::failed("ssh-agent did not say its pid", ""))?;
-    crate::engine::sshcfg::write_private(&pid_path(name), format!("{pid}\n").as_bytes(), 0o600)?;
+    crate::paths::write(&pid_path(name), format!("{pid}\n").as_bytes(), 0o600)?;
     let add = vec!["ssh-add".to_string(), "-q".into(), key.display().to_string()];
     let env = [("SSH_AUTH_SOCK", sock.display().to_string())];
     let out = host.run_env(&add, &env, None, |_| {}).await?;
     if out.status != 0 {
-        let _ = stop(name);
+        let _ = stop(name).await;
         return Err(EngineError::failed(
             format!("ssh-add {} failed: {}", key.display(), out.tail.join(" ").trim()),
             "give a private key ssh-add can load (a passphrase is asked on the terminal)",

@@ -3,8 +3,8 @@
 use octocrab::Octocrab;
 
 use super::repo::RepoRef;
-use crate::engine::error::{EngineError, Result};
 use crate::engine::host::Host;
+use crate::error::{EngineError, Result};
 
 /// Overrides the API base URL for every host (GitHub Enterprise proxies, tests).
 pub const API_ENV: &str = "SANDBOX_GITHUB_API";

@@ -8,9 +8,9 @@ pub mod repo;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::error::{EngineError, Result};
 use super::rollback::Rollback;
-use super::{Engine, sshcfg};
+use super::{Engine, keys, sshcfg};
+use crate::error::{EngineError, Result};
 use crate::incus::{ExecSpec, FileWrite, Instance};
 use crate::paths::sandbox_home;
 use crate::progress::Progress;
@@ -20,10 +20,6 @@ pub use repo::RepoRef;
 pub const AGENT_DEVICE: &str = "ssh-agent";
 /// Where the socket appears inside (seed convention; /etc/profile.d/sandbox-agent.sh exports it).
 pub const AGENT_SOCKET: &str = "/run/ssh-agent.sock";
-/// Set on sandboxes whose agent we run (deploy key or `--ssh-key`).
-pub const AGENT_MARK: &str = "user.sandbox.agent";
-pub const KEY_ID: &str = "user.sandbox.deploy-key-id";
-pub const KEY_READ_ONLY: &str = "user.sandbox.deploy-key-read-only";
 pub const PROJECT: &str = "/workspace/project";
 
 /// github.com's published host keys (docs.github.com, "GitHub's SSH key fingerprints").
@@ -72,8 +68,14 @@ pub enum KeySource {
 }
 
 /// A GitHub token, kept out of Debug output and logs.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Token(pub Option<String>);
+impl Token {
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() { "Token(***)" } else { "Token(None)" })
@@ -119,7 +121,7 @@ fn remove_key_pair(name: &str) -> anyhow::Result<()> {
 
 /// The agent's private key for an existing sandbox: its `--ssh-key`, else its deploy key.
 fn key_for(name: &str, inst: &Instance) -> PathBuf {
-    match inst.user_key("sandbox.ssh-key").filter(|s| !s.is_empty()) {
+    match inst.setting(keys::SSH_KEY) {
         Some(p) => PathBuf::from(p),
         None => deploy_key_path(name),
     }
@@ -159,8 +161,8 @@ impl Engine {
                     let n = name.to_string();
                     rb.push(format!("remove key pair of {n}"), async move { remove_key_pair(&n) });
                 }
-                sshcfg::write_private(&path, private.as_bytes(), 0o600)?;
-                sshcfg::write_private(&path.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
+                crate::paths::write(&path, private.as_bytes(), 0o600)?;
+                crate::paths::write(&path.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
                 let title = key_title(name);
                 let id = gh.add(&title, &public, *read_only).await?;
                 {
@@ -169,8 +171,8 @@ impl Engine {
                         gh.delete(id).await.map_err(|e| anyhow::anyhow!("{e}"))
                     });
                 }
-                config.push((KEY_ID.to_string(), id.to_string()));
-                config.push((KEY_READ_ONLY.to_string(), read_only.to_string()));
+                config.push((keys::DEPLOY_KEY_ID.to_string(), id.to_string()));
+                config.push((keys::DEPLOY_KEY_READ_ONLY.to_string(), read_only.to_string()));
                 path
             }
         };
@@ -180,10 +182,7 @@ impl Engine {
         progress.step("Starting the sandbox's ssh-agent on the host");
         {
             let n = name.to_string();
-            rb.push(
-                format!("stop ssh-agent of {n}"),
-                async move { agent::stop(&n).map_err(|e| anyhow::anyhow!("{e}")) },
-            );
+            rb.push(format!("stop ssh-agent of {n}"), async move { Ok(agent::stop(&n).await?) });
         }
         agent::fresh(&self.host, name, &key_path).await?;
         Ok(config)
@@ -205,7 +204,7 @@ impl Engine {
     /// Restart (and `start` of a running sandbox): the agent answers again, with its key.
     /// Returns whether the sandbox uses one.
     pub(crate) async fn revive_agent(&self, name: &str, inst: &Instance) -> Result<bool> {
-        if inst.user_key("sandbox.agent") != Some("yes") {
+        if inst.setting(keys::AGENT) != Some("yes") {
             return Ok(false);
         }
         let key = key_for(name, inst);
@@ -300,8 +299,8 @@ impl Engine {
     /// instance is gone — the agent and the local key pair. GitHub first: if it fails, nothing is
     /// removed and rm can be retried.
     pub(crate) async fn forget_remote_key(&self, name: &str, inst: &Instance, token: &Token) -> Result<()> {
-        let Some(url) = inst.user_key("sandbox.repo").filter(|s| !s.is_empty()) else { return Ok(()) };
-        let id: Option<u64> = inst.config.get(KEY_ID).and_then(|v| v.parse().ok());
+        let Some(url) = inst.setting(keys::REPO) else { return Ok(()) };
+        let id: Option<u64> = inst.setting(keys::DEPLOY_KEY_ID).and_then(|v| v.parse().ok());
         let local_pub = std::fs::read_to_string(deploy_key_path(name).with_extension("pub")).ok();
         if id.is_none() && local_pub.is_none() {
             return Ok(()); // the user's own key, or no key at all
@@ -317,8 +316,8 @@ impl Engine {
     }
 
     /// rm/stop, host side: the agent (and on rm the local key pair).
-    pub(crate) fn drop_local_credentials(&self, name: &str, remove_keys: bool) -> Result<()> {
-        agent::stop(name)?;
+    pub(crate) async fn drop_local_credentials(&self, name: &str, remove_keys: bool) -> Result<()> {
+        agent::stop(name).await?;
         if remove_keys {
             remove_key_pair(name).map_err(|e| EngineError::failed(format!("{e:#}"), "check ~/.sandbox/keys"))?;
         }

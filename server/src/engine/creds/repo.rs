@@ -1,6 +1,6 @@
 //! Repository URLs: which host, which `owner/repo`, and the SSH URL the sandbox clones over
 //! (deploy keys work over SSH only, so an https URL is cloned as `git@HOST:OWNER/REPO.git`).
-use crate::engine::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoRef {

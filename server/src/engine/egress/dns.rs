@@ -7,8 +7,8 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use super::{Member, Net, dns_port, paths};
-use crate::engine::error::{EngineError, Result};
 use crate::engine::host::Host;
+use crate::error::{EngineError, Result};
 
 fn conf(name: &str) -> PathBuf {
     paths::run().join("dns").join(format!("{name}.conf"))

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::engine::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 /// The list shipped in the binary (`allowlists/default.txt`).
 pub const DEFAULT_LIST: &str = include_str!("../../../../allowlists/default.txt");

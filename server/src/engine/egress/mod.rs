@@ -17,17 +17,15 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::error::{EngineError, Result};
 use super::golden::BRIDGE;
+use super::sandbox::is_restricted;
 use super::validate::{self, instance_name, sandbox_of};
-use super::{Engine, lifecycle::not_found, lock};
+use super::{Engine, keys, lock};
+use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, Instance};
 
 pub const SQUID_TLS_PORT: u16 = 3129;
 pub const SQUID_HTTP_PORT: u16 = 3130;
-pub const KEY_ALLOW: &str = "user.sandbox.domains-allow";
-pub const KEY_DENY: &str = "user.sandbox.domains-deny";
-pub const KEY_UPSTREAM: &str = "user.sandbox.dns-upstream";
 
 /// The port of a restricted sandbox's resolver on the bridge address.
 pub fn dns_port(slot: u32) -> u16 {
@@ -64,14 +62,9 @@ pub struct Allowlist {
     pub live: bool,
 }
 
-pub fn is_restricted(inst: &Instance) -> bool {
-    let key = |k: &str| inst.user_key(&format!("sandbox.{k}")).filter(|v| !v.is_empty());
-    key("restrict-domains").is_some_and(|v| v == "yes" || v == "true") || key("domains-file").is_some()
-}
-
 fn member_of(inst: &Instance) -> Option<Member> {
     let name = sandbox_of(&inst.name)?.to_string();
-    inst.user_key("sandbox.created-by")?;
+    inst.setting(keys::CREATED_BY)?;
     let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
     let nic = devices.get("eth0")?;
     let ip: Ipv4Addr = nic.get("ipv4.address")?.parse().ok()?;
@@ -79,9 +72,9 @@ fn member_of(inst: &Instance) -> Option<Member> {
     if mac.len() != 17 || !mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
         return None;
     }
-    let slot = inst.user_key("sandbox.slot")?.parse().ok()?;
+    let slot = inst.setting(keys::SLOT)?.parse().ok()?;
     let upstreams =
-        inst.user_key("sandbox.dns-upstream").unwrap_or("").split(',').filter_map(|u| u.trim().parse().ok()).collect();
+        inst.setting(keys::DNS_UPSTREAM).unwrap_or("").split(',').filter_map(|u| u.trim().parse().ok()).collect();
     Some(Member { name, ip, mac, slot, restricted: is_restricted(inst), upstreams })
 }
 
@@ -108,10 +101,10 @@ pub fn upstream() -> Result<Ipv4Addr> {
 
 /// The effective list of a sandbox, read on the host: base (precedence) + allowed − denied.
 pub fn effective_list(inst: &Instance) -> Result<BTreeSet<String>> {
-    let file = inst.user_key("sandbox.domains-file").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let file = inst.setting(keys::DOMAINS_FILE).map(std::path::PathBuf::from);
     let base = domains::base_list(file.as_deref())?;
-    let allowed = domains::split_stored(inst.config.get(KEY_ALLOW).map(String::as_str));
-    let denied = domains::split_stored(inst.config.get(KEY_DENY).map(String::as_str));
+    let allowed = domains::split_stored(inst.setting(keys::DOMAINS_ALLOW));
+    let denied = domains::split_stored(inst.setting(keys::DOMAINS_DENY));
     Ok(domains::effective(&base, &allowed, &denied))
 }
 
@@ -142,9 +135,9 @@ impl Engine {
 
     async fn record_upstream(&self, inst: &crate::incus::Instance) -> Result<()> {
         let up = upstream()?.to_string();
-        if inst.config.get(KEY_UPSTREAM) != Some(&up) {
+        if inst.setting(keys::DNS_UPSTREAM) != Some(up.as_str()) {
             let mut c = Config::new();
-            c.insert(KEY_UPSTREAM.into(), up);
+            c.insert(keys::DNS_UPSTREAM.into(), up);
             self.incus.patch_instance(&inst.name, c, Devices::new()).await?;
         }
         Ok(())
@@ -270,7 +263,7 @@ impl Engine {
         let entries: Vec<String> = entries.iter().map(|d| domains::domain(d)).collect::<Result<_>>()?;
         let inst = match self.incus.instance(&instance_name(name)).await {
             Ok(i) => i,
-            Err(e) if e.is_not_found() => return Err(not_found(name)),
+            Err(e) if e.is_not_found() => return Err(EngineError::sandbox_not_found(name)),
             Err(e) => return Err(e.into()),
         };
         if !is_restricted(&inst) {
@@ -280,16 +273,16 @@ impl Engine {
                 format!("restrict it: sandbox stop {name} && sandbox start {name} --restrict-domains"),
             ));
         }
-        let mut allowed = domains::split_stored(inst.config.get(KEY_ALLOW).map(String::as_str));
-        let mut denied = domains::split_stored(inst.config.get(KEY_DENY).map(String::as_str));
+        let mut allowed = domains::split_stored(inst.setting(keys::DOMAINS_ALLOW));
+        let mut denied = domains::split_stored(inst.setting(keys::DOMAINS_DENY));
         for d in &entries {
             allowed.retain(|x| x != d);
             denied.retain(|x| x != d);
             if add { allowed.push(d.clone()) } else { denied.push(d.clone()) }
         }
         let mut c = Config::new();
-        c.insert(KEY_ALLOW.into(), allowed.join(","));
-        c.insert(KEY_DENY.into(), denied.join(","));
+        c.insert(keys::DOMAINS_ALLOW.into(), allowed.join(","));
+        c.insert(keys::DOMAINS_DENY.into(), denied.join(","));
         self.incus.patch_instance(&inst.name, c, Devices::new()).await?;
         let inst = self.incus.instance(&inst.name).await?;
         let list = effective_list(&inst)?;
@@ -307,7 +300,7 @@ impl Engine {
     /// What NAME was refused since it was created.
     pub async fn denials(&self, name: &str) -> Result<Vec<denials::Denial>> {
         validate::sandbox_name(name)?;
-        let s = super::sandbox::get(&self.incus, name).await?.ok_or_else(|| not_found(name))?;
+        let s = super::sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
         let since = time::OffsetDateTime::parse(&s.created_at, &time::format_description::well_known::Rfc3339)
             .map(|t| t.unix_timestamp() as f64)
             .unwrap_or(0.0);

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::domains;
-use crate::engine::error::{EngineError, Result};
 use crate::engine::host::Host;
+use crate::error::{EngineError, Result};
 
 pub fn run() -> PathBuf {
     PathBuf::from("/run/agent-sandboxes/egress")

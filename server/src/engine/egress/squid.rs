@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::{Member, Net, SQUID_HTTP_PORT, SQUID_TLS_PORT, paths};
-use crate::engine::error::{EngineError, Result};
 use crate::engine::host::Host;
+use crate::error::{EngineError, Result};
 
 /// Squid's own forward-proxy port (Squid wants one); loopback only, and refused for everyone.
 pub const SQUID_LOCAL_PORT: u16 = 3131;

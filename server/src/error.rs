@@ -1,4 +1,5 @@
-//! Engine errors: a stable code, a human message and a hint that says what to do.
+//! The product's errors: a stable code, a human message and a hint that says what to do. Every
+//! layer above the Incus client (remotes, engine, fronts) reports these.
 use crate::incus::IncusError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,10 @@ impl EngineError {
     }
     pub fn not_found(what: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::NotFound { what: what.into(), hint: hint.into() }
+    }
+    /// No sandbox called NAME.
+    pub fn sandbox_not_found(name: &str) -> Self {
+        Self::not_found(format!("sandbox '{name}'"), "`sandbox list` shows the sandboxes that exist")
     }
 
     /// Stable machine-readable code (used by the API and for exit codes).

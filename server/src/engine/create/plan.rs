@@ -1,0 +1,145 @@
+//! The first step of a create: everything resolved before anything changes — `--from`'s repo,
+//! stack and egress settings, the golden image, the cluster member — into one `Plan`.
+use std::path::PathBuf;
+
+use super::options::{CreateOptions, Validated, default_stack};
+use crate::engine::creds::RepoRef;
+use crate::engine::golden::{self, READY, golden_name};
+use crate::engine::validate::instance_name;
+use crate::engine::{Engine, identity, keys, sandbox, spares, stacks};
+use crate::error::{EngineError, Result};
+use crate::incus::Config;
+
+pub(super) struct Plan {
+    pub name: String,
+    pub instance: String,
+    pub stack: String,
+    pub golden: String,
+    /// The golden `ready` snapshot's config (what copies start from).
+    pub golden_config: Config,
+    /// The golden image carries the identity templates (ours); the seed's get the files pushed.
+    pub carried: bool,
+    /// Stored as given; `repo` is the same, parsed.
+    pub repo_url: Option<String>,
+    pub repo: Option<RepoRef>,
+    pub branch: Option<String>,
+    pub from: Option<String>,
+    pub restrict: bool,
+    pub domains_file: Option<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub read_only_key: bool,
+    pub cpu: Option<u32>,
+    pub memory: Option<String>,
+    /// `--env` pairs (stored, so a restart keeps them).
+    pub env: Vec<(String, String)>,
+    pub target: Option<String>,
+    /// `--slot`: this one or fail (default: the first free one).
+    pub slot: Option<u32>,
+}
+
+impl Plan {
+    /// The sandbox runs an ssh-agent on the host (deploy key or `--ssh-key`).
+    pub fn uses_agent(&self) -> bool {
+        self.repo.is_some() || self.ssh_key.is_some()
+    }
+
+    pub fn source_label(&self) -> String {
+        format!("{}/{READY}", self.golden)
+    }
+
+    /// A warm spare may stand in for the copy (see spares.rs).
+    pub fn spare_ok(&self, clustered: bool) -> bool {
+        self.carried && !clustered && self.target.is_none() && spares::enabled()
+    }
+}
+
+impl Engine {
+    pub(super) async fn plan(&self, o: &CreateOptions, v: &Validated) -> Result<Plan> {
+        let name = o.name.clone();
+        // --from inherits repo, stack and egress settings.
+        let mut stack = o.stack.clone();
+        let mut repo_url = o.repo.clone();
+        let mut restrict = o.restrict_domains;
+        let mut domains_file = o.domains_file.as_ref().map(|p| p.display().to_string());
+        if let Some(from) = &o.from {
+            let src = sandbox::get(&self.incus, from).await?.ok_or_else(|| {
+                EngineError::not_found(
+                    format!("sandbox '{from}'"),
+                    "`sandbox list` shows the sandboxes you can branch from",
+                )
+            })?;
+            stack = stack.or(src.stack.clone());
+            repo_url = repo_url.or(src.repo.clone());
+            restrict |= src.egress == sandbox::Egress::Filtered;
+            if domains_file.is_none() {
+                let inst = self.incus.instance(&src.instance).await?;
+                domains_file = inst.setting(keys::DOMAINS_FILE).map(str::to_owned);
+            }
+        }
+        if let Some(t) = &o.target {
+            self.check_member(t).await?;
+        }
+        let stack = stack.unwrap_or_else(default_stack);
+        let golden = golden_name(&stack);
+        let Some(golden_config) = golden::ready_config(&self.incus, &golden).await? else {
+            stacks::find(&stack)?; // unknown stack → the list of available ones
+            return Err(EngineError::not_found(
+                format!("golden image {golden}/{READY}"),
+                format!("build it first: sandbox setup --stack {stack}"),
+            ));
+        };
+        let repo = match (&v.repo, &repo_url) {
+            (Some(r), _) => Some(r.clone()),
+            (None, Some(u)) => Some(RepoRef::parse(u)?),
+            (None, None) => None,
+        };
+        if v.branch.is_some() && repo.is_none() {
+            return Err(EngineError::invalid(
+                "branch",
+                "--branch needs a repository",
+                "give REPO_URL (or --from a sandbox that has one)",
+            ));
+        }
+        Ok(Plan {
+            instance: instance_name(&name),
+            carried: identity::carried_by(&golden_config),
+            name,
+            stack,
+            golden,
+            golden_config,
+            repo_url,
+            repo,
+            branch: v.branch.clone(),
+            from: o.from.clone(),
+            restrict: restrict || domains_file.is_some(),
+            domains_file,
+            ssh_key: v.ssh_key.clone(),
+            read_only_key: o.read_only_key,
+            cpu: v.cpu,
+            memory: v.memory.clone(),
+            env: v.env.clone(),
+            target: o.target.clone(),
+            slot: o.slot,
+        })
+    }
+
+    /// `--target` must name a member of a cluster; said before anything changes.
+    async fn check_member(&self, member: &str) -> Result<()> {
+        if !golden::is_clustered(&self.incus).await? {
+            return Err(EngineError::invalid(
+                "target",
+                format!("'{member}': this Incus server is not a cluster"),
+                "drop --target (it places sandboxes on cluster members)",
+            ));
+        }
+        let members = self.incus.cluster_members().await?;
+        if !members.iter().any(|m| m == member) {
+            return Err(EngineError::invalid(
+                "target",
+                format!("no cluster member '{member}' (members: {})", members.join(", ")),
+                "pick one of the members, or drop --target to let Incus place the sandbox",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! The steps of a create, in order, each with its undo registered beside it (see mod.rs for the
+//! list). An undo is registered before the call it undoes whenever that call can leave something
+//! behind half-way (the instance record, the egress rules).
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::env;
+use super::plan::Plan;
+use super::request::{self, Slot};
+use crate::engine::creds::{self, KeySource, Token};
+use crate::engine::golden::BRIDGE;
+use crate::engine::rollback::Rollback;
+use crate::engine::{Engine, identity, lock, ports, sandbox, spares, sshcfg};
+use crate::error::{EngineError, Result};
+use crate::incus::{FileWrite, InstancesPost};
+use crate::progress::Progress;
+
+/// The sandbox's own SSH host key, who may log in, its environment: made before the lock.
+pub(super) struct IdentityMaterial {
+    host_private: String,
+    host_public: String,
+    authorized_keys: String,
+    env_file: String,
+}
+
+impl IdentityMaterial {
+    pub fn new(plan: &Plan) -> Result<Self> {
+        let (host_private, host_public) = sshcfg::generate_ed25519(&format!("root@{}", plan.name))?;
+        Ok(Self {
+            host_private,
+            host_public,
+            authorized_keys: sshcfg::authorized_keys()?,
+            env_file: env::script(&env::merge(env::user_env(), &plan.env)),
+        })
+    }
+
+    /// The sandbox's identity files: what the templates render, or what is pushed without them.
+    pub fn files(&self, plan: &Plan, slot: &Slot) -> Vec<FileWrite<'static>> {
+        let (ip, gateway) = (slot.ip.to_string(), slot.gateway.to_string());
+        let files = identity::files(identity::Identity {
+            name: &plan.name,
+            ip: &ip,
+            prefix: slot.prefix,
+            gateway: &gateway,
+            host_private: self.host_private.clone(),
+            host_public: &self.host_public,
+            env: self.env_file.clone(),
+            authorized_keys: self.authorized_keys.clone(),
+        });
+        debug_assert!(identity::covers(&files), "the identity templates and the pushed files differ");
+        files
+    }
+
+    /// The create request, and whether Incus renders the identity files at the first start (the
+    /// golden image has templates and every file can be carried as a config value).
+    pub fn request(
+        &self,
+        plan: &Plan,
+        slot: &Slot,
+        files: &[FileWrite<'_>],
+        key_config: &[(String, String)],
+        clustered: bool,
+    ) -> (InstancesPost, bool) {
+        let mut config = request::config(plan, slot, &self.host_public, &env::digest(&self.env_file), key_config);
+        let rendered = identity::config_for(&plan.name, files).filter(|_| plan.carried);
+        let templated = rendered.is_some();
+        config.extend(rendered.unwrap_or_default());
+        (request::instance(plan, config, request::devices(slot), clustered), templated)
+    }
+}
+
+impl Engine {
+    /// The key the sandbox's agent holds — a deploy key made and registered on the repository, or
+    /// the user's own — and the agent. Undo: the agent, the key pair, the registration. Returns
+    /// config keys to store.
+    pub(super) async fn prepare_key(
+        &self,
+        plan: &Plan,
+        token: &Token,
+        progress: &dyn Progress,
+        rb: &mut Rollback,
+    ) -> Result<Vec<(String, String)>> {
+        let source = match &plan.ssh_key {
+            Some(k) => KeySource::User(k.clone()),
+            None => KeySource::Deploy { read_only: plan.read_only_key },
+        };
+        if let Some(r) = &plan.repo {
+            return self.prepare_credentials(&plan.name, r, &source, token, progress, rb).await;
+        }
+        if let Some(k) = &plan.ssh_key {
+            progress.step("Starting the sandbox's ssh-agent on the host");
+            let n = plan.name.clone();
+            rb.push(format!("stop ssh-agent of {n}"), async move { Ok(creds::agent::stop(&n).await?) });
+            creds::agent::fresh(&self.host, &plan.name, k).await?;
+        }
+        Ok(Vec::new())
+    }
+
+    /// The slot and its address. The caller holds the host lock until the instance exists.
+    pub(super) async fn allocate_slot(&self, plan: &Plan) -> Result<(Slot, bool)> {
+        // Independent reads, at once.
+        let (all, net, clustered) = futures::future::try_join3(
+            async { Ok::<_, EngineError>(sandbox::list(&self.incus).await?) },
+            async { Ok::<_, EngineError>(self.incus.network(BRIDGE).await?) },
+            crate::engine::golden::is_clustered(&self.incus),
+        )
+        .await?;
+        if all.iter().any(|s| s.name == plan.name) {
+            return Err(EngineError::Conflict {
+                what: format!("sandbox '{}'", plan.name),
+                hint: "pick another name".into(),
+            });
+        }
+        let slot = ports::allocate_slot(plan.slot, &sandbox::held(&all), ports::port_free)?;
+        let cidr = net.config.get("ipv4.address").cloned().unwrap_or_default();
+        let (ip, gateway, prefix) = ports::slot_address(BRIDGE, &cidr, slot)?;
+        Ok((Slot { slot, ip, gateway, prefix }, clustered))
+    }
+
+    /// The instance: a warm spare of the golden image renamed into place when there is one (see
+    /// spares.rs), else a copy. Undo: delete it — registered before the call, since the instance
+    /// exists as soon as Incus has its record, even if we are cancelled while the copy runs.
+    pub(super) async fn place_instance(
+        &self,
+        plan: &Plan,
+        req: &InstancesPost,
+        templated: bool,
+        clustered: bool,
+        progress: &dyn Progress,
+        rb: &mut Rollback,
+    ) -> Result<()> {
+        let (incus, inst) = (self.incus.clone(), plan.instance.clone());
+        rb.push(format!("delete {inst}"), async move { Ok(incus.delete_force(&inst).await?) });
+        let spare_ok = templated && plan.spare_ok(clustered);
+        if spare_ok && spares::claim(&self.incus, &plan.stack, &plan.golden_config, &plan.instance).await {
+            progress.step(&format!("Took the warm spare {}", spares::name(&plan.stack)));
+            let mut config = req.config.clone();
+            config.extend(spares::claimed_config());
+            self.incus.patch_instance(&plan.instance, config, req.devices.clone()).await?;
+        } else {
+            self.incus.create_instance(req).await?;
+        }
+        if plan.carried && !templated {
+            // The files are pushed: the image's templates must not overwrite them at the start.
+            identity::disarm(&self.incus, &plan.instance).await?;
+        }
+        Ok(())
+    }
+
+    /// Its entries in ~/.sandbox/ssh_config and known_hosts (the caller holds the host lock: one
+    /// writer of those files). Undo: remove them, under the lock too.
+    pub(super) fn add_ssh_entry(
+        &self,
+        plan: &Plan,
+        slot: &Slot,
+        id: &IdentityMaterial,
+        rb: &mut Rollback,
+    ) -> Result<()> {
+        sshcfg::add_entry(&plan.name, slot.ssh_port(), &id.host_public, self.host.ssh_jump())?;
+        let n = plan.name.clone();
+        rb.push(format!("remove ssh entry for {n}"), async move {
+            let _g = lock::acquire().await?;
+            Ok(sshcfg::remove_entry(&n)?)
+        });
+        Ok(())
+    }
+
+    /// Golden images without templates (the seed's): the identity files through the files API.
+    pub(super) async fn push_identity(
+        &self,
+        plan: &Plan,
+        files: &[FileWrite<'_>],
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        progress.step("Writing identity, SSH keys and environment");
+        let instance = plan.instance.as_str();
+        // ~/.ssh exists in our golden images; made first for the seed's (authorized_keys needs it).
+        let (keys_file, rest) = files.split_last().expect("authorized_keys is last");
+        let ssh_dir = async {
+            self.incus.push_dir(instance, "/home/ubuntu/.ssh", 1000, 1000, 0o700).await?;
+            self.incus.push_file(instance, keys_file).await
+        };
+        let pushes = rest.iter().map(|f| self.incus.push_file(instance, f));
+        let (first, others) = futures::future::join(ssh_dir, futures::future::join_all(pushes)).await;
+        first?;
+        others.into_iter().collect::<crate::incus::Result<Vec<()>>>()?;
+        Ok(())
+    }
+
+    /// Starts it while its egress policy goes in: until registered, the host's rules let a
+    /// sandbox address open nothing (fail closed). Undo: its rules (registered first).
+    pub(super) async fn start_with_egress(
+        &self,
+        plan: &Plan,
+        progress: &dyn Progress,
+        rb: &mut Rollback,
+    ) -> Result<()> {
+        let (engine, n) = (self.clone(), plan.name.clone());
+        rb.push(format!("remove egress rules of {n}"), async move { Ok(engine.egress_unregister(&n).await?) });
+        progress.step(&format!("Starting {} and applying its egress policy", plan.instance));
+        if plan.restrict {
+            self.egress_prepare(&plan.name).await?;
+        }
+        let start = async { Ok(self.incus.start(&plan.instance).await?) };
+        futures::future::try_join(self.egress_register(&plan.name), start).await?;
+        Ok(())
+    }
+
+    /// Ready = an SSH session through the forwarded port succeeds. Meanwhile the secrets the
+    /// templates were rendered from leave the instance's config.
+    pub(super) async fn wait_ready(
+        &self,
+        plan: &Plan,
+        slot: &Slot,
+        templated: bool,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        progress.step("Waiting for SSH");
+        let scrub = async {
+            if templated {
+                identity::scrub(&self.incus, &plan.instance).await?;
+            }
+            Ok::<_, EngineError>(())
+        };
+        let ready =
+            futures::future::try_join(self.wait_ssh(&plan.name, slot.ssh_port(), Duration::from_secs(40)), scrub);
+        tokio::select! {
+            r = ready => r.map(|_| ()),
+            _ = cancel.cancelled() => Err(EngineError::Cancelled),
+        }
+    }
+
+    /// The agent's socket into the sandbox, then the clone (a `--from` branch starts from the
+    /// other sandbox's branch).
+    pub(super) async fn attach_repo(
+        &self,
+        plan: &Plan,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let check = || if cancel.is_cancelled() { Err(EngineError::Cancelled) } else { Ok(()) };
+        if plan.uses_agent() {
+            check()?;
+            progress.step("Carrying the agent's socket into the sandbox");
+            self.plug_agent(&plan.name, &plan.instance).await?;
+        }
+        let Some(repo) = &plan.repo else { return Ok(()) };
+        check()?;
+        let base = match &plan.from {
+            Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
+            None => None,
+        };
+        self.clone_repo(&plan.instance, repo, plan.branch.as_deref(), base.as_deref(), progress).await
+    }
+}

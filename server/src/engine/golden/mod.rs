@@ -1,0 +1,177 @@
+//! Golden images (`golden-STACK` with a `ready` snapshot): built under a temporary name and
+//! swapped in only on success, so a failed or interrupted build never leaves a half-built image
+//! holding `ready`, and the previous image stays intact.
+pub mod build;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{keys, stacks};
+use crate::error::Result;
+use crate::incus::{Config, Incus};
+use crate::progress::Progress;
+
+pub const READY: &str = "ready";
+pub const STORAGE_POOL: &str = "default";
+pub const BRIDGE: &str = "incusbr0";
+
+pub fn golden_name(stack: &str) -> String {
+    format!("golden-{stack}")
+}
+
+/// On a cluster, sandboxes are created from an image rather than by copying the golden instance:
+/// instance names are cluster-wide, so the golden lives on one member and a copy to any other
+/// member is a full migration; an image is cached by each member on first use (a btrfs image
+/// volume) and every later sandbox there is a copy-on-write clone of it.
+pub fn cluster_alias(stack: &str) -> String {
+    format!("{CLUSTER_ALIAS_PREFIX}{stack}")
+}
+pub const CLUSTER_ALIAS_PREFIX: &str = "sandbox-golden/";
+
+pub async fn is_clustered(incus: &Incus) -> Result<bool> {
+    Ok(incus.server().await?["environment"]["server_clustered"] == true)
+}
+
+/// (Re)publishes `golden-STACK/ready` as the cluster image `sandbox-golden/STACK`; the previous
+/// image stays in place until the new one exists.
+pub async fn publish_for_cluster(incus: &Incus, stack: &str, progress: &dyn Progress) -> Result<()> {
+    let alias = cluster_alias(stack);
+    progress.step(&format!("Publishing {}/{READY} as image {alias} for every cluster member", golden_name(stack)));
+    let old = incus.image_alias(&alias).await.ok().map(|a| a.target);
+    if old.is_some() {
+        incus.delete_image_alias(&alias).await?;
+    }
+    match incus.publish_snapshot(&golden_name(stack), READY, &alias).await {
+        Ok(new) => {
+            if let Some(fp) = old.filter(|fp| *fp != new) {
+                let _ = incus.delete_image(&fp).await;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(fp) = old {
+                let _ = incus.create_image_alias(&alias, &fp).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenInfo {
+    pub stack: String,
+    pub instance: String,
+    pub description: String,
+    /// Has a `ready` snapshot.
+    pub built: bool,
+    /// The stack script changed since the image was built.
+    pub stale: bool,
+    pub built_at: Option<String>,
+    pub base_image: Option<String>,
+    /// Built by this product (false for golden images made by the seed's scripts).
+    pub managed: bool,
+}
+
+/// Every known stack with the state of its golden image (also golden images without a script).
+pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
+    let instances = incus.instances_full().await?;
+    let all = stacks::all();
+    let common = stacks::common_script();
+    let mut out: BTreeMap<String, GoldenInfo> = BTreeMap::new();
+    for (name, s) in &all {
+        out.insert(
+            name.clone(),
+            GoldenInfo {
+                stack: name.clone(),
+                instance: golden_name(name),
+                description: s.description.clone(),
+                built: false,
+                stale: false,
+                built_at: None,
+                base_image: None,
+                managed: false,
+            },
+        );
+    }
+    for inst in instances {
+        let Some(stack) = inst.name.strip_prefix("golden-") else {
+            continue;
+        };
+        let has_ready = inst.snapshots.as_ref().is_some_and(|s| s.iter().any(|s| s.name == READY));
+        let entry = out.entry(stack.to_string()).or_insert_with(|| GoldenInfo {
+            stack: stack.to_string(),
+            instance: inst.name.clone(),
+            description: String::new(),
+            built: false,
+            stale: false,
+            built_at: None,
+            base_image: None,
+            managed: false,
+        });
+        entry.built = has_ready;
+        entry.managed = inst.setting(keys::GOLDEN_INPUTS).is_some();
+        entry.built_at = inst.setting(keys::GOLDEN_BUILT_AT).map(str::to_owned);
+        entry.base_image = inst.setting(keys::GOLDEN_BASE_IMAGE).map(str::to_owned);
+        if let (Some(s), Some(inputs)) = (all.get(stack), inst.setting(keys::GOLDEN_INPUTS)) {
+            entry.stale = s.inputs_hash(&common) != inputs;
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Creates the storage pool, bridge and default-profile devices when missing.
+pub async fn ensure_initialised(incus: &Incus, progress: &dyn Progress) -> Result<()> {
+    incus.server().await?;
+    if let Err(e) = incus.storage_pool(STORAGE_POOL).await {
+        if !e.is_not_found() {
+            return Err(e.into());
+        }
+        progress.step("Creating the btrfs storage pool 'default'");
+        let cfg: Config = [("size".to_string(), "20GiB".to_string())].into();
+        incus.create_storage_pool(STORAGE_POOL, "btrfs", cfg).await?;
+    }
+    if let Err(e) = incus.network(BRIDGE).await {
+        if !e.is_not_found() {
+            return Err(e.into());
+        }
+        progress.step(&format!("Creating the bridge '{BRIDGE}' (no NAT)"));
+        let cfg: Config = [
+            ("ipv4.address".to_string(), "10.100.0.1/24".to_string()),
+            ("ipv4.nat".to_string(), "false".to_string()),
+            ("ipv6.address".to_string(), "none".to_string()),
+        ]
+        .into();
+        incus.create_network(BRIDGE, cfg).await?;
+    }
+    let profile = incus.profile("default").await?;
+    let devices = profile.get("devices").cloned().unwrap_or_default();
+    let mut add = serde_json::Map::new();
+    if devices.get("root").is_none() {
+        add.insert("root".into(), serde_json::json!({"type": "disk", "path": "/", "pool": STORAGE_POOL}));
+    }
+    if devices.get("eth0").is_none() {
+        add.insert("eth0".into(), serde_json::json!({"type": "nic", "network": BRIDGE, "name": "eth0"}));
+    }
+    if !add.is_empty() {
+        progress.step("Adding root disk and network to the default profile");
+        let mut all = devices.as_object().cloned().unwrap_or_default();
+        all.extend(add);
+        incus.patch_profile("default", serde_json::json!({ "devices": all })).await?;
+    }
+    Ok(())
+}
+
+pub async fn has_ready(incus: &Incus, instance: &str) -> Result<bool> {
+    Ok(ready_config(incus, instance).await?.is_some())
+}
+
+/// The `ready` snapshot's config (what copies start from), if there is one.
+pub async fn ready_config(incus: &Incus, instance: &str) -> Result<Option<Config>> {
+    match incus.snapshots(instance).await {
+        Ok(snaps) => Ok(snaps.into_iter().find(|s| s.name == READY).map(|s| s.config)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

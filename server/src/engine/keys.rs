@@ -1,0 +1,60 @@
+//! Every `user.sandbox.*` config key the product reads or writes on Incus instances, in one place.
+//! Incus is the only source of truth: what a sandbox, a golden image or a spare is, is these keys.
+
+// ---- a sandbox (`agent-NAME`) ----------------------------------------------------------------
+
+/// Made by this product ("agent-sandboxes"); absent on the seed's sandboxes.
+pub const CREATED_BY: &str = "user.sandbox.created-by";
+/// RFC 3339, when the create was asked for (a spare's instance was made earlier).
+pub const CREATED_AT: &str = "user.sandbox.created-at";
+/// 1–99: the pinned address (network + 100 + slot), MAC and host ports.
+pub const SLOT: &str = "user.sandbox.slot";
+pub const STACK: &str = "user.sandbox.stack";
+pub const REPO: &str = "user.sandbox.repo";
+pub const BRANCH: &str = "user.sandbox.branch";
+/// The sandbox it was branched from (`--from`).
+pub const FROM: &str = "user.sandbox.from";
+/// The sandbox's public SSH host key (its entry in ~/.sandbox/known_hosts is written from it).
+pub const SSH_HOST_KEY: &str = "user.sandbox.ssh-host-key";
+/// `--env` pairs as JSON `[[K, V], …]` (kept and extended on restart).
+pub const ENV: &str = "user.sandbox.env";
+/// SHA-256 of the environment file last written into the sandbox.
+pub const ENV_DIGEST: &str = "user.sandbox.env-digest";
+/// "yes": egress only to the allowlist.
+pub const RESTRICT_DOMAINS: &str = "user.sandbox.restrict-domains";
+/// The allowlist file given at create (implies restricted).
+pub const DOMAINS_FILE: &str = "user.sandbox.domains-file";
+/// Domains added / removed with `allow` / `deny` (comma-separated).
+pub const DOMAINS_ALLOW: &str = "user.sandbox.domains-allow";
+pub const DOMAINS_DENY: &str = "user.sandbox.domains-deny";
+/// The resolver a restricted sandbox's allowlisted names are forwarded to.
+pub const DNS_UPSTREAM: &str = "user.sandbox.dns-upstream";
+/// The user's own private key (`--ssh-key`), loaded into the sandbox's agent.
+pub const SSH_KEY: &str = "user.sandbox.ssh-key";
+/// "yes": we run an ssh-agent for this sandbox (deploy key or `--ssh-key`).
+pub const AGENT: &str = "user.sandbox.agent";
+/// The deploy key's id on GitHub, and whether it was registered read-only.
+pub const DEPLOY_KEY_ID: &str = "user.sandbox.deploy-key-id";
+pub const DEPLOY_KEY_READ_ONLY: &str = "user.sandbox.deploy-key-read-only";
+/// Identity values Incus renders into a new sandbox's files at its first start
+/// (`user.sandbox.boot.hostname`, …; see identity.rs).
+pub const BOOT_PREFIX: &str = "user.sandbox.boot.";
+
+// ---- a golden image (`golden-STACK`) ---------------------------------------------------------
+
+/// Set on the temporary instance while its stack script runs.
+pub const GOLDEN_BUILDING: &str = "user.sandbox.golden-building";
+pub const GOLDEN_STACK: &str = "user.sandbox.golden-stack";
+/// Hash of what it was built from (stale when the stack script changed since).
+pub const GOLDEN_INPUTS: &str = "user.sandbox.golden-inputs";
+pub const GOLDEN_BUILT_AT: &str = "user.sandbox.golden-built-at";
+pub const GOLDEN_BASE_IMAGE: &str = "user.sandbox.golden-base-image";
+/// The golden image carries the identity templates (version).
+pub const GOLDEN_IDENTITY: &str = "user.sandbox.golden-identity";
+
+// ---- a warm spare (`spare-STACK`) ------------------------------------------------------------
+
+/// The golden build (`GOLDEN_BUILT_AT`) the spare was copied from.
+pub const SPARE_OF: &str = "user.sandbox.spare-of";
+/// "1" once the spare has booted, warmed up and stopped: only then can it be claimed.
+pub const SPARE_WARM: &str = "user.sandbox.spare-warm";

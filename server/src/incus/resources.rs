@@ -1,0 +1,116 @@
+//! Images, networks, storage pools and profiles.
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Incus, enc, op_fingerprint, op_id};
+use super::error::Result;
+use super::types::*;
+
+impl Incus {
+    // ---- images -----------------------------------------------------------------------------
+
+    pub async fn image_alias(&self, alias: &str) -> Result<ImageAlias> {
+        self.sync(Method::GET, &format!("/1.0/images/aliases/{}", enc(alias)), None, &format!("image '{alias}'")).await
+    }
+
+    pub async fn images(&self) -> Result<Vec<Image>> {
+        self.sync(Method::GET, "/1.0/images?recursion=1", None, "images").await
+    }
+
+    pub async fn image(&self, fingerprint: &str) -> Result<Image> {
+        self.sync(Method::GET, &format!("/1.0/images/{}", enc(fingerprint)), None, &format!("image '{fingerprint}'"))
+            .await
+    }
+
+    pub async fn create_image_alias(&self, alias: &str, fingerprint: &str) -> Result<()> {
+        let body = json!({ "name": alias, "target": fingerprint, "description": "" });
+        self.call(Method::POST, "/1.0/images/aliases", Some(&body), &format!("image alias '{alias}'")).await.map(|_| ())
+    }
+
+    pub async fn delete_image_alias(&self, alias: &str) -> Result<()> {
+        self.call(
+            Method::DELETE,
+            &format!("/1.0/images/aliases/{}", enc(alias)),
+            None,
+            &format!("image alias '{alias}'"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Imports a unified image tarball (metadata.yaml + rootfs/), returns its fingerprint.
+    pub async fn import_image(&self, tarball: Vec<u8>, alias: Option<&str>) -> Result<String> {
+        let resp = self
+            .http
+            .post(format!("{}/1.0/images", self.base))
+            .header("Content-Type", "application/octet-stream")
+            .body(tarball)
+            .send()
+            .await
+            .map_err(|e| self.map_transport(e))?;
+        let env = self.envelope(resp, "image").await?;
+        let op = self.wait_operation(&op_id(&env)?, "image import").await?;
+        let fp = op_fingerprint(&op)?;
+        if let Some(alias) = alias {
+            self.create_image_alias(alias, &fp).await?;
+        }
+        Ok(fp)
+    }
+
+    /// Publishes `instance/snapshot` as an image (zstd) under `alias`; returns its fingerprint.
+    pub async fn publish_snapshot(&self, instance: &str, snapshot: &str, alias: &str) -> Result<String> {
+        let body = json!({
+            "source": { "type": "snapshot", "name": format!("{instance}/{snapshot}") },
+            "compression_algorithm": "zstd",
+            "properties": { "description": format!("Agent Sandboxes golden image from {instance}/{snapshot}") },
+        });
+        let op = self.run(Method::POST, "/1.0/images", Some(&body), &format!("image from {instance}")).await?;
+        let fp = op_fingerprint(&op)?;
+        self.create_image_alias(alias, &fp).await?;
+        Ok(fp)
+    }
+
+    pub async fn delete_image(&self, fingerprint: &str) -> Result<()> {
+        self.run(Method::DELETE, &format!("/1.0/images/{}", enc(fingerprint)), None, &format!("image '{fingerprint}'"))
+            .await
+            .map(|_| ())
+    }
+
+    // ---- networks and storage ---------------------------------------------------------------
+
+    pub async fn network(&self, name: &str) -> Result<Network> {
+        self.sync(Method::GET, &format!("/1.0/networks/{}", enc(name)), None, &format!("network '{name}'")).await
+    }
+
+    pub async fn create_network(&self, name: &str, config: Config) -> Result<()> {
+        let body = json!({ "name": name, "type": "bridge", "config": config });
+        self.call(Method::POST, "/1.0/networks", Some(&body), &format!("network '{name}'")).await.map(|_| ())
+    }
+
+    pub async fn patch_network(&self, name: &str, config: Config) -> Result<()> {
+        let body = json!({ "config": config });
+        self.call(Method::PATCH, &format!("/1.0/networks/{}", enc(name)), Some(&body), &format!("network '{name}'"))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn storage_pool(&self, name: &str) -> Result<StoragePool> {
+        self.sync(Method::GET, &format!("/1.0/storage-pools/{}", enc(name)), None, &format!("storage pool '{name}'"))
+            .await
+    }
+
+    pub async fn create_storage_pool(&self, name: &str, driver: &str, config: Config) -> Result<()> {
+        let body = json!({ "name": name, "driver": driver, "config": config });
+        self.call(Method::POST, "/1.0/storage-pools", Some(&body), &format!("storage pool '{name}'")).await.map(|_| ())
+    }
+
+    pub async fn profile(&self, name: &str) -> Result<Value> {
+        self.sync(Method::GET, &format!("/1.0/profiles/{}", enc(name)), None, &format!("profile '{name}'")).await
+    }
+
+    pub async fn patch_profile(&self, name: &str, body: Value) -> Result<()> {
+        self.call(Method::PATCH, &format!("/1.0/profiles/{}", enc(name)), Some(&body), &format!("profile '{name}'"))
+            .await
+            .map(|_| ())
+    }
+}
