@@ -126,6 +126,11 @@ impl Drop for Lsp {
     }
 }
 
+/// A `sandbox/status` push saying whether Incus answers.
+fn status_with(reachable: bool) -> impl Fn(&Value) -> bool {
+    move |v: &Value| v["method"] == "sandbox/status" && v["params"]["incusReachable"] == reachable
+}
+
 fn changed_for<'a>(name: &'a str, state: Option<&'a str>) -> impl Fn(&Value) -> bool + 'a {
     move |v: &Value| {
         v["method"] == "sandbox/changed"
@@ -148,6 +153,13 @@ fn lifecycle_with_progress_and_live_changes() {
     lsp.initialize();
     let r = lsp.call("sandbox/list", json!({}));
     assert!(r["result"].is_array(), "{r}");
+    // The server status is pushed once the client is initialized.
+    let st = lsp.wait_for(Duration::from_secs(10), status_with(true));
+    let p = &st["params"];
+    assert_eq!((p["remote"].as_str(), p["incusError"].is_null()), (Some("local"), true), "{st}");
+    assert!(p["incusVersion"].as_str().is_some_and(|v| !v.is_empty()), "{st}");
+    assert!(p["goldenBuilt"].as_array().unwrap().iter().any(|g| g == "minimal"), "{st}");
+    assert_eq!(p["health"], "ok", "{st}");
 
     // Create with a work-done token: $/progress begin/report/end, a result, and changes.
     let r = lsp.call("sandbox/create", json!({"name": name, "stack": "minimal", "workDoneToken": "create-1"}));
@@ -169,6 +181,24 @@ fn lifecycle_with_progress_and_live_changes() {
             .any(|v| v["params"]["value"]["message"].as_str().is_some_and(|m| m.contains("Waiting for SSH")))
     );
     lsp.wait_for(Duration::from_secs(10), changed_for(&name, Some("running")));
+    // How to reach it comes from the sidecar: its SSH host, the managed config, the project.
+    assert_eq!(r["result"]["sandbox"]["sshAlias"], format!("sandbox-{name}"));
+    let info = lsp.call("sandbox/hostInfo", json!({}))["result"].clone();
+    assert_eq!(info["sshConfig"], sandbox_home().join("ssh_config").display().to_string(), "{info}");
+    assert_eq!(info["projectDir"], "/workspace/project");
+    assert!(info["sshEntries"].as_array().unwrap().iter().any(|e| e == name.as_str()), "{info}");
+    let o = Command::new("ssh")
+        .args([
+            "-F",
+            info["sshConfig"].as_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            &format!("sandbox-{name}"),
+            "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&o.stdout).trim(), name, "the alias reaches it: {}", text(&o.stderr));
 
     // A stop done outside (the incus CLI) shows up as a notification, without polling.
     let t0 = Instant::now();
@@ -297,10 +327,22 @@ fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts
     create(&name, &[]);
     a.wait_for(Duration::from_secs(10), changed_for(&name, Some("running")));
     b.wait_for(Duration::from_secs(10), changed_for(&name, Some("running")));
-    // The daemon goes away and comes back (our own script starts it).
+    a.wait_for(Duration::from_secs(10), status_with(true));
+    b.wait_for(Duration::from_secs(10), status_with(true));
+    // The daemon goes away: both clients are told within 2 s, with the reason (the status bar
+    // follows it). Then it comes back (our own script starts it) and so does the status.
     assert!(Command::new("incus").args(["admin", "shutdown"]).status().unwrap().success());
+    let down = Instant::now();
+    for c in [&mut a, &mut b] {
+        let st = c.wait_for(Duration::from_secs(10), status_with(false));
+        assert_eq!(st["params"]["health"], "error", "{st}");
+        assert_eq!(st["params"]["incusError"]["code"], "incus_unavailable", "{st}");
+    }
+    assert!(down.elapsed() < Duration::from_secs(2), "told after {:?}", down.elapsed());
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-host.sh");
     assert!(Command::new("bash").arg(script).args(["--nat", "off"]).status().unwrap().success());
+    a.wait_for(Duration::from_secs(30), status_with(true));
+    b.wait_for(Duration::from_secs(30), status_with(true));
     // Sandboxes do not come back by themselves (boot.autostart=false: only `sandbox start`, which
     // applies their egress policy and agent first, starts one). Start ours from outside once the
     // daemon answers: both clients must see it, then see an outside stop.

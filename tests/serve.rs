@@ -67,6 +67,12 @@ async fn the_method_table_over_jsonrpsee_with_a_token_and_live_changes() {
     let _ = list;
     let mut changes =
         c.subscribe::<Value, _>("sandbox/subscribeChanges", rpc_params![], "sandbox/unsubscribeChanges").await.unwrap();
+    // The server status: sent at once to a new subscriber.
+    let mut status =
+        c.subscribe::<Value, _>("sandbox/subscribeStatus", rpc_params![], "sandbox/unsubscribeStatus").await.unwrap();
+    let st =
+        tokio::time::timeout(Duration::from_secs(10), status.next()).await.expect("a status in time").unwrap().unwrap();
+    assert_eq!((st["incusReachable"].as_bool(), st["remote"].as_str()), (Some(true), Some("local")), "{st}");
     let mut sb = Sandboxes::new();
     let name = sb.name("serve");
     let r: Value = c

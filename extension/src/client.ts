@@ -8,13 +8,15 @@ import * as vscode from 'vscode';
 // (it is most of the bundle's load time).
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { config, sidecarEnv } from './config';
-import { CHANGED, type ApiError, type Changed, type Methods } from './protocol.generated';
+import type { ClientErrorCode } from './errorActions';
+import { CHANGED, STATUS, type ApiError, type Changed, type Methods, type ServerStatus, type WithProgress } from './protocol.generated';
+import type { SidecarState } from './sidecarState';
 
-export type SidecarState = 'starting' | 'ready' | 'error' | 'stopped';
+export type { SidecarState } from './sidecarState';
 
 /** A failed call: the sidecar's stable code, its message and what to do. */
 export class SandboxError extends Error {
-  constructor(readonly code: string, message: string, readonly hint?: string) {
+  constructor(readonly code: ClientErrorCode, message: string, readonly hint?: string) {
     super(message);
   }
 }
@@ -60,10 +62,13 @@ export class Sidecar implements vscode.Disposable {
   private seq = 0;
   private readonly stateEmitter = new vscode.EventEmitter<SidecarState>();
   private readonly changedEmitter = new vscode.EventEmitter<Changed>();
+  private readonly statusEmitter = new vscode.EventEmitter<ServerStatus>();
   /** Fires after each (re)start, once requests work. */
   private readonly readyEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeState = this.stateEmitter.event;
   readonly onDidChangeSandbox = this.changedEmitter.event;
+  /** `sandbox/status`: Incus reachable or not, golden images built or missing. */
+  readonly onDidChangeStatus = this.statusEmitter.event;
   readonly onDidBecomeReady = this.readyEmitter.event;
 
   constructor(private readonly extensionUri: vscode.Uri, readonly log: vscode.LogOutputChannel) {}
@@ -132,6 +137,7 @@ export class Sidecar implements vscode.Disposable {
       );
       this.client = client;
       client.onNotification(CHANGED, (c: Changed) => this.changedEmitter.fire(c));
+      client.onNotification(STATUS, (s: ServerStatus) => this.statusEmitter.fire(s));
       await client.start();
       if (gen !== this.generation) return;
       this.startedAt = Date.now();
@@ -193,11 +199,14 @@ export class Sidecar implements vscode.Disposable {
   ): Promise<Methods[M]['result']> {
     const workDoneToken = `agent-sandboxes-${process.pid}-${++this.seq}`;
     const sub = this.client && this.lc?.WorkDoneProgress && this.client.onProgress(this.lc.WorkDoneProgress.type, workDoneToken, (v) => {
-      // `begin` only says "starting": the steps come as reports.
-      if (v.kind === 'report' && v.message) onMessage(v.message.trim());
+      switch (v.kind) {
+        case 'report': if (v.message) onMessage(v.message.trim()); break;
+        case 'begin': case 'end': break; // `begin` only says "starting": the steps come as reports
+      }
     });
     try {
-      return await this.request(method, { ...params, workDoneToken }, token);
+      const withToken: WithProgress<Methods[M]['params']> = { ...params, workDoneToken };
+      return await this.request(method, withToken, token);
     } finally {
       sub?.dispose();
     }
@@ -219,6 +228,7 @@ export class Sidecar implements vscode.Disposable {
     await this.stopClient();
     this.stateEmitter.dispose();
     this.changedEmitter.dispose();
+    this.statusEmitter.dispose();
     this.readyEmitter.dispose();
   }
 }

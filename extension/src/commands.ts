@@ -1,14 +1,14 @@
 // Palette, view-title and tree-item commands (category "Sandbox"). Each collects what it needs
 // (from the tree selection, or a quick pick), calls the sidecar, and opens windows or terminals.
-import * as path from 'path';
 import * as vscode from 'vscode';
 import { SandboxError, type Sidecar } from './client';
-import { sandboxHome } from './config';
 import { reportError } from './errors';
 import { githubTokenFor, withGithubToken } from './github';
+import { isBuilt } from './goldenModel';
 import type { GoldenNode } from './goldenTree';
-import type { CreateOptions, ExecResult, PortForward, Sandbox } from './protocol.generated';
-import { ensureInclude, ensureRemoteSsh, hasManagedEntry, remoteUri } from './remoteSsh';
+import { isRunning } from './model';
+import type { CheckStatus, CreateOptions, ExecResult, GoldenState, NameOutcome, PortForward, Sandbox } from './protocol.generated';
+import { ensureInclude, ensureRemoteSsh, remoteUri } from './remoteSsh';
 import type { Store } from './store';
 import { openTerminals, type TerminalKind } from './terminals';
 import { portUrl, type Node } from './tree';
@@ -27,8 +27,8 @@ export interface Ctx {
 
 type Arg = Node | GoldenNode | string | undefined;
 type Filter = (s: Sandbox) => boolean;
-const running: Filter = (s) => s.state === 'running';
-const stopped: Filter = (s) => s.state !== 'running';
+const running: Filter = (s) => isRunning(s.state);
+const stopped: Filter = (s) => !isRunning(s.state);
 const any: Filter = () => true;
 
 /**
@@ -50,7 +50,7 @@ async function targets(ctx: Ctx, arg: Arg, selected: Arg[] | undefined, filter: 
 }
 
 /** Reports the failed ones of a per-name outcome list. */
-function reportOutcomes(what: string, outcomes: { name: string; ok: boolean; error: { code: string; message: string; hint: string | null } | null }[]) {
+function reportOutcomes(what: string, outcomes: NameOutcome[]) {
   for (const o of outcomes) {
     if (!o.ok && o.error) reportError(`${what} ${o.name}`, new SandboxError(o.error.code, o.error.message, o.error.hint ?? undefined));
   }
@@ -78,17 +78,18 @@ async function create(ctx: Ctx, p: CreateOptions | undefined): Promise<Sandbox |
 async function openRemote(ctx: Ctx, name: string): Promise<vscode.Uri | undefined> {
   const s = ctx.store.get(name) ?? (await ctx.sidecar.request('sandbox/get', { name })) ?? undefined;
   if (!s) throw new SandboxError('not_found', `sandbox '${name}' does not exist`, 'refresh the Sandboxes view');
-  if (s.state !== 'running') {
+  if (!isRunning(s.state)) {
     const start = 'Start It';
     const a = await ui().ask('warning', `Sandbox ${name} is ${s.state}.`, {}, start);
     if (a !== start) return undefined;
     await ctx.sidecar.withProgress(`Starting sandbox ${name}`, 'sandbox/start', { name });
   }
-  if (!hasManagedEntry(name)) {
-    throw new SandboxError('failed', `${path.join(sandboxHome(), 'ssh_config')} has no entry for ${name}`, `start the sandbox again (it rewrites the entry): sandbox start ${name}`);
+  const info = await ctx.sidecar.request('sandbox/hostInfo', {});
+  if (!info.sshEntries.includes(name)) {
+    throw new SandboxError('failed', `${info.sshConfig} has no entry for ${name}`, `start the sandbox again (it rewrites the entry): sandbox start ${name}`);
   }
   if (!(await ensureRemoteSsh())) return undefined;
-  if (!(await ensureInclude(ctx.context.globalState))) {
+  if (!(await ensureInclude(ctx.context.globalState, info))) {
     const add = 'Add the Include line';
     void ui().ask('warning', `Remote-SSH cannot find the host sandbox-${name} without the Include line in ~/.ssh/config.`, {}, add).then(async (a) => {
       if (a !== add) return;
@@ -97,7 +98,7 @@ async function openRemote(ctx: Ctx, name: string): Promise<vscode.Uri | undefine
     });
     return undefined;
   }
-  const uri = remoteUri(name);
+  const uri = remoteUri(s, info);
   await ui().openFolder(uri, { forceNewWindow: true });
   return uri;
 }
@@ -128,6 +129,14 @@ async function exposePort(ctx: Ctx, name: string): Promise<PortForward | undefin
   return f;
 }
 
+function setupChoice(state: GoldenState): string {
+  switch (state) {
+    case 'built': return 'built: rebuild';
+    case 'stale': return 'built, script changed: rebuild';
+    case 'missing': return 'not built: build';
+  }
+}
+
 async function setup(ctx: Ctx, only?: string): Promise<void> {
   let stacks: string[] = [];
   let rebuild: string[] = [];
@@ -135,7 +144,7 @@ async function setup(ctx: Ctx, only?: string): Promise<void> {
     rebuild = [only];
   } else {
     const golden = ctx.store.goldenImages() ?? (await ctx.sidecar.request('sandbox/goldenImages', {}));
-    const items = golden.map((g) => ({ label: g.stack, description: g.built ? (g.stale ? 'built, script changed: rebuild' : 'built: rebuild') : 'not built: build', detail: g.description, built: g.built }));
+    const items = golden.map((g) => ({ label: g.stack, description: setupChoice(g.state), detail: g.description, built: isBuilt(g.state) }));
     const r = await ui().pick({ title: 'Sandbox: Setup / Rebuild Stack', placeholder: 'Stacks to build (built ones are rebuilt); none: only check Incus', items, canPickMany: true, noneIsAnswer: true });
     if (r === undefined || r === BACK) return;
     stacks = r.filter((i) => !i.built).map((i) => i.label);
@@ -146,10 +155,19 @@ async function setup(ctx: Ctx, only?: string): Promise<void> {
   void ui().ask('info', `Setup done: ${reports.map((r) => `${r.stack} ${r.action}`).join(', ') || 'Incus is ready'}.`, {});
 }
 
+/** [log mark, icon] of a check's status. */
+function checkMark(status: CheckStatus): [string, string] {
+  switch (status) {
+    case 'ok': return ['ok  ', 'pass'];
+    case 'warning': return ['warn', 'warning'];
+    case 'failed': return ['FAIL', 'error'];
+  }
+}
+
 async function doctor(ctx: Ctx): Promise<void> {
   const checks = await ctx.sidecar.request('sandbox/doctor', {});
-  for (const c of checks) ctx.sidecar.log.info(`doctor: ${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'} ${c.name}: ${c.detail}${c.fix ? ` (fix: ${c.fix})` : ''}`);
-  const items = checks.map((c) => ({ label: `$(${c.ok ? 'pass' : c.required ? 'error' : 'warning'}) ${c.name}`, description: c.detail, detail: c.ok ? undefined : c.fix ? `fix: ${c.fix}` : undefined, fix: c.fix }));
+  for (const c of checks) ctx.sidecar.log.info(`doctor: ${checkMark(c.status)[0]} ${c.name}: ${c.detail}${c.fix ? ` (fix: ${c.fix})` : ''}`);
+  const items = checks.map((c) => ({ label: `$(${checkMark(c.status)[1]}) ${c.name}`, description: c.detail, detail: c.fix ? `fix: ${c.fix}` : undefined, fix: c.fix }));
   const r = await ui().pick({ title: 'Sandbox: Doctor', placeholder: 'Select a failed check to copy the command that fixes it', items });
   const fix = r && r !== BACK ? r[0].fix : undefined;
   if (fix) {
@@ -229,7 +247,8 @@ export function registerCommands(ctx: Ctx): void {
   reg('copySshCommand', 'Copy SSH command', async (a, sel) => {
     const [name] = await targets(ctx, a, sel, any, false, 'copy the SSH command of');
     if (!name) return undefined;
-    const cmd = `ssh -F ${path.join(sandboxHome(), 'ssh_config')} ${name}`;
+    const info = await ctx.sidecar.request('sandbox/hostInfo', {});
+    const cmd = `ssh -F ${info.sshConfig} ${name}`;
     await vscode.env.clipboard.writeText(cmd);
     void ui().ask('info', `Copied: ${cmd}`, {});
     return cmd;

@@ -1,6 +1,4 @@
-// Settings (package.json `contributes.configuration`) and where the sandbox's files live.
-import * as os from 'os';
-import * as path from 'path';
+// Settings (package.json `contributes.configuration`) and the sidecar's environment from them.
 import * as vscode from 'vscode';
 
 const section = () => vscode.workspace.getConfiguration('agentSandboxes');
@@ -30,16 +28,4 @@ export function sidecarEnv(): NodeJS.ProcessEnv {
   const stack = config.defaultStack();
   if (stack) env.SANDBOX_DEFAULT_STACK = stack;
   return env;
-}
-
-/** `SANDBOX_HOME`, else `~/.sandbox` (as the engine's paths.rs). */
-export function sandboxHome(): string {
-  return process.env.SANDBOX_HOME || path.join(os.homedir(), '.sandbox');
-}
-
-/** The managed ssh config, written with portable `~` when it is in the default place. */
-export function sshConfigForInclude(): string {
-  const home = sandboxHome();
-  const def = path.join(os.homedir(), '.sandbox');
-  return home === def ? '~/.sandbox/ssh_config' : path.join(home, 'ssh_config');
 }

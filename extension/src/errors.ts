@@ -1,21 +1,9 @@
 // Every failure ends as a notification that says what happened, what to do, and offers the
-// action that does it.
+// action that does it (errorActions.ts picks them from the error's code).
 import * as vscode from 'vscode';
 import { SandboxError } from './client';
+import { actionsFor } from './errorActions';
 import { ui } from './ui';
-
-const SHOW_LOGS = 'Show Logs';
-
-/** The actions that help with an error code (first is the most useful). */
-function actionsFor(e: SandboxError): [string, string][] {
-  const a: [string, string][] = [];
-  if (e.code === 'sidecar_unavailable') a.push(['Restart Sidecar', 'agentSandboxes.restartSidecar']);
-  if (e.code === 'incus_unavailable' || e.code === 'incus_error') a.push(['Check the Host', 'agentSandboxes.doctor']);
-  if (/sandbox setup/.test(e.hint ?? '')) a.push(['Run Setup', 'agentSandboxes.setup']);
-  if (e.code === 'not_found' || e.code === 'conflict') a.push(['Refresh', 'agentSandboxes.refresh']);
-  a.push([SHOW_LOGS, 'agentSandboxes.showLogs']);
-  return a;
-}
 
 export function errorMessage(e: SandboxError): string {
   return e.hint ? `${e.message} — ${e.hint}` : e.message;
@@ -28,7 +16,7 @@ export function reportError(what: string, e: unknown): void {
     return;
   }
   const err = e instanceof SandboxError ? e : new SandboxError('failed', e instanceof Error ? e.message : String(e));
-  const actions = actionsFor(err);
+  const actions = actionsFor(err.code);
   void ui().ask('error', `${what}: ${errorMessage(err)}`, {}, ...actions.map(([label]) => label)).then((chosen) => {
     const cmd = actions.find(([label]) => label === chosen)?.[1];
     if (cmd) void vscode.commands.executeCommand(cmd);

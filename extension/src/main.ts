@@ -97,6 +97,14 @@ export function activate(context: vscode.ExtensionContext): Api {
     registerCommands(ctx);
     context.subscriptions.push(
       s.onDidChangeSandbox((c) => store.apply(c)),
+      s.onDidChangeStatus((st) => {
+        const before = store.status();
+        store.setStatus(st);
+        // Incus back, or golden images built or removed: the lists are read again.
+        const changed = before !== undefined && st.incusReachable
+          && (!before.incusReachable || before.goldenBuilt.join(' ') !== st.goldenBuilt.join(' '));
+        if (changed) void reload();
+      }),
       s.onDidBecomeReady(() => void reload().then(resolveLoaded)),
       s.onDidChangeState((st) => { if (st !== 'ready') store.clear(); }),
       vscode.workspace.onDidChangeConfiguration((e) => {

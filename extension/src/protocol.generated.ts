@@ -1,11 +1,7 @@
 // Generated from server/src/api (the method table) by `cargo test -p sandbox protocol_ts`.
 // Do not edit: change the Rust types, then run with UPDATE_PROTOCOL=1.
 
-export type Sandbox = { name: string, instance: string, 
-/**
- * running | stopped | frozen | error | …
- */
-state: string, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, egress: Egress, cpu: string | null, memory: string | null, createdAt: string, 
+export type Sandbox = { name: string, instance: string, state: SandboxState, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, egress: Egress, cpu: string | null, memory: string | null, createdAt: string, 
 /**
  * Cluster member the sandbox runs on (absent on a single server).
  */
@@ -13,34 +9,38 @@ location: string | null,
 /**
  * Created by this product (false: by the seed's scripts).
  */
-managed: boolean, health: Health | null, };
+managed: boolean, health: Health | null, 
+/**
+ * Its host in ~/.sandbox/ssh_config (`ssh -F CONFIG ALIAS`; Remote-SSH's host name).
+ */
+sshAlias: string, };
+
+export type SandboxState = "running" | "stopped" | "frozen" | "error" | "starting" | "stopping" | "unknown";
 
 export type PortForward = { 
 /**
  * Incus device name (`ports` for ssh/app/alt together; the seed's `ssh-proxy`, `app-proxy`,
  * `alt-proxy`; `port-PORT-PROTO` for `expose`).
  */
-device: string, 
-/**
- * ssh | app | alt | extra
- */
-role: string, proto: string, hostPort: number, containerPort: number, };
+device: string, role: PortRole, proto: Proto, hostPort: number, containerPort: number, };
 
-export type Health = { 
-/**
- * active | inactive | failed | absent | unknown
- */
-docker: string, sshAgent: boolean, claudeAuth: boolean, };
+export type PortRole = "ssh" | "app" | "alt" | "extra";
+
+export type Proto = "tcp" | "udp";
+
+export type Egress = "open" | "filtered";
+
+export type Health = { docker: DockerState, sshAgent: boolean, claudeAuth: boolean, };
+
+export type DockerState = "active" | "inactive" | "failed" | "absent" | "unknown";
 
 export type StartResult = { action: StartAction, sandbox: Sandbox, seconds: number, };
 
 export type StartAction = "created" | "restarted" | "running";
 
-export type Egress = "open" | "filtered";
-
-export type GoldenInfo = { stack: string, instance: string, description: string, 
+export type GoldenInfo = { stack: string, instance: string, description: string, state: GoldenState, 
 /**
- * Has a `ready` snapshot.
+ * Has a `ready` snapshot (built or stale).
  */
 built: boolean, 
 /**
@@ -52,11 +52,13 @@ stale: boolean, builtAt: string | null, baseImage: string | null,
  */
 managed: boolean, };
 
+export type GoldenState = "built" | "stale" | "missing";
+
 export type SetupReport = { stack: string, action: SetupAction, seconds: number, };
 
 export type SetupAction = "built" | "rebuilt" | "skipped";
 
-export type Check = { name: string, ok: boolean, 
+export type Check = { name: string, status: CheckStatus, ok: boolean, 
 /**
  * Required for sandboxes to work at all (a failed optional check is a warning).
  */
@@ -66,9 +68,7 @@ required: boolean, detail: string,
  */
 fix: string | null, };
 
-export type Changed = { name: string, sandbox: Sandbox | null, };
-
-export type Denied = { name: string, denial: Denial, };
+export type CheckStatus = "ok" | "warning" | "failed";
 
 export type Allowlist = { name: string, 
 /**
@@ -84,34 +84,85 @@ export type Denial = {
 /**
  * The refused name (or address, for TLS without SNI / raw-IP HTTP).
  */
-domain: string, 
-/**
- * tls | http | dns
- */
-kind: string, count: number, 
+domain: string, kind: DenialKind, count: number, 
 /**
  * Unix time (seconds) of the last refusal.
  */
 last: number, };
 
-export type DomainsParams = { name: string, 
-/**
- * `example.com` (exactly that name) or `.example.com` (it and every subdomain).
- */
-domains: Array<string>, };
+export type DenialKind = "tls" | "http" | "dns";
 
-export type ProgressEvent = { token: string | number, 
+export type HostInfo = { 
 /**
- * begin | report | end
+ * The sidecar's version.
  */
-kind: string, message: string | null, };
+version: string, 
+/**
+ * The Incus remote in use.
+ */
+remote: string, 
+/**
+ * The managed ssh config: `ssh -F SSH_CONFIG NAME` (or the sandbox's `sshAlias`).
+ */
+sshConfig: string, 
+/**
+ * The same file as an `Include` line in ~/.ssh/config names it.
+ */
+sshInclude: string, 
+/**
+ * Sandboxes that have an entry in it.
+ */
+sshEntries: Array<string>, 
+/**
+ * The project directory in every sandbox (Remote-SSH opens it).
+ */
+projectDir: string, };
 
-export type ApiError = { 
+export type NameOutcome = { name: string, ok: boolean, error: ApiError | null, };
+
+export type ExecResult = { status: number, stdout: string, stderr: string, };
+
+export type Done = Record<string, never>;
+
+export type Changed = { name: string, sandbox: Sandbox | null, };
+
+export type Denied = { name: string, denial: Denial, };
+
+export type ServerStatus = { health: StatusHealth, 
 /**
- * invalid_params | invalid_input | not_found | conflict | failed | cancelled |
- * incus_unavailable | incus_error | unknown_method
+ * One line for people.
  */
-code: string, message: string, hint: string | null, };
+message: string, 
+/**
+ * The Incus remote in use (`local`, or a name from `sandbox remote list`).
+ */
+remote: string, 
+/**
+ * Where it is: the unix socket, or the HTTPS URL.
+ */
+endpoint: string, incusReachable: boolean, incusVersion: string | null, 
+/**
+ * Why Incus does not answer, and what to do.
+ */
+incusError: ApiError | null, 
+/**
+ * Stacks whose golden image is built (stale ones included).
+ */
+goldenBuilt: Array<string>, 
+/**
+ * Known stacks without a golden image.
+ */
+goldenMissing: Array<string>, };
+
+export type StatusHealth = "ok" | "warning" | "error";
+
+export type ProgressEvent = { token: string | number, kind: ProgressKind, message: string | null, };
+
+export type ProgressKind = "begin" | "report" | "end";
+
+export type ApiError = { code: ErrorCode, message: string, hint: string | null, };
+
+export type ErrorCode = "invalid_params" | "invalid_input" | "not_found" | "needs_setup" | "conflict" | "failed" | "cancelled" | "incus_unavailable" | "incus_error" | "unknown_method";
 
 export type ListParams = { 
 /**
@@ -194,13 +245,13 @@ githubToken?: string, };
 
 export type StartParams = { name: string, cpu?: string, memory?: string, env?: Array<string>, };
 
-export type NameOutcome = { name: string, ok: boolean, error: ApiError | null, };
-
 export type ExposeParams = { name: string, port: number, 
 /**
- * tcp (default), udp or both.
+ * Default: tcp.
  */
-proto?: string, hostPort?: number, };
+proto?: ExposeProto, hostPort?: number, };
+
+export type ExposeProto = "tcp" | "udp" | "both";
 
 export type UnexposeParams = { name: string, port: number, };
 
@@ -210,17 +261,19 @@ export type ExecParams = { name: string,
  */
 command: Array<string>, };
 
-export type ExecResult = { status: number, stdout: string, stderr: string, };
-
 export type SetupParams = { stacks?: Array<string>, 
 /**
  * Stack names, or "all".
  */
 rebuild?: Array<string>, baseImage?: string, };
 
-export type Empty = Record<string, never>;
+export type DomainsParams = { name: string, 
+/**
+ * `example.com` (exactly that name) or `.example.com` (it and every subdomain).
+ */
+domains: Array<string>, };
 
-export type Done = Record<string, never>;
+export type Empty = Record<string, never>;
 
 /** Params of a method that reports progress (`$/progress` on this token). */
 export type WithProgress<P> = P & { workDoneToken?: string | number };
@@ -239,6 +292,7 @@ export interface Methods {
   "sandbox/setup": { params: WithProgress<SetupParams>; result: Array<SetupReport> };
   "sandbox/doctor": { params: Empty; result: Array<Check> };
   "sandbox/goldenImages": { params: Empty; result: Array<GoldenInfo> };
+  "sandbox/hostInfo": { params: Empty; result: HostInfo };
   "sandbox/allow": { params: DomainsParams; result: Allowlist };
   "sandbox/deny": { params: DomainsParams; result: Allowlist };
   "sandbox/denials": { params: NameParams; result: Array<Denial> };
@@ -257,6 +311,7 @@ export const METHODS = [
   "sandbox/setup",
   "sandbox/doctor",
   "sandbox/goldenImages",
+  "sandbox/hostInfo",
   "sandbox/allow",
   "sandbox/deny",
   "sandbox/denials",
@@ -266,3 +321,5 @@ export const METHODS = [
 export const CHANGED = "sandbox/changed";
 /** Server → client notification. */
 export const DENIED = "sandbox/denied";
+/** Server → client notification. */
+export const STATUS = "sandbox/status";

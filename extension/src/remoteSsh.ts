@@ -1,60 +1,36 @@
-// Opening a sandbox in a Remote-SSH window: the host alias `sandbox-NAME` comes from the managed
-// ssh config, which ~/.ssh/config must Include (added once, with consent); then VS Code opens
-// vscode-remote://ssh-remote+sandbox-NAME/workspace/project in a new window.
+// Opening a sandbox in a Remote-SSH window: its SSH host alias and the managed ssh config come
+// from the sidecar (Sandbox.sshAlias, sandbox/hostInfo); ~/.ssh/config must Include that config
+// (added once, with consent); then VS Code opens vscode-remote://ssh-remote+ALIAS/PROJECT.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { sandboxHome, sshConfigForInclude } from './config';
+import type { HostInfo, Sandbox } from './protocol.generated';
+import { hasInclude, withInclude } from './sshConfig';
 import { ui } from './ui';
 
 /** Extensions that provide the `ssh-remote` authority (Microsoft's, and VSCodium's open one). */
 export const REMOTE_SSH_IDS = ['ms-vscode-remote.remote-ssh', 'jeanp413.open-remote-ssh'];
-export const PROJECT_DIR = '/workspace/project';
 const CONSENT_KEY = 'agentSandboxes.sshIncludeConsent';
 
-export function hostAlias(name: string): string {
-  return `sandbox-${name}`;
-}
-
-export function remoteUri(name: string): vscode.Uri {
-  return vscode.Uri.parse(`vscode-remote://ssh-remote+${hostAlias(name)}${PROJECT_DIR}`);
+export function remoteUri(s: Sandbox, info: HostInfo): vscode.Uri {
+  return vscode.Uri.parse(`vscode-remote://ssh-remote+${s.sshAlias}${info.projectDir}`);
 }
 
 export function userSshConfig(): string {
   return path.join(os.homedir(), '.ssh', 'config');
 }
 
-/** Does ~/.ssh/config already include the managed config? */
-export function hasInclude(text: string): boolean {
-  const target = sshConfigForInclude();
-  const abs = path.join(sandboxHome(), 'ssh_config');
-  return text.split('\n').some((l) => {
-    const m = /^\s*Include\s+(.+?)\s*$/i.exec(l);
-    return !!m && m[1].split(/\s+/).some((p) => p === target || p === abs);
-  });
-}
-
-/** The managed config has an entry for this sandbox (written by the engine at create/start). */
-export function hasManagedEntry(name: string): boolean {
-  try {
-    const text = fs.readFileSync(path.join(sandboxHome(), 'ssh_config'), 'utf8');
-    return text.split('\n').some((l) => l.trim() === `Host ${name} ${hostAlias(name)}`);
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Makes sure ~/.ssh/config includes the managed config, asking once. The Include goes first:
  * an Include after a `Host` line would only apply inside that block.
  */
-export async function ensureInclude(state: vscode.Memento): Promise<boolean> {
+export async function ensureInclude(state: vscode.Memento, info: HostInfo): Promise<boolean> {
   const file = userSshConfig();
   const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  if (hasInclude(text)) return true;
+  if (hasInclude(text, [info.sshInclude, info.sshConfig])) return true;
   if (state.get(CONSENT_KEY) === 'declined') return false;
-  const line = `Include ${sshConfigForInclude()}`;
+  const line = `Include ${info.sshInclude}`;
   const add = 'Add the Include line';
   const answer = await ui().ask('info',
     `Remote-SSH finds sandboxes through the managed ssh config. Add \`${line}\` at the top of ~/.ssh/config? (asked once)`,
@@ -64,8 +40,7 @@ export async function ensureInclude(state: vscode.Memento): Promise<boolean> {
     return false;
   }
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const header = `# Added by Agent Sandboxes: its sandboxes are SSH hosts sandbox-NAME.\n${line}\n\n`;
-  fs.writeFileSync(file, header + text, { mode: 0o600 });
+  fs.writeFileSync(file, withInclude(text, info.sshInclude), { mode: 0o600 });
   await state.update(CONSENT_KEY, 'accepted');
   return true;
 }

@@ -1,8 +1,10 @@
-// "$(vm) N running" plus the sidecar's health, with command links in the tooltip (as
-// rust-analyzer's status item does).
+// The status bar item: statusView.ts decides what it says; this keeps it current.
 import * as vscode from 'vscode';
 import type { Sidecar } from './client';
+import { statusView } from './statusView';
 import type { Store } from './store';
+
+const ENABLED = ['agentSandboxes.showLogs', 'agentSandboxes.restartSidecar', 'agentSandboxes.create', 'agentSandboxes.doctor', 'agentSandboxes.setup', 'workbench.view.extension.agentSandboxes'];
 
 export class StatusBar implements vscode.Disposable {
   readonly item = vscode.window.createStatusBarItem('agentSandboxes.status', vscode.StatusBarAlignment.Left, 50);
@@ -24,31 +26,20 @@ export class StatusBar implements vscode.Disposable {
   }
 
   render() {
-    const state = this.sidecar.state;
-    const n = this.store.running();
-    const md = new vscode.MarkdownString(undefined, true);
-    md.isTrusted = { enabledCommands: ['agentSandboxes.showLogs', 'agentSandboxes.restartSidecar', 'agentSandboxes.create', 'agentSandboxes.doctor', 'workbench.view.extension.agentSandboxes'] };
-    this.item.backgroundColor = undefined;
-    this.item.command = 'workbench.view.extension.agentSandboxes';
-    switch (state) {
-      case 'ready':
-        this.item.text = `$(vm) ${n} running`;
-        md.appendMarkdown(`**Agent Sandboxes** — sidecar ready (${this.sidecar.binary?.version ?? '?'})\n\n`);
-        md.appendMarkdown(`${n} of ${this.store.all().length} sandboxes running\n\n`);
-        break;
-      case 'starting':
-        this.item.text = '$(loading~spin) Sandboxes';
-        md.appendMarkdown('**Agent Sandboxes** — starting the sidecar…\n\n');
-        break;
-      default:
-        this.item.text = '$(error) Sandboxes';
-        this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
-        this.item.command = 'agentSandboxes.showLogs';
-        md.appendMarkdown(`**Agent Sandboxes** — sidecar ${state}: ${this.sidecar.error ?? 'not running'}\n\n`);
-    }
-    md.appendMarkdown('[$(add) Create](command:agentSandboxes.create) · [$(output) Show Logs](command:agentSandboxes.showLogs) · ');
-    md.appendMarkdown('[$(debug-restart) Restart Sidecar](command:agentSandboxes.restartSidecar) · [$(pulse) Doctor](command:agentSandboxes.doctor)');
+    const v = statusView({
+      sidecar: this.sidecar.state,
+      sidecarError: this.sidecar.error,
+      version: this.sidecar.binary?.version,
+      status: this.store.status(),
+      running: this.store.running(),
+      total: this.store.all().length,
+    });
+    const md = new vscode.MarkdownString(v.tooltip, true);
+    md.isTrusted = { enabledCommands: ENABLED };
+    this.item.text = v.text;
     this.item.tooltip = md;
+    this.item.command = v.command;
+    this.item.backgroundColor = v.background && new vscode.ThemeColor(`statusBarItem.${v.background}Background`);
   }
 
   dispose() {

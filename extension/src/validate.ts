@@ -22,8 +22,8 @@ export function cpu(v: string): string | undefined {
 }
 
 export function memory(v: string): string | undefined {
-  const ok = /^(\d{1,9})(KiB|MiB|GiB|TiB|KB|MB|GB|TB)$/.exec(v);
-  return ok && ok[1] !== '0' ? undefined : `'${v}' is not a memory size: give a size with a unit, e.g. 4GiB or 512MiB`;
+  const ok = /^[1-9]\d{0,8}(KiB|MiB|GiB|TiB|KB|MB|GB|TB)$/.test(v);
+  return ok ? undefined : `'${v}' is not a memory size: give a size with a unit, e.g. 4GiB or 512MiB`;
 }
 
 export function envPair(v: string): string | undefined {
@@ -55,35 +55,61 @@ export function port(v: string): string | undefined {
   return n >= 1 && n <= 65535 ? undefined : `'${v}' is not a port number: give a number from 1 to 65535`;
 }
 
-const seg = (s: string) => s !== '' && s !== '.' && s !== '..' && /^[A-Za-z0-9._-]+$/.test(s);
-const host = (h: string) => h !== '' && !h.startsWith('-') && /^[A-Za-z0-9.:[\]-]+$/.test(h);
-const path2 = (p: string) => {
-  const parts = p.replace(/\/+$/, '').split('/');
-  return parts.length === 2 && parts.every(seg);
+const REPO_HINT = 'use git@github.com:OWNER/REPO.git, https://github.com/OWNER/REPO or ssh://git@HOST[:PORT]/OWNER/REPO';
+const seg = (s: string) => s !== '' && s.length <= 100 && s !== '.' && s !== '..' && !s.startsWith('-') && /^[A-Za-z0-9._-]+$/.test(s);
+const hostOk = (h: string) => h !== '' && h.length <= 253 && !/^[-.]/.test(h) && /^[A-Za-z0-9.-]+$/.test(h);
+const splitOnce = (s: string, sep: string): [string, string] | undefined => {
+  const i = s.indexOf(sep);
+  return i < 0 ? undefined : [s.slice(0, i), s.slice(i + sep.length)];
 };
 
-/** git@HOST:OWNER/REPO(.git), https://HOST/OWNER/REPO(.git), ssh://git@HOST(:PORT)/OWNER/REPO(.git). */
-export function repoUrl(v: string): string | undefined {
-  const split = (rest: string, sep: string): [string, string] | undefined => {
-    const i = rest.indexOf(sep);
-    return i < 0 ? undefined : [rest.slice(0, i), rest.slice(i + 1)];
-  };
-  let ok = false;
-  if (v.startsWith('https://')) {
-    const hp = split(v.slice(8), '/');
-    ok = !!hp && host(hp[0]) && path2(hp[1]);
-  } else if (v.startsWith('ssh://')) {
-    let rest = v.slice(6);
-    if (rest.startsWith('git@')) rest = rest.slice(4);
-    const hp = split(rest, '/');
-    ok = !!hp && host(hp[0]) && path2(hp[1]);
-  } else if (v.startsWith('git@')) {
-    const hp = split(v.slice(4), ':');
-    ok = !!hp && host(hp[0]) && !hp[0].includes(':') && path2(hp[1]);
-  }
+/** Why `v` is not a repository URL we can give a deploy key to (the engine's RepoRef::parse). */
+function repoProblem(v: string): string | undefined {
   // eslint-disable-next-line no-control-regex
-  if (ok && !/[\s\x00-\x1f\x7f]/.test(v)) return undefined;
-  return `'${v}' is not a repository URL we understand: use git@github.com:OWNER/REPO.git, https://github.com/OWNER/REPO or ssh://git@HOST/OWNER/REPO`;
+  if (/[\s\x00-\x1f\x7f-\x9f]/.test(v)) return 'it contains spaces or control characters';
+  let user: string;
+  let hostPort: string;
+  let repoPath: string;
+  const scp = !v.startsWith('https://') && !v.startsWith('ssh://');
+  if (v.startsWith('https://')) {
+    const hp = splitOnce(v.slice(8), '/');
+    if (!hp) return 'no OWNER/REPO';
+    if (hp[0].includes('@')) return 'credentials in an https URL are not used; the sandbox gets a deploy key';
+    [user, hostPort, repoPath] = ['git', hp[0], hp[1]];
+  } else if (v.startsWith('ssh://')) {
+    const hp = splitOnce(v.slice(6), '/');
+    if (!hp) return 'no OWNER/REPO';
+    const uh = splitOnce(hp[0], '@') ?? ['git', hp[0]];
+    [user, hostPort, repoPath] = [uh[0], uh[1], hp[1]];
+  } else {
+    const uh = v.includes('://') ? undefined : splitOnce(v, '@');
+    if (!uh) return 'unknown form';
+    const hp = splitOnce(uh[1], ':');
+    if (!hp) return "no ':' after the host";
+    [user, hostPort, repoPath] = [uh[0], hp[0], hp[1]];
+  }
+  if (!seg(user)) return 'bad user name';
+  let host = hostPort;
+  const colon = hostPort.lastIndexOf(':');
+  if (colon >= 0) {
+    if (scp) return 'a port needs the ssh:// form';
+    const port = hostPort.slice(colon + 1);
+    if (!/^\+?\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) return 'bad port';
+    host = hostPort.slice(0, colon);
+  }
+  if (!hostOk(host)) return 'bad host name';
+  let p = repoPath.endsWith('/') ? repoPath.slice(0, -1) : repoPath;
+  if (p.endsWith('.git')) p = p.slice(0, -4);
+  const parts = p.split('/');
+  if (parts.length !== 2) return 'the path must be OWNER/REPO';
+  if (!parts.every(seg)) return "OWNER and REPO may hold letters, digits, '-', '_' and '.'";
+  return undefined;
+}
+
+/** git@HOST:OWNER/REPO(.git), https://HOST/OWNER/REPO(.git), ssh://[USER@]HOST[:PORT]/OWNER/REPO(.git). */
+export function repoUrl(v: string): string | undefined {
+  const why = repoProblem(v);
+  return why && `'${v}' is not a repository URL we understand (${why}): ${REPO_HINT}`;
 }
 
 export function branch(v: string): string | undefined {

@@ -368,4 +368,30 @@ describe('Agent Sandboxes in VS Code', function () {
     assert.ok(!managed.includes(`Host ${NAME} `), 'the ssh entry is removed');
     assert.strictEqual((await cli('list', '--json', '--no-health')).stdout.includes(`"${NAME}"`), false);
   });
+
+  it('the status bar follows the sidecar\'s server status: Incus stopped → the problem and a link to Doctor; started → normal', async function () {
+    // Stops incusd: run by tests/run.sh on CI only (and through the helpers' lock).
+    if (process.env.AGENT_SANDBOXES_DISRUPTIVE !== '1') this.skip();
+    const normal = () => /^\$\(vm\) \d+ running$/.test(String(api.status.item.text));
+    await waitFor('the status bar normal', normal, 10_000);
+    assert.strictEqual(api.store.status()?.incusReachable, true);
+    const down = await run('incus', ['admin', 'shutdown']);
+    assert.strictEqual(down.code, 0, down.stderr);
+    const t0 = Date.now();
+    try {
+      await waitFor('the status bar saying Incus is unreachable', () => String(api.status.item.text).includes('Incus unreachable'), 2_000);
+      console.log(`    told ${Date.now() - t0} ms after \`incus admin shutdown\` returned`);
+      assert.strictEqual(api.status.item.command, 'agentSandboxes.doctor');
+      const md = api.status.item.tooltip as vscode.MarkdownString;
+      assert.match(md.value, /\(command:agentSandboxes\.doctor\)/);
+      assert.match(md.value, /does not answer/);
+      assert.strictEqual(api.sidecar.state, 'ready', 'the sidecar itself is fine');
+    } finally {
+      const script = path.resolve(BIN, '../../../scripts/install-host.sh');
+      const up = await run('bash', [script, '--nat', 'off']);
+      assert.strictEqual(up.code, 0, up.stderr);
+    }
+    await waitFor('the status bar normal again', normal, 60_000);
+    assert.strictEqual(api.store.status()?.incusReachable, true);
+  });
 });

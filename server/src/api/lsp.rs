@@ -16,7 +16,9 @@ use tower_lsp_server::ls_types::{
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, LspServiceBuilder, Server};
 
-use super::{Api, ApiError, CallCx, Changed, watch};
+use super::status::ServerStatus;
+use super::watch::{self, Push};
+use super::{Api, ApiError, CallCx, Changed};
 use crate::progress::Progress;
 
 struct DeniedNotification;
@@ -31,11 +33,20 @@ impl Notification for ChangedNotification {
     const METHOD: &'static str = super::CHANGED;
 }
 
+struct StatusNotification;
+impl Notification for StatusNotification {
+    type Params = ServerStatus;
+    const METHOD: &'static str = super::status::STATUS;
+}
+
 pub struct Backend {
     client: Client,
     api: Api,
     tasks: TaskTracker,
     watching: AtomicBool,
+    /// The client asked for `sandbox/denied` (`initializationOptions.denials`): only then are the
+    /// filters' logs tailed.
+    denials: AtomicBool,
 }
 
 /// Progress lines from the engine, forwarded in order as `$/progress` reports.
@@ -98,7 +109,9 @@ impl Backend {
 }
 
 impl LanguageServer for Backend {
-    async fn initialize(&self, _: InitializeParams) -> jsonrpc::Result<InitializeResult> {
+    async fn initialize(&self, p: InitializeParams) -> jsonrpc::Result<InitializeResult> {
+        let wants = p.initialization_options.as_ref().and_then(|o| o.get("denials")).and_then(Value::as_bool);
+        self.denials.store(wants == Some(true), Ordering::SeqCst);
         Ok(InitializeResult {
             capabilities: ServerCapabilities::default(),
             server_info: Some(ServerInfo {
@@ -114,12 +127,18 @@ impl LanguageServer for Backend {
             return;
         }
         let client = self.client.clone();
-        let mut rx = watch::follow(self.api.engine.incus.clone());
+        let mut rx = watch::follow(self.api.engine.clone());
         tokio::spawn(async move {
-            while let Some(changed) = rx.recv().await {
-                client.send_notification::<ChangedNotification>(changed).await;
+            while let Some(push) = rx.recv().await {
+                match push {
+                    Push::Changed(c) => client.send_notification::<ChangedNotification>(c).await,
+                    Push::Status(s) => client.send_notification::<StatusNotification>(s).await,
+                }
             }
         });
+        if !self.denials.load(Ordering::SeqCst) {
+            return;
+        }
         let client = self.client.clone();
         let mut denied = watch::follow_denials();
         tokio::spawn(async move {
@@ -154,9 +173,14 @@ crate::for_each_method!(define_lsp);
 pub async fn serve_stdio(api: Api) {
     let tasks = TaskTracker::new();
     let t = tasks.clone();
-    let (service, socket) =
-        register(LspService::build(move |client| Backend { client, api, tasks: t, watching: AtomicBool::new(false) }))
-            .finish();
+    let (service, socket) = register(LspService::build(move |client| Backend {
+        client,
+        api,
+        tasks: t,
+        watching: AtomicBool::new(false),
+        denials: AtomicBool::new(false),
+    }))
+    .finish();
     let (input, output) = super::frames::guard(tokio::io::stdin(), tokio::io::stdout());
     Server::new(input, output, socket).serve(service).await;
     tasks.close();

@@ -13,7 +13,7 @@ pub use crate::engine::golden::GoldenInfo;
 pub use crate::engine::sandbox::{PortForward, Sandbox};
 pub use crate::engine::setup::SetupReport;
 use crate::engine::setup::{Rebuild, SetupOptions};
-use crate::engine::{EngineError, doctor, sandbox, validate};
+use crate::engine::{EngineError, doctor, sandbox, sshcfg, validate};
 
 type R<T> = Result<T, ApiError>;
 
@@ -87,9 +87,18 @@ pub struct NameOutcome {
 pub struct ExposeParams {
     pub name: String,
     pub port: u32,
-    /// tcp (default), udp or both.
-    pub proto: Option<String>,
+    /// Default: tcp.
+    pub proto: Option<ExposeProto>,
     pub host_port: Option<u32>,
+}
+
+/// Which protocols `expose` forwards.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ExposeProto {
+    Tcp,
+    Udp,
+    Both,
 }
 
 #[derive(Debug, Deserialize, Serialize, TS)]
@@ -105,6 +114,25 @@ pub struct ExecParams {
     pub name: String,
     /// argv, run as ubuntu in /workspace/project with a login environment (no shell parsing).
     pub command: Vec<String>,
+}
+
+/// How clients reach sandboxes the way the engine set them up (one source of truth: the
+/// extension derives none of it).
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct HostInfo {
+    /// The sidecar's version.
+    pub version: String,
+    /// The Incus remote in use.
+    pub remote: String,
+    /// The managed ssh config: `ssh -F SSH_CONFIG NAME` (or the sandbox's `sshAlias`).
+    pub ssh_config: String,
+    /// The same file as an `Include` line in ~/.ssh/config names it.
+    pub ssh_include: String,
+    /// Sandboxes that have an entry in it.
+    pub ssh_entries: Vec<String>,
+    /// The project directory in every sandbox (Remote-SSH opens it).
+    pub project_dir: String,
 }
 
 #[derive(Debug, Deserialize, Serialize, TS)]
@@ -123,19 +151,6 @@ pub struct SetupParams {
     /// Stack names, or "all".
     pub rebuild: Option<Vec<String>>,
     pub base_image: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for ApiError {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Raw {
-            code: String,
-            message: String,
-            hint: Option<String>,
-        }
-        let r = Raw::deserialize(d)?;
-        Ok(ApiError { code: r.code, message: r.message, hint: r.hint })
-    }
 }
 
 fn outcome(name: String, r: Result<(), EngineError>) -> NameOutcome {
@@ -215,8 +230,12 @@ impl Api {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
         let host = p.host_port.map(|h| h.to_string());
-        let proto = p.proto.unwrap_or_else(|| "tcp".into());
-        Ok(self.engine.expose(&p.name, &p.port.to_string(), &proto, host.as_deref()).await?)
+        let proto = match p.proto.unwrap_or(ExposeProto::Tcp) {
+            ExposeProto::Tcp => "tcp",
+            ExposeProto::Udp => "udp",
+            ExposeProto::Both => "both",
+        };
+        Ok(self.engine.expose(&p.name, &p.port.to_string(), proto, host.as_deref()).await?)
     }
 
     pub async fn unexpose(&self, p: UnexposeParams, _cx: CallCx) -> R<Done> {
@@ -262,6 +281,17 @@ impl Api {
 
     pub async fn doctor(&self, _p: Empty, _cx: CallCx) -> R<Vec<Check>> {
         Ok(doctor::run(&self.engine.incus, &self.engine.host).await)
+    }
+
+    pub async fn host_info(&self, _p: Empty, _cx: CallCx) -> R<HostInfo> {
+        Ok(HostInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            remote: self.engine.remote.clone(),
+            ssh_config: sshcfg::config_path().display().to_string(),
+            ssh_include: sshcfg::include_path(),
+            ssh_entries: sshcfg::entries(),
+            project_dir: crate::engine::creds::PROJECT.into(),
+        })
     }
 
     pub async fn golden_images(&self, _p: Empty, _cx: CallCx) -> R<Vec<GoldenInfo>> {

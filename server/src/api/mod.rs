@@ -5,6 +5,7 @@ mod frames;
 pub mod lsp;
 mod methods;
 pub mod serve;
+pub mod status;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use ts_rs::TS;
 pub use methods::*;
 
 use crate::engine::{Engine, EngineError};
+pub use crate::error::ErrorCode;
 use crate::progress::Progress;
 
 /// The whole protocol: method name → handler(params type) → result type.
@@ -39,6 +41,7 @@ macro_rules! for_each_method {
             "sandbox/setup" => setup(SetupParams) -> Vec<SetupReport>;
             "sandbox/doctor" => doctor(Empty) -> Vec<Check>;
             "sandbox/goldenImages" => golden_images(Empty) -> Vec<GoldenInfo>;
+            "sandbox/hostInfo" => host_info(Empty) -> HostInfo;
             "sandbox/allow" => allow(DomainsParams) -> Allowlist;
             "sandbox/deny" => deny(DomainsParams) -> Allowlist;
             "sandbox/denials" => denials(NameParams) -> Vec<Denial>;
@@ -71,12 +74,10 @@ pub struct Denied {
 }
 
 /// An error every client can act on: a stable code, a message and what to do.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiError {
-    /// invalid_params | invalid_input | not_found | conflict | failed | cancelled |
-    /// incus_unavailable | incus_error | unknown_method
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub hint: Option<String>,
 }
@@ -84,20 +85,23 @@ pub struct ApiError {
 impl ApiError {
     pub fn unknown_method(m: &str) -> Self {
         Self {
-            code: "unknown_method".into(),
+            code: ErrorCode::UnknownMethod,
             message: format!("unknown method '{m}'"),
             hint: Some(format!("methods: {}", METHODS.join(", "))),
         }
     }
     pub fn invalid_params(e: impl std::fmt::Display) -> Self {
-        Self { code: "invalid_params".into(), message: format!("invalid params: {e}"), hint: None }
+        Self { code: ErrorCode::InvalidParams, message: format!("invalid params: {e}"), hint: None }
+    }
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        Self { code: ErrorCode::Failed, message: e.to_string(), hint: None }
     }
     /// JSON-RPC error code for this error.
     pub fn rpc_code(&self) -> i64 {
-        match self.code.as_str() {
-            "unknown_method" => -32601,
-            "invalid_params" => -32602,
-            "cancelled" => -32800,
+        match self.code {
+            ErrorCode::UnknownMethod => -32601,
+            ErrorCode::InvalidParams => -32602,
+            ErrorCode::Cancelled => -32800,
             _ => -32000,
         }
     }
@@ -105,7 +109,7 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        Self { code: e.code().into(), message: e.to_string(), hint: e.hint() }
+        Self { code: e.code(), message: e.to_string(), hint: e.hint() }
     }
 }
 
@@ -155,7 +159,7 @@ macro_rules! define_dispatch {
                     $($name => {
                         let p: $params = parse(params)?;
                         let r: $result = self.$fn(p, cx).await?;
-                        serde_json::to_value(r).map_err(|e| ApiError { code: "failed".into(), message: e.to_string(), hint: None })
+                        serde_json::to_value(r).map_err(ApiError::failed)
                     })*
                     _ => Err(ApiError::unknown_method(method)),
                 }
@@ -194,6 +198,7 @@ macro_rules! define_dispatch {
             out.push_str("] as const;\n\n");
             out.push_str(&format!("/** Server → client notification. */\nexport const CHANGED = \"{CHANGED}\";\n"));
             out.push_str(&format!("/** Server → client notification. */\nexport const DENIED = \"{DENIED}\";\n"));
+            out.push_str(&format!("/** Server → client notification. */\nexport const STATUS = \"{}\";\n", status::STATUS));
             out
         }
     };
@@ -203,44 +208,64 @@ for_each_method!(define_dispatch);
 /// Every named type of the protocol, declared once.
 fn declarations() -> Vec<String> {
     use crate::engine::create::{StartAction, StartResult};
-    use crate::engine::doctor::Check;
-    use crate::engine::egress::{Allowlist, denials::Denial};
-    use crate::engine::golden::GoldenInfo;
-    use crate::engine::sandbox::Egress;
-    use crate::engine::sandbox::{Health, PortForward, Sandbox};
+    use crate::engine::doctor::{Check, CheckStatus};
+    use crate::engine::egress::Allowlist;
+    use crate::engine::egress::denials::{Denial, DenialKind};
+    use crate::engine::golden::{GoldenInfo, GoldenState};
+    use crate::engine::ports::PortRole;
+    use crate::engine::sandbox::{DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
+    use crate::engine::validate::Proto;
     vec![
+        // What clients see of a sandbox.
         Sandbox::decl(),
+        SandboxState::decl(),
         PortForward::decl(),
+        PortRole::decl(),
+        Proto::decl(),
+        Egress::decl(),
         Health::decl(),
+        DockerState::decl(),
+        // Results.
         StartResult::decl(),
         StartAction::decl(),
-        Egress::decl(),
         GoldenInfo::decl(),
+        GoldenState::decl(),
         SetupReport::decl(),
         SetupAction::decl(),
         Check::decl(),
-        Changed::decl(),
-        Denied::decl(),
+        CheckStatus::decl(),
         Allowlist::decl(),
         Denial::decl(),
-        DomainsParams::decl(),
+        DenialKind::decl(),
+        HostInfo::decl(),
+        NameOutcome::decl(),
+        ExecResult::decl(),
+        Done::decl(),
+        // Notifications.
+        Changed::decl(),
+        Denied::decl(),
+        status::ServerStatus::decl(),
+        status::StatusHealth::decl(),
         serve::ProgressEvent::decl(),
+        serve::ProgressKind::decl(),
+        // Errors.
         ApiError::decl(),
+        ErrorCode::decl(),
+        // Params.
         ListParams::decl(),
         NameParams::decl(),
         NamesParams::decl(),
         DestroyParams::decl(),
         CreateOptions::decl(),
         StartParams::decl(),
-        NameOutcome::decl(),
         ExposeParams::decl(),
+        ExposeProto::decl(),
         UnexposeParams::decl(),
         ExecParams::decl(),
-        ExecResult::decl(),
         SetupParams::decl(),
+        DomainsParams::decl(),
         Empty::decl(),
-        Done::decl(),
     ]
 }
 
@@ -248,6 +273,8 @@ fn declarations() -> Vec<String> {
 mod tests {
     use proptest::prelude::*;
     use serde_json::Value;
+
+    use super::ErrorCode;
 
     fn json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -273,7 +300,7 @@ mod tests {
             let method = super::METHODS.get(pick).map(|s| s.to_string()).unwrap_or(junk);
             match super::decode_params(&method, params) {
                 Ok(()) => prop_assert!(super::METHODS.contains(&method.as_str())),
-                Err(e) => prop_assert!(["invalid_params", "unknown_method"].contains(&e.code.as_str())),
+                Err(e) => prop_assert!([ErrorCode::InvalidParams, ErrorCode::UnknownMethod].contains(&e.code)),
             }
         }
 

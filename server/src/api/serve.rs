@@ -1,18 +1,21 @@
 //! `sandbox serve`: the same method table as a local JSON-RPC API (jsonrpsee, HTTP and
 //! WebSocket) for scripts, CI and other editors. Loopback only, guarded by a bearer token kept in
 //! `~/.sandbox/serve.token` (0600). Live changes: subscribe with `sandbox/subscribeChanges`
-//! (notifications `sandbox/changed`, unsubscribe with `sandbox/unsubscribeChanges`). Progress:
-//! pass `workDoneToken` and subscribe with `sandbox/subscribeProgress` (`sandbox/progress`).
+//! (notifications `sandbox/changed`, unsubscribe with `sandbox/unsubscribeChanges`); the same for
+//! `Status` (`sandbox/status`) and `Denials` (`sandbox/denied`). Progress: pass `workDoneToken`
+//! and subscribe with `sandbox/subscribeProgress` (`sandbox/progress`).
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::server::{HttpBody, RpcModule, Server, SubscriptionMessage};
 use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Api, ApiError, CHANGED, CallCx, METHODS, watch};
+use super::status::STATUS;
+use super::watch::{self, Push};
+use super::{Api, ApiError, CHANGED, CallCx, METHODS};
 use crate::engine::{EngineError, Result};
 
 pub fn token_path() -> std::path::PathBuf {
@@ -37,14 +40,22 @@ fn to_rpc(e: ApiError) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(e.rpc_code() as i32, e.message.clone(), Some(e))
 }
 
+/// Where a call's progress is (as LSP work-done progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ProgressKind {
+    Begin,
+    Report,
+    End,
+}
+
 /// One progress message of a call that passed `workDoneToken` (like LSP work-done progress).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressEvent {
     #[ts(type = "string | number")]
     pub token: Value,
-    /// begin | report | end
-    pub kind: String,
+    pub kind: ProgressKind,
     pub message: Option<String>,
 }
 
@@ -57,7 +68,7 @@ impl crate::progress::Progress for Broadcast {
     fn step(&self, message: &str) {
         let _ = self.tx.send(ProgressEvent {
             token: self.token.clone(),
-            kind: "report".into(),
+            kind: ProgressKind::Report,
             message: Some(message.into()),
         });
     }
@@ -66,44 +77,15 @@ impl crate::progress::Progress for Broadcast {
     }
 }
 
-/// Builds the module: every method of the table, plus the change and progress subscriptions.
+/// Builds the module: every method of the table, plus the progress, change, status and denial
+/// subscriptions.
 pub fn module(api: Api) -> RpcModule<Api> {
     let (progress_tx, _) = broadcast::channel::<ProgressEvent>(1024);
     let mut m = RpcModule::new(api);
     for &name in METHODS {
         let tx = progress_tx.clone();
         m.register_async_method(name, move |params, api, _| {
-            let tx = tx.clone();
-            async move {
-                let mut value: Value = match params.as_str() {
-                    Some(raw) => serde_json::from_str(raw).map_err(|e| to_rpc(ApiError::invalid_params(e)))?,
-                    None => Value::Null,
-                };
-                let token = value.as_object_mut().and_then(|o| o.remove("workDoneToken"));
-                let progress: Arc<dyn crate::progress::Progress> = match &token {
-                    Some(t) => {
-                        let _ = tx.send(ProgressEvent {
-                            token: t.clone(),
-                            kind: "begin".into(),
-                            message: Some(name.into()),
-                        });
-                        Arc::new(Broadcast { tx: tx.clone(), token: t.clone() })
-                    }
-                    None => Arc::new(crate::progress::Silent),
-                };
-                let cx = CallCx { progress, cancel: CancellationToken::new() };
-                // Its own task: a client that disconnects mid-call does not drop a create
-                // half-way; the operation completes (or rolls back on failure) regardless.
-                let api = Api::clone(&api);
-                let res = tokio::spawn(async move { api.dispatch(name, value, cx).await })
-                    .await
-                    .map_err(|e| to_rpc(ApiError { code: "failed".into(), message: e.to_string(), hint: None }))?
-                    .map_err(to_rpc);
-                if let Some(t) = token {
-                    let _ = tx.send(ProgressEvent { token: t, kind: "end".into(), message: None });
-                }
-                res
-            }
+            call(name, params.as_str().map(str::to_owned), Api::clone(&api), tx.clone())
         })
         .expect("method names are unique");
     }
@@ -125,46 +107,77 @@ pub fn module(api: Api) -> RpcModule<Api> {
         }
     })
     .expect("subscription names are unique");
-    m.register_subscription(
-        "sandbox/subscribeChanges",
-        CHANGED,
-        "sandbox/unsubscribeChanges",
-        |_, pending, api, _| async move {
-            let sink = pending.accept().await?;
-            let mut rx = watch::follow(api.engine.incus.clone());
-            loop {
-                tokio::select! {
-                    _ = sink.closed() => return Ok(()),
-                    msg = rx.recv() => {
-                        let Some(changed) = msg else { return Ok(()) };
-                        let raw = serde_json::value::to_raw_value(&changed)?;
-                        sink.send(SubscriptionMessage::from(raw)).await?;
-                    }
-                }
-            }
-        },
-    )
-    .expect("subscription names are unique");
-    m.register_subscription(
-        "sandbox/subscribeDenials",
-        super::DENIED,
-        "sandbox/unsubscribeDenials",
-        |_, pending, _api, _| async move {
-            let sink = pending.accept().await?;
-            let mut rx = watch::follow_denials();
-            loop {
-                tokio::select! {
-                    _ = sink.closed() => return Ok(()),
-                    msg = rx.recv() => {
-                        let Some(d) = msg else { return Ok(()) };
-                        sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&d)?)).await?;
-                    }
-                }
-            }
-        },
-    )
-    .expect("subscription names are unique");
+    let pushes = |api: &Api| watch::follow(api.engine.clone());
+    forward(&mut m, ["sandbox/subscribeChanges", CHANGED, "sandbox/unsubscribeChanges"], pushes, |p| match p {
+        Push::Changed(c) => serde_json::to_value(c).ok(),
+        Push::Status(_) => None,
+    });
+    forward(&mut m, ["sandbox/subscribeStatus", STATUS, "sandbox/unsubscribeStatus"], pushes, |p| match p {
+        Push::Status(s) => serde_json::to_value(s).ok(),
+        Push::Changed(_) => None,
+    });
+    let denials = |_: &Api| watch::follow_denials();
+    forward(&mut m, ["sandbox/subscribeDenials", super::DENIED, "sandbox/unsubscribeDenials"], denials, |d| {
+        serde_json::to_value(d).ok()
+    });
     m
+}
+
+/// One method call: params decoded, progress (when a `workDoneToken` came) broadcast to the
+/// progress subscribers, the operation run as its own task (a client that disconnects mid-call
+/// does not drop a create half-way: it completes, or rolls back on failure, regardless).
+async fn call(
+    name: &'static str,
+    raw: Option<String>,
+    api: Api,
+    tx: broadcast::Sender<ProgressEvent>,
+) -> std::result::Result<Value, ErrorObjectOwned> {
+    let mut value: Value = match raw {
+        Some(raw) => serde_json::from_str(&raw).map_err(|e| to_rpc(ApiError::invalid_params(e)))?,
+        None => Value::Null,
+    };
+    let token = value.as_object_mut().and_then(|o| o.remove("workDoneToken"));
+    let progress: Arc<dyn crate::progress::Progress> = match &token {
+        Some(t) => {
+            let _ = tx.send(ProgressEvent { token: t.clone(), kind: ProgressKind::Begin, message: Some(name.into()) });
+            Arc::new(Broadcast { tx: tx.clone(), token: t.clone() })
+        }
+        None => Arc::new(crate::progress::Silent),
+    };
+    let cx = CallCx { progress, cancel: CancellationToken::new() };
+    let res = tokio::spawn(async move { api.dispatch(name, value, cx).await })
+        .await
+        .map_err(|e| to_rpc(ApiError::failed(e)))?
+        .map_err(to_rpc);
+    if let Some(t) = token {
+        let _ = tx.send(ProgressEvent { token: t, kind: ProgressKind::End, message: None });
+    }
+    res
+}
+
+/// A subscription `[subscribe, notification, unsubscribe]` forwarding what `start` yields (each
+/// subscriber its own follower, ended when it leaves), as `pick` turns it into JSON.
+fn forward<T: Send + 'static>(
+    m: &mut RpcModule<Api>,
+    [subscribe, notification, unsubscribe]: [&'static str; 3],
+    start: fn(&Api) -> mpsc::Receiver<T>,
+    pick: fn(T) -> Option<Value>,
+) {
+    m.register_subscription(subscribe, notification, unsubscribe, move |_, pending, api, _| async move {
+        let sink = pending.accept().await?;
+        let mut rx = start(&api);
+        loop {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                msg = rx.recv() => {
+                    let Some(v) = msg.map(pick) else { return Ok(()) };
+                    let Some(v) = v else { continue };
+                    sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&v)?)).await?;
+                }
+            }
+        }
+    })
+    .expect("subscription names are unique");
 }
 
 /// `Authorization: Bearer TOKEN` on every HTTP request and WebSocket upgrade.

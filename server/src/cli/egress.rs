@@ -45,7 +45,7 @@ fn line(d: &Denial) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default();
-    format!("{:<5} {:>5}  {t}  {}", d.kind, d.count, d.domain)
+    format!("{:<5} {:>5}  {t}  {}", output::word(&d.kind), d.count, d.domain)
 }
 
 pub async fn denials(ctx: &Ctx, a: DenialsArgs) -> Result<ExitCode> {

@@ -8,6 +8,7 @@ use clap::Args;
 use super::{Ctx, output};
 use crate::engine::create::{CreateOptions, StartAction};
 use crate::engine::creds::Token;
+use crate::engine::ports::PortRole;
 use crate::engine::sandbox::{self, Sandbox};
 use crate::engine::{EngineError, Result, sshcfg, validate};
 
@@ -100,7 +101,13 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
         }
         println!("  ssh:   ssh -F {} {}", sshcfg::config_path().display(), s.name);
         for p in &s.ports {
-            println!("  {:<6} 127.0.0.1:{} → {}/{}", format!("{}:", p.role), p.host_port, p.container_port, p.proto);
+            println!(
+                "  {:<6} 127.0.0.1:{} → {}/{}",
+                format!("{}:", output::word(&p.role)),
+                p.host_port,
+                p.container_port,
+                output::word(&p.proto)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -129,15 +136,15 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
 
 fn row(s: &Sandbox) -> Vec<String> {
     let port =
-        |role: &str| s.ports.iter().find(|p| p.role == role).map(|p| p.host_port.to_string()).unwrap_or("-".into());
+        |role: PortRole| s.ports.iter().find(|p| p.role == role).map(|p| p.host_port.to_string()).unwrap_or("-".into());
     let extra: Vec<String> = s
         .ports
         .iter()
-        .filter(|p| p.role == "extra")
-        .map(|p| format!("{}→{}/{}", p.host_port, p.container_port, p.proto))
+        .filter(|p| p.role == PortRole::Extra)
+        .map(|p| format!("{}→{}/{}", p.host_port, p.container_port, output::word(&p.proto)))
         .collect();
     let (docker, agent, claude) = match &s.health {
-        Some(h) => (h.docker.clone(), yes_no(h.ssh_agent), yes_no(h.claude_auth)),
+        Some(h) => (output::word(&h.docker), yes_no(h.ssh_agent), yes_no(h.claude_auth)),
         None => ("-".into(), "-".into(), "-".into()),
     };
     let repo = match (&s.repo, &s.branch) {
@@ -147,11 +154,11 @@ fn row(s: &Sandbox) -> Vec<String> {
     };
     vec![
         s.name.clone(),
-        s.state.clone(),
+        output::word(&s.state),
         s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
-        port("ssh"),
-        port("app"),
-        port("alt"),
+        port(PortRole::Ssh),
+        port(PortRole::App),
+        port(PortRole::Alt),
         if extra.is_empty() { "-".into() } else { extra.join(",") },
         output::word(&s.egress),
         docker,
@@ -200,7 +207,7 @@ pub async fn expose(ctx: &Ctx, a: ExposeArgs) -> Result<ExitCode> {
         output::json(&ports);
     } else {
         for p in ports {
-            println!("{}: 127.0.0.1:{} → {}/{}", a.name, p.host_port, p.container_port, p.proto);
+            println!("{}: 127.0.0.1:{} → {}/{}", a.name, p.host_port, p.container_port, output::word(&p.proto));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -219,7 +226,7 @@ async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
         let s = sandbox::get(&ctx.engine.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
         if !s.is_running() {
             return Err(EngineError::failed(
-                format!("sandbox '{n}' is {}", s.state),
+                format!("sandbox '{n}' is {}", output::word(&s.state)),
                 format!("start it: sandbox start {n}"),
             ));
         }

@@ -1,5 +1,5 @@
 //! Extra port forwards: `expose` / `unexpose` (127.0.0.1 only, like the built-in ones).
-use super::ports::{port_free, proxy};
+use super::ports::{PortRole, port_free, proxy};
 use super::validate::{self, Proto};
 use super::{Engine, lock, sandbox};
 use crate::error::{EngineError, Result};
@@ -41,8 +41,7 @@ impl Engine {
                     hint: format!("`sandbox unexpose {name} {port}` first"),
                 });
             }
-            if let Some(holder) =
-                all.iter().find(|x| x.ports.iter().any(|q| q.host_port as u32 == hp && q.proto == p.as_str()))
+            if let Some(holder) = all.iter().find(|x| x.ports.iter().any(|q| q.host_port as u32 == hp && q.proto == *p))
             {
                 return Err(EngineError::invalid(
                     "host port",
@@ -69,7 +68,7 @@ impl Engine {
         }
         self.incus.patch_instance(&s.instance, Config::new(), devices).await?;
         let s = sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
-        Ok(s.ports.into_iter().filter(|p| p.role == "extra" && p.container_port == port).collect())
+        Ok(s.ports.into_iter().filter(|p| p.role == PortRole::Extra && p.container_port == port).collect())
     }
 
     pub async fn unexpose(&self, name: &str, port: &str) -> Result<()> {
@@ -79,7 +78,7 @@ impl Engine {
         let devs: Vec<String> = s
             .ports
             .iter()
-            .filter(|p| p.role == "extra" && p.container_port == port)
+            .filter(|p| p.role == PortRole::Extra && p.container_port == port)
             .map(|p| p.device.clone())
             .collect();
         if devs.is_empty() {

@@ -31,6 +31,8 @@ pub use crate::error::{EngineError, Result};
 pub struct Engine {
     pub incus: crate::incus::Incus,
     pub host: host::Host,
+    /// The remote's name (`local`, or one from `sandbox remote list`).
+    pub remote: String,
 }
 
 impl Engine {
@@ -41,13 +43,13 @@ impl Engine {
         let all = Remotes::load()?;
         let name = all.selected(flag);
         if name == LOCAL {
-            return Ok(Engine { incus: crate::incus::Incus::local()?, host: host::Host::local() });
+            return Ok(Engine { incus: crate::incus::Incus::local()?, host: host::Host::local(), remote: name });
         }
         let r = all.get(&name)?;
         let host = match &r.host {
             HostKind::Server => host::Host::Unavailable { remote: name.clone(), ssh_jump: r.effective_ssh_jump() },
             HostKind::Orb { machine } => host::Host::Orb { machine: machine.clone() },
         };
-        Ok(Engine { incus: remotes::connect(r)?, host })
+        Ok(Engine { incus: remotes::connect(r)?, host, remote: name })
     }
 }

@@ -8,9 +8,23 @@ use crate::error::{EngineError, Result};
 pub const SSH_PORT_BASE: u32 = 2200;
 pub const APP_PORT_BASE: u32 = 8000;
 pub const ALT_PORT_BASE: u32 = 9000;
+/// What a forwarded port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum PortRole {
+    /// The slot's SSH port (2200 + slot → 22).
+    Ssh,
+    /// The slot's app port (8000 + slot → 8080).
+    App,
+    /// The slot's alternative port (9000 + slot → 9090).
+    Alt,
+    /// One added with `expose`.
+    Extra,
+}
+
 /// The slot's forwards (role, host port base, port in the sandbox): port base + slot → port.
-pub const SLOT_PORTS: [(&str, u32, u16); 3] =
-    [("ssh", SSH_PORT_BASE, 22), ("app", APP_PORT_BASE, 8080), ("alt", ALT_PORT_BASE, 9090)];
+pub const SLOT_PORTS: [(PortRole, u32, u16); 3] =
+    [(PortRole::Ssh, SSH_PORT_BASE, 22), (PortRole::App, APP_PORT_BASE, 8080), (PortRole::Alt, ALT_PORT_BASE, 9090)];
 /// Our sandboxes carry them in one multi-port proxy device; the seed's have one device each.
 pub const SLOT_PORTS_DEVICE: &str = "ports";
 pub const MAX_SLOT: u32 = 99;
@@ -70,7 +84,7 @@ pub fn allocate_slot(requested: Option<u32>, held: &Held, free: impl Fn(u32) -> 
 pub fn slot_address(bridge: &str, cidr: &str, slot: u32) -> Result<(Ipv4Addr, Ipv4Addr, u32)> {
     let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, "24"));
     let gateway: Ipv4Addr = addr.parse().map_err(|_| {
-        EngineError::failed(format!("bridge {bridge} has no IPv4 address ({cidr})"), "sandbox setup creates it")
+        EngineError::needs_setup(format!("an IPv4 address on bridge {bridge} ({cidr})"), "sandbox setup creates it")
     })?;
     let prefix: u32 = prefix.parse().unwrap_or(24);
     if prefix > 24 {

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::keys;
-use super::ports::{Held, SLOT_PORTS, SLOT_PORTS_DEVICE};
-use super::validate::{INSTANCE_PREFIX, sandbox_of};
+use super::ports::{Held, PortRole, SLOT_PORTS, SLOT_PORTS_DEVICE};
+use super::validate::{INSTANCE_PREFIX, Proto, sandbox_of};
+use super::{keys, sshcfg};
 use crate::incus::{ExecSpec, Incus, Instance};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ts_rs::TS)]
@@ -15,18 +15,69 @@ pub struct PortForward {
     /// Incus device name (`ports` for ssh/app/alt together; the seed's `ssh-proxy`, `app-proxy`,
     /// `alt-proxy`; `port-PORT-PROTO` for `expose`).
     pub device: String,
-    /// ssh | app | alt | extra
-    pub role: String,
-    pub proto: String,
+    pub role: PortRole,
+    pub proto: Proto,
     pub host_port: u16,
     pub container_port: u16,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, Default, ts_rs::TS)]
+/// Docker in the sandbox (`systemctl is-active docker`, or absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum DockerState {
+    Active,
+    Inactive,
+    Failed,
+    /// Not installed (the stack has no Docker).
+    Absent,
+    Unknown,
+}
+
+impl DockerState {
+    fn from_systemctl(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "inactive" => Self::Inactive,
+            "failed" => Self::Failed,
+            "absent" => Self::Absent,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// A sandbox's state as Incus reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum SandboxState {
+    Running,
+    Stopped,
+    Frozen,
+    Error,
+    Starting,
+    Stopping,
+    /// Anything else Incus may say (a state newer than this code).
+    Unknown,
+}
+
+impl SandboxState {
+    /// From Incus's `status` ("Running", "Stopped", …).
+    pub fn from_incus(status: &str) -> Self {
+        match status.to_ascii_lowercase().as_str() {
+            "running" => Self::Running,
+            "stopped" => Self::Stopped,
+            "frozen" => Self::Frozen,
+            "error" => Self::Error,
+            "starting" => Self::Starting,
+            "stopping" => Self::Stopping,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    /// active | inactive | failed | absent | unknown
-    pub docker: String,
+    pub docker: DockerState,
     pub ssh_agent: bool,
     pub claude_auth: bool,
 }
@@ -46,8 +97,7 @@ pub enum Egress {
 pub struct Sandbox {
     pub name: String,
     pub instance: String,
-    /// running | stopped | frozen | error | …
-    pub state: String,
+    pub state: SandboxState,
     pub slot: Option<u32>,
     pub stack: Option<String>,
     pub repo: Option<String>,
@@ -63,20 +113,27 @@ pub struct Sandbox {
     /// Created by this product (false: by the seed's scripts).
     pub managed: bool,
     pub health: Option<Health>,
+    /// Its host in ~/.sandbox/ssh_config (`ssh -F CONFIG ALIAS`; Remote-SSH's host name).
+    pub ssh_alias: String,
 }
 
 impl Sandbox {
     pub fn ssh_port(&self) -> Option<u16> {
-        self.ports.iter().find(|p| p.role == "ssh").map(|p| p.host_port)
+        self.ports.iter().find(|p| p.role == PortRole::Ssh).map(|p| p.host_port)
     }
     pub fn is_running(&self) -> bool {
-        self.state == "running"
+        self.state == SandboxState::Running
     }
 }
 
-/// `tcp:127.0.0.1:2201,8001,9001` → ("tcp", [2201, 8001, 9001]); ranges (`80-82`) expanded.
-pub fn parse_addr_ports(addr: &str) -> Option<(String, Vec<u16>)> {
+/// `tcp:127.0.0.1:2201,8001,9001` → (tcp, [2201, 8001, 9001]); ranges (`80-82`) expanded.
+pub fn parse_addr_ports(addr: &str) -> Option<(Proto, Vec<u16>)> {
     let (proto, rest) = addr.split_once(':')?;
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return None,
+    };
     let mut ports = Vec::new();
     for part in rest.rsplit(':').next()?.split(',') {
         match part.split_once('-') {
@@ -90,7 +147,7 @@ pub fn parse_addr_ports(addr: &str) -> Option<(String, Vec<u16>)> {
             None => ports.push(part.parse().ok()?),
         }
     }
-    Some((proto.to_string(), ports))
+    Some((proto, ports))
 }
 
 /// One proxy device's forwards, paired listen → connect (a single connect port takes them all).
@@ -104,11 +161,11 @@ fn forwards(dev: &str, cfg: &std::collections::BTreeMap<String, String>) -> Vec<
         return Vec::new();
     }
     let role = |container_port: u16| match dev {
-        "ssh-proxy" => Some("ssh"),
-        "app-proxy" => Some("app"),
-        "alt-proxy" => Some("alt"),
+        "ssh-proxy" => Some(PortRole::Ssh),
+        "app-proxy" => Some(PortRole::App),
+        "alt-proxy" => Some(PortRole::Alt),
         SLOT_PORTS_DEVICE => SLOT_PORTS.iter().find(|(_, _, p)| *p == container_port).map(|(r, _, _)| *r),
-        d if d.starts_with("port-") => Some("extra"),
+        d if d.starts_with("port-") => Some(PortRole::Extra),
         _ => None,
     };
     listen
@@ -116,13 +173,7 @@ fn forwards(dev: &str, cfg: &std::collections::BTreeMap<String, String>) -> Vec<
         .enumerate()
         .filter_map(|(i, &host_port)| {
             let container_port = if connect.len() == 1 { connect[0] } else { connect[i] };
-            Some(PortForward {
-                device: dev.to_string(),
-                role: role(container_port)?.into(),
-                proto: proto.clone(),
-                host_port,
-                container_port,
-            })
+            Some(PortForward { device: dev.to_string(), role: role(container_port)?, proto, host_port, container_port })
         })
         .collect()
 }
@@ -135,6 +186,7 @@ pub fn is_restricted(inst: &Instance) -> bool {
 
 pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     let name = sandbox_of(&inst.name)?.to_string();
+    let ssh_alias = sshcfg::host_alias(&name);
     let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
     let mut ports = Vec::new();
     for (dev, cfg) in devices {
@@ -142,14 +194,14 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
             ports.extend(forwards(dev, cfg));
         }
     }
-    ports.sort_by_key(|p| (p.role != "ssh", p.role != "app", p.role != "alt", p.container_port, p.proto.clone()));
+    ports.sort_by_key(|p| (p.role, p.container_port, p.proto));
     let ip = devices.get("eth0").and_then(|d| d.get("ipv4.address")).cloned().or_else(|| inst.state.as_ref()?.ipv4());
     let key = |k: &str| inst.setting(k).map(str::to_owned);
     let restricted = is_restricted(inst);
     Some(Sandbox {
         name,
         instance: inst.name.clone(),
-        state: inst.status.to_ascii_lowercase(),
+        state: SandboxState::from_incus(&inst.status),
         slot: key(keys::SLOT).and_then(|s| s.parse().ok()),
         stack: key(keys::STACK),
         repo: key(keys::REPO),
@@ -164,6 +216,7 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
         managed: key(keys::CREATED_BY).is_some(),
         health: None,
+        ssh_alias,
     })
 }
 
@@ -246,7 +299,7 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
             let text = out.stdout_str();
             let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
             Some(Health {
-                docker: field("docker"),
+                docker: DockerState::from_systemctl(&field("docker")),
                 ssh_agent: field("agent") == "yes",
                 claude_auth: field("claude") == "yes",
             })
@@ -276,18 +329,18 @@ fn health_from_root(root: &std::path::Path) -> Health {
     let meta = |p: &str| std::fs::symlink_metadata(root.join(p)).ok();
     let exists = |p: &str| meta(p).is_some();
     let docker = if !exists("usr/bin/docker") && !exists("usr/bin/dockerd") {
-        "absent"
+        DockerState::Absent
     } else if exists("run/docker.pid") {
-        "active"
+        DockerState::Active
     } else {
-        "inactive"
+        DockerState::Inactive
     };
     let ssh_agent = meta("run/ssh-agent.sock").is_some_and(|m| m.file_type().is_socket());
     let creds = meta("home/ubuntu/.claude/.credentials.json").is_some_and(|m| m.is_file() && m.len() > 0);
     let env = "etc/profile.d/sandbox-env.sh";
     let api_key = meta(env).is_some_and(|m| m.is_file())
         && std::fs::read_to_string(root.join(env)).is_ok_and(|t| t.contains("ANTHROPIC_API_KEY"));
-    Health { docker: docker.into(), ssh_agent, claude_auth: creds || api_key }
+    Health { docker, ssh_agent, claude_auth: creds || api_key }
 }
 
 #[cfg(test)]
@@ -304,17 +357,17 @@ mod tests {
     #[test]
     fn one_device_for_the_slot_ports_pairs_listen_with_connect() {
         let f = forwards(SLOT_PORTS_DEVICE, &dev("tcp:127.0.0.1:2203,8003,9003", "tcp:10.0.0.103:22,8080,9090"));
-        let got: Vec<_> = f.iter().map(|p| (p.role.as_str(), p.host_port, p.container_port)).collect();
-        assert_eq!(got, [("ssh", 2203, 22), ("app", 8003, 8080), ("alt", 9003, 9090)]);
+        let got: Vec<_> = f.iter().map(|p| (p.role, p.host_port, p.container_port)).collect();
+        assert_eq!(got, [(PortRole::Ssh, 2203, 22), (PortRole::App, 8003, 8080), (PortRole::Alt, 9003, 9090)]);
     }
 
     #[test]
     fn seed_devices_extra_ports_ranges_and_mismatches() {
         let f = forwards("ssh-proxy", &dev("tcp:127.0.0.1:2201", "tcp:127.0.0.1:22"));
-        assert_eq!((f[0].role.as_str(), f[0].host_port, f[0].container_port), ("ssh", 2201, 22));
+        assert_eq!((f[0].role, f[0].host_port, f[0].container_port), (PortRole::Ssh, 2201, 22));
         let f = forwards("port-7000-udp", &dev("udp:127.0.0.1:7001-7003", "udp:10.0.0.1:7000"));
         assert_eq!(f.iter().map(|p| p.host_port).collect::<Vec<_>>(), [7001, 7002, 7003]);
-        assert!(f.iter().all(|p| p.role == "extra" && p.container_port == 7000 && p.proto == "udp"));
+        assert!(f.iter().all(|p| p.role == PortRole::Extra && p.container_port == 7000 && p.proto == Proto::Udp));
         assert!(forwards("port-1-tcp", &dev("tcp:127.0.0.1:1,2,3", "tcp:10.0.0.1:4,5")).is_empty());
         assert!(forwards("somebody-elses", &dev("tcp:127.0.0.1:1", "tcp:10.0.0.1:1")).is_empty());
         assert!(forwards("port-1-tcp", &dev("tcp:127.0.0.1:x", "tcp:10.0.0.1:1")).is_empty());

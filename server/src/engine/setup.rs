@@ -154,8 +154,8 @@ impl Run<'_> {
             }
             Parent::Stack(p) => {
                 if !golden::has_ready(incus, &golden_name(p)).await? {
-                    return Err(EngineError::failed(
-                        format!("{} has no '{READY}' snapshot", golden_name(p)),
+                    return Err(EngineError::needs_setup(
+                        format!("{}/{READY}", golden_name(p)),
                         format!("build it first: sandbox setup --stack {p}"),
                     ));
                 }

@@ -18,6 +18,16 @@ pub fn client_key_path() -> PathBuf {
     sandbox_home().join("ssh").join("id_ed25519")
 }
 
+/// The managed config as an `Include` line in ~/.ssh/config names it: `~/…` when it is under the
+/// home directory (the file stays portable), else absolute.
+pub fn include_path() -> String {
+    let cfg = config_path();
+    match dirs::home_dir().and_then(|h| cfg.strip_prefix(h).ok().map(|r| r.to_path_buf())) {
+        Some(rel) => format!("~/{}", rel.display()),
+        None => cfg.display().to_string(),
+    }
+}
+
 /// The host alias VS Code's Remote-SSH uses (`NAME` works too with `-F`).
 pub fn host_alias(name: &str) -> String {
     format!("sandbox-{name}")

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum IncusError {
     #[error(
-        "Incus is not running (no daemon answers on {socket}) — start it with `sudo scripts/install-host.sh` \
+        "Incus is not running (no daemon answers on {socket}) — start it with `scripts/install-host.sh` \
          (or `sudo systemctl start incus` where systemd runs), then retry"
     )]
     NotRunning { socket: PathBuf },

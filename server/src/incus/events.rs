@@ -14,7 +14,8 @@ pub enum EventMsg {
     /// The stream is (again) connected: consumers should re-read state, as events may have been missed.
     Connected,
     Event(Event),
-    /// The stream dropped; a reconnect is under way.
+    /// The stream dropped, or the first connection failed; reconnects are under way (repeated
+    /// failures are not reported again).
     Disconnected(String),
 }
 
@@ -27,6 +28,7 @@ impl Incus {
         let path = format!("/1.0/events?type={}", urlencoding::encode(types));
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
+            let mut reported_down = false;
             loop {
                 match incus.websocket(&path).await {
                     Ok(mut ws) => {
@@ -52,12 +54,19 @@ impl Incus {
                                 }
                             }
                         };
+                        reported_down = true;
                         if tx.send(EventMsg::Disconnected(reason)).await.is_err() {
                             return;
                         }
                     }
                     Err(e) => {
                         tracing::debug!("events: {e}");
+                        if !reported_down {
+                            reported_down = true;
+                            if tx.send(EventMsg::Disconnected(e.to_string())).await.is_err() {
+                                return;
+                            }
+                        }
                         if tx.is_closed() {
                             return;
                         }

@@ -83,7 +83,7 @@ impl Engine {
         let golden = golden_name(&stack);
         let Some(golden_config) = golden::ready_config(&self.incus, &golden).await? else {
             stacks::find(&stack)?; // unknown stack → the list of available ones
-            return Err(EngineError::not_found(
+            return Err(EngineError::needs_setup(
                 format!("golden image {golden}/{READY}"),
                 format!("build it first: sandbox setup --stack {stack}"),
             ));

@@ -7,13 +7,24 @@ use serde::Serialize;
 
 use super::{dns, squid};
 
+/// Which filter refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum DenialKind {
+    /// Squid: a TLS connection by its SNI (or address, without SNI).
+    Tls,
+    /// Squid: a plain HTTP request by its Host.
+    Http,
+    /// The sandbox's resolver: a name it answered NXDOMAIN.
+    Dns,
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Denial {
     /// The refused name (or address, for TLS without SNI / raw-IP HTTP).
     pub domain: String,
-    /// tls | http | dns
-    pub kind: String,
+    pub kind: DenialKind,
     pub count: u32,
     /// Unix time (seconds) of the last refusal.
     pub last: f64,
@@ -21,17 +32,12 @@ pub struct Denial {
 
 /// Every denial recorded for the sandbox NAME (with address IP), oldest last-seen first.
 pub fn collect(name: &str, ip: Option<&str>, since: f64) -> Vec<Denial> {
-    let mut map: BTreeMap<(String, String), Denial> = BTreeMap::new();
-    let mut add = |domain: String, kind: &str, t: f64| {
+    let mut map: BTreeMap<(String, DenialKind), Denial> = BTreeMap::new();
+    let mut add = |domain: String, kind: DenialKind, t: f64| {
         if t < since || domain.is_empty() {
             return;
         }
-        let e = map.entry((domain.clone(), kind.to_string())).or_insert(Denial {
-            domain,
-            kind: kind.into(),
-            count: 0,
-            last: 0.0,
-        });
+        let e = map.entry((domain.clone(), kind)).or_insert(Denial { domain, kind, count: 0, last: 0.0 });
         e.count += 1;
         e.last = e.last.max(t);
     };
@@ -46,7 +52,7 @@ pub fn collect(name: &str, ip: Option<&str>, since: f64) -> Vec<Denial> {
         let year = time::OffsetDateTime::now_utc().year();
         for line in text.lines() {
             if let Some((d, t)) = dns_line(line, year) {
-                add(d, "dns", t);
+                add(d, DenialKind::Dns, t);
             }
         }
     }
@@ -56,7 +62,7 @@ pub fn collect(name: &str, ip: Option<&str>, since: f64) -> Vec<Denial> {
 }
 
 /// `TIME CLIENT SANDBOX STATUS/CODE METHOD URL SNI` (the `sbx` logformat in squid.rs).
-fn squid_line(line: &str, name: &str, ip: Option<&str>) -> Option<(String, &'static str, f64)> {
+fn squid_line(line: &str, name: &str, ip: Option<&str>) -> Option<(String, DenialKind, f64)> {
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() < 7 {
         return None;
@@ -76,10 +82,10 @@ fn squid_line(line: &str, name: &str, ip: Option<&str>) -> Option<(String, &'sta
     let sni = f[6];
     if f[4] == "CONNECT" || sni != "-" {
         let target = if sni != "-" { sni } else { f[5].rsplit_once(':').map_or(f[5], |(h, _)| h) };
-        return Some((target.to_ascii_lowercase(), "tls", t));
+        return Some((target.to_ascii_lowercase(), DenialKind::Tls, t));
     }
     let host = f[5].split("://").nth(1).unwrap_or(f[5]).split(['/', ':']).next().unwrap_or("");
-    Some((host.to_ascii_lowercase(), "http", t))
+    Some((host.to_ascii_lowercase(), DenialKind::Http, t))
 }
 
 /// `Mon DD HH:MM:SS dnsmasq[PID]: config NAME is NXDOMAIN` — the policy's own answer.
@@ -112,7 +118,7 @@ mod tests {
     #[test]
     fn parses_both_logs() {
         let l = "1700000000.123 10.100.0.105 box NONE_NONE/000 CONNECT 198.18.7.1:443 evil.test terminate";
-        assert_eq!(squid_line(l, "box", None), Some(("evil.test".into(), "tls", 1700000000.123)));
+        assert_eq!(squid_line(l, "box", None), Some(("evil.test".into(), DenialKind::Tls, 1700000000.123)));
         let l = "1700000001.000 10.100.0.105 - TCP_DENIED/403 GET http://evil.test/x -";
         assert_eq!(squid_line(l, "box", Some("10.100.0.105")).map(|x| x.0), Some("evil.test".into()));
         let l = "1700000001.000 10.100.0.105 box NONE_NONE/000 CONNECT 198.18.7.1:443 ok.test splice";

@@ -58,13 +58,26 @@ pub async fn publish_for_cluster(incus: &Incus, stack: &str, progress: &dyn Prog
     }
 }
 
+/// Where a stack's golden image stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum GoldenState {
+    /// Has a `ready` snapshot, from the stack script as it is now.
+    Built,
+    /// Built, but the stack script changed since: rebuild it.
+    Stale,
+    /// No `ready` snapshot.
+    Missing,
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct GoldenInfo {
     pub stack: String,
     pub instance: String,
     pub description: String,
-    /// Has a `ready` snapshot.
+    pub state: GoldenState,
+    /// Has a `ready` snapshot (built or stale).
     pub built: bool,
     /// The stack script changed since the image was built.
     pub stale: bool,
@@ -74,49 +87,46 @@ pub struct GoldenInfo {
     pub managed: bool,
 }
 
-/// Every known stack with the state of its golden image (also golden images without a script).
-pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
-    let instances = incus.instances_full().await?;
-    let all = stacks::all();
-    let common = stacks::common_script();
-    let mut out: BTreeMap<String, GoldenInfo> = BTreeMap::new();
-    for (name, s) in &all {
-        out.insert(
-            name.clone(),
-            GoldenInfo {
-                stack: name.clone(),
-                instance: golden_name(name),
-                description: s.description.clone(),
-                built: false,
-                stale: false,
-                built_at: None,
-                base_image: None,
-                managed: false,
-            },
-        );
-    }
-    for inst in instances {
-        let Some(stack) = inst.name.strip_prefix("golden-") else {
-            continue;
-        };
-        let has_ready = inst.snapshots.as_ref().is_some_and(|s| s.iter().any(|s| s.name == READY));
-        let entry = out.entry(stack.to_string()).or_insert_with(|| GoldenInfo {
+impl GoldenInfo {
+    fn missing(stack: &str, description: String) -> Self {
+        GoldenInfo {
             stack: stack.to_string(),
-            instance: inst.name.clone(),
-            description: String::new(),
+            instance: golden_name(stack),
+            description,
+            state: GoldenState::Missing,
             built: false,
             stale: false,
             built_at: None,
             base_image: None,
             managed: false,
-        });
-        entry.built = has_ready;
+        }
+    }
+}
+
+/// Every known stack with the state of its golden image (also golden images without a script).
+pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
+    let instances = incus.instances_full().await?;
+    let all = stacks::all();
+    let common = stacks::common_script();
+    let mut out: BTreeMap<String, GoldenInfo> =
+        all.iter().map(|(name, s)| (name.clone(), GoldenInfo::missing(name, s.description.clone()))).collect();
+    for inst in instances {
+        let Some(stack) = inst.name.strip_prefix("golden-") else {
+            continue;
+        };
+        let entry = out.entry(stack.to_string()).or_insert_with(|| GoldenInfo::missing(stack, String::new()));
+        entry.built = inst.snapshots.as_ref().is_some_and(|s| s.iter().any(|s| s.name == READY));
         entry.managed = inst.setting(keys::GOLDEN_INPUTS).is_some();
         entry.built_at = inst.setting(keys::GOLDEN_BUILT_AT).map(str::to_owned);
         entry.base_image = inst.setting(keys::GOLDEN_BASE_IMAGE).map(str::to_owned);
         if let (Some(s), Some(inputs)) = (all.get(stack), inst.setting(keys::GOLDEN_INPUTS)) {
             entry.stale = s.inputs_hash(&common) != inputs;
         }
+        entry.state = match (entry.built, entry.stale) {
+            (false, _) => GoldenState::Missing,
+            (true, true) => GoldenState::Stale,
+            (true, false) => GoldenState::Built,
+        };
     }
     Ok(out.into_values().collect())
 }

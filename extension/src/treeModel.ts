@@ -1,0 +1,128 @@
+// What the Sandboxes view shows for a sandbox, its ports and its health, without VS Code: the
+// tree (tree.ts) turns these into TreeItems. `contextValue` drives the menus in package.json:
+// `sandbox.<state>`, `port.<http|other>.<role>`, `health`.
+import type { DockerState, Egress, Health, PortForward, Sandbox, SandboxState } from './protocol.generated';
+
+export interface Icon { id: string; color?: string }
+
+export interface SandboxView {
+  label: string;
+  description: string;
+  contextValue: string;
+  icon: Icon;
+  /** Markdown (theme icons allowed). */
+  tooltip: string;
+}
+
+export interface PortView {
+  label: string;
+  description: string;
+  contextValue: string;
+  icon: Icon;
+  tooltip: string;
+  /** HTTP ports open in the browser when clicked. */
+  url: string | undefined;
+}
+
+export interface HealthView { label: string; ok: boolean | undefined; detail: string }
+
+export function stateIcon(state: SandboxState): Icon {
+  switch (state) {
+    case 'running': return { id: 'vm-running', color: 'charts.green' };
+    case 'stopped': return { id: 'vm-outline', color: 'disabledForeground' };
+    case 'frozen': return { id: 'debug-pause', color: 'charts.yellow' };
+    case 'error': return { id: 'vm', color: 'errorForeground' };
+    case 'starting': case 'stopping': case 'unknown': return { id: 'vm', color: 'charts.yellow' };
+  }
+}
+
+/** Ports a browser can open: everything TCP except SSH. */
+export function isHttp(p: PortForward): boolean {
+  switch (p.role) {
+    case 'ssh': return false;
+    case 'app': case 'alt': case 'extra':
+      switch (p.proto) {
+        case 'tcp': return true;
+        case 'udp': return false;
+      }
+  }
+}
+
+export function portUrl(p: PortForward): string {
+  return `http://127.0.0.1:${p.hostPort}/`;
+}
+
+function egressText(e: Egress): string {
+  switch (e) {
+    case 'open': return 'open';
+    case 'filtered': return 'filtered (allowlist)';
+  }
+}
+
+export function description(s: Sandbox): string {
+  return [s.stack ?? 'unknown stack', s.branch ?? 'no branch', s.slot !== null ? `slot ${s.slot}` : 'no slot'].join(' · ');
+}
+
+export function tooltip(s: Sandbox): string {
+  const out = [`**${s.name}** — $(${stateIcon(s.state).id}) ${s.state}${s.managed ? '' : ' (made by the seed scripts)'}\n\n`];
+  const row = (k: string, v: string | null | undefined) => { if (v) out.push(`- ${k}: \`${v}\`\n`); };
+  row('stack', s.stack);
+  row('repository', s.repo);
+  row('branch', s.branch);
+  row('IP', s.ip);
+  row('egress', egressText(s.egress));
+  row('limits', [s.cpu && `${s.cpu} CPU`, s.memory].filter(Boolean).join(', ') || null);
+  row('SSH host', s.sshAlias);
+  if (s.ports.length > 0) {
+    out.push('\n| port | host | in sandbox |\n|---|---|---|\n');
+    for (const p of s.ports) out.push(`| ${p.role} | 127.0.0.1:${p.hostPort}/${p.proto} | ${p.containerPort} |\n`);
+  }
+  if (s.health) {
+    const h = s.health;
+    out.push(`\nhealth: docker ${h.docker} · ssh-agent ${h.sshAgent ? 'yes' : 'no'} · Claude ${h.claudeAuth ? 'signed in' : 'not signed in'}\n`);
+  }
+  return out.join('');
+}
+
+export function sandboxView(s: Sandbox): SandboxView {
+  return { label: s.name, description: description(s), contextValue: `sandbox.${s.state}`, icon: stateIcon(s.state), tooltip: tooltip(s) };
+}
+
+export function portView(p: PortForward): PortView {
+  const http = isHttp(p);
+  const url = http ? portUrl(p) : undefined;
+  let icon: string;
+  switch (p.role) {
+    case 'ssh': icon = 'terminal'; break;
+    case 'app': case 'alt': case 'extra': icon = http ? 'globe' : 'plug'; break;
+  }
+  return {
+    label: `${p.role} ${p.containerPort}/${p.proto}`,
+    description: `127.0.0.1:${p.hostPort}`,
+    contextValue: `port.${http ? 'http' : 'other'}.${p.role}`,
+    icon: { id: icon },
+    tooltip: url ? `Open ${url}` : `host 127.0.0.1:${p.hostPort} → sandbox port ${p.containerPort}`,
+    url,
+  };
+}
+
+function dockerOk(d: DockerState): boolean | undefined {
+  switch (d) {
+    case 'active': return true;
+    case 'failed': return false;
+    case 'inactive': case 'absent': case 'unknown': return undefined;
+  }
+}
+
+export function healthViews(h: Health): HealthView[] {
+  return [
+    { label: 'docker', ok: dockerOk(h.docker), detail: h.docker },
+    { label: 'ssh-agent', ok: h.sshAgent, detail: h.sshAgent ? 'forwarded' : 'none' },
+    { label: 'Claude', ok: h.claudeAuth, detail: h.claudeAuth ? 'signed in' : 'not signed in' },
+  ];
+}
+
+export function healthIcon(ok: boolean | undefined): Icon {
+  if (ok === undefined) return { id: 'circle-outline' };
+  return ok ? { id: 'pass', color: 'charts.green' } : { id: 'warning', color: 'charts.yellow' };
+}
