@@ -42,9 +42,14 @@ fn printable(s: &str) -> String {
     s.chars().flat_map(char::escape_default).take(80).collect()
 }
 
+/// A whole number made of ASCII digits only (`str::parse` would also take a leading '+').
+fn digits(v: &str) -> Option<u32> {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse().ok()).flatten()
+}
+
 pub fn cpu(v: &str) -> Result<u32> {
-    match v.parse::<u32>() {
-        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+    match digits(v) {
+        Some(n) if (1..=1024).contains(&n) => Ok(n),
         _ => Err(EngineError::invalid(
             "cpu",
             format!("'{}' is not a CPU count", printable(v)),
@@ -57,8 +62,9 @@ pub fn cpu(v: &str) -> Result<u32> {
 pub fn memory(v: &str) -> Result<String> {
     let units = ["KiB", "MiB", "GiB", "TiB", "KB", "MB", "GB", "TB"];
     let ok = units.iter().any(|u| {
-        v.strip_suffix(u)
-            .is_some_and(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && n != "0")
+        v.strip_suffix(u).is_some_and(|n| {
+            !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
+        })
     });
     if ok {
         Ok(v.to_string())
@@ -105,8 +111,8 @@ pub fn env_key(k: &str) -> Result<()> {
 
 /// A TCP/UDP port 1–65535 given as text.
 pub fn port(field: &str, v: &str) -> Result<u16> {
-    match v.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+    match digits(v) {
+        Some(n) if (1..=65535).contains(&n) => Ok(n as u16),
         _ => Err(EngineError::invalid(
             field,
             format!("'{}' is not a port number", printable(v)),
@@ -123,7 +129,7 @@ pub fn slot(v: u32) -> Result<u32> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -199,6 +205,34 @@ pub fn branch(v: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cases the extension's validators are tested on too (tests/validation-cases.json).
+    #[test]
+    fn the_shared_table_of_cases() {
+        let table: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/validation-cases.json")).expect("the table is JSON");
+        type Accepts = fn(&str) -> bool;
+        let validators: [(&str, Accepts); 6] = [
+            ("name", |v| sandbox_name(v).is_ok()),
+            ("cpu", |v| cpu(v).is_ok()),
+            ("memory", |v| memory(v).is_ok()),
+            ("env", |v| env_pair(v).is_ok()),
+            ("repo", |v| crate::engine::creds::RepoRef::parse(v).is_ok()),
+            ("branch", |v| branch(v).is_ok()),
+        ];
+        let fields: Vec<&str> =
+            table.as_object().unwrap().keys().map(String::as_str).filter(|k| !k.starts_with('_')).collect();
+        assert_eq!(fields.len(), validators.len(), "a validator for every field: {fields:?}");
+        for (field, ok) in validators {
+            let cases = &table[field];
+            for v in cases["valid"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()) {
+                assert!(ok(v), "{field} {v:?} should be accepted");
+            }
+            for v in cases["invalid"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()) {
+                assert!(!ok(v), "{field} {v:?} should be refused");
+            }
+        }
+    }
 
     #[test]
     fn names() {

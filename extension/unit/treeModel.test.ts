@@ -1,0 +1,49 @@
+// Tree items from a sandbox list: labels, menus (contextValue), icons, tooltips, ports, health.
+import * as assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { description, healthIcon, healthViews, isHttp, portView, sandboxView, stateIcon } from '../src/treeModel';
+import { port, sandbox } from './fixtures';
+
+test('a sandbox item: state icon and menu, stack · branch · slot, a tooltip with its ports', () => {
+  const v = sandboxView(sandbox({ name: 'web', branch: 'feat/x', egress: 'filtered', cpu: '2', memory: '4GiB' }));
+  assert.equal(v.label, 'web');
+  assert.equal(v.description, 'minimal · feat/x · slot 3');
+  assert.equal(v.contextValue, 'sandbox.running');
+  assert.deepEqual(v.icon, { id: 'vm-running', color: 'charts.green' });
+  assert.match(v.tooltip, /\| ssh \| 127\.0\.0\.1:2203\/tcp \| 22 \|/);
+  assert.match(v.tooltip, /egress: `filtered \(allowlist\)`/);
+  assert.match(v.tooltip, /limits: `2 CPU, 4GiB`/);
+  assert.match(v.tooltip, /SSH host: `sandbox-web`/);
+  assert.equal(description(sandbox({ stack: null, branch: null, slot: null })), 'unknown stack · no branch · no slot');
+  assert.equal(sandboxView(sandbox({ state: 'stopped' })).contextValue, 'sandbox.stopped');
+  assert.match(sandboxView(sandbox({ managed: false })).tooltip, /made by the seed scripts/);
+});
+
+test('every state has an icon', () => {
+  assert.equal(stateIcon('stopped').id, 'vm-outline');
+  assert.equal(stateIcon('frozen').id, 'debug-pause');
+  assert.equal(stateIcon('error').color, 'errorForeground');
+  assert.equal(stateIcon('unknown').color, 'charts.yellow');
+});
+
+test('ports: TCP other than SSH opens in the browser; menus by role', () => {
+  const ssh = portView(port('ssh', 2203, 22));
+  assert.deepEqual([ssh.contextValue, ssh.icon.id, ssh.url], ['port.other.ssh', 'terminal', undefined]);
+  const app = portView(port('app', 8003, 8080));
+  assert.deepEqual([app.contextValue, app.icon.id, app.url], ['port.http.app', 'globe', 'http://127.0.0.1:8003/']);
+  assert.equal(app.label, 'app 8080/tcp');
+  assert.equal(app.description, '127.0.0.1:8003');
+  const udp = portView(port('extra', 7001, 7000, 'udp'));
+  assert.deepEqual([udp.contextValue, udp.icon.id, udp.url], ['port.other.extra', 'plug', undefined]);
+  assert.equal(isHttp(port('extra', 3001, 3000)), true);
+});
+
+test('health children: docker, ssh-agent, Claude', () => {
+  const [docker, agent, claude] = healthViews({ docker: 'failed', sshAgent: true, claudeAuth: false });
+  assert.deepEqual(docker, { label: 'docker', ok: false, detail: 'failed' });
+  assert.deepEqual(agent, { label: 'ssh-agent', ok: true, detail: 'forwarded' });
+  assert.deepEqual(claude, { label: 'Claude', ok: false, detail: 'not signed in' });
+  assert.equal(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true })[0].ok, undefined);
+  assert.deepEqual(healthIcon(undefined), { id: 'circle-outline' });
+  assert.equal(healthIcon(false).id, 'warning');
+});
