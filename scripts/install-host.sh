@@ -24,7 +24,17 @@ done
 case "$NAT" in on) NAT_BOOL=true ;; off) NAT_BOOL=false ;; *) echo "install-host: --nat takes on|off" >&2; exit 2 ;; esac
 
 log() { printf '[install-host %s] %s\n' "$(date +%T)" "$*" >&2; }
-[ "$(id -u)" = 0 ] || { echo "install-host: run as root (sudo $0)" >&2; exit 1; }
+# Root, or this script again through sudo (keeping its settings); else say what to do. (Piped into
+# an OrbStack machine it already runs as root.)
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && [ -f "$0" ]; then
+    keep=()
+    for v in $(compgen -v | grep -E '^SANDBOX_' || true); do keep+=("$v=${!v}"); done
+    exec sudo -- env "${keep[@]}" bash "$0" --nat "$NAT" --pool-size "$POOL_SIZE"
+  fi
+  echo "install-host: needs root (it installs packages and starts incusd): run it as root, or install sudo and run it as a user who may use it" >&2
+  exit 1
+fi
 
 # shellcheck disable=SC1091
 . /etc/os-release

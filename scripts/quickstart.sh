@@ -2,10 +2,23 @@
 # Sets everything up on a fresh Debian/Ubuntu machine and runs the main job: a sandbox created and
 # reachable over SSH.
 #
-#   sudo scripts/quickstart.sh [NAME]           # offline-safe: stack `minimal`, bridge without NAT
-#   sudo SANDBOX_NAT=on SANDBOX_STACK=base scripts/quickstart.sh
+#   scripts/quickstart.sh [NAME]                # offline-safe: stack `minimal`, bridge without NAT
+#   SANDBOX_NAT=on SANDBOX_STACK=base scripts/quickstart.sh
 #                                               # with internet: Docker, Claude Code, … (stack base)
+# As root, or as a user who may use sudo (it runs itself again through sudo).
 set -euo pipefail
+
+# Root, or this script again through sudo (keeping its settings and your Rust toolchain); else
+# say what to do.
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    keep=("PATH=$PATH" "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" "RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}")
+    for v in $(compgen -v | grep -E '^SANDBOX_' || true); do keep+=("$v=${!v}"); done
+    exec sudo -- env "${keep[@]}" bash "$0" "$@"
+  fi
+  echo "quickstart: needs root (it installs Incus and sets up the host): run it as root, or install sudo and run it as a user who may use it" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 NAME=${1:-demo}
 STACK=${SANDBOX_STACK:-minimal}

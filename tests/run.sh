@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
-# The project's test command (README, CI): installs and starts everything the tests need on a
-# fresh Debian/Ubuntu machine, then runs every suite against the real Incus daemon.
+# The project's test command (README, CI): the fast tier first (no Incus, no root: tests/fast.sh),
+# then it installs and starts everything the end-to-end suites need on a fresh Debian/Ubuntu
+# machine and runs every suite against the real Incus daemon. A failing suite does not stop the
+# others: each one runs and reports, a one-line summary ends the run, and the exit code is
+# non-zero when anything failed.
 #
-#   sudo tests/run.sh            # everything
-#   sudo tests/run.sh setup      # extra args go to `cargo test` (a test-name filter, say)
+#   tests/run.sh            # everything (as root, or through sudo)
+#   tests/run.sh setup      # extra args go to `cargo test` (a test-name filter, say)
 #
 # Network rule: the bridge has NAT off and images are built on the host with debootstrap, so
 # containers reach nothing but this machine.
 set -euo pipefail
+
+# Root, or this script again through sudo (keeping its settings); else say what to do.
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    keep=("PATH=$PATH" "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" "RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}")
+    for v in $(compgen -v | grep -E '^(SANDBOX_|CI$)' || true); do keep+=("$v=${!v}"); done
+    exec sudo -- env "${keep[@]}" bash "$0" "$@"
+  fi
+  echo "tests/run.sh: needs root (Incus, nftables, network namespaces): run it as root, or install sudo and run it as a user who may use it" >&2
+  exit 1
+fi
+
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export SANDBOX_NAT=off
@@ -17,10 +32,33 @@ export CARGO_TERM_COLOR=never
 export SANDBOX_HOME=$ROOT/target/test-home
 mkdir -p "$SANDBOX_HOME"
 t0=$(date +%s)
-step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
+current=
+step() { current=$*; printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
+passed=() failed=()
+# A suite: runs whatever happened before, and is counted.
+suite() { # NAME CMD…
+  local name=$1
+  shift
+  step "$name"
+  if "$@"; then passed+=("$name"); else failed+=("$name"); fi
+}
+summary() {
+  local rc=$? total=$(( ${#passed[@]} + ${#failed[@]} )) took=$(( $(date +%s) - t0 ))
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "tests/run.sh: ${#failed[@]} of $total suites FAILED ($(IFS=,; echo "${failed[*]}")) in ${took}s"
+  elif [ "$rc" -ne 0 ]; then
+    echo "tests/run.sh: FAILED at '$current' (exit $rc) after ${#passed[@]} passed suites, in ${took}s"
+  else
+    echo "tests/run.sh: all ${#passed[@]} suites passed in ${took}s"
+  fi
+}
+trap summary EXIT
 
-step "host: Incus, btrfs pool, bridge (NAT off), squid, nftables, OpenSSH"
+step "host: Incus, btrfs pool, bridge (NAT off), squid, nftables, OpenSSH, Node"
 bash scripts/install-host.sh --nat off
+command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+
+suite "fast tier (tests/fast.sh)" bash tests/fast.sh
 
 step "base image: debootstrap bookworm (cached by its inputs)"
 bash scripts/build-base-image.sh bookworm "$SANDBOX_TEST_IMAGE"
@@ -45,23 +83,21 @@ step "golden image for the tests: sandbox setup --stack minimal"
 # Rebuilt every run (~4 s): the tests run on the stack scripts of this tree, never a stale image.
 "$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal --rebuild minimal
 
-step "lint: rustfmt, clippy"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+suite "lint: rustfmt, clippy" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets --locked -- -D warnings'
 
-step "tests (real Incus)"
-cargo test --workspace --locked -- "$@"
+# Every test binary runs, even after one failed; each prints its own result.
+suite "end-to-end suites (real Incus)" cargo test --workspace --locked --no-fail-fast -- "$@"
 
 if [ $# -eq 0 ]; then
-  step "VS Code extension in a real VS Code: its own suite and a UI test (installs Node 24, code-server, chromium)"
-  bash tests/vscode/run.sh
+  # CI: the extension suite also stops incusd once (the status bar test), after everything else.
+  [ "${CI:-}" = true ] && export AGENT_SANDBOXES_DISRUPTIVE=1
+  suite "VS Code: the extension's suite and a UI test (installs Node 24, code-server, chromium)" bash tests/vscode/run.sh
 fi
 
 if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
-  step "incusd restarted under two sidecars (disruptive: CI only)"
-  cargo test -p sandbox-e2e --locked --test lsp -- --ignored
-  step "nuke (destructive: CI only)"
-  cargo test -p sandbox-e2e --locked --test nuke -- --ignored
+  suite "incusd restarted under two sidecars (disruptive: CI only)" \
+    cargo test -p sandbox-e2e --locked --test lsp -- --ignored
+  suite "nuke (destructive: CI only)" cargo test -p sandbox-e2e --locked --test nuke -- --ignored
 fi
 
-step "done"
+[ ${#failed[@]} -eq 0 ]

@@ -148,3 +148,28 @@ pub fn known() -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(paths::run().join("dns")) else { return Vec::new() };
     rd.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".conf").map(str::to_owned)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restricted sandbox's resolver: only its allowlisted names go upstream, the rest NXDOMAIN.
+    #[test]
+    fn resolver_configuration_and_servers() {
+        let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
+        let m = Member {
+            name: "shut".into(),
+            ip: "10.100.0.105".parse().unwrap(),
+            mac: "0a:5b:5a:00:00:05".into(),
+            slot: 5,
+            restricted: true,
+            upstreams: vec!["192.0.2.53".parse().unwrap()],
+        };
+        let domains = [".pypi.org".to_string(), "api.github.com".to_string()];
+        insta::assert_snapshot!(format!(
+            "{}\n# --- servers-file\n{}",
+            render_conf(&net, &m),
+            render_servers(&m, &domains)
+        ));
+    }
+}

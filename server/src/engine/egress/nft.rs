@@ -137,23 +137,30 @@ impl Net {
 mod tests {
     use super::*;
 
+    fn net() -> Net {
+        Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 }
+    }
+
+    fn member(name: &str, slot: u32, restricted: bool) -> Member {
+        Member {
+            name: name.into(),
+            ip: format!("10.100.0.{}", 100 + slot).parse().unwrap(),
+            mac: format!("0a:5b:5a:00:00:{slot:02x}"),
+            slot,
+            restricted,
+            upstreams: vec!["192.0.2.53".parse().unwrap()],
+        }
+    }
+
+    /// No member: every pinned address is unregistered and refused (fail closed).
     #[test]
-    fn unregistered_sandboxes_fail_closed() {
-        let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
-        let s = script(&net, &[]);
-        assert!(s.contains("ip saddr 10.100.0.101-10.100.0.199 jump unregistered"), "{s}");
-        assert!(s.contains("ether saddr & ff:ff:ff:ff:ff:00 == 0a:5b:5a:00:00:00 drop"), "{s}");
-        assert!(!s.contains("elements = {  }"), "{s}");
-        let m = Member {
-            name: "a".into(),
-            ip: "10.100.0.105".parse().unwrap(),
-            mac: "0a:5b:5a:00:00:05".into(),
-            slot: 5,
-            restricted: true,
-            upstreams: vec![],
-        };
-        let s = script(&net, &[m]);
-        assert!(s.contains("ip saddr 10.100.0.105 ip daddr 10.100.0.1 udp dport 53 redirect to :5305"), "{s}");
-        assert!(s.contains("ip daddr != 10.100.0.0/24 tcp dport 443 redirect to :3129"), "{s}");
+    fn ruleset_without_members() {
+        insta::assert_snapshot!(script(&net(), &[]));
+    }
+
+    /// One open and one restricted sandbox: isolation, the restricted one's DNS and HTTP(S) diverted.
+    #[test]
+    fn ruleset_with_an_open_and_a_restricted_sandbox() {
+        insta::assert_snapshot!(script(&net(), &[member("open", 4, false), member("shut", 5, true)]));
     }
 }

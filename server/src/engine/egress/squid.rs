@@ -221,3 +221,29 @@ async fn prepare(host: &Host) -> Result<()> {
     paths::ensure_dir(host, &paths::squid_logs(), "proxy").await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Squid's configuration for one open and two restricted sandboxes: each restricted one's
+    /// SNI and Host lists ANDed with its address, everything else terminated or denied.
+    #[test]
+    fn configuration_for_restricted_sandboxes() {
+        let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
+        let member = |name: &str, slot: u32, restricted: bool, upstream: &str| Member {
+            name: name.into(),
+            ip: format!("10.100.0.{}", 100 + slot).parse().unwrap(),
+            mac: format!("0a:5b:5a:00:00:{slot:02x}"),
+            slot,
+            restricted,
+            upstreams: vec![upstream.parse().unwrap()],
+        };
+        let members = [
+            member("open", 2, false, "192.0.2.53"),
+            member("shut", 5, true, "192.0.2.53"),
+            member("other", 7, true, "198.51.100.53"),
+        ];
+        insta::assert_snapshot!(render(&net, &members));
+    }
+}
