@@ -120,47 +120,51 @@ pub fn main() -> ExitCode {
             Err(e) => return report(&e),
         };
         let ctx = Ctx { engine, cancel, progress: Arc::new(crate::progress::Stderr::new(true)) };
-        let res = match command {
-            Command::Setup(a) => setup::setup(&ctx, a).await,
-            Command::Doctor(a) => setup::doctor(&ctx, a).await,
-            Command::Start(a) => sandboxes::start(&ctx, a).await,
-            Command::List(a) => sandboxes::list(&ctx, a).await,
-            Command::Stop(a) => sandboxes::stop(&ctx, a).await,
-            Command::Rm(a) => sandboxes::rm(&ctx, a).await,
-            Command::Expose(a) => sandboxes::expose(&ctx, a).await,
-            Command::Unexpose(a) => sandboxes::unexpose(&ctx, a).await,
-            Command::Shell(a) => sandboxes::shell(&ctx, a).await,
-            Command::Claude(a) => sandboxes::claude(&ctx, a).await,
-            Command::Exec(a) => sandboxes::exec(&ctx, a).await,
-            Command::Nuke(a) => sandboxes::nuke(&ctx, a).await,
-            Command::Allow(a) => egress::change(&ctx, a, true).await,
-            Command::Deny(a) => egress::change(&ctx, a, false).await,
-            Command::Denials(a) => egress::denials(&ctx, a).await,
-            Command::Lsp => {
-                crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone())).await;
-                // tokio's stdin reader is a blocking thread that would keep the runtime (and the
-                // process) alive until the client closes its end; `exit` means exit now.
-                std::process::exit(0);
-            }
-            Command::Remote(_) => unreachable!("handled before the engine is made"),
-            Command::Spare { stack } => match crate::engine::stacks::validate_stack_name(&stack) {
-                Err(e) => Err(e),
-                Ok(()) => match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {
-                    Ok(()) => Ok(ExitCode::SUCCESS),
-                    Err(e) => Err(crate::engine::EngineError::failed(format!("spare-{stack}: {e:#}"), "")),
-                },
-            },
-            Command::Serve { listen } => {
-                crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
-                    .await
-                    .map(|_| ExitCode::SUCCESS)
-            }
-        };
-        match res {
+        match dispatch(&ctx, command).await {
             Ok(code) => code,
             Err(e) => report(&e),
         }
     })
+}
+
+/// Runs one command (`remote` is handled before the engine is made).
+async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode> {
+    match command {
+        Command::Setup(a) => setup::setup(ctx, a).await,
+        Command::Doctor(a) => setup::doctor(ctx, a).await,
+        Command::Start(a) => sandboxes::start(ctx, a).await,
+        Command::List(a) => sandboxes::list(ctx, a).await,
+        Command::Stop(a) => sandboxes::stop(ctx, a).await,
+        Command::Rm(a) => sandboxes::rm(ctx, a).await,
+        Command::Expose(a) => sandboxes::expose(ctx, a).await,
+        Command::Unexpose(a) => sandboxes::unexpose(ctx, a).await,
+        Command::Shell(a) => sandboxes::shell(ctx, a).await,
+        Command::Claude(a) => sandboxes::claude(ctx, a).await,
+        Command::Exec(a) => sandboxes::exec(ctx, a).await,
+        Command::Nuke(a) => sandboxes::nuke(ctx, a).await,
+        Command::Allow(a) => egress::change(ctx, a, true).await,
+        Command::Deny(a) => egress::change(ctx, a, false).await,
+        Command::Denials(a) => egress::denials(ctx, a).await,
+        Command::Lsp => {
+            crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone())).await;
+            // tokio's stdin reader is a blocking thread that would keep the runtime (and the
+            // process) alive until the client closes its end; `exit` means exit now.
+            std::process::exit(0);
+        }
+        Command::Remote(_) => unreachable!("handled before the engine is made"),
+        Command::Spare { stack } => {
+            crate::engine::stacks::validate_stack_name(&stack)?;
+            match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(EngineError::failed(format!("spare-{stack}: {e:#}"), "")),
+            }
+        }
+        Command::Serve { listen } => {
+            crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
+                .await
+                .map(|_| ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn report(e: &EngineError) -> ExitCode {
