@@ -196,6 +196,31 @@ def long_rust_fns(path):
     return out
 
 
+def long_ts_fns(path):
+    """Functions and methods (declarations, class members, top-level arrow constants) past MAX_FN."""
+    lines = strip_comments(open(path).read()).split("\n")
+    head = re.compile(
+        r"^(?:export\s+)?(?:async\s+)?function\s+(\w+)"
+        r"|^\s{2}(?:(?:private|public|static|readonly|async|get|set)\s+)*(\w+)\s*(?:<[^>]*>)?\(.*\{\s*$"
+        r"|^(?:export\s+)?const\s+(\w+)\s*=.*=>\s*\{\s*$"
+    )
+    out = []
+    for i, line in enumerate(lines):
+        m = head.match(line)
+        if not m or line.strip().startswith(("if", "for", "while", "switch", "return")):
+            continue
+        name = next(g for g in m.groups() if g)
+        depth, started = 0, False
+        for j in range(i, len(lines)):
+            depth += lines[j].count("{") - lines[j].count("}")
+            started = started or "{" in lines[j]
+            if started and depth <= 0:
+                if j - i + 1 > MAX_FN:
+                    out.append((name, j - i + 1))
+                break
+    return out
+
+
 def main():
     problems = []
     modules = rust_modules()
@@ -221,8 +246,8 @@ def main():
                 n = sum(1 for _ in open(p))
                 if n > MAX_FILE and rel not in ALLOWED:
                     problems.append(f"{rel}: {n} lines (limit {MAX_FILE})")
-                if f.endswith(".rs"):
-                    for name, length in long_rust_fns(p):
+                if f.endswith((".rs", ".ts")):
+                    for name, length in (long_rust_fns(p) if f.endswith(".rs") else long_ts_fns(p)):
                         if f"{rel}::{name}" not in ALLOWED:
                             problems.append(f"{rel}: fn {name} is {length} lines (limit {MAX_FN})")
     for p in problems:
