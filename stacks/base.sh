@@ -6,29 +6,15 @@
 # ubuntu, sudo, sshd, /workspace/project, network), then this script, as root, non-interactively.
 # Re-runnable: every step converges (repos and keys are rewritten, installs are idempotent).
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
 STACK=base
 NODE_MAJOR=22
 
-# ---- shared helpers (each stack script is self-contained: it is pushed alone as /tmp/stack.sh) ----
-step() { printf '==> %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-fetch() { curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 30 "$@"; }
-apt_update() { apt-get -q update -o Acquire::Retries=3; }
-apt_install() { apt-get -q install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$@"; }
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-[ -r /etc/os-release ] || die "/etc/os-release is missing"
-# shellcheck source=/dev/null
-. /etc/os-release
-case "${ID:-}" in debian|ubuntu) ;; *) die "unsupported distribution '${ID:-unknown}' (Debian 12 or Ubuntu 24.04 expected)" ;; esac
+# The helpers and checks every stack shares (step, die, fetch, apt_install, as_ubuntu, ARCH, TMP…).
+# shellcheck source=lib/prelude.sh
+. "${SANDBOX_PRELUDE:-$(dirname "$0")/lib/prelude.sh}"
 CODENAME=${VERSION_CODENAME:-${UBUNTU_CODENAME:-}}
 [ -n "$CODENAME" ] || die "cannot tell the release codename from /etc/os-release"
 case "$ID:${VERSION_ID:-}" in debian:12|ubuntu:24.04) ;; *) echo "warning: ${PRETTY_NAME:-$ID} is untested (Debian 12 / Ubuntu 24.04 are)" >&2 ;; esac
-ARCH=$(dpkg --print-architecture)
-case "$ARCH" in amd64|arm64) ;; *) die "unsupported architecture '$ARCH' (amd64 or arm64)" ;; esac
-id -u ubuntu >/dev/null 2>&1 || die "user 'ubuntu' is missing (stacks/lib/common.sh creates it)"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 
 # Downloads an apt signing key. ASCII-armoured keys are stored as .asc (apt reads them directly,
 # no gpg needed); a download that is not a key (a proxy error page, say) fails here, loudly.

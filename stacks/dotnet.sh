@@ -7,40 +7,15 @@
 # global tools of user ubuntu (~/.dotnet/tools). Re-runnable: tools are updated when present.
 # shellcheck disable=SC2016 # $VARS in single-quoted as_ubuntu snippets expand in ubuntu's shell
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
 STACK=dotnet
 DOTNET_CHANNEL=${DOTNET_CHANNEL:-LTS}
 DOTNET_DIR=/usr/share/dotnet
 DOTNET_TOOLS=(dotnet-coverage dotnet-reportgenerator-globaltool)
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_ROOT=$DOTNET_DIR
 
-# ---- shared helpers (each stack script is self-contained: it is pushed alone as /tmp/stack.sh) ----
-step() { printf '==> %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-fetch() { curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 30 "$@"; }
-apt_update() { apt-get -q update -o Acquire::Retries=3; }
-apt_install() { apt-get -q install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$@"; }
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-[ -r /etc/os-release ] || die "/etc/os-release is missing"
-# shellcheck source=/dev/null
-. /etc/os-release
-case "${ID:-}" in debian|ubuntu) ;; *) die "unsupported distribution '${ID:-unknown}' (Debian 12 or Ubuntu 24.04 expected)" ;; esac
-ARCH=$(dpkg --print-architecture)
-case "$ARCH" in amd64|arm64) ;; *) die "unsupported architecture '$ARCH' (amd64 or arm64)" ;; esac
-id -u ubuntu >/dev/null 2>&1 || die "user 'ubuntu' is missing (stacks/lib/common.sh creates it)"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-# Runs a bash snippet as user ubuntu in a login shell (so /etc/profile.d applies), clean env.
-as_ubuntu() {
-  local -a envv=(HOME=/home/ubuntu USER=ubuntu LOGNAME=ubuntu SHELL=/bin/bash LANG=C.UTF-8
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
-  local v
-  for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
-    if [ -n "${!v:-}" ]; then envv+=("$v=${!v}"); fi
-  done
-  # `cd` after login: ~/.profile (common.sh) jumps to /workspace/project, which must stay empty.
-  (cd /home/ubuntu && runuser -u ubuntu -- env -i "${envv[@]}" bash -lc "set -euo pipefail; cd; $1")
-}
+# The helpers and checks every stack shares (step, die, fetch, apt_install, as_ubuntu, ARCH, TMP…).
+# shellcheck source=lib/prelude.sh
+. "${SANDBOX_PRELUDE:-$(dirname "$0")/lib/prelude.sh}"
 # Newest real package whose name matches an extended regex (libicu72 on Debian 12, libicu74 on
 # Ubuntu 24.04; libssl3 vs libssl3t64).
 pick_pkg() {

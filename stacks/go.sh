@@ -6,26 +6,13 @@
 # golangci-lint and govulncheck to /usr/local/bin; /etc/profile.d/go.sh puts /usr/local/go/bin and
 # ~/go/bin on PATH. Re-runnable: Go is replaced only when GO_VERSION changes, tools are refreshed.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
 STACK=go
 # The Go release to install; "latest" asks go.dev for the current one at build time.
 GO_VERSION=${GO_VERSION:-1.27.3}
 
-# ---- shared helpers (each stack script is self-contained: it is pushed alone as /tmp/stack.sh) ----
-step() { printf '==> %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-fetch() { curl -fsSL --retry 3 --retry-delay 2 --connect-timeout 30 "$@"; }
-apt_update() { apt-get -q update -o Acquire::Retries=3; }
-apt_install() { apt-get -q install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$@"; }
-[ "$(id -u)" -eq 0 ] || die "must run as root"
-[ -r /etc/os-release ] || die "/etc/os-release is missing"
-# shellcheck source=/dev/null
-. /etc/os-release
-case "${ID:-}" in debian|ubuntu) ;; *) die "unsupported distribution '${ID:-unknown}' (Debian 12 or Ubuntu 24.04 expected)" ;; esac
-ARCH=$(dpkg --print-architecture)
-case "$ARCH" in amd64|arm64) ;; *) die "unsupported architecture '$ARCH' (amd64 or arm64)" ;; esac
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+# The helpers and checks every stack shares (step, die, fetch, apt_install, as_ubuntu, ARCH, TMP…).
+# shellcheck source=lib/prelude.sh
+. "${SANDBOX_PRELUDE:-$(dirname "$0")/lib/prelude.sh}"
 
 step "go stack on ${PRETTY_NAME:-$ID} ($ARCH)"
 

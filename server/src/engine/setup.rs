@@ -10,7 +10,7 @@ use super::base_image::BaseImage;
 use super::golden::build::Build;
 use super::golden::{self, READY, cluster_alias, golden_name};
 use super::rollback::Rollback;
-use super::stacks::{self, Parent, Stack};
+use super::stacks::{self, Parent, Shared, Stack};
 use super::{Engine, spares};
 use crate::error::{EngineError, Result};
 use crate::incus::InstanceSource;
@@ -56,7 +56,7 @@ struct Run<'a> {
     engine: &'a Engine,
     opts: &'a SetupOptions,
     base: BaseImage,
-    common: String,
+    shared: Shared,
     clustered: bool,
     /// The base image's source, made ready once for every image-rooted stack.
     base_source: Option<InstanceSource>,
@@ -79,7 +79,7 @@ impl Engine {
             engine: self,
             opts,
             base,
-            common: stacks::common_script(),
+            shared: stacks::shared(),
             clustered: golden::is_clustered(&self.incus).await?,
             base_source: None,
             progress: progress.as_ref(),
@@ -169,9 +169,9 @@ impl Run<'_> {
         let build = Build {
             incus: &self.engine.incus,
             stack,
-            common: &self.common,
+            shared: &self.shared,
             base: &self.base,
-            inputs: stack.inputs_hash(&self.common),
+            inputs: stack.inputs_hash(&self.shared),
             progress: self.progress,
         };
         let mut rb = Rollback::new();

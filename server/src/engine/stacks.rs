@@ -28,13 +28,24 @@ pub struct Stack {
     pub origin: String,
 }
 
+/// What every image build shares with the stack's own script.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// `lib/common.sh`: run first in image-rooted stacks (makes the container a sandbox).
+    pub common: String,
+    /// `lib/prelude.sh`: sourced first by every stack script (helpers, checks).
+    pub prelude: String,
+}
+
 impl Stack {
-    /// A short hash of what the stack's image is built from (script + common setup for image stacks).
-    pub fn inputs_hash(&self, common: &str) -> String {
+    /// A short hash of what the stack's image is built from (script and prelude, plus the common
+    /// setup for image stacks): the image is stale once it changes.
+    pub fn inputs_hash(&self, shared: &Shared) -> String {
         let mut h = Sha256::new();
         h.update(self.script.as_bytes());
+        h.update(shared.prelude.as_bytes());
         if self.parent == Parent::Image {
-            h.update(common.as_bytes());
+            h.update(shared.common.as_bytes());
         }
         hex::encode(&h.finalize()[..8])
     }
@@ -137,14 +148,18 @@ pub fn find(name: &str) -> Result<Stack, EngineError> {
     })
 }
 
-/// The common setup run first in image-rooted stacks.
-pub fn common_script() -> String {
+/// The shared scripts, from the same places as stacks (later sources win).
+pub fn shared() -> Shared {
+    Shared { common: lib_script("lib/common.sh"), prelude: lib_script("lib/prelude.sh") }
+}
+
+fn lib_script(path: &str) -> String {
     for dir in stack_dirs().iter().rev() {
-        if let Ok(s) = std::fs::read_to_string(dir.join("lib/common.sh")) {
+        if let Ok(s) = std::fs::read_to_string(dir.join(path)) {
             return s;
         }
     }
-    SHIPPED.get_file("lib/common.sh").and_then(|f| f.contents_utf8()).unwrap_or_default().to_string()
+    SHIPPED.get_file(path).and_then(|f| f.contents_utf8()).unwrap_or_default().to_string()
 }
 
 /// Stacks in build order for the requested ones (parents first, each once).

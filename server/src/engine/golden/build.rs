@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{READY, golden_name};
 use crate::engine::base_image::{self, BaseImage};
 use crate::engine::rollback::Rollback;
-use crate::engine::stacks::{Parent, Stack};
+use crate::engine::stacks::{Parent, Shared, Stack};
 use crate::engine::{identity, keys};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, ExecSpec, FileWrite, Incus, IncusError, InstanceSource, InstancesPost};
@@ -16,13 +16,16 @@ use crate::progress::{LineSplitter, Progress};
 pub struct Build<'a> {
     pub incus: &'a Incus,
     pub stack: &'a Stack,
-    /// `lib/common.sh`, run first in image-rooted stacks.
-    pub common: &'a str,
+    /// `lib/common.sh` and `lib/prelude.sh`.
+    pub shared: &'a Shared,
     pub base: &'a BaseImage,
     /// The stack's inputs hash (stale when the script changes).
     pub inputs: String,
     pub progress: &'a dyn Progress,
 }
+
+/// Where a build's scripts find `lib/prelude.sh` (`SANDBOX_PRELUDE`).
+const PRELUDE: &str = "/root/sandbox-prelude.sh";
 
 /// Run in the finished build: no per-machine identity, /etc and /var marked up to date with /usr
 /// (the units that catch up after a package change — ConditionNeedsUpdate: sysusers, ldconfig… —
@@ -40,8 +43,11 @@ impl Build<'_> {
         self.create(&tmp, source, rb).await?;
         self.incus.start(&tmp).await?;
         wait_booted(self.incus, &tmp).await;
+        // Once, for every script of this build (removed with them before the snapshot).
+        let prelude = FileWrite::root(PRELUDE, self.shared.prelude.as_bytes().to_vec(), 0o644);
+        self.incus.push_file(&tmp, &prelude).await?;
         if self.stack.parent == Parent::Image {
-            self.run_script(&tmp, "lib/common.sh", self.common).await?;
+            self.run_script(&tmp, "lib/common.sh", &self.shared.common).await?;
         }
         self.run_script(&tmp, &format!("{}.sh", self.stack.name), &self.stack.script).await?;
         self.progress.step("Removing per-machine identity (SSH host keys, machine-id)");
@@ -107,6 +113,7 @@ impl Build<'_> {
             .env("HOME", "/root")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("SANDBOX_STACK", &self.stack.name)
+            .env("SANDBOX_PRELUDE", PRELUDE)
             .env("LANG", "C.UTF-8")
             .cwd("/root");
         let mut lines = LineSplitter::new(30);

@@ -107,7 +107,7 @@ impl GoldenInfo {
 pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
     let instances = incus.instances_full().await?;
     let all = stacks::all();
-    let common = stacks::common_script();
+    let shared = stacks::shared();
     let mut out: BTreeMap<String, GoldenInfo> =
         all.iter().map(|(name, s)| (name.clone(), GoldenInfo::missing(name, s.description.clone()))).collect();
     for inst in instances {
@@ -120,7 +120,7 @@ pub async fn list(incus: &Incus) -> Result<Vec<GoldenInfo>> {
         entry.built_at = inst.setting(keys::GOLDEN_BUILT_AT).map(str::to_owned);
         entry.base_image = inst.setting(keys::GOLDEN_BASE_IMAGE).map(str::to_owned);
         if let (Some(s), Some(inputs)) = (all.get(stack), inst.setting(keys::GOLDEN_INPUTS)) {
-            entry.stale = s.inputs_hash(&common) != inputs;
+            entry.stale = s.inputs_hash(&shared) != inputs;
         }
         entry.state = match (entry.built, entry.stale) {
             (false, _) => GoldenState::Missing,
