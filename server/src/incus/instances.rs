@@ -76,22 +76,23 @@ impl Incus {
     /// Stops (if needed) and deletes an instance; a missing one is fine. Retries while another
     /// operation (an interrupted stop, say) still holds the instance.
     pub async fn delete_force(&self, name: &str) -> Result<()> {
-        let mut last = None;
-        for attempt in 0..5u64 {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
-            }
-            match self.stop(name, true).await {
-                Err(e) if e.is_not_found() => return Ok(()),
-                _ => {}
-            }
-            match self.delete_instance(name).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| IncusError::Operation { message: format!("could not delete {name}") }))
+        crate::poll::retry(
+            5,
+            std::time::Duration::from_millis(300),
+            |_| true,
+            || async {
+                if let Err(e) = self.stop(name, true).await
+                    && e.is_not_found()
+                {
+                    return Ok(());
+                }
+                match self.delete_instance(name).await {
+                    Err(e) if e.is_not_found() => Ok(()),
+                    r => r,
+                }
+            },
+        )
+        .await
     }
 
     pub async fn rename_instance(&self, name: &str, new_name: &str) -> Result<()> {

@@ -106,11 +106,9 @@ pub async fn apply(host: &Host, net: &Net, m: &Member, domains: &[String]) -> Re
         ));
     }
     host.spawn_daemon(&["dnsmasq".into(), format!("--conf-file={c}")]).await?;
-    for _ in 0..100 {
-        if running(&m.name).is_some() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let every = std::time::Duration::from_millis(10);
+    if crate::poll::until(every * 100, every, || async { running(&m.name) }).await.is_some() {
+        return Ok(());
     }
     Err(EngineError::failed(
         format!("the resolver of '{}' did not start (port {} busy?)", m.name, dns_port(m.slot)),
@@ -130,12 +128,8 @@ async fn signal(host: &Host, pid: u32, sig: &str) -> Result<()> {
 pub async fn stop(host: &Host, name: &str) -> Result<()> {
     if let Some(p) = running(name) {
         signal(host, p, "-TERM").await?;
-        for _ in 0..100 {
-            if running(name).is_none() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let every = std::time::Duration::from_millis(10);
+        crate::poll::until(every * 100, every, || async { running(name).is_none().then_some(()) }).await;
     }
     for f in [conf(name), servers(name), pid(name)] {
         let _ = std::fs::remove_file(f);

@@ -151,13 +151,11 @@ pub async fn apply(host: &Host, net: &Net, members: &[Member]) -> Result<()> {
     let log = paths::squid_logs().join("cache.log");
     let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     host.spawn_daemon(&["squid".into(), "-f".into(), conf_arg]).await?;
-    for _ in 0..100 {
-        if alive(&pid_path(), "squid").is_some() {
-            wait_for_log(&log, offset, "Accepting NAT intercepted SSL bumped").await;
-            paths::write(&applied, fingerprint.as_bytes())?;
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let every = std::time::Duration::from_millis(20);
+    if crate::poll::until(every * 100, every, || async { alive(&pid_path(), "squid") }).await.is_some() {
+        wait_for_log(&log, offset, "Accepting NAT intercepted SSL bumped").await;
+        paths::write(&applied, fingerprint.as_bytes())?;
+        return Ok(());
     }
     Err(EngineError::failed("squid did not start", format!("see {}", paths::squid_logs().join("cache.log").display())))
 }
@@ -165,19 +163,19 @@ pub async fn apply(host: &Host, net: &Net, members: &[Member]) -> Result<()> {
 /// Waits (up to 3 s) until `needle` appears in `log` past `offset`.
 pub async fn wait_for_log(log: &Path, offset: u64, needle: &str) {
     use std::io::{Read, Seek, SeekFrom};
-    for _ in 0..300 {
+    let seen = || async {
         let mut text = String::new();
         if let Ok(mut f) = std::fs::File::open(log)
             && f.seek(SeekFrom::Start(offset)).is_ok()
         {
             let _ = f.read_to_string(&mut text);
         }
-        if text.contains(needle) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        text.contains(needle).then_some(())
+    };
+    let every = std::time::Duration::from_millis(10);
+    if crate::poll::until(every * 300, every, seen).await.is_none() {
+        tracing::warn!("{} did not report '{needle}' within 3 s", log.display());
     }
-    tracing::warn!("{} did not report '{needle}' within 3 s", log.display());
 }
 
 /// The throwaway certificate, the certificate-generator database and the log directory.
