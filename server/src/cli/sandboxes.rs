@@ -16,6 +16,7 @@ use crate::engine::{EngineError, Result, sshcfg, validate};
 pub struct StartArgs {
     #[command(flatten)]
     options: CreateOptions,
+    /// Print the result (action, sandbox, seconds) as JSON.
     #[arg(long)]
     json: bool,
 }
