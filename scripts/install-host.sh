@@ -105,8 +105,16 @@ if [ -d /run/systemd/system ]; then
 elif ! incus admin waitready --timeout 1 >/dev/null 2>&1; then
   log "starting incusd (no systemd as PID 1)"
   mkdir -p /var/log/incus
-  # lxcfs gives containers a correct /proc view when present; harmless if missing.
-  setsid /usr/libexec/incus/incusd --group root --logfile /var/log/incus/incusd.log </dev/null >/dev/null 2>&1 &
+  # lxcfs gives containers a correct /proc view when present; harmless if missing. The daemon
+  # keeps none of our caller's descriptors: an inherited pipe would keep the caller's reader
+  # waiting, an inherited lock would stay held for as long as incusd runs.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+    done
+    exec setsid /usr/libexec/incus/incusd --group root --logfile /var/log/incus/incusd.log </dev/null >/dev/null 2>&1
+  ) &
 fi
 incus admin waitready --timeout 60
 
