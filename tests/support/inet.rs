@@ -1,8 +1,11 @@
-//! A simulated internet for the egress suite: a network namespace this test run creates, joined
+//! A simulated internet for the egress suites: a network namespace this test run creates, joined
 //! to the host by a veth pair, with 198.18.7.1 and .2 (RFC 2544 benchmarking range — never
-//! routed anywhere else) serving HTTPS/HTTP/SSH-banner/5432/UDP-443 (inet_server.py) and a
-//! dnsmasq upstream with no upstream of its own. The namespace routes only back to the bridge.
-//! Everything is removed at process exit (and stale namespaces of dead runs at start).
+//! routed anywhere else), fd5b:5a:7::1 (a ULA) and a "LAN" host 10.254.7.1 serving
+//! HTTPS/HTTP/SSH-banner/5432/8080/UDP-443/UDP-51820 (inet_server.py), and a dnsmasq upstream
+//! with no upstream of its own. The host's side of the veth (198.18.7.254) also runs the web
+//! servers: a service on the host itself, which sandboxes must never reach. The namespace routes
+//! only back to the bridge. Everything is removed at process exit (and stale namespaces of dead
+//! runs at start).
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -13,15 +16,34 @@ use crate::text;
 pub const WEB: &str = "198.18.7.1";
 pub const OTHER: &str = "198.18.7.2";
 pub const UPSTREAM: &str = "198.18.7.1";
-const HOST_SIDE: &str = "198.18.7.254";
-/// Names the upstream answers. `.tunnel.test` stands for an attacker's zone.
+/// The host's own address on the simulated internet (a service on the host listens there).
+pub const HOST_SIDE: &str = "198.18.7.254";
+/// A private (RFC 1918) address in the namespace: a machine on the host's LAN.
+pub const LAN: &str = "10.254.7.1";
+const HOST_LAN: &str = "10.254.7.254";
+/// The namespace's IPv6 address, and the host's side of it.
+pub const WEB6: &str = "fd5b:5a:7::1";
+const HOST_SIDE6: &str = "fd5b:5a:7::fe";
+/// The IPv6 prefix the IPv6 suite puts on the bridge (routed back from the namespace).
+pub const BRIDGE6_NET: &str = "fd5b:5a:1::/64";
+pub const BRIDGE6_GW: &str = "fd5b:5a:1::1";
+/// Names the upstream answers (a name may have several records). `.tunnel.test` stands for an
+/// attacker's zone; the `rebind-*` names resolve where public names must not.
 const ZONE: &[(&str, &str)] = &[
     ("allowed.test", WEB),
+    ("allowed.test", WEB6),
     ("wild.test", WEB),
     ("blocked.test", WEB),
+    ("blocked.test", WEB6),
     ("later.test", WEB),
     ("other.test", OTHER),
+    ("sshonly.test", OTHER),
     ("tunnel.test", WEB),
+    ("rebind-host.test", HOST_SIDE),
+    ("rebind-lan.test", LAN),
+    ("rebind-lo.test", "127.0.0.1"),
+    ("rebind-gw.test", "10.100.0.1"),
+    ("lan-ok.test", LAN),
 ];
 
 pub struct Inet {
@@ -57,7 +79,23 @@ fn remove_stale() {
     }
 }
 
+fn wait_ready(child: &mut Child, what: &str) {
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "ready", "{what} did not start");
+}
+
 impl Inet {
+    /// Runs argv inside the namespace (a machine on the internet, or on the host's LAN).
+    pub fn run_in(&self, argv: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns]).args(argv).output().expect("ip netns exec")
+    }
+
+    /// Whether the upstream resolver was ever asked about a name containing `needle`.
+    pub fn upstream_saw(&self, needle: &str) -> bool {
+        std::fs::read_to_string(&self.upstream_log).unwrap_or_default().contains(needle)
+    }
+
     pub fn start() -> Inet {
         remove_stale();
         let pid = std::process::id();
@@ -66,18 +104,25 @@ impl Inet {
         must(&["ip", "netns", "add", &ns]);
         must(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", &peer]);
         must(&["ip", "link", "set", &peer, "netns", &ns]);
-        must(&["ip", "addr", "add", &format!("{HOST_SIDE}/24"), "dev", &veth]);
+        for a in [format!("{HOST_SIDE}/24"), format!("{HOST_LAN}/24")] {
+            must(&["ip", "addr", "add", &a, "dev", &veth]);
+        }
+        must(&["ip", "-6", "addr", "add", &format!("{HOST_SIDE6}/64"), "dev", &veth, "nodad"]);
         must(&["ip", "link", "set", &veth, "up"]);
-        for a in [WEB, OTHER] {
+        for a in [WEB, OTHER, LAN] {
             must(&["ip", "-n", &ns, "addr", "add", &format!("{a}/24"), "dev", &peer]);
         }
+        must(&["ip", "-n", &ns, "-6", "addr", "add", &format!("{WEB6}/64"), "dev", &peer, "nodad"]);
         must(&["ip", "-n", &ns, "link", "set", &peer, "up"]);
         must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         // Back to the sandboxes only: no default route, so nothing here can reach further.
         must(&["ip", "-n", &ns, "route", "add", "10.100.0.0/24", "via", HOST_SIDE]);
+        must(&["ip", "-n", &ns, "-6", "route", "add", BRIDGE6_NET, "via", HOST_SIDE6]);
 
-        let names: Vec<String> =
-            ZONE.iter().flat_map(|(n, _)| [n.to_string(), format!("*.{n}")]).chain([WEB.to_string()]).collect();
+        let mut names: Vec<String> = ZONE.iter().flat_map(|(n, _)| [n.to_string(), format!("*.{n}")]).collect();
+        names.sort();
+        names.dedup();
+        names.push(WEB.to_string());
         let mut params = rcgen::CertificateParams::new(names).expect("cert params");
         params.subject_alt_names.push(rcgen::SanType::IpAddress(WEB.parse().unwrap()));
         let key = rcgen::KeyPair::generate().expect("key");
@@ -91,13 +136,21 @@ impl Inet {
             .arg(&script)
             .arg(dir.join("cert.pem"))
             .arg(dir.join("key.pem"))
-            .args([WEB, OTHER])
+            .args([WEB, OTHER, LAN, WEB6])
             .stdout(Stdio::piped())
             .spawn()
             .expect("servers");
-        let mut first = String::new();
-        BufReader::new(servers.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        assert_eq!(first.trim(), "ready", "inet_server.py did not start");
+        wait_ready(&mut servers, "inet_server.py in the namespace");
+        // The same web servers on the host's own address: what a rebinding attack is after.
+        let mut host_servers = Command::new("python3")
+            .arg(&script)
+            .arg(dir.join("cert.pem"))
+            .arg(dir.join("key.pem"))
+            .args(["--web-only", HOST_SIDE])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("host servers");
+        wait_ready(&mut host_servers, "inet_server.py on the host");
 
         let upstream_log = dir.join("upstream.log");
         let mut dns = Command::new("ip");
@@ -110,7 +163,7 @@ impl Inet {
             dns.arg(format!("--address=/{n}/{a}"));
         }
         let dns = dns.spawn().expect("dnsmasq upstream");
-        let inet = Inet { ns, veth, upstream_log, dir, children: Mutex::new(vec![servers, dns]) };
+        let inet = Inet { ns, veth, upstream_log, dir, children: Mutex::new(vec![servers, host_servers, dns]) };
         for _ in 0..100 {
             if std::net::TcpStream::connect((WEB, 443)).is_ok() && inet.upstream_log.exists() {
                 break;
@@ -141,15 +194,17 @@ pub fn exec(name: &str, argv: &[&str]) -> Output {
         .expect("incus exec")
 }
 
-/// A one-question DNS client (A record) as a Python snippet: prints the address or fails.
+/// A one-question DNS client (A record) as a Python snippet: `NAME SERVER [PORT]`; prints the
+/// address or fails.
 pub const DIG: &str = r#"
 import socket, struct, sys
 name, server = sys.argv[1], sys.argv[2]
+port = int(sys.argv[3]) if len(sys.argv) > 3 else 53
 q = struct.pack(">HHHHHH", 0x5b5a, 0x100, 1, 0, 0, 0)
 q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(3)
-s.sendto(q, (server, 53))
+s.sendto(q, (server, port))
 r = s.recv(512)
 rcode, answers = r[3] & 15, struct.unpack(">H", r[6:8])[0]
 if rcode or not answers:

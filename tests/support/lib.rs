@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub mod inet;
+pub mod inet_probe;
 
 pub use sandbox::incus::Incus;
 
