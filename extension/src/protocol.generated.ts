@@ -234,6 +234,10 @@ restrictDomains?: boolean,
  */
 domainsFile?: string, 
 /**
+ * Let UDP 443 (QUIC, HTTP/3) out; off by default, and never with restricted domains.
+ */
+allowQuic?: boolean, 
+/**
  * Cluster member to create on (default: Incus places it).
  */
 target?: string, 
@@ -269,9 +273,15 @@ rebuild?: Array<string>, baseImage?: string, };
 
 export type DomainsParams = { name: string, 
 /**
- * `example.com` (exactly that name) or `.example.com` (it and every subdomain).
+ * `example.com` (exactly that name), `.example.com` (it and every subdomain) or `@LIST`
+ * (an extra list: allowlists/extra/LIST.txt).
  */
-domains: Array<string>, };
+domains: Array<string>, 
+/**
+ * allow only: also add them to ~/.sandbox/allowed-domains.txt (every sandbox without its
+ * own domains file).
+ */
+everywhere?: boolean, };
 
 export type Empty = Record<string, never>;
 

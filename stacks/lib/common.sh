@@ -170,4 +170,25 @@ if [ -f /etc/systemd/system/sandbox-net.service ]; then
 fi
 # No display manager in a sandbox.
 systemctl set-default multi-user.target >/dev/null 2>&1 || true
+
+# A note for coding agents, in Claude Code's managed (system-wide) instructions: a blocked name
+# is the sandbox's egress policy, not a network fault to work around.
+install -d -m 0755 /etc/claude-code
+cat > /etc/claude-code/CLAUDE.md <<'NOTE'
+# This machine is an Agent Sandbox
+
+Its network access is a policy set by the user, enforced outside this machine:
+
+- Only outgoing TCP 22, 80 and 443 leave it (and DNS to its own resolver); IPv4 only; nothing
+  reaches other sandboxes or the host.
+- A sandbox started with a domain allowlist reaches only the names on it. A name that is not
+  allowed fails the same way every time: DNS answers NXDOMAIN; HTTPS is closed right after the
+  TLS ClientHello (no certificate, no response); plain HTTP gets a 403 page that says so.
+
+A blocked name is that policy, not a network fault. Do not try to work around it: no other DNS
+resolvers, IP addresses, proxies, tunnels, ports or mirrors. If the task needs the name, stop and
+ask the user to allow it; on the host they run `sandbox allow <sandbox> <name>` (the sandbox's
+name is this machine's hostname), or click "Allow" in VS Code.
+NOTE
+chmod 0644 /etc/claude-code/CLAUDE.md
 echo "==> common setup done"

@@ -67,10 +67,15 @@ pub struct StartParams {
 
 #[derive(Debug, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
 pub struct DomainsParams {
     pub name: String,
-    /// `example.com` (exactly that name) or `.example.com` (it and every subdomain).
+    /// `example.com` (exactly that name), `.example.com` (it and every subdomain) or `@LIST`
+    /// (an extra list: allowlists/extra/LIST.txt).
     pub domains: Vec<String>,
+    /// allow only: also add them to ~/.sandbox/allowed-domains.txt (every sandbox without its
+    /// own domains file).
+    pub everywhere: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, TS)]
@@ -301,13 +306,13 @@ impl Api {
     pub async fn allow(&self, p: DomainsParams, _cx: CallCx) -> R<Allowlist> {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
-        Ok(self.engine.change_allowlist(&p.name, &p.domains, true).await?)
+        Ok(self.engine.change_allowlist(&p.name, &p.domains, true, p.everywhere.unwrap_or(false)).await?)
     }
 
     pub async fn deny(&self, p: DomainsParams, _cx: CallCx) -> R<Allowlist> {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
-        Ok(self.engine.change_allowlist(&p.name, &p.domains, false).await?)
+        Ok(self.engine.change_allowlist(&p.name, &p.domains, false, p.everywhere.unwrap_or(false)).await?)
     }
 
     pub async fn denials(&self, p: NameParams, _cx: CallCx) -> R<Vec<Denial>> {

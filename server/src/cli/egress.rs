@@ -11,9 +11,14 @@ use crate::engine::egress::denials::Denial;
 #[derive(Debug, Args)]
 pub struct DomainsArgs {
     name: String,
-    /// `example.com` (exactly), `.example.com` (it and every subdomain).
+    /// `example.com` (exactly), `.example.com` (it and every subdomain), `@LIST` (an extra list:
+    /// go, sentry, telemetry).
     #[arg(required = true, value_name = "DOMAIN")]
     domains: Vec<String>,
+    /// allow only: also add them to ~/.sandbox/allowed-domains.txt (every sandbox without its own
+    /// --domains-file; running ones at once).
+    #[arg(long)]
+    everywhere: bool,
     #[arg(long)]
     json: bool,
 }
@@ -29,13 +34,16 @@ pub struct DenialsArgs {
 }
 
 pub async fn change(ctx: &Ctx, a: DomainsArgs, add: bool) -> Result<ExitCode> {
-    let r = ctx.engine.change_allowlist(&a.name, &a.domains, add).await?;
+    let r = ctx.engine.change_allowlist(&a.name, &a.domains, add, a.everywhere).await?;
     if a.json {
         output::json(&r);
     } else {
         let when = if r.live { "in force now" } else { "applied at its next start" };
         let verb = if add { "allowed" } else { "denied" };
         println!("{}: {verb} {} ({} domains on the list, {when})", r.name, a.domains.join(" "), r.domains.len());
+        if a.everywhere {
+            println!("added to {}", crate::engine::egress::domains::user_list().display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

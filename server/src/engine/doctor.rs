@@ -89,15 +89,18 @@ async fn storage_and_bridge(incus: &Incus) -> Vec<Check> {
         ),
         Err(e) => check("storage pool", false, true, e.to_string(), Some("sandbox setup")),
     };
-    let bridge = match incus.network(BRIDGE).await {
+    let mut out = vec![pool];
+    match incus.network(BRIDGE).await {
         Ok(n) => {
             let nat = n.config.get("ipv4.nat").map(String::as_str).unwrap_or("true");
             let addr = n.config.get("ipv4.address").cloned().unwrap_or_default();
-            check("bridge", true, true, format!("{BRIDGE} {addr} (NAT {nat})"), None)
+            out.push(check("bridge", true, true, format!("{BRIDGE} {addr} (NAT {nat})"), None));
+            // What the egress rules do about IPv6 on it.
+            out.push(check("bridge IPv6", true, false, super::egress::ipv6_note(&n), None));
         }
-        Err(e) => check("bridge", false, true, e.to_string(), Some("sandbox setup")),
-    };
-    vec![pool, bridge]
+        Err(e) => out.push(check("bridge", false, true, e.to_string(), Some("sandbox setup"))),
+    }
+    out
 }
 
 async fn golden_images(incus: &Incus) -> Vec<Check> {

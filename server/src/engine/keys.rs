@@ -29,6 +29,8 @@ pub const DOMAINS_ALLOW: &str = "user.sandbox.domains-allow";
 pub const DOMAINS_DENY: &str = "user.sandbox.domains-deny";
 /// The resolver a restricted sandbox's allowlisted names are forwarded to.
 pub const DNS_UPSTREAM: &str = "user.sandbox.dns-upstream";
+/// "yes": UDP 443 (QUIC) may leave this (open) sandbox (`--allow-quic`).
+pub const ALLOW_QUIC: &str = "user.sandbox.allow-quic";
 /// The user's own private key (`--ssh-key`), loaded into the sandbox's agent.
 pub const SSH_KEY: &str = "user.sandbox.ssh-key";
 /// "yes": we run an ssh-agent for this sandbox (deploy key or `--ssh-key`).

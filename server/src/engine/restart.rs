@@ -23,6 +23,14 @@ impl Engine {
     ) -> Result<(StartAction, Sandbox)> {
         refuse_immutable(o, &s)?;
         let mut inst = self.incus.instance(&s.instance).await?;
+        if o.allow_quic && inst.setting(keys::ALLOW_QUIC) != Some("yes") {
+            // Like the policy itself, in force for a running sandbox too (re-registered below).
+            let restricted = s.egress == Egress::Filtered || o.restrict_domains || o.domains_file.is_some();
+            crate::engine::egress::check_quic(true, restricted)?;
+            let mut c = Config::new();
+            c.insert(keys::ALLOW_QUIC.into(), "yes".into());
+            self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
+        }
         if let Some(k) = &v.ssh_key {
             inst = self.switch_agent_key(&s, k, progress).await?;
         }

@@ -56,6 +56,11 @@ pub struct CreateOptions {
     /// Allowlist file (implies --restrict-domains).
     #[arg(long, value_name = "FILE")]
     pub domains_file: Option<PathBuf>,
+    /// Let UDP 443 (QUIC, HTTP/3) out; off by default, and never with restricted domains.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>")]
+    pub allow_quic: bool,
     /// Cluster member to create on (default: Incus places it).
     #[arg(long, value_name = "MEMBER")]
     pub target: Option<String>,

@@ -26,6 +26,7 @@ pub(super) struct Plan {
     pub from: Option<String>,
     pub restrict: bool,
     pub domains_file: Option<String>,
+    pub allow_quic: bool,
     pub ssh_key: Option<PathBuf>,
     pub read_only_key: bool,
     pub cpu: Option<u32>,
@@ -76,6 +77,7 @@ impl Engine {
                 domains_file = inst.setting(keys::DOMAINS_FILE).map(str::to_owned);
             }
         }
+        crate::engine::egress::check_quic(o.allow_quic, restrict || domains_file.is_some())?;
         if let Some(t) = &o.target {
             self.check_member(t).await?;
         }
@@ -113,6 +115,7 @@ impl Engine {
             from: o.from.clone(),
             restrict: restrict || domains_file.is_some(),
             domains_file,
+            allow_quic: o.allow_quic,
             ssh_key: v.ssh_key.clone(),
             read_only_key: o.read_only_key,
             cpu: v.cpu,

@@ -57,6 +57,7 @@ pub(super) fn config(
         (keys::FROM, plan.from.clone()),
         (keys::RESTRICT_DOMAINS, plan.restrict.then(|| "yes".into())),
         (keys::DOMAINS_FILE, plan.domains_file.clone()),
+        (keys::ALLOW_QUIC, plan.allow_quic.then(|| "yes".into())),
         (keys::SSH_KEY, plan.ssh_key.as_ref().map(|k| k.display().to_string())),
         (keys::AGENT, plan.uses_agent().then(|| "yes".into())),
         ("limits.cpu", plan.cpu.map(|c| c.to_string())),

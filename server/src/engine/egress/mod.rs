@@ -1,10 +1,13 @@
-//! Egress control. Every running sandbox gets the default policy (outbound DNS/22/80/443 only,
-//! no sandbox↔sandbox, nothing inbound but the host's proxies); restricted sandboxes also get
-//! Squid (TLS SNI peek/splice, HTTP Host) and their own filtering resolver, with per-sandbox
-//! lists. All of it is derived state: Incus holds each sandbox's settings (`user.sandbox.*`), the
-//! runtime directory holds who is registered (`/run`, so it goes with the rules at a reboot),
-//! and `sync` rebuilds rules, Squid's configuration and the resolvers from both, under the host
-//! lock. `sandbox start` registers, stop and rm unregister.
+//! Egress control. Every running sandbox gets the default policy (outbound 22/80/443 only, DNS
+//! only to its own resolver, QUIC only when asked for, IPv4 only, no sandbox↔sandbox, nothing
+//! inbound but the host's proxies); restricted sandboxes also get Squid (TLS SNI peek/splice,
+//! HTTP Host) and their own filtering resolver, with per-sandbox lists, and port 22 only to the
+//! addresses their resolver gave for allowed names. All of it is derived state: Incus holds each
+//! sandbox's settings (`user.sandbox.*`), the runtime directory holds who is registered (`/run`,
+//! so it goes with the rules at a reboot), and `sync` rebuilds rules, Squid's configuration and
+//! the resolvers from both, under the host lock. `sandbox start` registers, stop and rm
+//! unregister (and cut the sandbox's open connections, as `deny` does).
+mod allow;
 pub mod denials;
 mod dns;
 pub mod domains;
@@ -12,14 +15,13 @@ pub mod nft;
 pub mod paths;
 pub mod squid;
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 use super::golden::BRIDGE;
 use super::sandbox::is_restricted;
-use super::validate::{self, instance_name, sandbox_of};
+use super::validate::{instance_name, sandbox_of};
 use super::{Engine, keys, lock};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, Instance};
@@ -48,6 +50,10 @@ pub struct Member {
     pub mac: String,
     pub slot: u32,
     pub restricted: bool,
+    /// UDP 443 allowed (open sandboxes started with --allow-quic).
+    pub quic: bool,
+    /// Its list has names allowed to private addresses (filled in at sync).
+    pub has_private: bool,
     pub upstreams: Vec<Ipv4Addr>,
 }
 
@@ -75,7 +81,32 @@ fn member_of(inst: &Instance) -> Option<Member> {
     let slot = inst.setting(keys::SLOT)?.parse().ok()?;
     let upstreams =
         inst.setting(keys::DNS_UPSTREAM).unwrap_or("").split(',').filter_map(|u| u.trim().parse().ok()).collect();
-    Some(Member { name, ip, mac, slot, restricted: is_restricted(inst), upstreams })
+    let restricted = is_restricted(inst);
+    let quic = !restricted && inst.setting(keys::ALLOW_QUIC) == Some("yes");
+    Some(Member { name, ip, mac, slot, restricted, quic, has_private: false, upstreams })
+}
+
+/// What the egress rules do about IPv6 on the bridge (`sandbox setup` and `doctor` say it).
+pub fn ipv6_note(bridge: &crate::incus::Network) -> String {
+    match bridge.config.get("ipv6.address").map(String::as_str) {
+        Some(a) if !a.is_empty() && a != "none" => format!(
+            "{BRIDGE} has IPv6 ({a}): sandboxes stay IPv4 only — the egress rules refuse their IPv6 \
+             (neighbour discovery aside), for open and restricted sandboxes alike"
+        ),
+        _ => format!("{BRIDGE} has no IPv6: sandboxes are IPv4 only"),
+    }
+}
+
+/// `--allow-quic` is for open sandboxes only: QUIC would carry TLS past the SNI check.
+pub fn check_quic(allow_quic: bool, restricted: bool) -> Result<()> {
+    if allow_quic && restricted {
+        return Err(EngineError::invalid(
+            "options",
+            "--allow-quic cannot go with restricted domains: QUIC (UDP 443) would skip the name check",
+            "drop --allow-quic (HTTP/3 clients fall back to TCP), or start without --restrict-domains",
+        ));
+    }
+    Ok(())
 }
 
 /// The resolver restricted sandboxes (and Squid) forward allowlisted names to:
@@ -100,7 +131,7 @@ pub fn upstream() -> Result<Ipv4Addr> {
 }
 
 /// The effective list of a sandbox, read on the host: base (precedence) + allowed − denied.
-pub fn effective_list(inst: &Instance) -> Result<BTreeSet<String>> {
+pub fn effective_list(inst: &Instance) -> Result<domains::List> {
     let file = inst.setting(keys::DOMAINS_FILE).map(std::path::PathBuf::from);
     let base = domains::base_list(file.as_deref())?;
     let allowed = domains::split_stored(inst.setting(keys::DOMAINS_ALLOW));
@@ -159,30 +190,41 @@ impl Engine {
             }
             return self.egress_default_elsewhere(Some(name), None).await;
         }
-        if member_of(&inst).is_none() {
+        let Some(member) = member_of(&inst) else {
             // Made by the seed's scripts (no pinned address): nothing to key rules on.
             tracing::info!("egress: {name} has no pinned address; not registered");
             return Ok(());
-        }
-        if is_restricted(&inst) {
+        };
+        let list = if is_restricted(&inst) {
             // Already there when prepared; a sandbox found running gets it now.
             self.record_upstream(&inst).await?;
-            let list = effective_list(&inst)?;
-            paths::write_list(name, &list)?;
-        }
+            Some(effective_list(&inst)?)
+        } else {
+            None
+        };
         let _g = lock::acquire().await?;
-        paths::mark(name, true)?;
+        // Under the lock: another sync removes the lists of sandboxes it does not know yet.
+        if let Some(list) = &list {
+            paths::write_list(name, list)?;
+        }
+        paths::mark(name, Some(member.ip))?;
         self.egress_sync().await
     }
 
-    /// Removes every rule, list and resolver NAME owned. Idempotent.
+    /// Removes every rule, list and resolver NAME owned, and ends the connections it still has
+    /// through Squid. Idempotent.
     pub async fn egress_unregister(&self, name: &str) -> Result<()> {
         if self.host != super::host::Host::Local {
             return self.egress_default_elsewhere(None, Some(name)).await;
         }
         let _g = lock::acquire().await?;
-        paths::mark(name, false)?;
-        self.egress_sync().await
+        let ip = paths::marked_ip(name);
+        paths::mark(name, None)?;
+        self.egress_sync().await?;
+        match ip {
+            Some(ip) => squid::cut(&self.host, ip).await,
+            None => Ok(()),
+        }
     }
 
     /// The default policy where Incus runs elsewhere but we can run `nft` there (the OrbStack
@@ -211,40 +253,92 @@ impl Engine {
         self.install_rules(&net, &members).await
     }
 
-    /// Rebuilds everything from the registered sandboxes. Call with the host lock held.
+    /// The registered sandboxes that still exist (the others are forgotten).
+    async fn members(&self) -> Result<Vec<Member>> {
+        let insts = self.incus.instances().await?;
+        let mut members = Vec::new();
+        for name in paths::marked() {
+            match insts.iter().find(|i| i.name == instance_name(&name)).and_then(member_of) {
+                Some(m) => members.push(m),
+                None => paths::mark(&name, None)?,
+            }
+        }
+        Ok(members)
+    }
+
+    /// Rebuilds everything from the registered sandboxes. Call with the host lock held. The
+    /// rules go first: they hold the sets the resolvers fill.
     async fn egress_sync(&self) -> Result<()> {
-        let active = paths::marked();
-        if active.is_empty() && dns::known().is_empty() && !paths::rules_present(&self.host).await {
+        if paths::marked().is_empty() && dns::known().is_empty() && !paths::rules_present(&self.host).await {
             return Ok(());
         }
         let net = self.egress_net().await?;
-        let insts = self.incus.instances().await?;
-        let mut members = Vec::new();
-        for name in &active {
-            match insts.iter().find(|i| i.name == instance_name(name)).and_then(member_of) {
-                Some(m) => members.push(m),
-                None => paths::mark(name, false)?,
-            }
-        }
-        let restricted: Vec<&Member> = members.iter().filter(|m| m.restricted).collect();
-        for m in &restricted {
+        let mut members = self.members().await?;
+        let mut lists = Vec::new();
+        for m in members.iter_mut().filter(|m| m.restricted) {
             let list = paths::read_list(&m.name);
-            dns::apply(&self.host, &net, m, &list).await?;
+            m.has_private = !list.private.is_empty();
+            lists.push((m.clone(), list));
         }
-        for name in dns::known() {
-            if !restricted.iter().any(|m| m.name == name) {
-                dns::stop(&self.host, &name).await?;
+        self.install_rules(&net, &members).await?;
+        let host_addrs = dns::host_addresses();
+        let mut union = domains::List::default();
+        for (m, list) in &lists {
+            let set = nft::addr_set(&m.name);
+            let r = dns::Resolver {
+                id: &m.name,
+                listen: net.gateway,
+                port: dns_port(m.slot),
+                upstreams: &m.upstreams,
+                list,
+                addr_set: Some(set),
+                host_addrs: &host_addrs,
+            };
+            dns::apply(&self.host, &r).await?;
+            union.union(list);
+        }
+        let keep: Vec<String> = lists.iter().map(|(m, _)| m.name.clone()).collect();
+        for id in dns::known() {
+            if !keep.contains(&id) && (id != dns::SQUID_ID || keep.is_empty()) {
+                dns::stop(&self.host, &id).await?;
             }
         }
-        paths::remove_stale_lists(&restricted.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
-        squid::apply(&self.host, &net, &members).await?;
-        self.install_rules(&net, &members).await
+        if !keep.is_empty() {
+            let mut upstreams: Vec<Ipv4Addr> = lists.iter().flat_map(|(m, _)| m.upstreams.clone()).collect();
+            upstreams.sort();
+            upstreams.dedup();
+            let r = dns::Resolver {
+                id: dns::SQUID_ID,
+                listen: dns::SQUID_RESOLVER,
+                port: 53,
+                upstreams: &upstreams,
+                list: &union,
+                addr_set: None,
+                host_addrs: &host_addrs,
+            };
+            dns::apply(&self.host, &r).await?;
+        }
+        paths::remove_stale_lists(&keep);
+        squid::apply(&self.host, &net, &members, &host_addrs).await
     }
 
-    /// Swaps in the nft tables for these members (one `nft -f` transaction, where Incus runs).
+    /// Puts the nft tables for these members in place (one `nft -f` transaction, where Incus
+    /// runs), dropping the address sets of sandboxes no longer registered.
     async fn install_rules(&self, net: &Net, members: &[Member]) -> Result<()> {
-        let script = nft::script(net, members);
-        let out = self.host.run(&["nft".into(), "-f".into(), "-".into()], Some(script.as_bytes()), |_| {}).await?;
+        let listed = ["nft", "list", "table", "inet", nft::TABLE].map(String::from);
+        let listing = self.host.run(&listed, None, |_| {}).await?;
+        let current: Vec<String> = members.iter().filter(|m| m.restricted).map(|m| nft::addr_set(&m.name)).collect();
+        let stale: Vec<String> =
+            nft::addr_sets_in(&listing.stdout).into_iter().filter(|s| !current.contains(s)).collect();
+        let script = nft::script(net, members, &stale);
+        let argv = ["nft", "-f", "-"].map(String::from);
+        let mut out = self.host.run(&argv, Some(script.as_bytes()), |_| {}).await?;
+        if out.status != 0 && listing.status == 0 {
+            // A table of another layout (an upgrade) cannot be updated in place: start afresh.
+            tracing::warn!("egress: replacing the nft table ({})", out.tail.join(" "));
+            let fresh = format!("{}{}", nft::reset_prefix(), nft::script(net, members, &[]));
+            out = self.host.run(&argv, Some(fresh.as_bytes()), |_| {}).await?;
+        }
         if out.status != 0 {
             return Err(EngineError::failed(
                 format!("cannot install the egress rules: {}", out.tail.join(" ")),
@@ -254,56 +348,15 @@ impl Engine {
         Ok(())
     }
 
-    /// `sandbox allow` (add = true) and `sandbox deny`: stored in Incus, applied live when running.
-    pub async fn change_allowlist(&self, name: &str, entries: &[String], add: bool) -> Result<Allowlist> {
-        validate::sandbox_name(name)?;
-        if entries.is_empty() {
-            return Err(EngineError::invalid("domains", "no domain given", "e.g. sandbox allow NAME api.example.com"));
+    /// Ends what restricted sandbox M opened while names now denied were allowed: port-22
+    /// connections (its address set is emptied; allowed names fill it again at their next look-up)
+    /// and everything it has through Squid.
+    async fn cut(&self, m: &Member) -> Result<()> {
+        let argv = ["nft", "flush", "set", "inet", nft::TABLE, &nft::addr_set(&m.name)].map(String::from);
+        let out = self.host.run(&argv, None, |_| {}).await?;
+        if out.status != 0 {
+            return Err(EngineError::failed(format!("cannot empty the address set: {}", out.tail.join(" ")), ""));
         }
-        let entries: Vec<String> = entries.iter().map(|d| domains::domain(d)).collect::<Result<_>>()?;
-        let inst = match self.incus.instance(&instance_name(name)).await {
-            Ok(i) => i,
-            Err(e) if e.is_not_found() => return Err(EngineError::sandbox_not_found(name)),
-            Err(e) => return Err(e.into()),
-        };
-        if !is_restricted(&inst) {
-            return Err(EngineError::invalid(
-                "sandbox",
-                format!("'{name}' has open egress: every domain is reachable already"),
-                format!("restrict it: sandbox stop {name} && sandbox start {name} --restrict-domains"),
-            ));
-        }
-        let mut allowed = domains::split_stored(inst.setting(keys::DOMAINS_ALLOW));
-        let mut denied = domains::split_stored(inst.setting(keys::DOMAINS_DENY));
-        for d in &entries {
-            allowed.retain(|x| x != d);
-            denied.retain(|x| x != d);
-            if add { allowed.push(d.clone()) } else { denied.push(d.clone()) }
-        }
-        let mut c = Config::new();
-        c.insert(keys::DOMAINS_ALLOW.into(), allowed.join(","));
-        c.insert(keys::DOMAINS_DENY.into(), denied.join(","));
-        self.incus.patch_instance(&inst.name, c, Devices::new()).await?;
-        let inst = self.incus.instance(&inst.name).await?;
-        let list = effective_list(&inst)?;
-        let live = inst.status.eq_ignore_ascii_case("running") && paths::marked().iter().any(|n| n == name);
-        if live {
-            paths::write_list(name, &list)?;
-            let _g = lock::acquire().await?;
-            self.egress_sync().await?;
-        }
-        Ok(Allowlist { name: name.to_string(), domains: list.into_iter().collect(), live })
-    }
-}
-
-impl Engine {
-    /// What NAME was refused since it was created.
-    pub async fn denials(&self, name: &str) -> Result<Vec<denials::Denial>> {
-        validate::sandbox_name(name)?;
-        let s = super::sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
-        let since = time::OffsetDateTime::parse(&s.created_at, &time::format_description::well_known::Rfc3339)
-            .map(|t| t.unix_timestamp() as f64)
-            .unwrap_or(0.0);
-        Ok(denials::collect(name, s.ip.as_deref(), since))
+        squid::cut(&self.host, m.ip).await
     }
 }

@@ -1,7 +1,6 @@
 //! Where egress state lives on the host. Runtime state (who is registered, generated lists and
 //! configurations) is under `/run`, so it disappears with the nft rules at a reboot and `sandbox
 //! start` rebuilds both; logs (denials) are under `/var/log`.
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::domains;
@@ -70,43 +69,55 @@ pub async fn ensure_dir(host: &Host, path: &Path, owner: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn write_list(name: &str, list: &BTreeSet<String>) -> Result<()> {
-    let mut text = String::new();
-    for d in list {
-        text.push_str(d);
-        text.push('\n');
-    }
-    write(&list_file(name), text.as_bytes())
+/// The names of the list private addresses are allowed for (a separate Squid ACL file).
+pub fn private_file(name: &str) -> PathBuf {
+    run().join("lists").join(format!("{name}.private.txt"))
+}
+
+pub fn write_list(name: &str, list: &domains::List) -> Result<()> {
+    let lines = |set: &std::collections::BTreeSet<String>| set.iter().map(|d| format!("{d}\n")).collect::<String>();
+    write(&private_file(name), lines(&list.private).as_bytes())?;
+    write(&list_file(name), lines(&list.names).as_bytes())
 }
 
 /// The generated list, re-validated (a missing one is empty: nothing allowed).
-pub fn read_list(name: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(list_file(name)).unwrap_or_default();
-    domains::parse(&text, "list").map(|s| s.into_iter().collect()).unwrap_or_default()
+pub fn read_list(name: &str) -> domains::List {
+    let read = |p: PathBuf| {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        domains::parse(&text, "list").map(|l| l.names).unwrap_or_default()
+    };
+    let names = read(list_file(name));
+    let private = read(private_file(name)).into_iter().filter(|p| names.contains(p)).collect();
+    domains::List { names, private }
 }
 
 pub fn remove_stale_lists(keep: &[String]) {
     let Ok(rd) = std::fs::read_dir(run().join("lists")) else { return };
     for e in rd.flatten() {
         let f = e.file_name();
-        let Some(n) = f.to_str().and_then(|f| f.strip_suffix(".txt")) else { continue };
+        let Some(stem) = f.to_str().and_then(|f| f.strip_suffix(".txt")) else { continue };
+        let n = stem.strip_suffix(".private").unwrap_or(stem);
         if !keep.iter().any(|k| k == n) {
             let _ = std::fs::remove_file(e.path());
         }
     }
 }
 
-/// Registers (or forgets) a sandbox.
-pub fn mark(name: &str, on: bool) -> Result<()> {
+/// Registers a sandbox at its address (Some), or forgets it (None).
+pub fn mark(name: &str, ip: Option<std::net::Ipv4Addr>) -> Result<()> {
     let p = active_dir().join(name);
-    if on {
-        write(&p, b"")
-    } else {
-        match std::fs::remove_file(&p) {
+    match ip {
+        Some(ip) => write(&p, ip.to_string().as_bytes()),
+        None => match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&p, e)),
             _ => Ok(()),
-        }
+        },
     }
+}
+
+/// The address a registered sandbox had (known even once its instance is gone).
+pub fn marked_ip(name: &str) -> Option<std::net::Ipv4Addr> {
+    std::fs::read_to_string(active_dir().join(name)).ok()?.trim().parse().ok()
 }
 
 pub fn marked() -> Vec<String> {
@@ -120,7 +131,10 @@ pub fn marked() -> Vec<String> {
     v
 }
 
+/// Whether any of our tables is in place (this version's, or the first version's `ip` table).
 pub async fn rules_present(host: &Host) -> bool {
-    let argv = ["nft", "list", "table", "ip", super::nft::TABLE].map(String::from);
-    host.run(&argv, None, |_| {}).await.is_ok_and(|o| o.status == 0)
+    let argv = ["nft", "list", "tables"].map(String::from);
+    host.run(&argv, None, |_| {}).await.is_ok_and(|o| {
+        o.status == 0 && o.stdout.lines().any(|l| l.split_whitespace().last() == Some(super::nft::TABLE))
+    })
 }

@@ -1,19 +1,28 @@
 //! Squid (the `squid-openssl` build): transparent interception of the restricted sandboxes' port
 //! 443 and 80. TLS is peeked at (the client's SNI) and spliced or cut — never decrypted, so the
 //! certificate Squid holds is a throwaway. Plain HTTP passes only for allowlisted Host names, taken
-//! literally (`dstdomain -n`: no reverse look-up of raw IPs) and checked against the destination
-//! (`host_verify_strict`: no Host-header forgery). One Squid serves every sandbox; each sandbox's
-//! rules are ANDed with its source address.
+//! literally (`dstdomain -n`: no reverse look-up of raw IPs), and only to addresses the sandbox's
+//! resolver gave for allowed names (nft.rs), so a forged Host header cannot send a request
+//! elsewhere; a refusal is a 403 page naming the sandbox and the command that would allow the
+//! name. (`host_verify_strict` is off so that a name Squid's resolver refuses reaches that 403
+//! rather than a 409; Squid verifies TLS names against the destination either way.) One Squid serves every sandbox; each sandbox's rules
+//! are ANDed with its source address. Squid never connects to the host itself, and to private
+//! addresses only for names marked `private`; it resolves names through its own filtering
+//! resolver (dns.rs), so a refused Host header or SNI never reaches the upstream either.
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use super::{Member, Net, SQUID_HTTP_PORT, SQUID_TLS_PORT, paths};
+use super::{Member, Net, SQUID_HTTP_PORT, SQUID_TLS_PORT, dns, paths};
 use crate::engine::host::Host;
 use crate::error::{EngineError, Result};
 
 /// Squid's own forward-proxy port (Squid wants one); loopback only, and refused for everyone.
 pub const SQUID_LOCAL_PORT: u16 = 3131;
+/// Where Debian's squid keeps its (English) error templates.
+const TEMPLATES: &str = "/usr/share/squid/errors/templates";
+/// Private destinations (RFC 1918, shared address space, ULA): only for names marked `private`.
+const PRIVATE: &str = "10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10 fc00::/7";
 
 pub fn conf_path() -> PathBuf {
     paths::run().join("squid.conf")
@@ -27,13 +36,22 @@ fn pid_path() -> PathBuf {
     paths::run().join("squid.pid")
 }
 
-pub fn render(net: &Net, members: &[Member]) -> String {
+fn error_dir() -> PathBuf {
+    paths::run().join("squid-errors")
+}
+
+/// Never a destination: the host (its addresses, loopback), the bridge, link-local.
+fn host_destinations(net: &Net, host_addrs: &[IpAddr]) -> String {
+    let mut v: Vec<String> = host_addrs.iter().map(|a| a.to_string()).collect();
+    v.extend(["127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "::1", "fe80::/10"].map(String::from));
+    v.push(net.subnet());
+    v.join(" ")
+}
+
+pub fn render(net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> String {
     let run = paths::run();
     let logs = paths::squid_logs();
     let gw = net.gateway;
-    let mut upstreams: Vec<Ipv4Addr> = members.iter().flat_map(|m| m.upstreams.iter().copied()).collect();
-    upstreams.sort();
-    upstreams.dedup();
     let mut s =
         String::from("# Written by Agent Sandboxes (sandbox start/allow/deny/stop/rm); every change is overwritten.\n");
     let _ = write!(
@@ -47,8 +65,10 @@ pub fn render(net: &Net, members: &[Member]) -> String {
          logformat sbx %ts.%03tu %>a %{{sandbox}}note %Ss/%03>Hs %rm %ru %ssl::>sni %ssl::bump_mode\n\
          access_log stdio:{access} sbx\n\
          cache_log {logs}/cache.log\n\
+         error_directory {errors}\n\
+         dns_nameservers {resolver}\n\
          cache deny all\n\
-         host_verify_strict on\n\
+         host_verify_strict off\n\
          shutdown_lifetime 1 seconds\n\
          visible_hostname agent-sandboxes\n\
          pinger_enable off\n\
@@ -58,19 +78,23 @@ pub fn render(net: &Net, members: &[Member]) -> String {
          acl sbx_http myportname sbx_http\n\
          acl sbx_tls myportname sbx_tls\n\
          acl CONNECT method CONNECT\n\
-         http_access deny CONNECT sbx_http\n",
+         acl to_host dst {host}\n\
+         acl to_private dst {PRIVATE}\n\
+         http_access deny CONNECT sbx_http\n\
+         http_access deny to_host\n",
         pid = pid_path().display(),
         cert = run.join("squid-cert.pem").display(),
         key = run.join("squid-key.pem").display(),
         db = run.join("ssl_db").display(),
         access = access_log().display(),
         logs = logs.display(),
+        errors = error_dir().display(),
+        resolver = dns::SQUID_RESOLVER,
+        host = host_destinations(net, host_addrs),
     );
-    if !upstreams.is_empty() {
-        let list: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
-        let _ = writeln!(s, "dns_nameservers {}", list.join(" "));
-    }
-    let mut bump = String::from("ssl_bump peek step1\n");
+    // Splice order: the host never; private addresses only for `private` names; then the lists.
+    let mut bump = String::from("ssl_bump peek step1\nssl_bump terminate to_host\n");
+    let (mut private_bump, mut private_access) = (String::new(), String::new());
     let mut access = String::new();
     for m in members.iter().filter(|m| m.restricted) {
         let id = format!("s{}", m.slot);
@@ -80,20 +104,103 @@ pub fn render(net: &Net, members: &[Member]) -> String {
             "acl {id} src {ip}/32\n\
              acl {id}_names ssl::server_name \"{list}\"\n\
              acl {id}_hosts dstdomain -n \"{list}\"\n\
-             note sandbox {name} {id}\n",
+             note sandbox {name} {id}\n\
+             deny_info {page} {id}\n",
             ip = m.ip,
             list = list.display(),
             name = m.name,
+            page = page_name(m),
         );
-        let _ = writeln!(bump, "ssl_bump splice {id} {id}_names");
+        if m.has_private {
+            let pl = paths::private_file(&m.name);
+            let _ = write!(
+                s,
+                "acl {id}_private_names ssl::server_name \"{pl}\"\nacl {id}_private_hosts dstdomain -n \"{pl}\"\n",
+                pl = pl.display()
+            );
+            let _ = writeln!(private_bump, "ssl_bump splice {id} {id}_private_names");
+            let _ = writeln!(private_access, "http_access allow sbx_http {id} {id}_private_hosts");
+        }
         let _ = writeln!(access, "http_access allow sbx_http {id} {id}_hosts");
+        // The last ACL of a denying rule picks the page: this sandbox's.
+        let _ = writeln!(access, "http_access deny sbx_http {id}");
+    }
+    bump.push_str(&private_bump);
+    bump.push_str("ssl_bump terminate to_private\n");
+    for m in members.iter().filter(|m| m.restricted) {
+        let id = format!("s{}", m.slot);
+        let _ = writeln!(bump, "ssl_bump splice {id} {id}_names");
     }
     bump.push_str("ssl_bump terminate all\n");
     s.push_str(&bump);
+    s.push_str(&private_access);
+    s.push_str("http_access deny sbx_http to_private\n");
     s.push_str(&access);
     // The intercepted TLS port: the decision is ssl_bump's (splice or terminate) above.
     s.push_str("http_access allow sbx_tls\nhttp_access deny all\n");
     s
+}
+
+fn page_name(m: &Member) -> String {
+    format!("ERR_SANDBOX_BLOCKED_S{}", m.slot)
+}
+
+/// The 403 page of sandbox M (`%H`: the refused host name).
+fn page(m: &Member) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>Blocked by the egress policy of sandbox {name}</title></head><body><pre>\n\
+         Agent Sandboxes: sandbox {name} may not reach %H.\n\n\
+         This is the sandbox's egress policy (an allowlist of domain names), not a network fault.\n\
+         Do not try to work around it (other addresses, resolvers, proxies, tunnels or ports).\n\
+         If the name is needed, ask the user to allow it. On the host:\n\n\
+         \tsandbox allow {name} %H\n\
+         </pre></body></html>\n",
+        name = m.name
+    )
+}
+
+/// Squid's templates (links to Debian's) plus one refusal page per restricted sandbox.
+fn write_pages(members: &[Member]) -> Result<()> {
+    let dir = error_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::failed(format!("{}: {e}", dir.display()), ""))?;
+    if let Ok(rd) = std::fs::read_dir(TEMPLATES) {
+        for e in rd.flatten() {
+            let link = dir.join(e.file_name());
+            if std::fs::symlink_metadata(&link).is_err() {
+                let _ = std::os::unix::fs::symlink(e.path(), &link);
+            }
+        }
+    }
+    let mut keep = Vec::new();
+    for m in members.iter().filter(|m| m.restricted) {
+        keep.push(page_name(m));
+        paths::write(&dir.join(page_name(m)), page(m).as_bytes())?;
+    }
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("ERR_SANDBOX_BLOCKED_") && !keep.contains(&n) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// Ends every connection Squid holds for the sandbox at IP (spliced TLS and HTTP alike): after a
+/// `deny` a spliced stream would otherwise keep carrying data. Which name a spliced connection
+/// is for is not visible without decrypting it, so all of them go; clients reconnect, and what
+/// is still allowed passes again.
+pub async fn cut(host: &Host, ip: Ipv4Addr) -> Result<()> {
+    let filter = format!("dst {ip} and ( sport = :{SQUID_TLS_PORT} or sport = :{SQUID_HTTP_PORT} )");
+    let mut argv: Vec<String> = ["ss", "-K", "-t", "-n"].map(String::from).to_vec();
+    argv.extend(filter.split(' ').map(String::from));
+    let out = host.run(&argv, None, |_| {}).await?;
+    if out.status != 0 {
+        return Err(EngineError::failed(
+            format!("cannot close the sandbox's proxied connections: {}", out.tail.join(" ")),
+            "run sandbox as root (ss -K needs CAP_NET_ADMIN)",
+        ));
+    }
+    Ok(())
 }
 
 fn alive(pid_file: &Path, comm: &str) -> Option<u32> {
@@ -103,8 +210,8 @@ fn alive(pid_file: &Path, comm: &str) -> Option<u32> {
 }
 
 /// Writes the configuration and makes the running Squid use it (starts it when needed).
-pub async fn apply(host: &Host, net: &Net, members: &[Member]) -> Result<()> {
-    let conf = render(net, members);
+pub async fn apply(host: &Host, net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> Result<()> {
+    let conf = render(net, members, host_addrs);
     let path = conf_path();
     let running = alive(&pid_path(), "squid");
     if running.is_none() && !members.iter().any(|m| m.restricted) {
@@ -113,10 +220,13 @@ pub async fn apply(host: &Host, net: &Net, members: &[Member]) -> Result<()> {
         return Ok(());
     }
     prepare(host).await?;
-    // The lists are separate files: a change to one of them is a change too.
+    write_pages(members)?;
+    // The lists and pages are separate files: a change to one of them is a change too.
     let mut fingerprint = conf.clone();
     for m in members.iter().filter(|m| m.restricted) {
-        fingerprint.push_str(&std::fs::read_to_string(paths::list_file(&m.name)).unwrap_or_default());
+        for f in [paths::list_file(&m.name), paths::private_file(&m.name), error_dir().join(page_name(m))] {
+            fingerprint.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        }
     }
     let applied = paths::run().join("squid.applied");
     let changed = std::fs::read_to_string(&applied).map(|c| c != fingerprint).unwrap_or(true);
@@ -224,8 +334,9 @@ async fn prepare(host: &Host) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Squid's configuration for one open and two restricted sandboxes: each restricted one's
-    /// SNI and Host lists ANDed with its address, everything else terminated or denied.
+    /// Squid's configuration for one open and two restricted sandboxes (one with `private`
+    /// names): each restricted one's SNI and Host lists ANDed with its address, the host and
+    /// private destinations refused first, everything else terminated or denied (403 pages).
     #[test]
     fn configuration_for_restricted_sandboxes() {
         let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
@@ -235,6 +346,8 @@ mod tests {
             mac: format!("0a:5b:5a:00:00:{slot:02x}"),
             slot,
             restricted,
+            quic: false,
+            has_private: name == "other",
             upstreams: vec![upstream.parse().unwrap()],
         };
         let members = [
@@ -242,6 +355,7 @@ mod tests {
             member("shut", 5, true, "192.0.2.53"),
             member("other", 7, true, "198.51.100.53"),
         ];
-        insta::assert_snapshot!(render(&net, &members));
+        let host = ["192.0.2.10".parse().unwrap(), "fd00::2".parse().unwrap()];
+        insta::assert_snapshot!(render(&net, &members, &host));
     }
 }
