@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { config, sidecarEnv } from './config';
 import type { ClientErrorCode } from './errorActions';
-import { CHANGED, STATUS, type ApiError, type Changed, type Methods, type ServerStatus, type WithProgress } from './protocol.generated';
+import { CHANGED, DENIED, STATUS, type ApiError, type Changed, type Denied, type Methods, type ServerStatus, type WithProgress } from './protocol.generated';
 import type { SidecarState } from './sidecarState';
 
 export type { SidecarState } from './sidecarState';
@@ -63,12 +63,15 @@ export class Sidecar implements vscode.Disposable {
   private readonly stateEmitter = new vscode.EventEmitter<SidecarState>();
   private readonly changedEmitter = new vscode.EventEmitter<Changed>();
   private readonly statusEmitter = new vscode.EventEmitter<ServerStatus>();
+  /** A restricted sandbox was refused a name (`sandbox/denied`). */
+  private readonly deniedEmitter = new vscode.EventEmitter<Denied>();
   /** Fires after each (re)start, once requests work. */
   private readonly readyEmitter = new vscode.EventEmitter<void>();
   readonly onDidChangeState = this.stateEmitter.event;
   readonly onDidChangeSandbox = this.changedEmitter.event;
   /** `sandbox/status`: Incus reachable or not, golden images built or missing. */
   readonly onDidChangeStatus = this.statusEmitter.event;
+  readonly onDidDeny = this.deniedEmitter.event;
   readonly onDidBecomeReady = this.readyEmitter.event;
 
   constructor(private readonly extensionUri: vscode.Uri, readonly log: vscode.LogOutputChannel) {}
@@ -121,6 +124,8 @@ export class Sidecar implements vscode.Disposable {
         { command: this.resolved.path, args: ['lsp'], options: { env: sidecarEnv() } },
         {
           documentSelector: [],
+          // The sidecar tails the egress logs for `sandbox/denied` only for a client that asks.
+          initializationOptions: { denials: true },
           outputChannel: this.log,
           traceOutputChannel: this.log,
           revealOutputChannelOn: RevealOutputChannelOn.Never,
@@ -137,6 +142,7 @@ export class Sidecar implements vscode.Disposable {
       );
       this.client = client;
       client.onNotification(CHANGED, (c: Changed) => this.changedEmitter.fire(c));
+      client.onNotification(DENIED, (d: Denied) => this.deniedEmitter.fire(d));
       client.onNotification(STATUS, (s: ServerStatus) => this.statusEmitter.fire(s));
       await client.start();
       if (gen !== this.generation) return;
@@ -229,6 +235,7 @@ export class Sidecar implements vscode.Disposable {
     this.stateEmitter.dispose();
     this.changedEmitter.dispose();
     this.statusEmitter.dispose();
+    this.deniedEmitter.dispose();
     this.readyEmitter.dispose();
   }
 }

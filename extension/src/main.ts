@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { Sidecar } from './client';
 import { registerCommands, type Ctx } from './commands';
 import { SIDECAR_SETTINGS } from './config';
+import { Denials } from './denials';
 import { reportError } from './errors';
 import { GoldenTree } from './goldenTree';
 import { sandboxOfThisWindow } from './remoteSsh';
@@ -17,6 +18,7 @@ import { setUi } from './ui';
 export interface Api {
   sidecar: Sidecar;
   store: Store;
+  denials: Denials;
   tree: SandboxTree;
   golden: GoldenTree;
   view: vscode.TreeView<Node>;
@@ -47,11 +49,12 @@ export function activate(context: vscode.ExtensionContext): Api {
   const log = vscode.window.createOutputChannel('Agent Sandboxes', { log: true });
   const store = new Store();
   sidecar = new Sidecar(context.extensionUri, log);
-  const tree = new SandboxTree(store);
+  const denials = new Denials(sidecar);
+  const tree = new SandboxTree(store, denials);
   const golden = new GoldenTree(store);
   const view = vscode.window.createTreeView('agentSandboxes.sandboxes', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
   const status = new StatusBar(sidecar, store);
-  context.subscriptions.push(log, store, sidecar, tree, golden, view, status,
+  context.subscriptions.push(log, store, denials, sidecar, tree, golden, view, status,
     vscode.window.registerTreeDataProvider('agentSandboxes.goldenImages', golden));
 
   const inSandbox = sandboxOfThisWindow();
@@ -74,6 +77,10 @@ export function activate(context: vscode.ExtensionContext): Api {
       const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
       store.setGolden(images);
       store.reset(all, mark);
+      // What restricted sandboxes were refused so far (the tree lists it; no notifications).
+      for (const sb of all.filter((x) => x.egress === 'filtered')) {
+        void s.request('sandbox/denials', { name: sb.name }).then((d) => denials.seed(sb.name, d), () => undefined);
+      }
       // Health probes run a command in each sandbox: fill them in once they are back.
       const mark2 = store.mark();
       store.reset(await s.request('sandbox/list', {}), mark2);
@@ -93,10 +100,14 @@ export function activate(context: vscode.ExtensionContext): Api {
     };
     let resolveLoaded: () => void = () => undefined;
     loaded = new Promise((r) => { resolveLoaded = r; });
-    const ctx: Ctx = { context, sidecar: s, store, view, reload };
+    const ctx: Ctx = { context, sidecar: s, store, denials, view, reload };
     registerCommands(ctx);
     context.subscriptions.push(
-      s.onDidChangeSandbox((c) => store.apply(c)),
+      s.onDidChangeSandbox((c) => {
+        store.apply(c);
+        if (!c.sandbox) denials.forget(c.name);
+      }),
+      s.onDidDeny((d) => denials.handle(d)),
       s.onDidChangeStatus((st) => {
         const before = store.status();
         store.setStatus(st);
@@ -117,7 +128,7 @@ export function activate(context: vscode.ExtensionContext): Api {
   const activationMs = performance.now() - t0;
   const loadMs = tActivate - t0;
   log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
-  return { sidecar, store, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, whenLoaded: () => loaded, setUi };
+  return { sidecar, store, denials, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, whenLoaded: () => loaded, setUi };
 }
 
 export async function deactivate(): Promise<void> {

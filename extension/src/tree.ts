@@ -1,16 +1,18 @@
-// The Sandboxes view: one item per sandbox with its ports and health as children; what each
-// item shows comes from treeModel.ts.
+// The Sandboxes view: one item per sandbox with its ports, health and recent egress refusals as
+// children; what each item shows comes from treeModel.ts.
 import * as vscode from 'vscode';
-import type { PortForward } from './protocol.generated';
+import type { Denials } from './denials';
+import type { Denial, PortForward } from './protocol.generated';
 import type { Store } from './store';
-import { healthIcon, healthViews, portView, sandboxView, type Icon } from './treeModel';
+import { denialView, healthIcon, healthViews, portView, sandboxView, type Icon } from './treeModel';
 
 export { isHttp, portUrl } from './treeModel';
 
 export type Node =
   | { kind: 'sandbox'; name: string }
   | { kind: 'port'; name: string; port: PortForward }
-  | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string };
+  | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string }
+  | { kind: 'denial'; name: string; denial: Denial };
 
 function themeIcon(i: Icon): vscode.ThemeIcon {
   return new vscode.ThemeIcon(i.id, i.color ? new vscode.ThemeColor(i.color) : undefined);
@@ -19,10 +21,10 @@ function themeIcon(i: Icon): vscode.ThemeIcon {
 export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<Node | undefined>();
   readonly onDidChangeTreeData = this.emitter.event;
-  private readonly sub: vscode.Disposable;
+  private readonly subs: vscode.Disposable[];
 
-  constructor(private readonly store: Store) {
-    this.sub = store.onDidChange(() => this.emitter.fire(undefined));
+  constructor(private readonly store: Store, private readonly denials: Denials) {
+    this.subs = [store.onDidChange(() => this.emitter.fire(undefined)), denials.onDidChange(() => this.emitter.fire(undefined))];
   }
 
   getChildren(node?: Node): Node[] {
@@ -32,6 +34,7 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
     if (!s) return [];
     const kids: Node[] = s.ports.map((port) => ({ kind: 'port', name: s.name, port }));
     for (const h of s.health ? healthViews(s.health) : []) kids.push({ kind: 'health', name: s.name, ...h });
+    for (const denial of this.denials.of(s.name)) kids.push({ kind: 'denial', name: s.name, denial });
     return kids;
   }
 
@@ -70,6 +73,16 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         item.iconPath = themeIcon(healthIcon(node.ok));
         return item;
       }
+      case 'denial': {
+        const v = denialView(node.name, node.denial, (t) => new Date(t * 1000).toLocaleTimeString());
+        const item = new vscode.TreeItem(v.label, vscode.TreeItemCollapsibleState.None);
+        item.id = `denial:${node.name}:${node.denial.domain}`;
+        item.description = v.description;
+        item.contextValue = v.contextValue;
+        item.iconPath = themeIcon(v.icon);
+        item.tooltip = v.tooltip;
+        return item;
+      }
     }
   }
 
@@ -78,7 +91,7 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
   }
 
   dispose() {
-    this.sub.dispose();
+    for (const s of this.subs) s.dispose();
     this.emitter.dispose();
   }
 }

@@ -1,7 +1,8 @@
-// What the Sandboxes view shows for a sandbox, its ports and its health, without VS Code: the
-// tree (tree.ts) turns these into TreeItems. `contextValue` drives the menus in package.json:
-// `sandbox.<state>`, `port.<http|other>.<role>`, `health`.
-import type { DockerState, Egress, Health, PortForward, Sandbox, SandboxState } from './protocol.generated';
+// What the Sandboxes view shows for a sandbox, its ports, its health and its recent egress
+// refusals, without VS Code: the tree (tree.ts) turns these into TreeItems. `contextValue` drives
+// the menus in package.json: `sandbox.<state>`, `port.<http|other>.<role>`, `health`,
+// `denial.<name|address>`.
+import type { Denial, DenialKind, DockerState, Egress, Health, PortForward, Sandbox, SandboxState } from './protocol.generated';
 
 export interface Icon { id: string; color?: string }
 
@@ -125,4 +126,39 @@ export function healthViews(h: Health): HealthView[] {
 export function healthIcon(ok: boolean | undefined): Icon {
   if (ok === undefined) return { id: 'circle-outline' };
   return ok ? { id: 'pass', color: 'charts.green' } : { id: 'warning', color: 'charts.yellow' };
+}
+
+export interface DenialView {
+  label: string;
+  description: string;
+  contextValue: string;
+  icon: Icon;
+  tooltip: string;
+}
+
+/** Addresses (TLS without SNI, raw-IP HTTP) are refused too, but cannot be allowed: names only. */
+export function isName(domain: string): boolean {
+  return /[a-z]/i.test(domain) && !domain.includes(':');
+}
+
+function kindText(k: DenialKind): string {
+  switch (k) {
+    case 'tls': return 'HTTPS';
+    case 'http': return 'HTTP';
+    case 'dns': return 'DNS';
+  }
+}
+
+/** A refusal of sandbox NAME, as a child of it; `when` formats its last time. */
+export function denialView(name: string, d: Denial, when: (unixSeconds: number) => string): DenialView {
+  const allowable = isName(d.domain);
+  return {
+    label: d.domain,
+    description: `blocked · ${kindText(d.kind)} · ${d.count}× · ${when(d.last)}`,
+    contextValue: `denial.${allowable ? 'name' : 'address'}`,
+    icon: { id: 'circle-slash', color: 'charts.orange' },
+    tooltip: allowable
+      ? `${name}'s egress policy refused ${d.domain}. Allow lets it through for this sandbox (sandbox allow ${name} ${d.domain}).`
+      : `${name}'s egress policy refused ${d.domain}: an address, not a name (allowlists hold names only).`,
+  };
 }

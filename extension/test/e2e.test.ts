@@ -263,6 +263,60 @@ describe('Agent Sandboxes in VS Code', function () {
     assert.ok(!fs.readFileSync(path.join(HOME, 'ssh_config'), 'utf8').includes(`Host ${name} `), 'no ssh entry left');
   });
 
+  it('"blocked: X — Allow?": one notification per name and sandbox; Allow (notification, tree, everywhere) lets the next request through', async function () {
+    assert.ok(process.env.SANDBOX_DNS_UPSTREAM, 'run.sh starts the simulated internet (tests/support/sim_inet.rs)');
+    const name = `t-ext-${suffix}-e`;
+    created.push(name);
+    const list = path.join(HOME, `${name}.txt`);
+    fs.writeFileSync(list, 'allowed.test\n');
+    const everywhereFile = path.join(HOME, 'allowed-domains.txt');
+    const hadUserList = fs.existsSync(everywhereFile);
+    const u = scripted();
+    u.replies.set(`${name} was blocked from reaching later.test`, 'Allow for this sandbox');
+    u.replies.set(`${name} was blocked from reaching blocked.test`, 'Ignore');
+    u.replies.set(`${name} was blocked from reaching other.test`, 'Allow everywhere');
+    const r = await cli('start', name, '--stack', 'minimal', '--domains-file', list);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const curl = async (host: string) => (await run('incus', ['exec', `agent-${name}`, '--', 'curl', '-sk', '--max-time', '8', `https://${host}/`])).stdout;
+    const asks = (host: string) => u.asked.filter((a) => a.message === `${name} was blocked from reaching ${host}`);
+    assert.match(await curl('allowed.test'), /sni=allowed\.test/, 'an allowed name passes');
+    try {
+      // Refused twice: one notification, with the three actions; "Allow for this sandbox".
+      assert.doesNotMatch(await curl('later.test'), /https ok/);
+      assert.doesNotMatch(await curl('later.test'), /https ok/);
+      const [asked] = await waitFor('the notification for later.test', () => asks('later.test').length > 0 && asks('later.test'), 20_000);
+      assert.strictEqual(asked.severity, 'warning');
+      assert.deepStrictEqual(asked.actions, ['Allow for this sandbox', 'Allow everywhere', 'Ignore']);
+      await waitFor('the allow confirmed', () => u.asked.some((a) => a.message.startsWith(`later.test is allowed for ${name}`)), 20_000);
+      // The next request passes: live, no restart.
+      assert.match(await curl('later.test'), /sni=later\.test/);
+      await new Promise((res) => setTimeout(res, 2500)); // the sidecar's next look at the logs
+      assert.strictEqual(asks('later.test').length, 1, 'one notification per name and sandbox');
+
+      // Ignored: the refusal stays in the tree, under the sandbox, with its Allow action.
+      assert.doesNotMatch(await curl('blocked.test'), /https ok/);
+      const node = await waitFor('the tree child for blocked.test', () => api.tree.getChildren({ kind: 'sandbox', name })
+        .find((k): k is Extract<Node, { kind: 'denial' }> => k.kind === 'denial' && k.denial.domain === 'blocked.test'), 20_000);
+      const item = api.tree.getTreeItem(node);
+      assert.strictEqual(item.contextValue, 'denial.name');
+      assert.match(String(item.description), /^blocked · DNS · \d+× · /);
+      assert.strictEqual(asks('blocked.test').length, 1);
+      await vscode.commands.executeCommand('agentSandboxes.allowDomain', node);
+      assert.match(await curl('blocked.test'), /sni=blocked\.test/);
+      await waitFor('the child gone', () => !api.tree.getChildren({ kind: 'sandbox', name }).some((k) => k.kind === 'denial' && k.denial.domain === 'blocked.test'));
+
+      // "Allow everywhere": this sandbox now, and the user's list for every sandbox.
+      assert.doesNotMatch(await curl('other.test'), /https ok/);
+      await waitFor('the allow confirmed', () => u.asked.some((a) => a.message.startsWith('other.test is allowed for every sandbox')), 20_000);
+      assert.match(await curl('other.test'), /sni=other\.test/);
+      assert.match(fs.readFileSync(everywhereFile, 'utf8'), /^other\.test\s+# allowed everywhere from sandbox/m);
+      assert.ok(!u.asked.some((a) => a.severity === 'error'), JSON.stringify(u.asked));
+    } finally {
+      if (!hadUserList) fs.rmSync(everywhereFile, { force: true });
+      await cli('rm', name);
+    }
+  });
+
   it('Open in Remote-SSH → consent once, the Include line, the URI handed to openFolder, and ssh reaches sandbox-NAME', async function () {
     const userCfg = path.join(os.homedir(), '.ssh', 'config');
     assert.ok(!fs.existsSync(userCfg) || !fs.readFileSync(userCfg, 'utf8').includes(HOME), 'the scratch HOME starts without the Include');

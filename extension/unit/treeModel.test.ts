@@ -1,7 +1,7 @@
 // Tree items from a sandbox list: labels, menus (contextValue), icons, tooltips, ports, health.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { description, healthIcon, healthViews, isHttp, portView, sandboxView, stateIcon } from '../src/treeModel';
+import { denialView, description, healthIcon, healthViews, isHttp, isName, portView, sandboxView, stateIcon } from '../src/treeModel';
 import { port, sandbox } from './fixtures';
 
 test('a sandbox item: state icon and menu, stack · branch · slot, a tooltip with its ports', () => {
@@ -46,4 +46,18 @@ test('health children: docker, ssh-agent, Claude', () => {
   assert.equal(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true })[0].ok, undefined);
   assert.deepEqual(healthIcon(undefined), { id: 'circle-outline' });
   assert.equal(healthIcon(false).id, 'warning');
+});
+
+test('a refusal: blocked · kind · count · time, an Allow menu for names only', () => {
+  const d = denialView('web', { domain: 'later.test', kind: 'dns', count: 2, last: 1700000000 }, () => '10:00:00');
+  assert.equal(d.label, 'later.test');
+  assert.equal(d.description, 'blocked · DNS · 2× · 10:00:00');
+  assert.equal(d.contextValue, 'denial.name');
+  assert.match(d.tooltip, /sandbox allow web later\.test/);
+  assert.equal(denialView('web', { domain: 'a.test', kind: 'tls', count: 1, last: 0 }, String).description.split(' · ')[1], 'HTTPS');
+  assert.equal(denialView('web', { domain: 'a.test', kind: 'http', count: 1, last: 0 }, String).description.split(' · ')[1], 'HTTP');
+  const ip = denialView('web', { domain: '198.18.7.1', kind: 'tls', count: 1, last: 0 }, String);
+  assert.equal(ip.contextValue, 'denial.address', 'an address cannot be allowed');
+  assert.equal(isName('198.18.7.1') || isName('fd00::1'), false);
+  assert.equal(isName('later.test'), true);
 });

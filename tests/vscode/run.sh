@@ -94,6 +94,22 @@ CS=("$CODE_SERVER" --config "$E2E/data/config.yaml" --user-data-dir "$E2E/data/u
 
 SERVER_PID=
 UI_SANDBOX=
+INET_PID=
+# The egress suites' simulated internet (a network namespace; see tests/support/inet.rs): the
+# "blocked: X — Allow?" test needs names that resolve and answer once allowed. It goes away when
+# its stdin (fd 8) closes.
+inet_up() {
+  rm -f "$E2E/inet.ctl"; mkfifo "$E2E/inet.ctl"
+  "$REPO/target/debug/sim-inet" < "$E2E/inet.ctl" > "$E2E/inet.out" 2> "$E2E/inet.log" &
+  INET_PID=$!
+  exec 8> "$E2E/inet.ctl"
+  for _ in $(seq 100); do grep -q '^ready ' "$E2E/inet.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^ready ' "$E2E/inet.out" || { cat "$E2E/inet.log"; return 1; }
+  export SANDBOX_DNS_UPSTREAM=$(awk '/^ready /{print $2}' "$E2E/inet.out")
+}
+inet_down() {
+  if [ -n "$INET_PID" ]; then exec 8>&-; wait "$INET_PID" 2>/dev/null || true; INET_PID=; fi
+}
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
   if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
@@ -111,9 +127,12 @@ start_server() { # LOG-NAME extra-code-server-args…
 status=0
 ts "1/2 the extension's Mocha suite in the extension host (smoke-test driver), real sidecar + Incus"
 export AGENT_SANDBOXES_TEST_RESULTS=$E2E/ext-test-results.json
+trap 'cleanup; inet_down' EXIT
+inet_up
 start_server ext-tests --vscode-option=enable-smoke-test-driver
 node tests/vscode/run-ext-tests.js "$REPO" "$REPO/out/ext/test/index.js" "$E2E/workspace" || status=1
 cleanup
+inet_down
 
 ts "2/2 UI test in headless Chromium: activity bar, tree, context menu, wizard, palette"
 UI_SANDBOX=t-ui-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
