@@ -2,7 +2,6 @@
 // (from the tree selection, or a quick pick), calls the sidecar, and opens windows or terminals.
 import * as vscode from 'vscode';
 import { SandboxError, type Sidecar } from './client';
-import type { Denials } from './denials';
 import { reportError } from './errors';
 import { githubTokenFor, withGithubToken } from './github';
 import { isBuilt } from './goldenModel';
@@ -21,7 +20,6 @@ export interface Ctx {
   context: vscode.ExtensionContext;
   sidecar: Sidecar;
   store: Store;
-  denials: Denials;
   view: vscode.TreeView<Node>;
   /** Lists sandboxes and golden images again (after a sidecar start, or on Refresh). */
   reload(): Promise<void>;
@@ -243,12 +241,6 @@ export function registerCommands(ctx: Ctx): void {
   reg('unexposePort', 'Stop forwarding', async (a) => {
     if (a && typeof a !== 'string' && a.kind === 'port') await ctx.sidecar.request('sandbox/unexpose', { name: a.name, port: a.port.containerPort });
   });
-  const allow = (everywhere: boolean) => async (a: Arg) => {
-    if (a && typeof a !== 'string' && a.kind === 'denial') return ctx.denials.allow(a.name, a.denial.domain, everywhere);
-    return undefined;
-  };
-  reg('allowDomain', 'Allow', allow(false));
-  reg('allowDomainEverywhere', 'Allow everywhere', allow(true));
   reg('openPort', 'Open port', async (a) => {
     if (a && typeof a !== 'string' && a.kind === 'port') await vscode.env.openExternal(vscode.Uri.parse(portUrl(a.port)));
   });

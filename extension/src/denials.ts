@@ -6,7 +6,8 @@
 import * as vscode from 'vscode';
 import type { Sidecar } from './client';
 import { reportError } from './errors';
-import type { Allowlist, Denial, Denied } from './protocol.generated';
+import type { Allowlist, Denial, Denied, Sandbox } from './protocol.generated';
+import type { Node } from './tree';
 import { isName } from './treeModel';
 import { ui } from './ui';
 
@@ -31,10 +32,30 @@ export class Denials implements vscode.Disposable {
     return this.recent.get(name) ?? [];
   }
 
-  /** What the sidecar listed for NAME (at load): shown in the tree, no notification. */
-  seed(name: string, list: Denial[]) {
-    for (const d of list) this.remember(name, d);
-    this.emitter.fire();
+  /** The sidecar's notifications, the tree's Allow actions; a removed sandbox is forgotten. */
+  watch(): vscode.Disposable[] {
+    const allow = (everywhere: boolean) => async (n?: Node) => {
+      if (n?.kind === 'denial') return this.allow(n.name, n.denial.domain, everywhere);
+      return undefined;
+    };
+    return [
+      this.sidecar.onDidDeny((d) => this.handle(d)),
+      this.sidecar.onDidChangeSandbox((c) => { if (!c.sandbox) this.forget(c.name); }),
+      this.sidecar.onDidBecomeReady(() => void this.load()),
+      vscode.commands.registerCommand('agentSandboxes.allowDomain', allow(false)),
+      vscode.commands.registerCommand('agentSandboxes.allowDomainEverywhere', allow(true)),
+    ];
+  }
+
+  /** What restricted sandboxes were refused so far (at each sidecar start): in the tree, no notification. */
+  private async load() {
+    const all = await this.sidecar.request('sandbox/list', { health: false }).catch(() => [] as Sandbox[]);
+    for (const s of all.filter((x) => x.egress === 'filtered')) {
+      void this.sidecar.request('sandbox/denials', { name: s.name }).then((list) => {
+        for (const d of list) this.remember(s.name, d);
+        this.emitter.fire();
+      }, () => undefined);
+    }
   }
 
   /** A `sandbox/denied` notification. */

@@ -77,10 +77,6 @@ export function activate(context: vscode.ExtensionContext): Api {
       const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
       store.setGolden(images);
       store.reset(all, mark);
-      // What restricted sandboxes were refused so far (the tree lists it; no notifications).
-      for (const sb of all.filter((x) => x.egress === 'filtered')) {
-        void s.request('sandbox/denials', { name: sb.name }).then((d) => denials.seed(sb.name, d), () => undefined);
-      }
       // Health probes run a command in each sandbox: fill them in once they are back.
       const mark2 = store.mark();
       store.reset(await s.request('sandbox/list', {}), mark2);
@@ -100,14 +96,11 @@ export function activate(context: vscode.ExtensionContext): Api {
     };
     let resolveLoaded: () => void = () => undefined;
     loaded = new Promise((r) => { resolveLoaded = r; });
-    const ctx: Ctx = { context, sidecar: s, store, denials, view, reload };
+    const ctx: Ctx = { context, sidecar: s, store, view, reload };
     registerCommands(ctx);
     context.subscriptions.push(
-      s.onDidChangeSandbox((c) => {
-        store.apply(c);
-        if (!c.sandbox) denials.forget(c.name);
-      }),
-      s.onDidDeny((d) => denials.handle(d)),
+      s.onDidChangeSandbox((c) => store.apply(c)),
+      ...denials.watch(),
       s.onDidChangeStatus((st) => {
         const before = store.status();
         store.setStatus(st);

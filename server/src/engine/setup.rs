@@ -75,6 +75,12 @@ impl Engine {
         let base = BaseImage::parse(&opts.base_image)?;
         let order = stacks::build_order(&self.requested(opts).await?)?;
         golden::ensure_initialised(&self.incus, progress.as_ref()).await?;
+        // A bridge made elsewhere may carry IPv6: say what becomes of it.
+        if let Ok(n) = self.incus.network(golden::BRIDGE).await
+            && super::egress::bridge_has_ipv6(&n)
+        {
+            progress.step(&super::egress::ipv6_note(&n));
+        }
         let mut run = Run {
             engine: self,
             opts,

@@ -153,7 +153,7 @@ pub async fn apply(host: &Host, r: &Resolver<'_>) -> Result<()> {
             let offset = std::fs::metadata(log(r.id)).map(|x| x.len()).unwrap_or(0);
             signal(host, p, "-HUP").await?;
             // dnsmasq logs the servers it uses once it has re-read the list.
-            super::squid::wait_for_log(&log(r.id), offset, RELOADED).await;
+            paths::wait_for_log(&log(r.id), offset, RELOADED).await;
             return Ok(());
         }
         end(host, r.id).await?;

@@ -86,10 +86,14 @@ fn member_of(inst: &Instance) -> Option<Member> {
     Some(Member { name, ip, mac, slot, restricted, quic, has_private: false, upstreams })
 }
 
+pub fn bridge_has_ipv6(bridge: &crate::incus::Network) -> bool {
+    bridge.config.get("ipv6.address").is_some_and(|a| !a.is_empty() && a != "none")
+}
+
 /// What the egress rules do about IPv6 on the bridge (`sandbox setup` and `doctor` say it).
 pub fn ipv6_note(bridge: &crate::incus::Network) -> String {
     match bridge.config.get("ipv6.address").map(String::as_str) {
-        Some(a) if !a.is_empty() && a != "none" => format!(
+        Some(a) if bridge_has_ipv6(bridge) => format!(
             "{BRIDGE} has IPv6 ({a}): sandboxes stay IPv4 only — the egress rules refuse their IPv6 \
              (neighbour discovery aside), for open and restricted sandboxes alike"
         ),

@@ -112,12 +112,11 @@ fn never_proxied(net: &Net) -> String {
     format!("{{ {}, 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/3 }}", net.subnet())
 }
 
+/// Everything routed: per-sandbox sets and redirects, then the forward and input policies.
 fn inet_table(net: &Net, members: &[Member]) -> String {
     let br = &net.bridge;
-    let (gw, pinned) = (net.gateway, net.pinned_range());
-    let mut sets = String::new();
-    let mut divert = String::new();
-    let mut ssh = String::new();
+    let gw = net.gateway;
+    let (mut sets, mut divert, mut ssh) = (String::new(), String::new(), String::new());
     for m in members.iter().filter(|m| m.restricted) {
         let set = addr_set(&m.name);
         let _ = writeln!(sets, "\tset {set} {{ type ipv4_addr; flags dynamic, timeout; timeout {ADDR_TIMEOUT}; }}");
@@ -138,11 +137,11 @@ fn inet_table(net: &Net, members: &[Member]) -> String {
         );
         let _ = writeln!(ssh, "\t\tip saddr {} tcp dport 22 ip daddr @{set} update @{set} {{ ip daddr }} accept", m.ip);
     }
-    let special = never_proxied(net);
     let _ = writeln!(
         divert,
-        "\t\tiifname \"{br}\" ip saddr @restricted ip daddr != {special} fib daddr type != local \
-         tcp dport 443 redirect to :{SQUID_TLS_PORT}"
+        "\t\tiifname \"{br}\" ip saddr @restricted ip daddr != {} fib daddr type != local \
+         tcp dport 443 redirect to :{SQUID_TLS_PORT}",
+        never_proxied(net)
     );
     format!(
         "table inet {TABLE} {{\n\
@@ -154,17 +153,32 @@ fn inet_table(net: &Net, members: &[Member]) -> String {
          \t\ttype nat hook prerouting priority dstnat - 10; policy accept;\n\
          {divert}\
          \t}}\n\
-         \tchain forward_guard {{\n\
+         {forward}{input}\
+         \tchain unregistered {{\n\
+         \t\tct state established,related accept\n\
+         \t\tjump refuse\n\
+         \t}}\n\
+         \tchain refuse {{\n\
+         \t\tmeta l4proto tcp reject with tcp reset\n\
+         \t\treject with icmpx type admin-prohibited\n\
+         \t}}\n}}\n",
+        forward = forward_chains(net, &ssh),
+        input = input_chains(net),
+    )
+}
+
+/// Routed through the host: sandboxes reach 22/80/443 (restricted ones less, see `ssh`), never
+/// each other, and nothing reaches them but replies.
+fn forward_chains(net: &Net, ssh: &str) -> String {
+    let (br, pinned) = (&net.bridge, net.pinned_range());
+    format!(
+        "\tchain forward_guard {{\n\
          \t\ttype filter hook forward priority filter - 10; policy accept;\n\
          \t\tiifname \"{br}\" ip saddr @sandboxes jump from_sandbox\n\
          \t\toifname \"{br}\" ip daddr @sandboxes jump to_sandbox\n\
          \t\tiifname \"{br}\" ip saddr {pinned} jump unregistered\n\
          \t\toifname \"{br}\" ip daddr {pinned} ct state new drop\n\
          \t\tiifname \"{br}\" {SANDBOX_MAC} meta nfproto ipv6 jump refuse\n\
-         \t}}\n\
-         \tchain unregistered {{\n\
-         \t\tct state established,related accept\n\
-         \t\tjump refuse\n\
          \t}}\n\
          \tchain from_sandbox {{\n\
          \t\toifname \"{br}\" reject with icmpx type admin-prohibited\n\
@@ -182,8 +196,16 @@ fn inet_table(net: &Net, members: &[Member]) -> String {
          \tchain to_sandbox {{\n\
          \t\tct state established,related accept\n\
          \t\tdrop\n\
-         \t}}\n\
-         \tchain input_guard {{\n\
+         \t}}\n"
+    )
+}
+
+/// To the host itself: DNS/DHCP on the gateway for open sandboxes, only what was redirected for
+/// restricted ones; Squid's ports and the resolvers only through the redirect, from the bridge.
+fn input_chains(net: &Net) -> String {
+    let (br, gw, pinned) = (&net.bridge, net.gateway, net.pinned_range());
+    format!(
+        "\tchain input_guard {{\n\
          \t\ttype filter hook input priority filter - 10; policy accept;\n\
          \t\tiifname \"{br}\" ip saddr @sandboxes jump sandbox_to_host\n\
          \t\tiifname \"{br}\" ip saddr {pinned} jump unregistered\n\
@@ -206,11 +228,7 @@ fn inet_table(net: &Net, members: &[Member]) -> String {
          \tchain ipv6_to_host {{\n\
          \t\ticmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} accept\n\
          \t\tjump refuse\n\
-         \t}}\n\
-         \tchain refuse {{\n\
-         \t\tmeta l4proto tcp reject with tcp reset\n\
-         \t\treject with icmpx type admin-prohibited\n\
-         \t}}\n}}\n",
+         \t}}\n",
         first = dns_port(1),
         last = dns_port(99),
     )

@@ -138,3 +138,21 @@ pub async fn rules_present(host: &Host) -> bool {
         o.status == 0 && o.stdout.lines().any(|l| l.split_whitespace().last() == Some(super::nft::TABLE))
     })
 }
+
+/// Waits (up to 3 s) until `needle` appears in `log` past `offset`.
+pub async fn wait_for_log(log: &Path, offset: u64, needle: &str) {
+    use std::io::{Read, Seek, SeekFrom};
+    let seen = || async {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(log)
+            && f.seek(SeekFrom::Start(offset)).is_ok()
+        {
+            let _ = f.read_to_string(&mut text);
+        }
+        text.contains(needle).then_some(())
+    };
+    let every = std::time::Duration::from_millis(10);
+    if crate::poll::until(every * 300, every, seen).await.is_none() {
+        tracing::warn!("{} did not report '{needle}' within 3 s", log.display());
+    }
+}

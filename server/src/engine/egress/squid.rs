@@ -92,53 +92,46 @@ pub fn render(net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> String {
         resolver = dns::SQUID_RESOLVER,
         host = host_destinations(net, host_addrs),
     );
-    // Splice order: the host never; private addresses only for `private` names; then the lists.
-    let mut bump = String::from("ssl_bump peek step1\nssl_bump terminate to_host\n");
+    s.push_str(&rules(members));
+    s
+}
+
+/// Each restricted sandbox's ACLs (its address, its list files, its refusal page) and the
+/// decisions. Splice order: the host never; private addresses only for `private` names; then
+/// each sandbox's list. Plain HTTP likewise, ending in the sandbox's own 403 page.
+fn rules(members: &[Member]) -> String {
+    let (mut acls, mut bump, mut access) = (String::new(), String::new(), String::new());
     let (mut private_bump, mut private_access) = (String::new(), String::new());
-    let mut access = String::new();
     for m in members.iter().filter(|m| m.restricted) {
         let id = format!("s{}", m.slot);
-        let list = paths::list_file(&m.name);
+        let list = paths::list_file(&m.name).display().to_string();
+        let page = page_name(m);
         let _ = write!(
-            s,
-            "acl {id} src {ip}/32\n\
-             acl {id}_names ssl::server_name \"{list}\"\n\
-             acl {id}_hosts dstdomain -n \"{list}\"\n\
-             note sandbox {name} {id}\n\
-             deny_info {page} {id}\n",
+            acls,
+            "acl {id} src {ip}/32\nacl {id}_names ssl::server_name \"{list}\"\nacl {id}_hosts dstdomain -n \"{list}\"\n\
+             note sandbox {name} {id}\ndeny_info {page} {id}\n",
             ip = m.ip,
-            list = list.display(),
             name = m.name,
-            page = page_name(m),
         );
         if m.has_private {
-            let pl = paths::private_file(&m.name);
+            let pl = paths::private_file(&m.name).display().to_string();
             let _ = write!(
-                s,
-                "acl {id}_private_names ssl::server_name \"{pl}\"\nacl {id}_private_hosts dstdomain -n \"{pl}\"\n",
-                pl = pl.display()
+                acls,
+                "acl {id}_private_names ssl::server_name \"{pl}\"\nacl {id}_private_hosts dstdomain -n \"{pl}\"\n"
             );
             let _ = writeln!(private_bump, "ssl_bump splice {id} {id}_private_names");
             let _ = writeln!(private_access, "http_access allow sbx_http {id} {id}_private_hosts");
         }
-        let _ = writeln!(access, "http_access allow sbx_http {id} {id}_hosts");
-        // The last ACL of a denying rule picks the page: this sandbox's.
-        let _ = writeln!(access, "http_access deny sbx_http {id}");
-    }
-    bump.push_str(&private_bump);
-    bump.push_str("ssl_bump terminate to_private\n");
-    for m in members.iter().filter(|m| m.restricted) {
-        let id = format!("s{}", m.slot);
         let _ = writeln!(bump, "ssl_bump splice {id} {id}_names");
+        // The last ACL of a denying rule picks the page: this sandbox's.
+        let _ = writeln!(access, "http_access allow sbx_http {id} {id}_hosts\nhttp_access deny sbx_http {id}");
     }
-    bump.push_str("ssl_bump terminate all\n");
-    s.push_str(&bump);
-    s.push_str(&private_access);
-    s.push_str("http_access deny sbx_http to_private\n");
-    s.push_str(&access);
-    // The intercepted TLS port: the decision is ssl_bump's (splice or terminate) above.
-    s.push_str("http_access allow sbx_tls\nhttp_access deny all\n");
-    s
+    // The intercepted TLS port's http_access: the decision is ssl_bump's (splice or terminate).
+    format!(
+        "{acls}ssl_bump peek step1\nssl_bump terminate to_host\n{private_bump}ssl_bump terminate to_private\n\
+         {bump}ssl_bump terminate all\n{private_access}http_access deny sbx_http to_private\n{access}\
+         http_access allow sbx_tls\nhttp_access deny all\n"
+    )
 }
 
 fn page_name(m: &Member) -> String {
@@ -245,7 +238,7 @@ pub async fn apply(host: &Host, net: &Net, members: &[Member], host_addrs: &[IpA
                 ));
             }
             // Return once the new rules are in force: Squid says so when it listens again.
-            wait_for_log(&log, offset, "Accepting NAT intercepted SSL bumped").await;
+            paths::wait_for_log(&log, offset, "Accepting NAT intercepted SSL bumped").await;
             paths::write(&applied, fingerprint.as_bytes())?;
         }
         return Ok(());
@@ -263,29 +256,11 @@ pub async fn apply(host: &Host, net: &Net, members: &[Member], host_addrs: &[IpA
     host.spawn_daemon(&["squid".into(), "-f".into(), conf_arg]).await?;
     let every = std::time::Duration::from_millis(20);
     if crate::poll::until(every * 100, every, || async { alive(&pid_path(), "squid") }).await.is_some() {
-        wait_for_log(&log, offset, "Accepting NAT intercepted SSL bumped").await;
+        paths::wait_for_log(&log, offset, "Accepting NAT intercepted SSL bumped").await;
         paths::write(&applied, fingerprint.as_bytes())?;
         return Ok(());
     }
     Err(EngineError::failed("squid did not start", format!("see {}", paths::squid_logs().join("cache.log").display())))
-}
-
-/// Waits (up to 3 s) until `needle` appears in `log` past `offset`.
-pub async fn wait_for_log(log: &Path, offset: u64, needle: &str) {
-    use std::io::{Read, Seek, SeekFrom};
-    let seen = || async {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(log)
-            && f.seek(SeekFrom::Start(offset)).is_ok()
-        {
-            let _ = f.read_to_string(&mut text);
-        }
-        text.contains(needle).then_some(())
-    };
-    let every = std::time::Duration::from_millis(10);
-    if crate::poll::until(every * 300, every, seen).await.is_none() {
-        tracing::warn!("{} did not report '{needle}' within 3 s", log.display());
-    }
 }
 
 /// The throwaway certificate, the certificate-generator database and the log directory.

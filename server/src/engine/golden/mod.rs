@@ -154,10 +154,6 @@ pub async fn ensure_initialised(incus: &Incus, progress: &dyn Progress) -> Resul
         ]
         .into();
         incus.create_network(BRIDGE, cfg).await?;
-    } else if let Ok(n) = incus.network(BRIDGE).await
-        && n.config.get("ipv6.address").is_some_and(|a| !a.is_empty() && a != "none")
-    {
-        progress.step(&super::egress::ipv6_note(&n));
     }
     let profile = incus.profile("default").await?;
     let devices = profile.get("devices").cloned().unwrap_or_default();
