@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Egress benchmark: the latency Squid's peek/splice adds to an HTTPS request (new connection +
-TLS handshake + one GET, measured inside the sandbox) in a restricted sandbox vs an open one, and
-how long a live `sandbox allow` takes to be in force (from invoking it to the first request that
-gets through, DNS included). Uses a simulated internet in a network namespace it creates
+TLS handshake + one GET, measured inside the sandbox) in a restricted sandbox vs an open one; a
+DNS look-up through a restricted sandbox's resolver (no cache: every answer is forwarded, so it
+can open port 22 to the address) vs asking the upstream directly; how long a live `sandbox allow`
+takes to be in force (from invoking it to the first request that gets through, DNS included); and
+how long a `sandbox deny` takes to cut a spliced connection that is open to the denied name. Uses a simulated internet in a network namespace it creates
 (198.18.7.0/24, like tests/support/inet.rs) and removes; run as root.
 
     python3 tests/bench/egress.py [--runs 5] [--requests 50] [--bin target/release/sandbox]
@@ -42,6 +44,44 @@ while True:
             print("%.6f" % time.time(), flush=True); break
     except OSError:
         time.sleep(0.002)
+"""
+
+
+# Keeps a spliced TLS connection busy (an echo); prints the time it broke.
+CUT = r"""
+import socket, ssl, sys, time
+host = sys.argv[1]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(socket.create_connection((socket.gethostbyname(host), 443), timeout=5), server_hostname=host)
+t.sendall(b"GET /echo HTTP/1.0\r\nHost: " + host.encode() + b"\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += t.recv(1)
+print("ready", flush=True)
+t.settimeout(10)
+while True:
+    try:
+        t.sendall(b"x")
+        if not t.recv(16):
+            break
+    except OSError:
+        break
+    time.sleep(0.002)
+print("%.6f" % time.time(), flush=True)
+"""
+
+# N look-ups of a name through a DNS server; prints each one's seconds.
+LOOKUPS = r"""
+import socket, struct, sys, time
+name, server, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+q = struct.pack(">HHHHHH", 0x5b5a, 0x100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
+out = []
+for _ in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+    t0 = time.perf_counter(); s.sendto(q, (server, 53)); s.recv(512); out.append(time.perf_counter() - t0)
+    s.close()
+print(" ".join("%.6f" % x for x in out))
 """
 
 
@@ -115,6 +155,26 @@ def main():
             w.wait()
             allow_cmd.append(t1 - t0)
             allow_effect.append(done - t0)
+        dns_sandbox = [float(x) for x in sh("incus", "exec", f"agent-{r}", "--", "python3", "-c", LOOKUPS,
+                                            "allowed.test", "10.100.0.1", str(a.requests)).stdout.split()]
+        dns_direct = [float(x) for x in sh("python3", "-c", LOOKUPS, "allowed.test", WEB, str(a.requests)).stdout.split()]
+        deny_cmd, deny_cut = [], []
+        for i in range(a.runs):
+            name = f"n{i}.later.test"
+            c = subprocess.Popen(["incus", "exec", f"agent-{r}", "--", "python3", "-c", CUT, name],
+                                 stdout=subprocess.PIPE, text=True)
+            if c.stdout.readline().strip() != "ready":
+                sys.exit(f"no spliced connection to {name}")
+            time.sleep(0.2)
+            t0 = time.time()
+            p = subprocess.run([a.bin, "deny", r, name], env=env, capture_output=True, text=True)
+            t1 = time.time()
+            if p.returncode:
+                sys.exit(p.stderr)
+            cut = float(c.stdout.readline())
+            c.wait()
+            deny_cmd.append(t1 - t0)
+            deny_cut.append(cut - t0)
         mo, ms = statistics.median(open_t), statistics.median(spliced_t)
         print(f"HTTPS request (connect + TLS + GET), {len(open_t)} each, medians:")
         print(f"  open sandbox      {mo * 1000:7.2f} ms")
@@ -123,6 +183,14 @@ def main():
         print(f"  command returns   {statistics.median(allow_cmd) * 1000:7.1f} ms")
         print(f"  first success     {statistics.median(allow_effect) * 1000:7.1f} ms after invoking it"
               f"   runs: {' '.join('%.0f' % (x * 1000) for x in allow_effect)}")
+        dd, ds = statistics.median(dns_direct), statistics.median(dns_sandbox)
+        print(f"DNS look-up, {len(dns_sandbox)} each, medians:")
+        print(f"  upstream, asked from the host          {dd * 1000:7.2f} ms")
+        print(f"  through the sandbox's resolver         {ds * 1000:7.2f} ms   (+{(ds - dd) * 1000:.2f} ms)")
+        print(f"live `sandbox deny` of a name with a spliced connection open ({a.runs} runs, medians):")
+        print(f"  command returns   {statistics.median(deny_cmd) * 1000:7.1f} ms")
+        print(f"  connection cut    {statistics.median(deny_cut) * 1000:7.1f} ms after invoking it"
+              f"   runs: {' '.join('%.0f' % (x * 1000) for x in deny_cut)}")
     finally:
         if names:
             subprocess.run([a.bin, "rm", *names], env=env, capture_output=True)
