@@ -197,7 +197,7 @@ fn orbstack_machine_through_a_shim_sets_up_and_runs_the_lifecycle() {
     assert_eq!(s["state"], "running");
     // The default egress policy (isolation, ports) is in place in the "machine" for this sandbox.
     let ip = s["ip"].as_str().unwrap().to_string();
-    let rules = Command::new("nft").args(["list", "table", "ip", "agent_sandboxes_egress"]).output().unwrap();
+    let rules = Command::new("nft").args(["list", "table", "inet", "agent_sandboxes_egress"]).output().unwrap();
     assert!(text(&rules.stdout).contains(&ip), "{ip} not in the egress rules");
     home.ok(&["stop", &name], &env);
     assert_eq!(listed_in(&home, &[], &name).unwrap()["state"], "stopped");
