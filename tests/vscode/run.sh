@@ -112,7 +112,7 @@ inet_down() {
 }
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
-  if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
+  if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" "$UI_SANDBOX-r" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
 }
 trap cleanup EXIT
 start_server() { # LOG-NAME extra-code-server-args…
@@ -132,7 +132,6 @@ inet_up
 start_server ext-tests --vscode-option=enable-smoke-test-driver
 node tests/vscode/run-ext-tests.js "$REPO" "$REPO/out/ext/test/index.js" "$E2E/workspace" || status=1
 cleanup
-inet_down
 
 ts "2/2 UI test in headless Chromium: activity bar, tree, context menu, wizard, palette"
 UI_SANDBOX=t-ui-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -149,6 +148,7 @@ fi
 start_server ui
 SANDBOX_BIN=$BIN node tests/vscode/ui-e2e.js || status=1
 cleanup
+inet_down
 
 ts "screenshots: $(ls "$SHOTS" | tr '\n' ' ')"
 [ $status -eq 0 ] && ts "passed" || ts "FAILED"

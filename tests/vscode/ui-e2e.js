@@ -137,6 +137,34 @@ async function palette(title) {
     await page.screenshot({ path: `${SHOTS}/create-defaults-done.png` });
   });
 
+  await step('a refused name raises "NAME was blocked from reaching X", listed in the tree; Allow lets the next request through', async () => {
+    // A restricted sandbox against the simulated internet run.sh started (sim-inet).
+    const name = `${UI_SANDBOX}-r`;
+    const list = `${E2E}/ui-allowlist.txt`;
+    fs.writeFileSync(list, 'allowed.test\n');
+    cli('start', name, '--stack', 'minimal', '--domains-file', list);
+    const curl = () => {
+      try {
+        return execFileSync('incus', ['exec', `agent-${name}`, '--', 'curl', '-sk', '--max-time', '8', 'https://later.test/'], { encoding: 'utf8' });
+      } catch {
+        return '';
+      }
+    };
+    assert.doesNotMatch(curl(), /https ok/, 'refused before it is allowed');
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `${name} was blocked from reaching later.test` });
+    await toast.waitFor({ timeout: 30000 });
+    const sandboxRow = page.locator('.pane-body .monaco-list-row', { hasText: name }).first();
+    await sandboxRow.locator('.monaco-tl-twistie').click();
+    await page.locator('.pane-body .monaco-list-row', { hasText: 'later.test' }).locator('.label-description', { hasText: /^blocked · DNS/ }).waitFor({ timeout: 10000 });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: `${SHOTS}/blocked-notification.png` });
+    await toast.locator('.monaco-button', { hasText: 'Allow for this sandbox' }).click();
+    await page.locator('.notifications-toasts .notification-toast', { hasText: `later.test is allowed for ${name}` }).waitFor({ timeout: 20000 });
+    assert.match(curl(), /sni=later\.test/, 'the next request passes');
+    await page.locator('.pane-body .monaco-list-row', { hasText: 'later.test' }).waitFor({ state: 'detached', timeout: 10000 });
+    await sandboxRow.locator('.monaco-tl-twistie').click();
+  });
+
   await step('a multi-target palette picker (Sandbox: Stop) acts on the filtered, highlighted row on Enter', async () => {
     await palette('Sandbox: Stop');
     await placeholderStarts('Sandboxes to stop');

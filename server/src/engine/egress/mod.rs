@@ -225,10 +225,13 @@ impl Engine {
         let ip = paths::marked_ip(name);
         paths::mark(name, None)?;
         self.egress_sync().await?;
-        match ip {
-            Some(ip) => squid::cut(&self.host, ip).await,
-            None => Ok(()),
+        // Best effort here: the sandbox is stopped or gone either way (a deny reports it).
+        if let Some(ip) = ip
+            && let Err(e) = squid::cut(&self.host, ip).await
+        {
+            tracing::warn!("egress: {name}'s connections through Squid were not closed: {e}");
         }
+        Ok(())
     }
 
     /// The default policy where Incus runs elsewhere but we can run `nft` there (the OrbStack
