@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sandbox-stack: parent=image
-# description: Docker CE, Node.js 22 + Claude Code, Python 3, gh, git, tmux, ripgrep, jq, build tools
+# description: Docker CE, Node.js 22, Python 3, gh, git, tmux, ripgrep, jq, build tools (+ Claude Code, as in every image)
 #
 # The golden image every other stack clones. `sandbox setup` runs stacks/lib/common.sh first (user
 # ubuntu, sudo, sshd, /workspace/project, network), then this script, as root, non-interactively.
@@ -101,16 +101,8 @@ npm config set --location=global fund false
 npm config set --location=global update-notifier false
 echo "node $node_version, npm $(npm --version)"
 
-step "installing Claude Code"
-npm install -g --no-audit --no-fund @anthropic-ai/claude-code
-command -v claude >/dev/null || die "claude is not on PATH after npm install"
-echo "claude $(HOME="$TMP" claude --version 2>/dev/null | head -1)"
-# Installed system-wide (owned by root), so its self-updater cannot work as ubuntu: rebuild the
-# golden image (`sandbox setup --rebuild base`) to update instead.
-cat > /etc/profile.d/claude-code.sh <<'EOF'
-# Claude Code is installed system-wide in the golden image; updates come from rebuilding it.
-export DISABLE_AUTOUPDATER=1
-EOF
+# Claude Code is not installed here: `sandbox setup` fetches the pinned release on the host and
+# pushes it into every golden image before the stack script runs (no container internet needed).
 
 step "checking tools"
 for tool in git tmux rg jq gcc make python3 pip3 gh docker node npm claude; do

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{Api, ApiError, CallCx};
+pub use crate::engine::anthropic::credential::CredentialStatus;
+use crate::engine::anthropic::credential::{self, CredentialKind, Provider};
 pub use crate::engine::create::{CreateOptions, StartResult};
 use crate::engine::creds::Token;
 pub use crate::engine::doctor::Check;
@@ -158,6 +160,30 @@ pub struct SetupParams {
     pub base_image: Option<String>,
 }
 
+/// Stores a model credential on the host (sandboxes use it through the host's proxy).
+#[derive(Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(optional_fields)]
+pub struct AuthSetParams {
+    pub provider: Provider,
+    /// The API key or the OAuth token from `claude setup-token`: one line, never logged.
+    pub credential: String,
+    /// Default: from the prefix (sk-ant-oat… is an OAuth token, anything else an API key).
+    pub kind: Option<CredentialKind>,
+}
+
+impl std::fmt::Debug for AuthSetParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthSetParams({:?}, ***, {:?})", self.provider, self.kind)
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderParams {
+    pub provider: Provider,
+}
+
 fn outcome(name: String, r: Result<(), EngineError>) -> NameOutcome {
     match r {
         Ok(()) => NameOutcome { name, ok: true, error: None },
@@ -275,11 +301,7 @@ impl Api {
             Some(v) if !v.is_empty() => Rebuild::Some(v),
             _ => Rebuild::None,
         };
-        let opts = SetupOptions {
-            stacks: p.stacks.unwrap_or_default(),
-            rebuild,
-            base_image: p.base_image.unwrap_or_else(|| crate::engine::base_image::DEFAULT_BASE_IMAGE.into()),
-        };
+        let opts = SetupOptions { stacks: p.stacks.unwrap_or_default(), rebuild, base_image: p.base_image };
         let _g = self.lock("\0setup").await;
         Ok(self.engine.setup(&opts, cx.progress.clone(), &cx.cancel).await?)
     }
@@ -317,5 +339,17 @@ impl Api {
 
     pub async fn denials(&self, p: NameParams, _cx: CallCx) -> R<Vec<Denial>> {
         Ok(self.engine.denials(&p.name).await?)
+    }
+
+    pub async fn auth_status(&self, _p: Empty, _cx: CallCx) -> R<Vec<CredentialStatus>> {
+        Ok(vec![credential::status(Provider::Anthropic)])
+    }
+
+    pub async fn auth_set(&self, p: AuthSetParams, _cx: CallCx) -> R<CredentialStatus> {
+        Ok(credential::store(p.provider, &p.credential, p.kind)?)
+    }
+
+    pub async fn auth_remove(&self, p: ProviderParams, _cx: CallCx) -> R<CredentialStatus> {
+        Ok(credential::remove(p.provider)?)
     }
 }

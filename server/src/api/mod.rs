@@ -45,6 +45,9 @@ macro_rules! for_each_method {
             "sandbox/allow" => allow(DomainsParams) -> Allowlist;
             "sandbox/deny" => deny(DomainsParams) -> Allowlist;
             "sandbox/denials" => denials(NameParams) -> Vec<Denial>;
+            "sandbox/authStatus" => auth_status(Empty) -> Vec<CredentialStatus>;
+            "sandbox/authSet" => auth_set(AuthSetParams) -> CredentialStatus;
+            "sandbox/authRemove" => auth_remove(ProviderParams) -> CredentialStatus;
         }
     };
 }
@@ -207,13 +210,15 @@ for_each_method!(define_dispatch);
 
 /// Every named type of the protocol, declared once.
 fn declarations() -> Vec<String> {
+    use crate::engine::anthropic::credential::{CredentialKind, Provider};
+    use crate::engine::anthropic::usage::{ModelUsage, Tokens, Usage};
     use crate::engine::create::{StartAction, StartResult};
     use crate::engine::doctor::{Check, CheckStatus};
     use crate::engine::egress::Allowlist;
     use crate::engine::egress::denials::{Denial, DenialKind};
     use crate::engine::golden::{GoldenInfo, GoldenState};
     use crate::engine::ports::PortRole;
-    use crate::engine::sandbox::{DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
+    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
     use crate::engine::validate::Proto;
     vec![
@@ -226,6 +231,16 @@ fn declarations() -> Vec<String> {
         Egress::decl(),
         Health::decl(),
         DockerState::decl(),
+        ClaudeAuth::decl(),
+        Usage::decl(),
+        Tokens::decl(),
+        ModelUsage::decl(),
+        // Credentials on the host.
+        Provider::decl(),
+        CredentialKind::decl(),
+        CredentialStatus::decl(),
+        AuthSetParams::decl(),
+        ProviderParams::decl(),
         // Results.
         StartResult::decl(),
         StartAction::decl(),

@@ -1,4 +1,5 @@
 //! The command line front: parses, validates, calls the engine, renders results.
+mod auth;
 mod egress;
 mod output;
 mod remote;
@@ -57,6 +58,12 @@ enum Command {
     Deny(egress::DomainsArgs),
     /// What a restricted sandbox was refused (TLS SNI, HTTP Host, DNS), with counts.
     Denials(egress::DenialsArgs),
+    /// A model credential kept on the host (sandboxes use it through the host's proxy, never
+    /// holding it): auth set anthropic (reads standard input), auth status, auth rm anthropic.
+    #[command(subcommand)]
+    Auth(auth::AuthCmd),
+    /// Tokens each sandbox used through the host's Anthropic proxy, per model.
+    Usage(auth::UsageArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
     /// Incus servers and clusters over HTTPS: add (with a trust token), list, use, remove.
@@ -64,6 +71,9 @@ enum Command {
     Remote(remote::RemoteCmd),
     /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
     Lsp,
+    /// (internal) The host's Anthropic proxy; `start` runs it in the background.
+    #[command(name = "__anthropic-proxy", hide = true)]
+    AnthropicProxy,
     /// (internal) Make the stack's warm spare; creates start it in the background.
     #[command(name = "__spare", hide = true)]
     Spare { stack: String },
@@ -145,6 +155,12 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Allow(a) => egress::change(ctx, a, true).await,
         Command::Deny(a) => egress::change(ctx, a, false).await,
         Command::Denials(a) => egress::denials(ctx, a).await,
+        Command::Auth(a) => auth::run(ctx, a).await,
+        Command::Usage(a) => auth::usage(ctx, a).await,
+        Command::AnthropicProxy => crate::engine::anthropic::run_daemon()
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| EngineError::failed(format!("anthropic proxy: {e:#}"), "")),
         Command::Lsp => {
             crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone())).await;
             // tokio's stdin reader is a blocking thread that would keep the runtime (and the
@@ -186,6 +202,11 @@ fn init_tracing(verbose: u8) {
         _ => "debug,sandbox=debug,hyper=info,reqwest=info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Message bodies can carry a credential (sandbox/authSet): never logged, whatever RUST_LOG says.
+    let filter = ["tower_lsp_server::codec=off", "jsonrpsee-server=debug", "jsonrpsee_server=debug"]
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d));
     // Logs go to stderr only: stdout is for data (and protocol in `lsp`/`serve`).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -9,7 +9,7 @@ use super::{Ctx, output};
 use crate::engine::create::{CreateOptions, StartAction};
 use crate::engine::creds::Token;
 use crate::engine::ports::PortRole;
-use crate::engine::sandbox::{self, Sandbox};
+use crate::engine::sandbox::{self, ClaudeAuth, Sandbox};
 use crate::engine::{EngineError, Result, sshcfg, validate};
 
 #[derive(Debug, Args)]
@@ -129,9 +129,21 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
     }
     let rows: Vec<Vec<String>> = all.iter().map(row).collect();
     output::table(
-        &["NAME", "STATE", "SLOT", "SSH", "APP", "ALT", "EXTRA", "EGRESS", "DOCKER", "AGENT", "CLAUDE", "REPO", "IP"],
+        &[
+            "NAME", "STATE", "SLOT", "SSH", "APP", "ALT", "EXTRA", "EGRESS", "DOCKER", "AGENT", "CLAUDE", "TOKENS",
+            "REPO", "IP",
+        ],
         &rows,
     );
+    let claude = |c: ClaudeAuth| all.iter().any(|s| s.health.as_ref().is_some_and(|h| h.claude == c));
+    if claude(ClaudeAuth::HostUnset) {
+        eprintln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
+    }
+    if claude(ClaudeAuth::Env) {
+        eprintln!(
+            "warning: CLAUDE 'env': a credential in the sandbox's environment is readable inside; sandbox auth set anthropic keeps it on the host"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -145,7 +157,7 @@ fn row(s: &Sandbox) -> Vec<String> {
         .map(|p| format!("{}→{}/{}", p.host_port, p.container_port, output::word(&p.proto)))
         .collect();
     let (docker, agent, claude) = match &s.health {
-        Some(h) => (output::word(&h.docker), yes_no(h.ssh_agent), yes_no(h.claude_auth)),
+        Some(h) => (output::word(&h.docker), yes_no(h.ssh_agent), claude_cell(h.claude).into()),
         None => ("-".into(), "-".into(), "-".into()),
     };
     let repo = match (&s.repo, &s.branch) {
@@ -165,9 +177,20 @@ fn row(s: &Sandbox) -> Vec<String> {
         docker,
         agent,
         claude,
+        super::auth::tokens_cell(s),
         repo,
         s.ip.clone().unwrap_or("-".into()),
     ]
+}
+
+fn claude_cell(c: ClaudeAuth) -> &'static str {
+    match c {
+        ClaudeAuth::Host => "host",
+        ClaudeAuth::HostUnset => "no credential",
+        ClaudeAuth::Env => "env",
+        ClaudeAuth::Login => "login",
+        ClaudeAuth::None => "no",
+    }
 }
 
 fn yes_no(b: bool) -> String {

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{Ctx, output};
-use crate::engine::base_image::DEFAULT_BASE_IMAGE;
 use crate::engine::golden;
 use crate::engine::golden::BRIDGE;
 use crate::engine::setup::{Rebuild, SetupAction, SetupOptions};
@@ -12,16 +11,18 @@ use crate::engine::{EngineError, Result, doctor, hostnet, orb};
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
-    /// Stack to build if missing (repeatable; default: base). Parents are built first.
+    /// Stack to build if missing (repeatable; default: base, unless --rebuild names what to build).
+    /// Parents are built first.
     #[arg(long = "stack", value_name = "STACK")]
     stacks: Vec<String>,
     /// Rebuild STACK (repeatable) or `all`, even if built.
     #[arg(long, value_name = "STACK|all")]
     rebuild: Vec<String>,
     /// Image for stacks built from an image: a local alias, `images:DISTRO/RELEASE`, or
-    /// `debootstrap:SUITE` to build one on this host.
-    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_BASE_IMAGE, env = "SANDBOX_BASE_IMAGE")]
-    base_image: String,
+    /// `debootstrap:SUITE` to build one on this host. Default: what the image being rebuilt was
+    /// built from, else images:ubuntu/24.04.
+    #[arg(long, value_name = "IMAGE", env = "SANDBOX_BASE_IMAGE")]
+    base_image: Option<String>,
     /// List stacks and their golden images instead of building.
     #[arg(long)]
     list: bool,

@@ -38,6 +38,9 @@ pub const AGENT: &str = "user.sandbox.agent";
 /// The deploy key's id on GitHub, and whether it was registered read-only.
 pub const DEPLOY_KEY_ID: &str = "user.sandbox.deploy-key-id";
 pub const DEPLOY_KEY_READ_ONLY: &str = "user.sandbox.deploy-key-read-only";
+/// Tokens used through the host's Anthropic proxy, as JSON (anthropic/usage.rs), written by the
+/// proxy at most every few seconds.
+pub const USAGE: &str = "user.sandbox.usage";
 /// Identity values Incus renders into a new sandbox's files at its first start
 /// (`user.sandbox.boot.hostname`, …; see identity.rs).
 pub const BOOT_PREFIX: &str = "user.sandbox.boot.";
@@ -51,6 +54,8 @@ pub const GOLDEN_STACK: &str = "user.sandbox.golden-stack";
 pub const GOLDEN_INPUTS: &str = "user.sandbox.golden-inputs";
 pub const GOLDEN_BUILT_AT: &str = "user.sandbox.golden-built-at";
 pub const GOLDEN_BASE_IMAGE: &str = "user.sandbox.golden-base-image";
+/// The Claude Code version the golden image carries (pushed at build; see claude/).
+pub const GOLDEN_CLAUDE_CODE: &str = "user.sandbox.golden-claude-code";
 /// The golden image carries the identity templates (version).
 pub const GOLDEN_IDENTITY: &str = "user.sandbox.golden-identity";
 

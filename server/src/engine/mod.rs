@@ -1,5 +1,7 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
+pub mod anthropic;
 pub mod base_image;
+pub mod claude;
 pub mod create;
 pub mod creds;
 pub mod doctor;

@@ -36,6 +36,7 @@ impl Engine {
         }
         // The agent answers again (after a reboot, or if it was killed), with the same key.
         let uses_agent = self.revive_agent(&s.name, &inst).await?;
+        self.anthropic_revive(&s.name, &inst).await?;
         if s.is_running() {
             self.recheck_running(&s, uses_agent, v.ssh_key.is_some(), progress).await?;
             return Ok((StartAction::Running, s));

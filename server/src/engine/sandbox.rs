@@ -79,7 +79,40 @@ impl SandboxState {
 pub struct Health {
     pub docker: DockerState,
     pub ssh_agent: bool,
+    /// Claude Code can reach the API with a credential (host, env or login).
     pub claude_auth: bool,
+    pub claude: ClaudeAuth,
+}
+
+/// Where Claude Code in the sandbox gets its credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ClaudeAuth {
+    /// From the host, through its proxy: the sandbox holds only a placeholder.
+    Host,
+    /// Through the host's proxy, but no credential is set there (`sandbox auth set anthropic`).
+    HostUnset,
+    /// A credential in the sandbox's environment (`--env`, ~/.sandbox/env): works, readable inside.
+    Env,
+    /// Signed in inside the sandbox (~/.claude/.credentials.json).
+    Login,
+    #[default]
+    None,
+}
+
+impl ClaudeAuth {
+    fn of(env: bool, login: bool, endpoint: bool, host_set: bool) -> Self {
+        match (env, endpoint, host_set, login) {
+            (true, ..) => Self::Env,
+            (false, true, true, _) => Self::Host,
+            (false, true, false, _) => Self::HostUnset,
+            (false, false, _, true) => Self::Login,
+            _ => Self::None,
+        }
+    }
+    pub fn works(self) -> bool {
+        matches!(self, Self::Host | Self::Env | Self::Login)
+    }
 }
 
 /// What a sandbox may reach.
@@ -115,6 +148,12 @@ pub struct Sandbox {
     pub health: Option<Health>,
     /// Its host in ~/.sandbox/ssh_config (`ssh -F CONFIG ALIAS`; Remote-SSH's host name).
     pub ssh_alias: String,
+    /// Tokens used through the host's Anthropic proxy (absent before the first request).
+    pub usage: Option<crate::engine::anthropic::usage::Usage>,
+    /// Has the host's Anthropic endpoint (the `anthropic` device).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub claude_endpoint: bool,
 }
 
 impl Sandbox {
@@ -217,6 +256,10 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         managed: key(keys::CREATED_BY).is_some(),
         health: None,
         ssh_alias,
+        usage: crate::engine::anthropic::usage::Usage::from_config(
+            inst.config.get(crate::engine::anthropic::usage::KEY).map(String::as_str),
+        ),
+        claude_endpoint: devices.contains_key(crate::engine::anthropic::DEVICE),
     })
 }
 
@@ -265,7 +308,8 @@ pub async fn get(incus: &Incus, name: &str) -> crate::incus::Result<Option<Sandb
 const HEALTH_PROBE: &str = r#"
 if command -v docker >/dev/null 2>&1; then d=$(systemctl is-active docker 2>/dev/null); echo "docker=${d:-unknown}"; else echo docker=absent; fi
 if [ -S /run/ssh-agent.sock ]; then echo agent=yes; else echo agent=no; fi
-if [ -s /home/ubuntu/.claude/.credentials.json ] || grep -qs ANTHROPIC_API_KEY /etc/profile.d/sandbox-env.sh; then echo claude=yes; else echo claude=no; fi
+if [ -s /home/ubuntu/.claude/.credentials.json ]; then echo login=yes; else echo login=no; fi
+if grep -Eqs '(ANTHROPIC_API_KEY|ANTHROPIC_AUTH_TOKEN|CLAUDE_CODE_OAUTH_TOKEN)=' /etc/profile.d/sandbox-env.sh; then echo env=yes; else echo env=no; fi
 "#;
 
 /// Health of every running sandbox, all at once, each bounded in time. On a local daemon the
@@ -274,8 +318,11 @@ if [ -s /home/ubuntu/.claude/.credentials.json ] || grep -qs ANTHROPIC_API_KEY /
 pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
     let local = matches!(incus.endpoint(), crate::incus::Endpoint::Unix(_)) && nix::unistd::geteuid().is_root();
     tracing::debug!("health probes: {}", if local { "host-side" } else { "exec" });
+    let host_set =
+        crate::engine::anthropic::credential::load(crate::engine::anthropic::credential::Provider::Anthropic).is_some();
     let futs = sandboxes.iter().map(|s| {
         let incus = incus.clone();
+        let endpoint = s.claude_endpoint;
         let (inst, running) = (s.instance.clone(), s.is_running());
         async move {
             if !running {
@@ -291,17 +338,22 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
                 };
                 let root = pid.map(|p| std::path::PathBuf::from(format!("/proc/{p}/root")));
                 if let Some(root) = root.filter(|r| r.join("etc").is_dir()) {
-                    return Some(health_from_root(&root));
+                    let (mut h, env, login) = health_from_root(&root);
+                    h.claude = ClaudeAuth::of(env, login, endpoint, host_set);
+                    h.claude_auth = h.claude.works();
+                    return Some(h);
                 }
             }
             let spec = ExecSpec::new(["sh", "-c", HEALTH_PROBE]);
             let out = tokio::time::timeout(Duration::from_secs(3), incus.exec(&inst, &spec)).await.ok()?.ok()?;
             let text = out.stdout_str();
             let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
+            let claude = ClaudeAuth::of(field("env") == "yes", field("login") == "yes", endpoint, host_set);
             Some(Health {
                 docker: DockerState::from_systemctl(&field("docker")),
                 ssh_agent: field("agent") == "yes",
-                claude_auth: field("claude") == "yes",
+                claude_auth: claude.works(),
+                claude,
             })
         }
     });
@@ -323,8 +375,8 @@ fn init_pid_from_cgroup(instance: &str) -> Option<u32> {
 }
 
 /// The same checks as HEALTH_PROBE, read from the host side. Only booleans come out, and no
-/// symlink the sandbox controls is followed at the last component.
-fn health_from_root(root: &std::path::Path) -> Health {
+/// symlink the sandbox controls is followed at the last component. Also: (env credential, login).
+fn health_from_root(root: &std::path::Path) -> (Health, bool, bool) {
     use std::os::unix::fs::FileTypeExt;
     let meta = |p: &str| std::fs::symlink_metadata(root.join(p)).ok();
     let exists = |p: &str| meta(p).is_some();
@@ -336,11 +388,12 @@ fn health_from_root(root: &std::path::Path) -> Health {
         DockerState::Inactive
     };
     let ssh_agent = meta("run/ssh-agent.sock").is_some_and(|m| m.file_type().is_socket());
-    let creds = meta("home/ubuntu/.claude/.credentials.json").is_some_and(|m| m.is_file() && m.len() > 0);
+    let login = meta("home/ubuntu/.claude/.credentials.json").is_some_and(|m| m.is_file() && m.len() > 0);
     let env = "etc/profile.d/sandbox-env.sh";
-    let api_key = meta(env).is_some_and(|m| m.is_file())
-        && std::fs::read_to_string(root.join(env)).is_ok_and(|t| t.contains("ANTHROPIC_API_KEY"));
-    Health { docker, ssh_agent, claude_auth: creds || api_key }
+    let in_env = meta(env).is_some_and(|m| m.is_file() && m.len() < 1 << 20)
+        && std::fs::read_to_string(root.join(env))
+            .is_ok_and(|t| crate::engine::anthropic::CREDENTIAL_VARS.iter().any(|v| t.contains(&format!("{v}="))));
+    (Health { docker, ssh_agent, claude_auth: false, claude: ClaudeAuth::None }, in_env, login)
 }
 
 #[cfg(test)]

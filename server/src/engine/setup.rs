@@ -6,12 +6,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::base_image::BaseImage;
+use super::base_image::{BaseImage, DEFAULT_BASE_IMAGE};
 use super::golden::build::Build;
 use super::golden::{self, READY, cluster_alias, golden_name};
 use super::rollback::Rollback;
 use super::stacks::{self, Parent, Shared, Stack};
-use super::{Engine, spares};
+use super::{Engine, keys, spares};
 use crate::error::{EngineError, Result};
 use crate::incus::InstanceSource;
 use crate::progress::Progress;
@@ -27,10 +27,11 @@ pub enum Rebuild {
 
 #[derive(Debug, Clone)]
 pub struct SetupOptions {
-    /// Stacks to make sure exist (default: base).
+    /// Stacks to make sure exist (default: base, unless something is to be rebuilt).
     pub stacks: Vec<String>,
     pub rebuild: Rebuild,
-    pub base_image: String,
+    /// None: what the existing image was built from (recorded on it), else the default.
+    pub base_image: Option<String>,
 }
 
 /// What setup did with one stack.
@@ -55,11 +56,12 @@ pub struct SetupReport {
 struct Run<'a> {
     engine: &'a Engine,
     opts: &'a SetupOptions,
-    base: BaseImage,
+    /// `--base-image`, when given; else each stack's recorded one (see `base_for`).
+    explicit: Option<BaseImage>,
     shared: Shared,
     clustered: bool,
-    /// The base image's source, made ready once for every image-rooted stack.
-    base_source: Option<InstanceSource>,
+    /// Each base image's source, made ready once for every image-rooted stack.
+    base_sources: Vec<(BaseImage, InstanceSource)>,
     progress: &'a dyn Progress,
     cancel: &'a CancellationToken,
 }
@@ -72,7 +74,7 @@ impl Engine {
         progress: Arc<dyn Progress>,
         cancel: &CancellationToken,
     ) -> Result<Vec<SetupReport>> {
-        let base = BaseImage::parse(&opts.base_image)?;
+        let explicit = opts.base_image.as_deref().map(BaseImage::parse).transpose()?;
         let order = stacks::build_order(&self.requested(opts).await?)?;
         golden::ensure_initialised(&self.incus, progress.as_ref()).await?;
         // A bridge made elsewhere may carry IPv6: say what becomes of it.
@@ -84,10 +86,10 @@ impl Engine {
         let mut run = Run {
             engine: self,
             opts,
-            base,
+            explicit,
             shared: stacks::shared(),
             clustered: golden::is_clustered(&self.incus).await?,
-            base_source: None,
+            base_sources: Vec::new(),
             progress: progress.as_ref(),
             cancel,
         };
@@ -104,9 +106,14 @@ impl Engine {
         Ok(reports)
     }
 
-    /// The stacks asked for (default: base), plus those to rebuild (`all`: every built one of ours).
+    /// The stacks asked for, plus those to rebuild (`all`: every built one of ours). A bare
+    /// `sandbox setup` means base; `--rebuild S` alone means S only.
     async fn requested(&self, opts: &SetupOptions) -> Result<Vec<String>> {
-        let mut requested = if opts.stacks.is_empty() { vec!["base".to_string()] } else { opts.stacks.clone() };
+        let mut requested = if opts.stacks.is_empty() && opts.rebuild == Rebuild::None {
+            vec!["base".to_string()]
+        } else {
+            opts.stacks.clone()
+        };
         match &opts.rebuild {
             Rebuild::All => {
                 let existing = golden::list(&self.incus).await?;
@@ -138,9 +145,10 @@ impl Run<'_> {
             self.progress.step(&format!("{name} is built (use --rebuild {} to rebuild)", stack.name));
             return Ok(SetupReport { stack: stack.name.clone(), action: SetupAction::Skipped, seconds: 0.0 });
         }
-        let source = self.source(stack).await?;
+        let base = self.base_for(stack).await?;
+        let source = self.source(stack, &base).await?;
         let started = std::time::Instant::now();
-        self.build(stack, source).await?;
+        self.build(stack, source, &base).await?;
         if self.clustered {
             golden::publish_for_cluster(incus, &stack.name, self.progress).await?;
         }
@@ -148,15 +156,35 @@ impl Run<'_> {
         Ok(SetupReport { stack: stack.name.clone(), action, seconds: started.elapsed().as_secs_f64() })
     }
 
+    /// `--base-image`, else the one the image being rebuilt (or, for a cloned stack, its parent)
+    /// records, else the default: a rebuild needs no `--base-image` again.
+    async fn base_for(&self, stack: &Stack) -> Result<BaseImage> {
+        if let Some(b) = &self.explicit {
+            return Ok(b.clone());
+        }
+        let from = match &stack.parent {
+            Parent::Image => golden_name(&stack.name),
+            Parent::Stack(p) => golden_name(p),
+        };
+        let recorded = match self.engine.incus.instance(&from).await {
+            Ok(inst) => inst.setting(keys::GOLDEN_BASE_IMAGE).filter(|v| !v.is_empty()).map(str::to_owned),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        BaseImage::parse(recorded.as_deref().unwrap_or(DEFAULT_BASE_IMAGE))
+    }
+
     /// What the stack's image starts from: the base image, or its parent's `ready` snapshot.
-    async fn source(&mut self, stack: &Stack) -> Result<InstanceSource> {
+    async fn source(&mut self, stack: &Stack, base: &BaseImage) -> Result<InstanceSource> {
         let incus = &self.engine.incus;
         match &stack.parent {
             Parent::Image => {
-                if self.base_source.is_none() {
-                    self.base_source = Some(self.base.ensure(incus, &self.engine.host, self.progress).await?);
+                if let Some((_, src)) = self.base_sources.iter().find(|(b, _)| b == base) {
+                    return Ok(src.clone());
                 }
-                Ok(self.base_source.clone().expect("set above"))
+                let src = base.ensure(incus, &self.engine.host, self.progress).await?;
+                self.base_sources.push((base.clone(), src.clone()));
+                Ok(src)
             }
             Parent::Stack(p) => {
                 if !golden::has_ready(incus, &golden_name(p)).await? {
@@ -171,12 +199,12 @@ impl Run<'_> {
     }
 
     /// The build as a transaction: a failure or a cancel removes the temporary instance.
-    async fn build(&self, stack: &Stack, source: InstanceSource) -> Result<()> {
+    async fn build(&self, stack: &Stack, source: InstanceSource, base: &BaseImage) -> Result<()> {
         let build = Build {
             incus: &self.engine.incus,
             stack,
             shared: &self.shared,
-            base: &self.base,
+            base,
             inputs: stack.inputs_hash(&self.shared),
             progress: self.progress,
         };

@@ -44,6 +44,8 @@ impl Stack {
         let mut h = Sha256::new();
         h.update(self.script.as_bytes());
         h.update(shared.prelude.as_bytes());
+        // Every image carries the pinned Claude Code: a new pin makes it stale.
+        h.update(super::claude::pin().version.as_bytes());
         if self.parent == Parent::Image {
             h.update(shared.common.as_bytes());
         }

@@ -28,6 +28,7 @@ impl Engine {
                         })?;
                     }
                     self.egress_unregister(n).await?;
+                    self.anthropic_release(n, false).await?;
                     self.drop_local_credentials(&s.name, false).await
                 }
             }
@@ -47,6 +48,7 @@ impl Engine {
             .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
         self.egress_unregister(&s.name).await?;
         super::egress::denials::forget(&s.name);
+        self.anthropic_release(&s.name, true).await?;
         self.drop_local_credentials(&s.name, true).await?;
         let _g = lock::acquire().await?;
         sshcfg::remove_entry(&s.name)?;
@@ -94,8 +96,10 @@ impl Engine {
             if let Some(s) = validate::sandbox_of(n) {
                 self.egress_unregister(s).await?;
                 super::egress::denials::forget(s);
+                self.anthropic_release(s, true).await?;
             }
         }
+        super::anthropic::control::shutdown().await?;
         let mut failed: Vec<String> =
             doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
         // A spare that a create's background refill was still making when the list was taken

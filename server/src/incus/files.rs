@@ -27,7 +27,23 @@ impl Incus {
     pub async fn push_file(&self, name: &str, file: &FileWrite<'_>) -> Result<()> {
         let what = format!("file '{}' in '{name}'", file.path);
         let owner = (file.uid, file.gid, file.mode);
-        self.files_post(name, file.path, owner, "file", Some(file.content.clone()), &what).await
+        self.files_post(name, file.path, owner, "file", Some(file.content.clone().into()), &what).await
+    }
+
+    /// Writes a large host file into an instance, streamed from disk (never held in memory).
+    pub async fn push_file_from(
+        &self,
+        name: &str,
+        path: &str,
+        source: &std::path::Path,
+        owner: (u32, u32, u32),
+    ) -> Result<()> {
+        let what = format!("file '{path}' in '{name}'");
+        let file = tokio::fs::File::open(source)
+            .await
+            .map_err(|e| IncusError::Operation { message: format!("cannot read {}: {e}", source.display()) })?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        self.files_post(name, path, owner, "file", Some(body), &what).await
     }
 
     /// Creates a directory (parents must exist); an existing one is fine.
@@ -46,7 +62,7 @@ impl Incus {
         path: &str,
         (uid, gid, mode): (u32, u32, u32),
         kind: &str,
-        content: Option<Vec<u8>>,
+        content: Option<reqwest::Body>,
         what: &str,
     ) -> Result<()> {
         let url = format!("{}/1.0/instances/{}/files?path={}", self.base, enc(name), enc(path));

@@ -40,6 +40,8 @@ impl Engine {
     ) -> Result<StartResult> {
         let started = Instant::now();
         let v = validate(o)?;
+        super::anthropic::upstream::from_env()?;
+        super::anthropic::warn_visible_credential(&merge_env(user_env(), &v.env), progress);
         let (action, sandbox) = match sandbox::get(&self.incus, &o.name).await? {
             Some(s) => self.restart(o, &v, s, progress).await?,
             None => (StartAction::Created, self.create_transaction(o, &v, progress, cancel).await?),
@@ -92,6 +94,7 @@ impl Engine {
         // Credentials before the container: a refused key or a missing token fails fast.
         let key_config = self.prepare_key(&plan, &o.github_token, progress, rb).await?;
         check()?;
+        let endpoint = self.anthropic_prepare(&plan.name, &plan.golden_config, rb).await?;
         super::hostnet::ensure(&self.host, super::golden::BRIDGE).await?;
         let identity = steps::IdentityMaterial::new(&plan)?;
         progress.step(&format!("Creating {} from {}", plan.instance, plan.source_label()));
@@ -100,7 +103,8 @@ impl Engine {
         let guard = super::lock::acquire().await?;
         let (slot, clustered) = self.allocate_slot(&plan).await?;
         let files = identity.files(&plan, &slot);
-        let (req, templated) = identity.request(&plan, &slot, &files, &key_config, clustered);
+        let (mut req, templated) = identity.request(&plan, &slot, &files, &key_config, clustered);
+        req.devices.extend(endpoint);
         self.place_instance(&plan, &req, templated, clustered, progress, rb).await?;
         self.add_ssh_entry(&plan, &slot, &identity, rb)?;
         drop(guard);

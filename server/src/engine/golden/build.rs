@@ -49,12 +49,15 @@ impl Build<'_> {
         if self.stack.parent == Parent::Image {
             self.run_script(&tmp, "lib/common.sh", &self.shared.common).await?;
         }
+        // Before the stack script, which may use it; a clone of a parent that has it skips this.
+        let claude = crate::engine::claude::install(self.incus, &tmp, self.progress).await?;
         self.run_script(&tmp, &format!("{}.sh", self.stack.name), &self.stack.script).await?;
         self.progress.step("Removing per-machine identity (SSH host keys, machine-id)");
         self.incus.exec(&tmp, &ExecSpec::new(["sh", "-c", STRIP])).await?;
         self.progress.step("Adding the identity templates (Incus writes each sandbox's files at its first start)");
-        let identity = identity::install(self.incus, &tmp).await?;
-        self.snapshot(&tmp, identity).await?;
+        let mut recorded = identity::install(self.incus, &tmp).await?;
+        recorded.extend(claude);
+        self.snapshot(&tmp, recorded).await?;
         let target = golden_name(&self.stack.name);
         self.progress.step(&format!("Swapping {tmp} in as {target}"));
         swap(self.incus, &tmp, &target).await
@@ -87,8 +90,9 @@ impl Build<'_> {
         })
     }
 
-    /// Stopped, marked as built from these inputs, snapshot `ready` taken.
-    async fn snapshot(&self, tmp: &str, identity: Config) -> Result<()> {
+    /// Stopped, marked as built from these inputs (plus `extra`: what the build recorded),
+    /// snapshot `ready` taken.
+    async fn snapshot(&self, tmp: &str, extra: Config) -> Result<()> {
         self.progress.step(&format!("Stopping {tmp} and taking snapshot '{READY}'"));
         self.incus.stop(tmp, false).await?;
         let built_at =
@@ -99,7 +103,7 @@ impl Build<'_> {
         cfg.insert(keys::GOLDEN_INPUTS.into(), self.inputs.clone());
         cfg.insert(keys::GOLDEN_BASE_IMAGE.into(), self.base.describe());
         cfg.insert(keys::GOLDEN_BUILT_AT.into(), built_at);
-        cfg.extend(identity);
+        cfg.extend(extra);
         self.incus.patch_instance(tmp, cfg, Default::default()).await?;
         Ok(self.incus.create_snapshot(tmp, READY).await?)
     }

@@ -1,0 +1,161 @@
+//! The Anthropic credential stays on the host. One host daemon (`sandbox __anthropic-proxy`,
+//! started on demand, outliving the CLI and the sidecar) listens on a unix socket per sandbox,
+//! `~/.sandbox/anthropic/sandboxes/NAME/api.sock`; the sandbox's `anthropic` disk device carries
+//! that directory (read-only) to `/var/lib/sandbox/anthropic`, where a socket unit of the golden
+//! image forwards 127.0.0.1:PORT to it. The daemon knows which sandbox calls from the socket alone,
+//! puts the real credential in, forwards everything else unchanged to the upstream, streams the
+//! answer back unbuffered and counts its tokens into Incus (`user.sandbox.usage`).
+//!
+//! Why a disk device and not a proxy device (the ssh-agent's way): a proxy device that connects
+//! to a unix socket runs an Incus `forkproxy`, and Incus polls for its start once a second — every
+//! create and start would take ~1 s longer (measured). A bind-mounted directory costs nothing at
+//! start; the socket file inside it can be replaced while the sandbox runs (a revived daemon binds
+//! it again), and a stopped sandbox's socket is gone.
+//!
+//! `start` registers the sandbox (and so revives the daemon after a reboot or a kill), `stop`
+//! unregisters it (flushing its counters), `rm` removes its directory too, `nuke` ends the daemon.
+pub mod control;
+pub mod credential;
+mod daemon;
+mod forward;
+mod state;
+pub mod upstream;
+pub mod usage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use daemon::run as run_daemon;
+
+use super::Engine;
+use super::rollback::Rollback;
+use crate::error::{EngineError, Result};
+use crate::incus::{Config, Instance};
+
+/// The Incus device that carries the sandbox's endpoint directory in.
+pub const DEVICE: &str = "anthropic";
+/// Where that directory appears inside (outside /run: systemd mounts a tmpfs there at boot).
+pub const SANDBOX_DIR: &str = "/var/lib/sandbox/anthropic";
+pub const SOCKET_NAME: &str = "api.sock";
+/// Claude Code inside talks to http://127.0.0.1:PORT.
+pub const PORT: u16 = 7411;
+/// What the sandbox holds instead of a credential (the proxy replaces it).
+pub const PLACEHOLDER: &str = "sandbox-placeholder-the-host-adds-the-credential";
+
+/// `~/.sandbox/anthropic` (0700): the daemon's control socket, pid, log and state, and one
+/// directory per sandbox holding its socket.
+pub fn root() -> PathBuf {
+    crate::paths::sandbox_home().join("anthropic")
+}
+pub fn endpoint_dir(name: &str) -> PathBuf {
+    root().join("sandboxes").join(name)
+}
+pub fn socket_path(name: &str) -> PathBuf {
+    endpoint_dir(name).join(SOCKET_NAME)
+}
+
+/// sun_path holds 108 bytes including the NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+fn device(name: &str) -> BTreeMap<String, String> {
+    [
+        ("type", "disk".to_string()),
+        ("source", endpoint_dir(name).display().to_string()),
+        ("path", SANDBOX_DIR.to_string()),
+        ("readonly", "true".into()),
+        // A start without the daemon's directory (say, `incus start` by hand) still starts.
+        ("required", "false".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+impl Engine {
+    /// The proxy runs where Incus runs: here, on a local daemon.
+    fn anthropic_here(&self) -> bool {
+        self.host == super::host::Host::Local && matches!(self.incus.endpoint(), crate::incus::Endpoint::Unix(_))
+    }
+
+    /// Create: registers the new sandbox with the daemon (its socket answers before the sandbox
+    /// starts) and returns the device for the create request; nothing when the golden image has
+    /// no Claude Code of ours or Incus is elsewhere. The undo unregisters and removes the directory.
+    pub(crate) async fn anthropic_prepare(
+        &self,
+        name: &str,
+        golden_config: &Config,
+        rb: &mut Rollback,
+    ) -> Result<Option<(String, BTreeMap<String, String>)>> {
+        let upstream = upstream::from_env()?;
+        if !self.anthropic_here() || !golden_config.contains_key(super::claude::VERSION_KEY) {
+            return Ok(None);
+        }
+        check_path(name)?;
+        {
+            let n = name.to_string();
+            rb.push(format!("remove the Anthropic endpoint of {n}"), async move {
+                control::unregister(&n, control::Release::Remove).await.map_err(|e| anyhow::anyhow!("{e}"))
+            });
+        }
+        control::register(name, &upstream).await?;
+        Ok(Some((DEVICE.to_string(), device(name))))
+    }
+
+    /// Restart, or `start` of a running sandbox: its endpoint answers again (after a reboot, a
+    /// killed daemon), with the upstream of this start's environment.
+    pub(crate) async fn anthropic_revive(&self, name: &str, inst: &Instance) -> Result<()> {
+        let upstream = upstream::from_env()?;
+        if !self.anthropic_here() || !inst.devices.contains_key(DEVICE) {
+            return Ok(());
+        }
+        check_path(name)?;
+        control::register(name, &upstream).await
+    }
+
+    /// Stop (`removed` false: the counters are flushed to Incus first) or rm (the directory goes).
+    pub(crate) async fn anthropic_release(&self, name: &str, removed: bool) -> Result<()> {
+        if !self.anthropic_here() {
+            return Ok(());
+        }
+        let how = if removed { control::Release::Remove } else { control::Release::Stop };
+        control::unregister(name, how).await
+    }
+}
+
+/// Environment variables that hold a credential Claude Code would use instead of the host's.
+pub const CREDENTIAL_VARS: [&str; 3] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"];
+
+/// A credential in the sandbox's environment still works, but it is readable inside: say so.
+pub fn warn_visible_credential(env: &[(String, String)], progress: &dyn crate::progress::Progress) {
+    if let Some((k, _)) = env.iter().find(|(k, v)| CREDENTIAL_VARS.contains(&k.as_str()) && !v.is_empty()) {
+        progress.step(&format!(
+            "warning: {k} is in the sandbox's environment, where anything running inside can read it; \
+             `sandbox auth set anthropic` keeps the credential on the host instead"
+        ));
+    }
+}
+
+fn check_path(name: &str) -> Result<()> {
+    let p = socket_path(name);
+    if p.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(EngineError::failed(
+            format!("the Anthropic endpoint's socket path {} is longer than {MAX_SOCKET_PATH} bytes", p.display()),
+            "use a shorter sandbox name or a shorter SANDBOX_HOME",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_carries_only_the_sandboxs_own_directory_read_only() {
+        let d = device("a");
+        assert_eq!(d["type"], "disk");
+        assert!(d["source"].ends_with("/anthropic/sandboxes/a"));
+        assert_eq!((d["path"].as_str(), d["readonly"].as_str()), (SANDBOX_DIR, "true"));
+        assert!(!SANDBOX_DIR.starts_with("/run"));
+    }
+}
