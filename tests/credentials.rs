@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sandbox_e2e::gitfake::{Fail, GitHub};
+use sandbox_e2e::secrets::{init_pid, scan, virtual_mounts};
 use sandbox_e2e::*;
 
 const REPO: &str = "acme/app";
@@ -152,78 +153,6 @@ fn read_only_key_clones_but_cannot_push() {
     let o = exec(&n, &["git", "push", "origin", "HEAD:refs/heads/ro"]);
     assert!(!o.status.success());
     assert_eq!(gh.rev(REPO, "refs/heads/ro"), None);
-}
-
-/// The init pid of a running sandbox (its filesystem is /proc/PID/root on the host).
-fn init_pid(name: &str) -> u32 {
-    let o = Command::new("incus").args(["query", &format!("/1.0/instances/agent-{name}/state")]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["pid"].as_u64().unwrap() as u32
-}
-
-/// Kernel and virtual filesystems mounted in the sandbox (proc, sysfs, lxcfs, cgroups, …, also
-/// Incus's /dev/.lxc/proc): not files, so skipped; process environments are checked separately.
-fn virtual_mounts(pid: u32) -> Vec<String> {
-    let virt = [
-        "proc",
-        "sysfs",
-        "cgroup",
-        "cgroup2",
-        "devpts",
-        "mqueue",
-        "fuse.lxcfs",
-        "securityfs",
-        "debugfs",
-        "tracefs",
-        "pstore",
-        "bpf",
-        "binfmt_misc",
-        "configfs",
-        "fusectl",
-        "hugetlbfs",
-        "efivarfs",
-    ];
-    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let mountpoint = left.split(' ').nth(4)?;
-            let fstype = right.split(' ').next()?;
-            virt.contains(&fstype).then(|| mountpoint.trim_start_matches('/').to_string())
-        })
-        .collect()
-}
-
-/// Every regular file under `root` (no symlinks followed; `skip`ped mounts left out), with the
-/// paths (relative) where a needle occurs.
-fn scan(root: &Path, skip: &[String], needles: &[Vec<u8>]) -> (usize, Vec<(String, usize)>) {
-    let finders: Vec<memchr::memmem::Finder> = needles.iter().map(memchr::memmem::Finder::new).collect();
-    let mut hits = Vec::new();
-    let mut files = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if skip.contains(&rel) {
-                continue;
-            }
-            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file() {
-                files += 1;
-                let Ok(data) = std::fs::read(&p) else { continue };
-                for (i, f) in finders.iter().enumerate() {
-                    if f.find(&data).is_some() {
-                        hits.push((rel.clone(), i));
-                    }
-                }
-            }
-        }
-    }
-    (files, hits)
 }
 
 /// What in a private key must never be in a sandbox: the ed25519 seed, every line of the

@@ -30,6 +30,9 @@ export SANDBOX_TEST_IMAGE=sandbox-base/debootstrap-bookworm
 export CARGO_TERM_COLOR=never
 # The tests' own ~/.sandbox (managed ssh_config, keys, lock), kept out of the user's.
 export SANDBOX_HOME=$ROOT/target/test-home
+# Sandboxes started without an upstream of their own forward Anthropic API calls here, where
+# nothing listens: no test reaches api.anthropic.com (tests/claude.rs brings its simulated API).
+export SANDBOX_ANTHROPIC_UPSTREAM=${SANDBOX_ANTHROPIC_UPSTREAM:-http://127.0.0.1:9}
 mkdir -p "$SANDBOX_HOME"
 t0=$(date +%s)
 current=
@@ -77,10 +80,14 @@ for f in "$SANDBOX_HOME"/agents/t-*.pid; do
   rm -f "$f" "${f%.pid}.sock"
 done
 rm -f "$SANDBOX_HOME"/keys/deploy_t-* "$SANDBOX_HOME"/git_known_hosts
+# claude suite: Anthropic endpoints of test sandboxes (the proxy itself ends once none is left)
+rm -rf "$SANDBOX_HOME"/anthropic/sandboxes/t-* "$SANDBOX_HOME"/anthropic/state/t-*.json
 for ns in $(ip netns list | awk '/^sbx-git-/{print $1}'); do ip netns pids "$ns" | xargs -r kill 2>/dev/null; ip netns del "$ns"; done
 
 step "golden image for the tests: sandbox setup --stack minimal"
-# Rebuilt every run (~4 s): the tests run on the stack scripts of this tree, never a stale image.
+# Rebuilt every run (~7 s): the tests run on the stack scripts of this tree, never a stale image.
+# Its Claude Code comes from the npm registry the first time (pinned in stacks/claude-code.json,
+# checked, ~180 MB), from /var/cache/agent-sandboxes/claude-code afterwards.
 "$ROOT/target/debug/sandbox" setup --base-image "$SANDBOX_TEST_IMAGE" --stack minimal --rebuild minimal
 
 suite "lint: rustfmt, clippy" bash -c 'cargo fmt --all -- --check && cargo clippy --workspace --all-targets --locked -- -D warnings'

@@ -78,6 +78,21 @@ async fn builds_rebuilds_and_keeps_the_old_image_when_a_script_fails() {
     assert!(mid.iter().all(|b| b.is_ascii_whitespace()), "machine-id emptied");
     assert!(i.pull_file(&format!("golden-{parent}"), "/etc/ssh/ssh_host_ed25519_key").await.is_err());
 
+    // Every image carries the pinned Claude Code: pushed into the image stack, inherited by the child.
+    let pinned: serde_json::Value = serde_json::from_str(include_str!("../stacks/claude-code.json")).unwrap();
+    let version = pinned["version"].as_str().unwrap();
+    for g in [&parent, &child] {
+        let inst = i.instance(&format!("golden-{g}")).await.unwrap();
+        assert_eq!(inst.config.get("user.sandbox.golden-claude-code").map(String::as_str), Some(version), "golden-{g}");
+        let bin = i.pull_file(&format!("golden-{g}"), "/usr/local/bin/claude").await.unwrap();
+        assert!(bin.len() > 100 << 20 && bin.starts_with(b"\x7fELF"), "golden-{g}: the native binary");
+    }
+    assert!(err.contains(&format!("Installing Claude Code {version}")), "{err}");
+    assert!(
+        err.contains(&format!("Claude Code {version} is in the parent image")),
+        "the child is not pushed again: {err}"
+    );
+
     // A second run skips what is built.
     let out = stacks.setup(&["--stack", &child]);
     assert!(out.status.success());
@@ -94,6 +109,18 @@ async fn builds_rebuilds_and_keeps_the_old_image_when_a_script_fails() {
     assert_eq!(marker(&format!("golden-{parent}")).await, "v2");
     assert!(!incus_names().contains(&format!("spare-{parent}")), "the old build's spare is gone");
     assert!(strays(&parent).is_empty(), "no temporary instances: {:?}", strays(&parent));
+
+    // A rebuild without --base-image starts from the base image the golden image records (the
+    // default one is on an image server, which is not reachable here).
+    let recorded = |inst: &sandbox::incus::Instance| inst.config.get("user.sandbox.golden-base-image").cloned();
+    let before = recorded(&i.instance(&format!("golden-{parent}")).await.unwrap());
+    assert_eq!(before.as_deref(), Some(base_image().as_str()));
+    let out = sandbox(
+        &["setup", "--rebuild", &parent],
+        &[("SANDBOX_STACKS_DIR", stacks.path().to_str().unwrap()), ("SANDBOX_IMAGES_SERVER", "http://127.0.0.1:9")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(recorded(&i.instance(&format!("golden-{parent}")).await.unwrap()), before);
 
     // A failing script: clear error with its last lines, old image intact, nothing left behind.
     stacks.write(&parent, "image", "echo v3 > /etc/test-marker; echo 'boom: the build broke here' >&2; exit 7");

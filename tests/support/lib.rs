@@ -2,8 +2,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+pub mod anthropic;
 pub mod inet;
 pub mod inet_probe;
+pub mod secrets;
 
 pub use sandbox::incus::Incus;
 
