@@ -2,6 +2,7 @@
 // (from the tree selection, or a quick pick), calls the sidecar, and opens windows or terminals.
 import * as vscode from 'vscode';
 import { SandboxError, type Sidecar } from './client';
+import { setAnthropicCredential } from './credential';
 import { reportError } from './errors';
 import { githubTokenFor, withGithubToken } from './github';
 import { isBuilt } from './goldenModel';
@@ -258,6 +259,7 @@ export function registerCommands(ctx: Ctx): void {
     if (a && typeof a !== 'string' && a.kind === 'golden') await setup(ctx, a.stack);
   });
   reg('doctor', 'Doctor', async () => doctor(ctx));
+  reg('setAnthropicCredential', 'Set Anthropic credential', async () => setAnthropicCredential(ctx.sidecar, ctx.reload));
   reg('nuke', 'Nuke', async () => nuke(ctx));
   reg('refresh', 'Refresh', async () => ctx.reload());
   reg('showLogs', 'Show logs', async () => ctx.sidecar.log.show(true));

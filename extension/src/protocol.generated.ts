@@ -13,7 +13,11 @@ managed: boolean, health: Health | null,
 /**
  * Its host in ~/.sandbox/ssh_config (`ssh -F CONFIG ALIAS`; Remote-SSH's host name).
  */
-sshAlias: string, };
+sshAlias: string, 
+/**
+ * Tokens used through the host's Anthropic proxy (absent before the first request).
+ */
+usage: Usage | null, };
 
 export type SandboxState = "running" | "stopped" | "frozen" | "error" | "starting" | "stopping" | "unknown";
 
@@ -30,9 +34,43 @@ export type Proto = "tcp" | "udp";
 
 export type Egress = "open" | "filtered";
 
-export type Health = { docker: DockerState, sshAgent: boolean, claudeAuth: boolean, };
+export type Health = { docker: DockerState, sshAgent: boolean, 
+/**
+ * Claude Code can reach the API with a credential (host, env or login).
+ */
+claudeAuth: boolean, claude: ClaudeAuth, };
 
 export type DockerState = "active" | "inactive" | "failed" | "absent" | "unknown";
+
+export type ClaudeAuth = "host" | "hostUnset" | "env" | "login" | "none";
+
+export type Usage = { models: Array<ModelUsage>, requests: number, inputTokens: number, outputTokens: number, cacheReadTokens: number, cacheWriteTokens: number, };
+
+export type Tokens = { requests: number, inputTokens: number, outputTokens: number, cacheReadTokens: number, cacheWriteTokens: number, };
+
+export type ModelUsage = { model: string, requests: number, inputTokens: number, outputTokens: number, cacheReadTokens: number, cacheWriteTokens: number, };
+
+export type Provider = "anthropic";
+
+export type CredentialKind = "apiKey" | "oauthToken";
+
+export type CredentialStatus = { provider: Provider, set: boolean, kind: CredentialKind | null, 
+/**
+ * When it was stored (RFC 3339).
+ */
+updatedAt: string | null, };
+
+export type AuthSetParams = { provider: Provider, 
+/**
+ * The API key or the OAuth token from `claude setup-token`: one line, never logged.
+ */
+credential: string, 
+/**
+ * Default: from the prefix (sk-ant-oat… is an OAuth token, anything else an API key).
+ */
+kind?: CredentialKind, };
+
+export type ProviderParams = { provider: Provider, };
 
 export type StartResult = { action: StartAction, sandbox: Sandbox, seconds: number, };
 
@@ -306,6 +344,9 @@ export interface Methods {
   "sandbox/allow": { params: DomainsParams; result: Allowlist };
   "sandbox/deny": { params: DomainsParams; result: Allowlist };
   "sandbox/denials": { params: NameParams; result: Array<Denial> };
+  "sandbox/authStatus": { params: Empty; result: Array<CredentialStatus> };
+  "sandbox/authSet": { params: AuthSetParams; result: CredentialStatus };
+  "sandbox/authRemove": { params: ProviderParams; result: CredentialStatus };
 }
 
 export const METHODS = [
@@ -325,6 +366,9 @@ export const METHODS = [
   "sandbox/allow",
   "sandbox/deny",
   "sandbox/denials",
+  "sandbox/authStatus",
+  "sandbox/authSet",
+  "sandbox/authRemove",
 ] as const;
 
 /** Server → client notification. */

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import type { Sidecar } from './client';
 import { statusView } from './statusView';
 import type { Store } from './store';
+import { total } from './usage';
 
 const ENABLED = ['agentSandboxes.showLogs', 'agentSandboxes.restartSidecar', 'agentSandboxes.create', 'agentSandboxes.doctor', 'agentSandboxes.setup', 'workbench.view.extension.agentSandboxes'];
 
@@ -33,6 +34,7 @@ export class StatusBar implements vscode.Disposable {
       status: this.store.status(),
       running: this.store.running(),
       total: this.store.all().length,
+      tokens: total(this.store.all()),
     });
     const md = new vscode.MarkdownString(v.tooltip, true);
     md.isTrusted = { enabledCommands: ENABLED };

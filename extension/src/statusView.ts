@@ -2,7 +2,8 @@
 // server status it pushes (`sandbox/status`: Incus reachable, golden images built), then the
 // count of running sandboxes — with links to what fixes a problem (as rust-analyzer's item).
 import type { SidecarState } from './sidecarState';
-import type { ServerStatus, StatusHealth } from './protocol.generated';
+import type { ServerStatus, StatusHealth, Tokens } from './protocol.generated';
+import { tokensLine } from './usage';
 
 export interface StatusInput {
   sidecar: SidecarState;
@@ -11,6 +12,8 @@ export interface StatusInput {
   status: ServerStatus | undefined;
   running: number;
   total: number;
+  /** Claude tokens of every sandbox, through the host's proxy. */
+  tokens?: Tokens;
 }
 
 export interface StatusView {
@@ -36,6 +39,10 @@ export function statusView(i: StatusInput): StatusView {
   }
 }
 
+function tokens(i: StatusInput): string {
+  return i.tokens ? `\n\nClaude tokens through the host, all sandboxes: ${tokensLine(i.tokens)}` : '';
+}
+
 function serverView(i: StatusInput, health: StatusHealth, tail: string): StatusView {
   const head = `**Agent Sandboxes** — sidecar ready (${i.version ?? '?'})`;
   const where = i.status ? `\n\n${i.status.message}` : '';
@@ -57,7 +64,7 @@ function serverView(i: StatusInput, health: StatusHealth, tail: string): StatusV
     case 'ok':
       return {
         text: `$(vm) ${i.running} running`,
-        tooltip: `${head}${where}\n\n${i.running} of ${i.total} sandboxes running${tail}`,
+        tooltip: `${head}${where}\n\n${i.running} of ${i.total} sandboxes running${tokens(i)}${tail}`,
         command: 'workbench.view.extension.agentSandboxes',
         background: undefined,
       };

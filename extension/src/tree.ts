@@ -11,7 +11,7 @@ export { isHttp, portUrl } from './treeModel';
 export type Node =
   | { kind: 'sandbox'; name: string }
   | { kind: 'port'; name: string; port: PortForward }
-  | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string }
+  | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string; fix?: string }
   | { kind: 'denial'; name: string; denial: Denial };
 
 function themeIcon(i: Icon): vscode.ThemeIcon {
@@ -71,6 +71,7 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         item.description = node.detail;
         item.contextValue = 'health';
         item.iconPath = themeIcon(healthIcon(node.ok));
+        if (node.fix) item.command = { command: node.fix, title: node.detail };
         return item;
       }
       case 'denial': {

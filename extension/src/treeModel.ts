@@ -3,6 +3,7 @@
 // the menus in package.json: `sandbox.<state>`, `port.<http|other>.<role>`, `health`,
 // `denial.<name|address>`.
 import type { Denial, DenialKind, DockerState, Egress, Health, PortForward, Sandbox, SandboxState } from './protocol.generated';
+import { claudeHealth, tokensLine, tokensShort } from './usage';
 
 export interface Icon { id: string; color?: string }
 
@@ -25,7 +26,8 @@ export interface PortView {
   url: string | undefined;
 }
 
-export interface HealthView { label: string; ok: boolean | undefined; detail: string }
+/** `fix`: the command a click on it runs (what to do about it). */
+export interface HealthView { label: string; ok: boolean | undefined; detail: string; fix?: string }
 
 export function stateIcon(state: SandboxState): Icon {
   switch (state) {
@@ -61,7 +63,10 @@ function egressText(e: Egress): string {
 }
 
 export function description(s: Sandbox): string {
-  return [s.stack ?? 'unknown stack', s.branch ?? 'no branch', s.slot !== null ? `slot ${s.slot}` : 'no slot'].join(' · ');
+  const parts = [s.stack ?? 'unknown stack', s.branch ?? 'no branch', s.slot !== null ? `slot ${s.slot}` : 'no slot'];
+  const tokens = tokensShort(s);
+  if (tokens) parts.push(tokens);
+  return parts.join(' · ');
 }
 
 export function tooltip(s: Sandbox): string {
@@ -80,7 +85,14 @@ export function tooltip(s: Sandbox): string {
   }
   if (s.health) {
     const h = s.health;
-    out.push(`\nhealth: docker ${h.docker} · ssh-agent ${h.sshAgent ? 'yes' : 'no'} · Claude ${h.claudeAuth ? 'signed in' : 'not signed in'}\n`);
+    out.push(`\nhealth: docker ${h.docker} · ssh-agent ${h.sshAgent ? 'yes' : 'no'} · Claude ${claudeHealth(h.claude).detail}\n`);
+  }
+  if (s.usage && s.usage.requests > 0) {
+    out.push(`\ntokens through the host: ${tokensLine(s.usage)}\n`);
+    out.push('\n| model | requests | in | out | cache read | cache write |\n|---|---|---|---|---|---|\n');
+    for (const m of s.usage.models) {
+      out.push(`| ${m.model.replace(/[|\\`*_[\]<>]/g, ' ')} | ${m.requests} | ${m.inputTokens} | ${m.outputTokens} | ${m.cacheReadTokens} | ${m.cacheWriteTokens} |\n`);
+    }
   }
   return out.join('');
 }
@@ -119,7 +131,7 @@ export function healthViews(h: Health): HealthView[] {
   return [
     { label: 'docker', ok: dockerOk(h.docker), detail: h.docker },
     { label: 'ssh-agent', ok: h.sshAgent, detail: h.sshAgent ? 'forwarded' : 'none' },
-    { label: 'Claude', ok: h.claudeAuth, detail: h.claudeAuth ? 'signed in' : 'not signed in' },
+    { label: 'Claude', ...claudeHealth(h.claude) },
   ];
 }
 

@@ -117,3 +117,14 @@ export function branch(v: string): string | undefined {
     && !v.includes('//') && !v.endsWith('.lock') && /^[A-Za-z0-9._/+-]+$/.test(v);
   return ok ? undefined : `'${v}' is not a branch name we accept: use letters, digits and - _ . / + (e.g. feature/login)`;
 }
+
+/** An Anthropic credential as the engine takes it: one line of visible ASCII, at most 4096. */
+export function credential(v: string): string | undefined {
+  const hint = 'paste the API key (sk-ant-api…) or the token from `claude setup-token` (sk-ant-oat…) alone';
+  const s = v.replace(/\r?\n$/, '');
+  if (s.trim() === '') return `The credential is empty: ${hint}`;
+  if (/[\r\n]/.test(s)) return `It has more than one line: ${hint}`;
+  if (s.length > 4096) return `It is longer than 4096 characters: ${hint}`;
+  if (/[^\x21-\x7e]/.test(s)) return `It contains spaces, control or non-ASCII characters: ${hint}`;
+  return undefined;
+}

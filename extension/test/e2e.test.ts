@@ -18,6 +18,16 @@ const HOME = process.env.SANDBOX_HOME ?? path.join(os.homedir(), '.sandbox');
 const suffix = randomBytes(3).toString('hex');
 const NAME = `t-ext-${suffix}`;
 const BRANCHED = `t-ext-${suffix}-b`;
+/** A sandbox whose Claude Code talks to the simulated API. */
+const AI = `t-ext-${suffix}-ai`;
+/** The simulated Anthropic API's request log (one JSON object per line; tests/vscode/run.sh). */
+const SIM_LOG = process.env.ANTHROPIC_SIM_LOG ?? '';
+
+interface SimRequest { method: string; target: string; headers: Record<string, string> }
+function simRequests(): SimRequest[] {
+  if (!fs.existsSync(SIM_LOG)) return [];
+  return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as SimRequest);
+}
 const created: string[] = [];
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -71,6 +81,8 @@ describe('Agent Sandboxes in VS Code', function () {
 
   after(async function () {
     restoreUi();
+    // The tests' shared ~/.sandbox keeps no credential (other suites expect none).
+    await api.sidecar.request('sandbox/authRemove', { provider: 'anthropic' }).catch(() => undefined);
     for (const n of created) await cli('rm', n);
   });
 
@@ -183,6 +195,64 @@ describe('Agent Sandboxes in VS Code', function () {
       assert.strictEqual(again, claude, 'the open terminal is reused');
       assert.strictEqual(vscode.window.terminals.length, count);
     }
+  });
+
+  it('Set Anthropic Credential… (a password box) → every sandbox uses the host credential; tokens in the tree and the status bar', async function () {
+    assert.ok(SIM_LOG, 'ANTHROPIC_SIM_LOG names the simulated API\'s request log (tests/vscode/run.sh)');
+    const claudeChild = (name: string) => api.tree.getChildren({ kind: 'sandbox', name })
+      .find((k): k is Extract<Node, { kind: 'health' }> => k.kind === 'health' && k.label === 'Claude');
+    // None set yet: the tree says what to do, and clicking the child does it.
+    const before = await waitFor('the Claude health child', () => claudeChild(NAME));
+    assert.match(before.detail, /no credential on the host/);
+    assert.strictEqual(api.tree.getTreeItem(before).command?.command, 'agentSandboxes.setAnthropicCredential');
+
+    const key = `sk-ant-api03-e2e${randomBytes(16).toString('hex')}`;
+    const u = scripted().script('two words', key);
+    const status = await vscode.commands.executeCommand<{ set: boolean; kind: string }>('agentSandboxes.setAnthropicCredential');
+    u.done();
+    assert.deepStrictEqual(u.rejected.map((r) => r.value), ['two words']);
+    assert.strictEqual(u.hidden.length, 1, 'typed into a password box');
+    assert.deepStrictEqual([status?.set, status?.kind], [true, 'apiKey']);
+    assert.ok(u.asked.some((a) => a.message.includes('API key stored on the host')), JSON.stringify(u.asked));
+    await waitFor('the Claude child saying host', () => claudeChild(NAME)?.detail.startsWith('host'));
+
+    created.push(AI);
+    await api.sidecar.request('sandbox/create', { name: AI, stack: 'minimal', env: ['CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1'] });
+    for (const prompt of ['say pong', 'say pong again']) {
+      const r = await api.sidecar.request('sandbox/exec', { name: AI, command: ['claude', '-p', prompt] });
+      assert.ok(r.stdout.includes('pong from the simulated API'), `claude -p: ${r.stdout} ${r.stderr}`);
+    }
+    const calls = simRequests().filter((r) => r.method === 'POST' && r.target.startsWith('/v1/messages?'));
+    assert.ok(calls.length >= 2 && calls.every((r) => r.headers['x-api-key'] === key), 'the simulated API got the host key');
+    // Pushed by the sidecar (sandbox/changed from Incus): the description and the tooltip.
+    const item = await waitFor('tokens on the tree item', () => {
+      const i = treeItem(AI);
+      return i && String(i.description).endsWith('22 in / 14 out') && i;
+    }, 20_000);
+    assert.match((item.tooltip as vscode.MarkdownString).value, /tokens through the host: 22 in · 14 out · 2 requests/);
+    assert.match((api.status.item.tooltip as vscode.MarkdownString).value, /Claude tokens through the host, all sandboxes: \d+ in · \d+ out · [2-9]\d* requests/);
+  });
+
+  it('Open Claude runs the real claude in the terminal: a prompt typed there reaches the (simulated) API', async function () {
+    const [t] = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openClaude', AI);
+    const pid = await t.processId;
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.deepStrictEqual(cmdline.slice(0, 3), [BIN, 'claude', AI]);
+    await waitFor('claude running in the sandbox', async () => (await api.sidecar.request('sandbox/exec',
+      { name: AI, command: ['pgrep', '-u', 'ubuntu', '-f', 'claude --dangerously-skip-permissions'] })).status === 0, 40_000);
+    const asked = () => simRequests().filter((r) => r.method === 'POST' && r.target.startsWith('/v1/messages?')).length;
+    const before = asked();
+    // Its UI takes a moment to read input; typed again until the request arrives.
+    for (let attempt = 0; asked() === before && attempt < 6; attempt++) {
+      await new Promise((r) => setTimeout(r, 2000));
+      t.sendText('say pong from vscode', false);
+      await new Promise((r) => setTimeout(r, 300));
+      t.sendText('\r', false);
+      await waitFor('', () => asked() > before, 6000).catch(() => undefined);
+    }
+    assert.ok(asked() > before, 'the prompt typed in the terminal reached the simulated API');
+    t.dispose();
+    await api.sidecar.request('sandbox/authRemove', { provider: 'anthropic' });
   });
 
   it('Expose Port… adds a port child (live), Stop Forwarding removes it; Run Command runs in the sandbox', async function () {

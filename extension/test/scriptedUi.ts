@@ -18,6 +18,8 @@ export class ScriptedUi implements Ui {
   /** The items each pick offered, by placeholder. */
   readonly offered = new Map<string, string[]>();
   readonly rejected: { value: string; message: string }[] = [];
+  /** Prompts of the inputs that hid what was typed (password boxes). */
+  readonly hidden: string[] = [];
   readonly asked: Asked[] = [];
   readonly opened: { uri: vscode.Uri; options: { forceNewWindow: boolean } }[] = [];
   /** Answers to `ask` by a substring of the message (asks without one get undefined). */
@@ -41,6 +43,7 @@ export class ScriptedUi implements Ui {
 
   async input(s: InputStep): Promise<string | Back | undefined> {
     if (!this.prefilled.has(s.prompt)) this.prefilled.set(s.prompt, s.value); // the first offer
+    if (s.password) this.hidden.push(s.prompt);
     for (;;) {
       const a = this.next(s.prompt);
       if (a === BACK || a === undefined) return a;

@@ -30,7 +30,7 @@ test('a notification newer than the list request wins over the list', () => {
 
 test('notifications keep the last health probe while the state is unchanged', () => {
   const s = new SandboxSet();
-  const health = { docker: 'active' as const, sshAgent: true, claudeAuth: false };
+  const health = { docker: 'active' as const, sshAgent: true, claudeAuth: false, claude: 'hostUnset' as const };
   s.reset([sandbox({ name: 'a', health })], s.mark());
   s.apply({ name: 'a', sandbox: sandbox({ name: 'a', health: null }) });
   assert.deepEqual(s.get('a')?.health, health);

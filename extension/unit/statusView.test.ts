@@ -7,6 +7,11 @@ import { status } from './fixtures';
 const input = (over: Partial<StatusInput>): StatusInput =>
   ({ sidecar: 'ready', sidecarError: undefined, version: 'sandbox 0.1.0', status: status(), running: 2, total: 3, ...over });
 
+test('the tooltip sums the Claude tokens of every sandbox', () => {
+  const v = statusView(input({ tokens: { requests: 4, inputTokens: 2500, outputTokens: 40, cacheReadTokens: 0, cacheWriteTokens: 0 } }));
+  assert.match(v.tooltip, /Claude tokens through the host, all sandboxes: 2\.5k in · 40 out · 4 requests/);
+});
+
 test('ready and Incus reachable: N running, no colour', () => {
   const v = statusView(input({}));
   assert.equal(v.text, '$(vm) 2 running');

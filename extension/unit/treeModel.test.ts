@@ -19,6 +19,17 @@ test('a sandbox item: state icon and menu, stack · branch · slot, a tooltip wi
   assert.match(sandboxView(sandbox({ managed: false })).tooltip, /made by the seed scripts/);
 });
 
+test('tokens used through the host: in the description and, per model, in the tooltip', () => {
+  const t = (requests: number, inputTokens: number, outputTokens: number) =>
+    ({ requests, inputTokens, outputTokens, cacheReadTokens: 5, cacheWriteTokens: 3 });
+  const usage = { ...t(3, 12345, 678), models: [{ model: 'claude-x|evil', ...t(2, 12000, 600) }, { model: 'claude-y', ...t(1, 345, 78) }] };
+  const v = sandboxView(sandbox({ usage }));
+  assert.equal(v.description, 'minimal · no branch · slot 3 · 12.3k in / 678 out');
+  assert.match(v.tooltip, /tokens through the host: 12\.3k in · 678 out · 3 requests/);
+  assert.match(v.tooltip, /\| claude-x evil \| 2 \| 12000 \| 600 \| 5 \| 3 \|/, 'a model name cannot break the table');
+  assert.equal(sandboxView(sandbox({ usage: { ...t(0, 0, 0), models: [] } })).description, 'minimal · no branch · slot 3');
+});
+
 test('every state has an icon', () => {
   assert.equal(stateIcon('stopped').id, 'vm-outline');
   assert.equal(stateIcon('frozen').id, 'debug-pause');
@@ -38,12 +49,18 @@ test('ports: TCP other than SSH opens in the browser; menus by role', () => {
   assert.equal(isHttp(port('extra', 3001, 3000)), true);
 });
 
-test('health children: docker, ssh-agent, Claude', () => {
-  const [docker, agent, claude] = healthViews({ docker: 'failed', sshAgent: true, claudeAuth: false });
+test('health children: docker, ssh-agent, Claude (which says what to do, and a click does it)', () => {
+  const [docker, agent, claude] = healthViews({ docker: 'failed', sshAgent: true, claudeAuth: false, claude: 'none' });
   assert.deepEqual(docker, { label: 'docker', ok: false, detail: 'failed' });
   assert.deepEqual(agent, { label: 'ssh-agent', ok: true, detail: 'forwarded' });
   assert.deepEqual(claude, { label: 'Claude', ok: false, detail: 'not signed in' });
-  assert.equal(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true })[0].ok, undefined);
+  assert.equal(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true, claude: 'host' })[0].ok, undefined);
+  const host = healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true, claude: 'host' })[2];
+  assert.deepEqual([host.ok, host.detail, host.fix], [true, 'host credential (none inside)', undefined]);
+  const unset = healthViews({ docker: 'absent', sshAgent: false, claudeAuth: false, claude: 'hostUnset' })[2];
+  assert.deepEqual([unset.ok, unset.fix], [false, 'agentSandboxes.setAnthropicCredential']);
+  assert.match(unset.detail, /no credential on the host/);
+  assert.match(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true, claude: 'env' })[2].detail, /readable inside/);
   assert.deepEqual(healthIcon(undefined), { id: 'circle-outline' });
   assert.equal(healthIcon(false).id, 'warning');
 });

@@ -11,6 +11,7 @@ const table: Table = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../t
 
 const validators: Record<string, (x: string) => string | undefined> = {
   name: v.sandboxName, cpu: v.cpu, memory: v.memory, env: v.envPair, repo: v.repoUrl, branch: v.branch,
+  credential: v.credential,
 };
 
 test('every field of the shared table has a validator here', () => {

@@ -212,13 +212,14 @@ mod tests {
         let table: serde_json::Value =
             serde_json::from_str(include_str!("../../../tests/validation-cases.json")).expect("the table is JSON");
         type Accepts = fn(&str) -> bool;
-        let validators: [(&str, Accepts); 6] = [
+        let validators: [(&str, Accepts); 7] = [
             ("name", |v| sandbox_name(v).is_ok()),
             ("cpu", |v| cpu(v).is_ok()),
             ("memory", |v| memory(v).is_ok()),
             ("env", |v| env_pair(v).is_ok()),
             ("repo", |v| crate::engine::creds::RepoRef::parse(v).is_ok()),
             ("branch", |v| branch(v).is_ok()),
+            ("credential", |v| crate::engine::anthropic::credential::validate(v).is_ok()),
         ];
         let fields: Vec<&str> =
             table.as_object().unwrap().keys().map(String::as_str).filter(|k| !k.starts_with('_')).collect();

@@ -19,10 +19,16 @@ const MAX_LINE: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Tokens {
+    // Numbers in JSON (far below 2^53 in practice), not bigint.
+    #[ts(type = "number")]
     pub requests: u64,
+    #[ts(type = "number")]
     pub input_tokens: u64,
+    #[ts(type = "number")]
     pub output_tokens: u64,
+    #[ts(type = "number")]
     pub cache_read_tokens: u64,
+    #[ts(type = "number")]
     pub cache_write_tokens: u64,
 }
 
