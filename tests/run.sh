@@ -80,8 +80,13 @@ for f in "$SANDBOX_HOME"/agents/t-*.pid; do
   rm -f "$f" "${f%.pid}.sock"
 done
 rm -f "$SANDBOX_HOME"/keys/deploy_t-* "$SANDBOX_HOME"/git_known_hosts
-# claude suite: Anthropic endpoints of test sandboxes (the proxy itself ends once none is left)
+# claude suite: Anthropic endpoints of test sandboxes (the proxy itself ends once none is left), and
+# a credential an interrupted VS Code suite left (the other suites expect none)
 rm -rf "$SANDBOX_HOME"/anthropic/sandboxes/t-* "$SANDBOX_HOME"/anthropic/state/t-*.json
+rm -f "$SANDBOX_HOME"/credentials/anthropic.json
+# Claude Code in the tests' sandboxes sends no telemetry (nothing leaves this machine)
+grep -qs '^CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=' "$SANDBOX_HOME/env" \
+  || echo 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1' >> "$SANDBOX_HOME/env"
 for ns in $(ip netns list | awk '/^sbx-git-/{print $1}'); do ip netns pids "$ns" | xargs -r kill 2>/dev/null; ip netns del "$ns"; done
 
 step "golden image for the tests: sandbox setup --stack minimal"

@@ -66,6 +66,10 @@ BIN=$REPO/target/debug/sandbox
 export SANDBOX_HOME=${SANDBOX_HOME:-$REPO/target/test-home}
 export SANDBOX_NAT=${SANDBOX_NAT:-off}
 mkdir -p "$SANDBOX_HOME"
+# The sandboxes' Claude Code talks to a simulated Anthropic API on loopback (through the host's
+# proxy), sends no telemetry, and the tests' ~/.sandbox keeps no credential afterwards.
+grep -qs '^CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=' "$SANDBOX_HOME/env" \
+  || echo 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1' >> "$SANDBOX_HOME/env"
 ts "golden image for the tests (skipped when built)"
 "$BIN" setup --base-image "${SANDBOX_TEST_IMAGE:-sandbox-base/debootstrap-bookworm}" --stack minimal
 
@@ -92,6 +96,14 @@ cat > "$E2E/data/user/User/settings.json" <<'JSON'
 JSON
 CS=("$CODE_SERVER" --config "$E2E/data/config.yaml" --user-data-dir "$E2E/data/user" --extensions-dir "$E2E/data/extensions")
 
+ts "simulated Anthropic API (target/debug/sim-anthropic) as the sandboxes' upstream"
+export ANTHROPIC_SIM_LOG=$E2E/anthropic-requests.jsonl
+"$REPO/target/debug/sim-anthropic" --listen 127.0.0.1:0 --log "$ANTHROPIC_SIM_LOG" > "$E2E/sim-url" &
+SIM_PID=$!
+for _ in $(seq 100); do [ -s "$E2E/sim-url" ] && break; sleep 0.05; done
+export SANDBOX_ANTHROPIC_UPSTREAM; SANDBOX_ANTHROPIC_UPSTREAM=$(head -1 "$E2E/sim-url")
+[ -n "$SANDBOX_ANTHROPIC_UPSTREAM" ] || { echo "error: sim-anthropic did not start" >&2; exit 1; }
+
 SERVER_PID=
 UI_SANDBOX=
 INET_PID=
@@ -114,7 +126,7 @@ cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
   if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" "$UI_SANDBOX-r" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
 }
-trap cleanup EXIT
+trap 'cleanup; kill "$SIM_PID" 2>/dev/null || true; "$BIN" auth rm anthropic >/dev/null 2>&1 || true' EXIT
 start_server() { # LOG-NAME extra-code-server-args…
   local name=$1; shift
   setsid "${CS[@]}" --auth none --bind-addr "127.0.0.1:$PORT" --disable-telemetry --disable-update-check \
