@@ -23,6 +23,25 @@ const AI = `t-ext-${suffix}-ai`;
 /** The simulated Anthropic API's request log (one JSON object per line; tests/vscode/run.sh). */
 const SIM_LOG = process.env.ANTHROPIC_SIM_LOG ?? '';
 
+/** Every process below `pid` (from /proc: each process's parent). */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* gone meanwhile */ }
+  }
+  const out: number[] = [];
+  for (let frontier = [pid]; frontier.length;) {
+    const next = [...parent].filter(([, pp]) => frontier.includes(pp)).map(([p]) => p);
+    out.push(...next);
+    frontier = next;
+  }
+  return out;
+}
+
 interface SimRequest { method: string; target: string; headers: Record<string, string> }
 function simRequests(): SimRequest[] {
   if (!fs.existsSync(SIM_LOG)) return [];
@@ -201,7 +220,9 @@ describe('Agent Sandboxes in VS Code', function () {
     assert.ok(SIM_LOG, 'ANTHROPIC_SIM_LOG names the simulated API\'s request log (tests/vscode/run.sh)');
     const claudeChild = (name: string) => api.tree.getChildren({ kind: 'sandbox', name })
       .find((k): k is Extract<Node, { kind: 'health' }> => k.kind === 'health' && k.label === 'Claude');
-    // None set yet: the tree says what to do, and clicking the child does it.
+    // None set yet: the tree says what to do, and clicking the child does it. (Health comes with
+    // a full list: a state change drops the last probe.)
+    await vscode.commands.executeCommand('agentSandboxes.refresh');
     const before = await waitFor('the Claude health child', () => claudeChild(NAME));
     assert.match(before.detail, /no credential on the host/);
     assert.strictEqual(api.tree.getTreeItem(before).command?.command, 'agentSandboxes.setAnthropicCredential');
@@ -235,9 +256,13 @@ describe('Agent Sandboxes in VS Code', function () {
 
   it('Open Claude runs the real claude in the terminal: a prompt typed there reaches the (simulated) API', async function () {
     const [t] = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openClaude', AI);
-    const pid = await t.processId;
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    assert.deepStrictEqual(cmdline.slice(0, 3), [BIN, 'claude', AI]);
+    // The terminal's process (or, where VS Code reports its pty host, a process under it):
+    // `sandbox claude AI`, which becomes the ssh session running claude in the sandbox.
+    const pid = (await t.processId) ?? 0;
+    const ours = await waitFor('the terminal running `sandbox claude`', () => [pid, ...descendants(pid)]
+      .map((p) => { try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'); } catch { return []; } })
+      .find((c) => (c[0] === BIN && c[1] === 'claude' && c[2] === AI) || (c[0] === 'ssh' && c.includes(AI) && c.join(' ').includes('claude --dangerously-skip-permissions'))), 20_000);
+    assert.ok(ours, 'the terminal runs sandbox claude');
     await waitFor('claude running in the sandbox', async () => (await api.sidecar.request('sandbox/exec',
       { name: AI, command: ['pgrep', '-u', 'ubuntu', '-f', 'claude --dangerously-skip-permissions'] })).status === 0, 40_000);
     const asked = () => simRequests().filter((r) => r.method === 'POST' && r.target.startsWith('/v1/messages?')).length;
