@@ -524,3 +524,39 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
     assert!(o.status.success() && text(&o.stdout).contains("not set"));
     assert!(!file.exists());
 }
+
+/// A host reboot, as far as the sandbox and the proxy see it: the proxy is gone (killed), the
+/// Incus daemon shuts down (stopping the sandbox) and comes back. `sandbox start` brings the
+/// sandbox, its endpoint and a new proxy back, counting on from what Incus holds. Restarts incusd,
+/// so it is ignored by default: tests/run.sh runs it on CI, after the suites.
+#[test]
+#[ignore = "restarts the Incus daemon; run by tests/run.sh on CI only"]
+fn after_a_reboot_start_brings_the_endpoint_and_the_proxy_back() {
+    let mut h = Home::new();
+    let sim = Sim::loopback("after-the-reboot");
+    h.set_credential(&secret("sk-ant-api03-"));
+    let n = h.name("reboot");
+    h.create(&n, &sim.url, &[]);
+    assert!(text(&h.claude_p(&n, "hi").stdout).contains("after-the-reboot"));
+    wait_for("the first request counted", Duration::from_secs(15), || {
+        (h.listed(&n)["usage"]["requests"] == 1).then_some(())
+    });
+    let pid = h.daemon_pid().expect("a proxy");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(Command::new("incus").args(["admin", "shutdown"]).status().unwrap().success());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-host.sh");
+    assert!(Command::new("bash").arg(script).args(["--nat", "off"]).status().unwrap().success());
+    wait_for("the sandbox listed stopped", Duration::from_secs(60), || {
+        let o =
+            Command::new("incus").args(["list", "--format", "csv", "-c", "s", &format!("agent-{n}")]).output().ok()?;
+        text(&o.stdout).contains("STOPPED").then_some(())
+    });
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    let o = h.start(&n, &sim.url);
+    assert!(o.status.success() && text(&o.stdout).contains("restarted"), "{}", text(&o.stderr));
+    assert!(h.daemon_pid().is_some_and(|p| p != pid), "a new proxy");
+    assert!(text(&h.claude_p(&n, "hi again").stdout).contains("after-the-reboot"));
+    wait_for("the counters going on", Duration::from_secs(15), || {
+        (h.listed(&n)["usage"]["requests"] == 2).then_some(())
+    });
+}

@@ -109,6 +109,8 @@ fi
 if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
   suite "incusd restarted under two sidecars (disruptive: CI only)" \
     cargo test -p sandbox-e2e --locked --test lsp -- --ignored
+  suite "a reboot seen by a Claude endpoint: proxy killed, incusd restarted (disruptive: CI only)" \
+    cargo test -p sandbox-e2e --locked --test claude -- --ignored
   suite "nuke (destructive: CI only)" cargo test -p sandbox-e2e --locked --test nuke -- --ignored
 fi
 
