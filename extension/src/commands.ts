@@ -184,6 +184,14 @@ async function nuke(ctx: Ctx): Promise<void> {
   t.show();
 }
 
+async function copySshCommand(ctx: Ctx, name: string): Promise<string> {
+  const info = await ctx.sidecar.request('sandbox/hostInfo', {});
+  const cmd = `ssh -F ${info.sshConfig} ${name}`;
+  await vscode.env.clipboard.writeText(cmd);
+  void ui().ask('info', `Copied: ${cmd}`, {});
+  return cmd;
+}
+
 export function registerCommands(ctx: Ctx): void {
   const run = vscode.window.createOutputChannel('Agent Sandboxes: Run');
   ctx.context.subscriptions.push(run);
@@ -247,12 +255,7 @@ export function registerCommands(ctx: Ctx): void {
   });
   reg('copySshCommand', 'Copy SSH command', async (a, sel) => {
     const [name] = await targets(ctx, a, sel, any, false, 'copy the SSH command of');
-    if (!name) return undefined;
-    const info = await ctx.sidecar.request('sandbox/hostInfo', {});
-    const cmd = `ssh -F ${info.sshConfig} ${name}`;
-    await vscode.env.clipboard.writeText(cmd);
-    void ui().ask('info', `Copied: ${cmd}`, {});
-    return cmd;
+    return name ? copySshCommand(ctx, name) : undefined;
   });
   reg('setup', 'Setup', async () => setup(ctx));
   reg('rebuildStack', 'Rebuild stack', async (a) => {

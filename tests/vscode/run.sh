@@ -126,7 +126,9 @@ cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
   if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" "$UI_SANDBOX-r" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
 }
-trap 'cleanup; kill "$SIM_PID" 2>/dev/null || true; "$BIN" auth rm anthropic >/dev/null 2>&1 || true' EXIT
+# The simulated Anthropic API goes, and the tests' ~/.sandbox keeps no credential.
+sim_down() { kill "$SIM_PID" 2>/dev/null || true; "$BIN" auth rm anthropic >/dev/null 2>&1 || true; }
+trap 'cleanup; sim_down' EXIT
 start_server() { # LOG-NAME extra-code-server-args…
   local name=$1; shift
   setsid "${CS[@]}" --auth none --bind-addr "127.0.0.1:$PORT" --disable-telemetry --disable-update-check \
@@ -139,7 +141,7 @@ start_server() { # LOG-NAME extra-code-server-args…
 status=0
 ts "1/2 the extension's Mocha suite in the extension host (smoke-test driver), real sidecar + Incus"
 export AGENT_SANDBOXES_TEST_RESULTS=$E2E/ext-test-results.json
-trap 'cleanup; inet_down' EXIT
+trap 'cleanup; inet_down; sim_down' EXIT
 inet_up
 start_server ext-tests --vscode-option=enable-smoke-test-driver
 node tests/vscode/run-ext-tests.js "$REPO" "$REPO/out/ext/test/index.js" "$E2E/workspace" || status=1
