@@ -10,7 +10,7 @@ removes, reachable from an open sandbox directly; run as root, after `sandbox se
 Two client modes: a new connection per request (what a client without keep-alive pays), and one
 kept-alive connection (what Claude Code does). Targets: <= 2 ms added at the median, <= 20 MB RSS.
 """
-import argparse, os, secrets, statistics, subprocess, sys, tempfile, time
+import argparse, os, secrets, shutil, statistics, subprocess, sys, tempfile, time
 
 API, HOST_SIDE = "198.18.9.1", "198.18.9.254"
 
@@ -131,6 +131,7 @@ def main():
             p.kill()
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["ip", "link", "del", veth], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
