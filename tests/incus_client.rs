@@ -120,7 +120,7 @@ async fn missing_daemon_socket_says_how_to_start_incus() {
     let i = sandbox::incus::Incus::connect(sandbox::incus::Endpoint::Unix("/nonexistent/incus.sock".into())).unwrap();
     let err = i.server().await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("Incus is not running") && msg.contains("install-host.sh"), "{msg}");
+    assert!(msg.contains("Incus is not running") && msg.contains("sandbox host install"), "{msg}");
 }
 
 #[tokio::test]

@@ -330,7 +330,7 @@ fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts
     a.wait_for(Duration::from_secs(10), status_with(true));
     b.wait_for(Duration::from_secs(10), status_with(true));
     // The daemon goes away: both clients are told within 2 s, with the reason (the status bar
-    // follows it). Then it comes back (our own script starts it) and so does the status.
+    // follows it). Then it comes back (`sandbox host install` starts it) and so does the status.
     assert!(Command::new("incus").args(["admin", "shutdown"]).status().unwrap().success());
     let down = Instant::now();
     for c in [&mut a, &mut b] {
@@ -339,8 +339,7 @@ fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts
         assert_eq!(st["params"]["incusError"]["code"], "incus_unavailable", "{st}");
     }
     assert!(down.elapsed() < Duration::from_secs(2), "told after {:?}", down.elapsed());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-host.sh");
-    assert!(Command::new("bash").arg(script).args(["--nat", "off"]).status().unwrap().success());
+    assert!(Command::new(sandbox_bin()).args(["host", "install", "--nat", "off"]).status().unwrap().success());
     a.wait_for(Duration::from_secs(30), status_with(true));
     b.wait_for(Duration::from_secs(30), status_with(true));
     // Sandboxes do not come back by themselves (boot.autostart=false: only `sandbox start`, which

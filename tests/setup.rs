@@ -198,7 +198,7 @@ fn doctor_reports_each_piece_with_a_fix() {
     let out = sandbox(&["doctor"], &[("INCUS_SOCKET", "/nonexistent.sock")]);
     assert_eq!(out.status.code(), Some(1));
     let s = text(&out.stdout);
-    assert!(s.contains("FAIL") && s.contains("incus running") && s.contains("install-host.sh"), "{s}");
+    assert!(s.contains("FAIL") && s.contains("incus running") && s.contains("sandbox host install"), "{s}");
 }
 
 #[tokio::test]

@@ -536,8 +536,7 @@ describe('Agent Sandboxes in VS Code', function () {
       assert.match(md.value, /does not answer/);
       assert.strictEqual(api.sidecar.state, 'ready', 'the sidecar itself is fine');
     } finally {
-      const script = path.resolve(BIN, '../../../scripts/install-host.sh');
-      const up = await run('bash', [script, '--nat', 'off']);
+      const up = await run(BIN, ['host', 'install', '--nat', 'off']);
       assert.strictEqual(up.code, 0, up.stderr);
     }
     await waitFor('the status bar normal again', normal, 60_000);

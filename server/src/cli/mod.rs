@@ -1,6 +1,7 @@
 //! The command line front: parses, validates, calls the engine, renders results.
 mod auth;
 mod egress;
+mod host;
 mod output;
 mod remote;
 mod sandboxes;
@@ -33,6 +34,10 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Check every piece the product needs and print the command that fixes each missing one.
     Doctor(setup::DoctorArgs),
+    /// This machine as a sandbox host: `sandbox host install [--nat on|off]` installs and starts
+    /// Incus and the host tools (needs root; asks sudo).
+    #[command(subcommand)]
+    Host(host::HostCmd),
     /// Create a sandbox (or restart a stopped one) and wait until SSH answers.
     Start(sandboxes::StartArgs),
     /// List sandboxes with ports, egress and health.
@@ -99,6 +104,12 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // Before any runtime or Incus client: Incus may not be there yet, and Ctrl-C must reach the
+    // install's steps as it would from a shell.
+    let command = match cli.command {
+        Command::Host(h) => return host::run(h).unwrap_or_else(|e| report(&e)),
+        c => c,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -120,7 +131,7 @@ pub fn main() -> ExitCode {
                 }
             });
         }
-        let command = match cli.command {
+        let command = match command {
             Command::Remote(r) => return remote::run(r).await.unwrap_or_else(|e| report(&e)),
             c => c,
         };
@@ -167,7 +178,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
             // process) alive until the client closes its end; `exit` means exit now.
             std::process::exit(0);
         }
-        Command::Remote(_) => unreachable!("handled before the engine is made"),
+        Command::Remote(_) | Command::Host(_) => unreachable!("handled before the engine is made"),
         Command::Spare { stack } => {
             crate::engine::stacks::validate_stack_name(&stack)?;
             match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {

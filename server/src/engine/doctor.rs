@@ -45,8 +45,8 @@ fn check(name: &str, ok: bool, required: bool, detail: impl Into<String>, fix: O
     }
 }
 
-/// Starts Incus (and installs it when missing); re-runs itself through sudo when not root.
-const INSTALL: &str = "scripts/install-host.sh";
+/// Installs and starts Incus (the binary carries the steps); goes through sudo when not root.
+pub const INSTALL: &str = "sandbox host install";
 
 pub async fn run(incus: &Incus, host: &Host) -> Vec<Check> {
     let local = matches!(incus.endpoint(), Endpoint::Unix(_));

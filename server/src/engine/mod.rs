@@ -9,6 +9,7 @@ pub mod egress;
 mod expose;
 pub mod golden;
 pub mod host;
+pub mod host_install;
 pub mod hostnet;
 pub mod identity;
 pub mod keys;

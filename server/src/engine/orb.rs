@@ -1,5 +1,5 @@
 //! macOS: Incus runs in an OrbStack Linux machine. `sandbox setup --orb MACHINE` creates the
-//! machine if missing, installs and starts Incus in it (our own `install-host.sh`, piped in),
+//! machine if missing, installs and starts Incus in it (the steps of `sandbox host install`, piped in),
 //! opens its HTTPS API on the machine's loopback (OrbStack forwards it to the Mac's localhost),
 //! and adds it as a remote with a trust token — from then on the Mac talks HTTPS to Incus and
 //! runs host-side steps through `orb run -m MACHINE`.
@@ -8,7 +8,6 @@ use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use crate::remotes::{self, AddOptions, HostKind};
 
-const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-host.sh");
 /// The distribution OrbStack creates the machine from (same as our tested Linux host).
 const DISTRO: &str = "debian:bookworm";
 const HTTPS_ADDRESS: &str = "127.0.0.1:8443";
@@ -49,7 +48,8 @@ pub async fn setup_machine(machine: &str, nat: &str, progress: &dyn Progress) ->
     }
     let vm = Host::Orb { machine: machine.to_string() };
     progress.step(&format!("Installing and starting Incus in {machine}"));
-    run_ok(&vm, &argv(&["bash", "-s", "--", "--nat", nat]), Some(INSTALL_SCRIPT.as_bytes()), progress).await?;
+    run_ok(&vm, &argv(&["bash", "-s", "--", "--nat", nat]), Some(super::host_install::STEPS.as_bytes()), progress)
+        .await?;
     let current = run_ok(&vm, &argv(&["incus", "config", "get", "core.https_address"]), None, progress).await?;
     let current = current.trim();
     let address = if current.starts_with("127.0.0.1:") || current.starts_with("[::1]:") {

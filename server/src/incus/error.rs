@@ -4,8 +4,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum IncusError {
     #[error(
-        "Incus is not running (no daemon answers on {socket}) — start it with `scripts/install-host.sh` \
-         (or `sudo systemctl start incus` where systemd runs), then retry"
+        "Incus is not running (no daemon answers on {socket}) — `sandbox host install` installs and starts it \
+         (VS Code: Set Up This Machine), then retry"
     )]
     NotRunning { socket: PathBuf },
     #[error(
