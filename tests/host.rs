@@ -51,7 +51,7 @@ fn without_root_and_without_sudo_it_says_what_to_do() {
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let bin = dir.path().join("sandbox");
     std::fs::copy(sandbox_bin(), &bin).unwrap();
-    let out = Command::new("setpriv")
+    let out = Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(&bin)
         .args(["host", "install"])

@@ -369,3 +369,76 @@ fn two_clients_see_the_same_state_and_notifications_resume_after_incusd_restarts
     a.wait_for(Duration::from_secs(15), changed_for(&name, Some("stopped")));
     b.wait_for(Duration::from_secs(15), changed_for(&name, Some("stopped")));
 }
+
+/// What the welcome view is drawn from: why Incus does not answer (here: installed, no daemon on
+/// that socket), and "ready" when it does.
+#[test]
+fn the_status_says_why_incus_does_not_answer() {
+    let mut lsp = Lsp::spawn(&[("INCUS_SOCKET", "/nonexistent/incus.socket")]);
+    lsp.initialize();
+    let st = lsp.wait_for(Duration::from_secs(10), status_with(false));
+    let p = &st["params"];
+    assert_eq!((p["incus"].as_str(), p["health"].as_str()), (Some("notRunning"), Some("error")), "{st}");
+    assert!(p["message"].as_str().unwrap().contains("does not answer"), "{st}");
+    assert!(p["incusError"]["message"].as_str().unwrap().contains("sandbox host install"), "{st}");
+    let mut ok = Lsp::spawn(&[]);
+    ok.initialize();
+    let st = ok.wait_for(Duration::from_secs(10), status_with(true));
+    assert_eq!(st["params"]["incus"], "ready", "{st}");
+}
+
+/// A new sandbox's health is pushed once probed (no list request), with what listens in it; a
+/// command's output streams as progress while it runs.
+#[test]
+fn health_is_pushed_and_exec_output_streams() {
+    let mut sb = Sandboxes::new();
+    let name = sb.name("push");
+    let mut lsp = Lsp::spawn(&[]);
+    lsp.initialize();
+    let r = lsp.call("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    assert_eq!(r["result"]["action"], "created", "{r}");
+    let with_health = lsp.wait_for(Duration::from_secs(15), |v| {
+        changed_for(&name, Some("running"))(v) && !v["params"]["sandbox"]["health"].is_null()
+    });
+    let h = &with_health["params"]["sandbox"]["health"];
+    assert!(h["claudeInstalled"].is_boolean(), "{h}");
+    assert!(h["listening"].as_array().unwrap().contains(&json!({"port": 22, "loopbackOnly": false})), "{h}");
+    assert_eq!(with_health["params"]["sandbox"]["reachable"], true);
+
+    // Listening: one server on the sandbox's loopback only, one on every address.
+    let serve = "cd /tmp && (setsid python3 -m http.server 3000 --bind 127.0.0.1 >/dev/null 2>&1 &) \
+                 && (setsid python3 -m http.server 3001 >/dev/null 2>&1 &) && sleep 1";
+    let r = lsp.call("sandbox/exec", json!({"name": name, "command": ["sh", "-c", serve]}));
+    assert_eq!(r["result"]["status"], 0, "{r}");
+    let got = lsp.call("sandbox/get", json!({"name": name}));
+    let l = got["result"]["health"]["listening"].as_array().unwrap().clone();
+    assert!(l.contains(&json!({"port": 3000, "loopbackOnly": true})), "{l:?}");
+    assert!(l.contains(&json!({"port": 3001, "loopbackOnly": false})), "{l:?}");
+
+    // The first line arrives while the command still waits (for a file only the test makes).
+    let id = lsp.request(
+        "sandbox/exec",
+        json!({"name": name, "workDoneToken": "exec-1", "command": ["sh", "-c",
+            "echo one; echo err-two >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo three"]}),
+    );
+    let report = |m: &'static str| {
+        move |v: &Value| {
+            v["method"] == "$/progress"
+                && v["params"]["token"] == "exec-1"
+                && v["params"]["value"]["message"].as_str().is_some_and(|x| x.trim() == m)
+        }
+    };
+    lsp.wait_for(Duration::from_secs(20), report("one"));
+    lsp.wait_for(Duration::from_secs(20), report("err-two"));
+    assert!(
+        Command::new("incus")
+            .args(["exec", &format!("agent-{name}"), "--", "touch", "/tmp/go"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = lsp.response(id, Duration::from_secs(20));
+    assert_eq!(r["result"]["stdout"], "one\nthree\n", "{r}");
+    assert_eq!(r["result"]["stderr"], "err-two\n", "{r}");
+    lsp.wait_for(Duration::from_secs(5), report("three"));
+}

@@ -17,7 +17,12 @@ sshAlias: string,
 /**
  * Tokens used through the host's Anthropic proxy (absent before the first request).
  */
-usage: Usage | null, };
+usage: Usage | null, 
+/**
+ * This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
+ * for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
+ */
+reachable: boolean, };
 
 export type SandboxState = "running" | "stopped" | "frozen" | "error" | "starting" | "stopping" | "unknown";
 
@@ -38,7 +43,21 @@ export type Health = { docker: DockerState, sshAgent: boolean,
 /**
  * Claude Code can reach the API with a credential (host, env or login).
  */
-claudeAuth: boolean, claude: ClaudeAuth, };
+claudeAuth: boolean, claude: ClaudeAuth, 
+/**
+ * The `claude` command is in the sandbox (a stack may lack it).
+ */
+claudeInstalled: boolean, 
+/**
+ * TCP ports something listens on in the sandbox (what a forwarded port reaches).
+ */
+listening: Array<Listener>, };
+
+export type Listener = { port: number, 
+/**
+ * Bound to loopback only (127.0.0.1, ::1): the host's forward cannot reach it.
+ */
+loopbackOnly: boolean, };
 
 export type DockerState = "active" | "inactive" | "failed" | "absent" | "unknown";
 
@@ -166,7 +185,7 @@ export type Changed = { name: string, sandbox: Sandbox | null, };
 
 export type Denied = { name: string, denial: Denial, };
 
-export type ServerStatus = { health: StatusHealth, 
+export type ServerStatus = { health: StatusHealth, incus: IncusState, 
 /**
  * One line for people.
  */
@@ -193,6 +212,8 @@ goldenBuilt: Array<string>,
 goldenMissing: Array<string>, };
 
 export type StatusHealth = "ok" | "warning" | "error";
+
+export type IncusState = "ready" | "notInstalled" | "notRunning" | "noPermission" | "notInitialised" | "unreachable";
 
 export type ProgressEvent = { token: string | number, kind: ProgressKind, message: string | null, };
 
@@ -336,7 +357,7 @@ export interface Methods {
   "sandbox/destroy": { params: DestroyParams; result: Array<NameOutcome> };
   "sandbox/expose": { params: ExposeParams; result: Array<PortForward> };
   "sandbox/unexpose": { params: UnexposeParams; result: Done };
-  "sandbox/exec": { params: ExecParams; result: ExecResult };
+  "sandbox/exec": { params: WithProgress<ExecParams>; result: ExecResult };
   "sandbox/setup": { params: WithProgress<SetupParams>; result: Array<SetupReport> };
   "sandbox/doctor": { params: Empty; result: Array<Check> };
   "sandbox/goldenImages": { params: Empty; result: Array<GoldenInfo> };
@@ -347,6 +368,7 @@ export interface Methods {
   "sandbox/authStatus": { params: Empty; result: Array<CredentialStatus> };
   "sandbox/authSet": { params: AuthSetParams; result: CredentialStatus };
   "sandbox/authRemove": { params: ProviderParams; result: CredentialStatus };
+  "sandbox/adopt": { params: NameParams; result: Sandbox };
 }
 
 export const METHODS = [
@@ -369,6 +391,7 @@ export const METHODS = [
   "sandbox/authStatus",
   "sandbox/authSet",
   "sandbox/authRemove",
+  "sandbox/adopt",
 ] as const;
 
 /** Server → client notification. */

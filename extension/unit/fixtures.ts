@@ -1,5 +1,5 @@
 // Protocol values for the unit tests (what the sidecar sends), with overrides.
-import type { GoldenInfo, PortForward, Sandbox, ServerStatus } from '../src/protocol.generated';
+import type { GoldenInfo, Health, PortForward, Sandbox, ServerStatus } from '../src/protocol.generated';
 
 export function sandbox(over: Partial<Sandbox> = {}): Sandbox {
   const name = over.name ?? 'box';
@@ -7,7 +7,7 @@ export function sandbox(over: Partial<Sandbox> = {}): Sandbox {
     name, instance: `agent-${name}`, state: 'running', slot: 3, stack: 'minimal', repo: null, branch: null,
     ip: '10.100.0.103', ports: [port('ssh', 2203, 22), port('app', 8003, 8080), port('alt', 9003, 9090)],
     egress: 'open', cpu: null, memory: null, createdAt: '2025-01-01T00:00:00Z', location: null, managed: true,
-    health: null, sshAlias: `sandbox-${name}`, usage: null, ...over,
+    health: null, sshAlias: `sandbox-${name}`, usage: null, reachable: true, ...over,
   };
 }
 
@@ -21,7 +21,11 @@ export function golden(over: Partial<GoldenInfo> = {}): GoldenInfo {
 }
 
 export function status(over: Partial<ServerStatus> = {}): ServerStatus {
-  return { health: 'ok', message: 'Incus 6.0.5 at /var/lib/incus/unix.socket (remote local)', remote: 'local',
+  return { health: 'ok', incus: 'ready', message: 'Incus 6.0.5 at /var/lib/incus/unix.socket (remote local)', remote: 'local',
     endpoint: '/var/lib/incus/unix.socket', incusReachable: true, incusVersion: '6.0.5', incusError: null,
     goldenBuilt: ['minimal'], goldenMissing: ['base'], ...over };
+}
+
+export function health(over: Partial<Health> = {}): Health {
+  return { docker: 'absent', sshAgent: false, claudeAuth: false, claude: 'none', claudeInstalled: true, listening: [], ...over };
 }

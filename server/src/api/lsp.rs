@@ -131,7 +131,7 @@ impl LanguageServer for Backend {
         tokio::spawn(async move {
             while let Some(push) = rx.recv().await {
                 match push {
-                    Push::Changed(c) => client.send_notification::<ChangedNotification>(c).await,
+                    Push::Changed(c) => client.send_notification::<ChangedNotification>(*c).await,
                     Push::Status(s) => client.send_notification::<StatusNotification>(s).await,
                 }
             }

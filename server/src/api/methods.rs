@@ -16,6 +16,8 @@ pub use crate::engine::sandbox::{PortForward, Sandbox};
 pub use crate::engine::setup::SetupReport;
 use crate::engine::setup::{Rebuild, SetupOptions};
 use crate::engine::{EngineError, doctor, sandbox, sshcfg, validate};
+use crate::incus::Stream;
+use crate::progress::LineSplitter;
 
 type R<T> = Result<T, ApiError>;
 
@@ -276,7 +278,7 @@ impl Api {
         Ok(Done {})
     }
 
-    pub async fn exec(&self, p: ExecParams, _cx: CallCx) -> R<ExecResult> {
+    pub async fn exec(&self, p: ExecParams, cx: CallCx) -> R<ExecResult> {
         validate::sandbox_name(&p.name)?;
         if p.command.is_empty() {
             return Err(EngineError::invalid(
@@ -291,7 +293,21 @@ impl Api {
             .map_err(EngineError::from)?
             .ok_or_else(|| EngineError::sandbox_not_found(&p.name))?;
         let spec = sandbox::project_exec(p.command);
-        let out = self.engine.incus.exec(&s.instance, &spec).await.map_err(EngineError::from)?;
+        // Each line goes out as progress as soon as it is printed (stdout and stderr as they
+        // come); the result still carries both in full.
+        let (mut out_lines, mut err_lines) = (LineSplitter::new(0), LineSplitter::new(0));
+        let progress = cx.progress.clone();
+        let out = self
+            .engine
+            .incus
+            .exec_streamed(&s.instance, &spec, |stream, data| match stream {
+                Stream::Stdout => out_lines.feed(data, |l| progress.line(l)),
+                Stream::Stderr => err_lines.feed(data, |l| progress.line(l)),
+            })
+            .await
+            .map_err(EngineError::from)?;
+        out_lines.finish(|l| cx.progress.line(l));
+        err_lines.finish(|l| cx.progress.line(l));
         Ok(ExecResult { status: out.status, stdout: out.stdout_str(), stderr: out.stderr_str() })
     }
 
@@ -335,6 +351,12 @@ impl Api {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
         Ok(self.engine.change_allowlist(&p.name, &p.domains, false, p.everywhere.unwrap_or(false)).await?)
+    }
+
+    pub async fn adopt(&self, p: NameParams, _cx: CallCx) -> R<Sandbox> {
+        validate::sandbox_name(&p.name)?;
+        let _g = self.lock(&p.name).await;
+        Ok(self.engine.adopt(&p.name).await?)
     }
 
     pub async fn denials(&self, p: NameParams, _cx: CallCx) -> R<Vec<Denial>> {

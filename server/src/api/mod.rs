@@ -48,13 +48,14 @@ macro_rules! for_each_method {
             "sandbox/authStatus" => auth_status(Empty) -> Vec<CredentialStatus>;
             "sandbox/authSet" => auth_set(AuthSetParams) -> CredentialStatus;
             "sandbox/authRemove" => auth_remove(ProviderParams) -> CredentialStatus;
+            "sandbox/adopt" => adopt(NameParams) -> Sandbox;
         }
     };
 }
 
 /// Methods that report progress: their params may carry a `workDoneToken` (each transport takes
 /// it out before the params are decoded).
-pub const WITH_PROGRESS: &[&str] = &["sandbox/create", "sandbox/start", "sandbox/setup"];
+pub const WITH_PROGRESS: &[&str] = &["sandbox/create", "sandbox/start", "sandbox/setup", "sandbox/exec"];
 
 /// Server → client notification: the new state of one sandbox (null: it is gone).
 pub const CHANGED: &str = "sandbox/changed";
@@ -230,6 +231,7 @@ fn declarations() -> Vec<String> {
         Proto::decl(),
         Egress::decl(),
         Health::decl(),
+        crate::engine::listen::Listener::decl(),
         DockerState::decl(),
         ClaudeAuth::decl(),
         Usage::decl(),
@@ -262,6 +264,7 @@ fn declarations() -> Vec<String> {
         Denied::decl(),
         status::ServerStatus::decl(),
         status::StatusHealth::decl(),
+        status::IncusState::decl(),
         serve::ProgressEvent::decl(),
         serve::ProgressKind::decl(),
         // Errors.

@@ -2,18 +2,22 @@
 //! sandbox into its new state, and each change of the daemon's reachability or of the golden
 //! images into a new server status — no polling. After a (re)connect every sandbox is re-sent,
 //! since events may have been missed while the daemon was away.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 
 use super::Changed;
 use super::status::{self, ServerStatus};
 use crate::engine::validate::sandbox_of;
 use crate::engine::{Engine, sandbox};
-use crate::incus::{EventMsg, Incus};
+use crate::incus::EventMsg;
 
 /// What the event stream tells a client.
 #[derive(Debug, Clone)]
 pub enum Push {
-    Changed(Changed),
+    Changed(Box<Changed>),
     Status(ServerStatus),
 }
 
@@ -26,16 +30,20 @@ const GOLDEN_ACTIONS: [&str; 5] = [
     "instance-snapshot-deleted",
 ];
 
+/// Lifecycle actions that change whether Incus is set up for sandboxes (pool and bridge).
+const SETUP_ACTIONS: [&str; 4] = ["storage-pool-created", "storage-pool-deleted", "network-created", "network-deleted"];
+
 pub fn follow(engine: Engine) -> mpsc::Receiver<Push> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut events = engine.incus.follow_events("lifecycle");
         let mut connected_before = false;
         let mut last: Option<ServerStatus> = None;
+        let healths = Healths::default();
         while let Some(msg) = events.recv().await {
             let sent = match msg {
                 EventMsg::Connected => {
-                    let resent = !connected_before || resend_all(&engine.incus, &tx).await;
+                    let resent = !connected_before || resend_all(&engine, &tx, &healths).await;
                     connected_before = true;
                     resent && push_status(&engine, &tx, &mut last).await
                 }
@@ -44,6 +52,13 @@ pub fn follow(engine: Engine) -> mpsc::Receiver<Push> {
                     push_status(&engine, &tx, &mut last).await
                 }
                 EventMsg::Event(ev) => {
+                    // The storage pool or bridge made or removed (`sandbox host install`, setup).
+                    if ev.lifecycle_action().is_some_and(|a| SETUP_ACTIONS.contains(&a)) {
+                        if !push_status(&engine, &tx, &mut last).await {
+                            return;
+                        }
+                        continue;
+                    }
                     let Some((action, instance)) = ev.lifecycle() else { continue };
                     let golden = ["golden-", "tmp-golden-", "tmp-old-golden-"].iter().any(|p| instance.starts_with(p));
                     if golden && GOLDEN_ACTIONS.contains(&action) && !push_status(&engine, &tx, &mut last).await {
@@ -55,7 +70,7 @@ pub fn follow(engine: Engine) -> mpsc::Receiver<Push> {
                         continue;
                     }
                     match sandbox::get(&engine.incus, name).await {
-                        Ok(s) => tx.send(Push::Changed(Changed { name: name.to_string(), sandbox: s })).await.is_ok(),
+                        Ok(s) => healths.send(&engine, &tx, Changed { name: name.to_string(), sandbox: s }).await,
                         Err(e) => {
                             tracing::debug!("changed {name}: {e}");
                             true
@@ -72,14 +87,69 @@ pub fn follow(engine: Engine) -> mpsc::Receiver<Push> {
 }
 
 /// Every sandbox again (after the daemon came back); false when the client is gone.
-async fn resend_all(incus: &Incus, tx: &mpsc::Sender<Push>) -> bool {
-    let Ok(all) = sandbox::list(incus).await else { return true };
+async fn resend_all(engine: &Engine, tx: &mpsc::Sender<Push>, healths: &Healths) -> bool {
+    let Ok(all) = sandbox::list(&engine.incus).await else { return true };
     for s in all {
-        if tx.send(Push::Changed(Changed { name: s.name.clone(), sandbox: Some(s) })).await.is_err() {
+        if !healths.send(engine, tx, Changed { name: s.name.clone(), sandbox: Some(s) }).await {
             return false;
         }
     }
     true
+}
+
+/// How long after a change its health is probed: a create or start sends several events in a
+/// row, and only the last one's probe runs.
+const PROBE_AFTER: Duration = Duration::from_millis(300);
+
+/// Health, pushed once known: each change goes out at once (without a probe), and for a running
+/// sandbox a probe follows and is sent as a second `sandbox/changed` — unless a newer change of
+/// that sandbox came meanwhile. Sends happen under one lock, so a late probe never overtakes a
+/// newer state.
+#[derive(Clone, Default)]
+struct Healths {
+    generations: Arc<tokio::sync::Mutex<HashMap<String, u64>>>,
+}
+
+impl Healths {
+    /// Sends a change; false when the client is gone.
+    async fn send(&self, engine: &Engine, tx: &mpsc::Sender<Push>, c: Changed) -> bool {
+        let mut gens = self.generations.lock().await;
+        let running = c.sandbox.as_ref().is_some_and(sandbox::Sandbox::is_running);
+        let generation = match &c.sandbox {
+            Some(_) => {
+                let g = gens.entry(c.name.clone()).or_default();
+                *g += 1;
+                *g
+            }
+            None => {
+                gens.remove(&c.name);
+                0
+            }
+        };
+        let sent = tx.send(Push::Changed(Box::new(c.clone()))).await.is_ok();
+        drop(gens);
+        if sent && running {
+            self.probe_later(engine.clone(), tx.clone(), c, generation);
+        }
+        sent
+    }
+
+    fn probe_later(&self, engine: Engine, tx: mpsc::Sender<Push>, c: Changed, generation: u64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PROBE_AFTER).await;
+            let current = |gens: &HashMap<String, u64>| gens.get(&c.name) == Some(&generation);
+            let Some(mut s) = c.sandbox else { return };
+            if !current(&*this.generations.lock().await) {
+                return;
+            }
+            sandbox::probe_health(&engine.incus, std::slice::from_mut(&mut s)).await;
+            let gens = this.generations.lock().await;
+            if s.health.is_some() && current(&gens) {
+                let _ = tx.send(Push::Changed(Box::new(Changed { name: c.name, sandbox: Some(s) }))).await;
+            }
+        });
+    }
 }
 
 /// The status, when it differs from the last one sent; false when the client is gone.

@@ -26,6 +26,8 @@ pub struct InstallArgs {
     /// Size of the btrfs storage pool (a loop file), when it is created.
     #[arg(long, value_name = "SIZE", default_value = "20GiB", env = "SANDBOX_POOL_SIZE")]
     pool_size: String,
+    #[command(flatten)]
+    hold: super::terminal::Hold,
 }
 
 /// Environment the steps read that a sudo hop must keep (`sudo` drops the rest).
@@ -33,7 +35,10 @@ const KEPT_ENV: [&str; 2] = ["SANDBOX_BRIDGE", "SANDBOX_BRIDGE_CIDR"];
 
 pub fn run(cmd: HostCmd) -> Result<ExitCode> {
     match cmd {
-        HostCmd::Install(a) => install(a),
+        HostCmd::Install(a) => {
+            let wait = a.hold.wait_on_error;
+            super::terminal::held(wait, install(a))
+        }
     }
 }
 
@@ -42,7 +47,7 @@ fn install(a: InstallArgs) -> Result<ExitCode> {
     let o = InstallOptions { nat: a.nat, pool_size: a.pool_size };
     eprintln!("{}", host_install::explanation(&o));
     if !nix::unistd::geteuid().is_root() {
-        return through_sudo(&o);
+        return through_sudo(&o, a.hold.wait_on_error);
     }
     eprintln!("Running the setup steps as root…");
     let argv = host_install::bash_argv(&o);
@@ -64,7 +69,7 @@ fn install(a: InstallArgs) -> Result<ExitCode> {
 }
 
 /// Replaces this process with `sudo -- env KEPT… SANDBOX host install ARGS…`.
-fn through_sudo(o: &InstallOptions) -> Result<ExitCode> {
+fn through_sudo(o: &InstallOptions, wait_on_error: bool) -> Result<ExitCode> {
     let Some(sudo) = Host::local().which("sudo") else {
         return Err(EngineError::failed(
             "this needs root, and sudo is not installed",
@@ -84,6 +89,9 @@ fn through_sudo(o: &InstallOptions) -> Result<ExitCode> {
         }
     }
     cmd.arg(exe).args(["host", "install"]).args(host_install::script_args(o));
+    if wait_on_error {
+        cmd.arg("--wait-on-error");
+    }
     let err = cmd.exec();
     Err(EngineError::failed(format!("cannot run sudo: {err}"), "run `sandbox host install` as root"))
 }

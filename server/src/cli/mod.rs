@@ -1,11 +1,13 @@
 //! The command line front: parses, validates, calls the engine, renders results.
 mod auth;
+mod complete;
 mod egress;
 mod host;
 mod output;
 mod remote;
 mod sandboxes;
 mod setup;
+mod terminal;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,9 +54,10 @@ enum Command {
     /// Stop forwarding a port.
     Unexpose(sandboxes::UnexposeArgs),
     /// Open a login shell (several names: one tmux pane each).
-    Shell(sandboxes::ShellArgs),
-    /// Run Claude Code in YOLO mode in /workspace/project (several names: one tmux pane each).
-    Claude(sandboxes::ShellArgs),
+    Shell(terminal::ShellArgs),
+    /// Run Claude Code in YOLO mode in /workspace/project (several names: one tmux pane each);
+    /// --prompt TEXT starts it on that task.
+    Claude(terminal::ClaudeArgs),
     /// Run a command as ubuntu in /workspace/project: sandbox exec NAME… -- CMD…
     Exec(sandboxes::ExecArgs),
     /// Let a restricted sandbox reach more domains, live: sandbox allow NAME DOMAIN…
@@ -69,11 +72,17 @@ enum Command {
     Auth(auth::AuthCmd),
     /// Tokens each sandbox used through the host's Anthropic proxy, per model.
     Usage(auth::UsageArgs),
+    /// Reach a sandbox another user (or another SANDBOX_HOME) made: adds your SSH keys to it and
+    /// its entry to your ~/.sandbox/ssh_config.
+    Adopt(sandboxes::AdoptArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
     /// Incus servers and clusters over HTTPS: add (with a trust token), list, use, remove.
     #[command(subcommand)]
     Remote(remote::RemoteCmd),
+    /// Print the shell completion script: `source <(sandbox completions bash)` (zsh the same;
+    /// fish: `sandbox completions fish | source`). Sandbox names and stacks complete live.
+    Completions(complete::CompletionsArgs),
     /// The sidecar for the VS Code extension: the API over stdio with LSP framing.
     Lsp,
     /// (internal) The host's Anthropic proxy; `start` runs it in the background.
@@ -102,12 +111,14 @@ pub fn main() -> ExitCode {
     unsafe {
         let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
     }
+    complete::answer_if_asked();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     // Before any runtime or Incus client: Incus may not be there yet, and Ctrl-C must reach the
     // install's steps as it would from a shell.
     let command = match cli.command {
         Command::Host(h) => return host::run(h).unwrap_or_else(|e| report(&e)),
+        Command::Completions(a) => return complete::print(a).unwrap_or_else(|e| report(&e)),
         c => c,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -159,10 +170,11 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Rm(a) => sandboxes::rm(ctx, a).await,
         Command::Expose(a) => sandboxes::expose(ctx, a).await,
         Command::Unexpose(a) => sandboxes::unexpose(ctx, a).await,
-        Command::Shell(a) => sandboxes::shell(ctx, a).await,
-        Command::Claude(a) => sandboxes::claude(ctx, a).await,
+        Command::Shell(a) => terminal::shell(ctx, a).await,
+        Command::Claude(a) => terminal::claude(ctx, a).await,
         Command::Exec(a) => sandboxes::exec(ctx, a).await,
         Command::Nuke(a) => sandboxes::nuke(ctx, a).await,
+        Command::Adopt(a) => sandboxes::adopt(ctx, a).await,
         Command::Allow(a) => egress::change(ctx, a, true).await,
         Command::Deny(a) => egress::change(ctx, a, false).await,
         Command::Denials(a) => egress::denials(ctx, a).await,
@@ -178,7 +190,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
             // process) alive until the client closes its end; `exit` means exit now.
             std::process::exit(0);
         }
-        Command::Remote(_) | Command::Host(_) => unreachable!("handled before the engine is made"),
+        Command::Remote(_) | Command::Host(_) | Command::Completions(_) => {
+            unreachable!("handled before the engine is made")
+        }
         Command::Spare { stack } => {
             crate::engine::stacks::validate_stack_name(&stack)?;
             match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {

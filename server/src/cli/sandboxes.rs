@@ -1,6 +1,5 @@
-//! `sandbox start | list | stop | rm | expose | unexpose | shell | claude | exec | nuke`.
+//! `sandbox start | list | stop | rm | expose | unexpose | exec | adopt | nuke`.
 use std::io::{BufRead, IsTerminal, Write};
-use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -66,18 +65,17 @@ pub struct UnexposeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ShellArgs {
-    #[arg(required = true)]
-    names: Vec<String>,
-}
-
-#[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Sandboxes, then `--`, then the command.
     #[arg(required = true)]
     names: Vec<String>,
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    name: String,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +142,11 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
             "warning: CLAUDE 'env': a credential in the sandbox's environment is readable inside; sandbox auth set anthropic keeps it on the host"
         );
     }
+    if all.iter().any(|s| !s.reachable) {
+        eprintln!(
+            "* not reachable from here: made by another user (or SANDBOX_HOME); `sandbox adopt NAME` adds your SSH key and entry"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -166,7 +169,7 @@ fn row(s: &Sandbox) -> Vec<String> {
         _ => "-".into(),
     };
     vec![
-        s.name.clone(),
+        if s.reachable { s.name.clone() } else { format!("{}*", s.name) },
         output::word(&s.state),
         s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
         port(PortRole::Ssh),
@@ -243,7 +246,7 @@ pub async fn unexpose(ctx: &Ctx, a: UnexposeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
+pub(super) async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
     let mut out = Vec::new();
     for n in names {
         validate::sandbox_name(n)?;
@@ -257,60 +260,6 @@ async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<Sandbox>> {
         out.push(s);
     }
     Ok(out)
-}
-
-/// ssh argv for an interactive session, optionally running a fixed remote command.
-fn ssh_argv(name: &str, remote: Option<&str>) -> Vec<String> {
-    let mut v = vec![
-        "ssh".to_string(),
-        "-F".into(),
-        sshcfg::config_path().display().to_string(),
-        "-t".into(),
-        name.to_string(),
-    ];
-    if let Some(r) = remote {
-        v.push(r.to_string());
-    }
-    v
-}
-
-/// One sandbox: replace this process with ssh. Several: one tmux session, one pane each.
-fn interactive(names: &[String], remote: Option<&str>) -> Result<ExitCode> {
-    if names.len() == 1 {
-        let argv = ssh_argv(&names[0], remote);
-        let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-        return Err(EngineError::failed(format!("cannot run ssh: {err}"), "install openssh-client"));
-    }
-    let session = format!("sandboxes-{}", std::process::id());
-    let mut first = true;
-    for n in names {
-        // Names are validated ([A-Za-z0-9-]); tmux gets argv, not a shell string.
-        let mut cmd = std::process::Command::new("tmux");
-        if first {
-            cmd.args(["new-session", "-d", "-s", &session, "-x", "200", "-y", "50"]);
-        } else {
-            cmd.args(["split-window", "-t", &session]);
-        }
-        cmd.args(ssh_argv(n, remote));
-        let st = cmd.status().map_err(|e| EngineError::failed(format!("cannot run tmux: {e}"), "install tmux"))?;
-        if !st.success() {
-            return Err(EngineError::failed("tmux failed to open a pane", ""));
-        }
-        let _ = std::process::Command::new("tmux").args(["select-layout", "-t", &session, "tiled"]).status();
-        first = false;
-    }
-    let err = std::process::Command::new("tmux").args(["attach-session", "-t", &session]).exec();
-    Err(EngineError::failed(format!("cannot attach tmux: {err}"), "install tmux"))
-}
-
-pub async fn shell(ctx: &Ctx, a: ShellArgs) -> Result<ExitCode> {
-    require_running(ctx, &a.names).await?;
-    interactive(&a.names, None)
-}
-
-pub async fn claude(ctx: &Ctx, a: ShellArgs) -> Result<ExitCode> {
-    require_running(ctx, &a.names).await?;
-    interactive(&a.names, Some("bash -lc 'cd /workspace/project && exec claude --dangerously-skip-permissions'"))
 }
 
 /// Runs CMD as ubuntu in /workspace/project with a login environment; the command's words are
@@ -389,4 +338,10 @@ fn typed_yes(prompt: &str) -> bool {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).ok();
     line.trim() == "yes"
+}
+
+pub async fn adopt(ctx: &Ctx, a: AdoptArgs) -> Result<ExitCode> {
+    let s = ctx.engine.adopt(&a.name).await?;
+    println!("{}: reachable — ssh -F {} {}", s.name, sshcfg::config_path().display(), s.name);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
+mod adopt;
 pub mod anthropic;
 pub mod base_image;
 pub mod claude;
@@ -13,6 +14,7 @@ pub mod host_install;
 pub mod hostnet;
 pub mod identity;
 pub mod keys;
+pub mod listen;
 pub mod lock;
 pub mod orb;
 pub mod ports;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::listen::{self, Listener};
 use super::ports::{Held, PortRole, SLOT_PORTS, SLOT_PORTS_DEVICE};
 use super::validate::{INSTANCE_PREFIX, Proto, sandbox_of};
 use super::{keys, sshcfg};
@@ -82,6 +83,10 @@ pub struct Health {
     /// Claude Code can reach the API with a credential (host, env or login).
     pub claude_auth: bool,
     pub claude: ClaudeAuth,
+    /// The `claude` command is in the sandbox (a stack may lack it).
+    pub claude_installed: bool,
+    /// TCP ports something listens on in the sandbox (what a forwarded port reaches).
+    pub listening: Vec<Listener>,
 }
 
 /// Where Claude Code in the sandbox gets its credential.
@@ -154,6 +159,9 @@ pub struct Sandbox {
     #[serde(skip)]
     #[ts(skip)]
     pub claude_endpoint: bool,
+    /// This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
+    /// for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
+    pub reachable: bool,
 }
 
 impl Sandbox {
@@ -226,6 +234,7 @@ pub fn is_restricted(inst: &Instance) -> bool {
 pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
     let name = sandbox_of(&inst.name)?.to_string();
     let ssh_alias = sshcfg::host_alias(&name);
+    let reachable = sshcfg::has_entry(&name);
     let devices = if inst.expanded_devices.is_empty() { &inst.devices } else { &inst.expanded_devices };
     let mut ports = Vec::new();
     for (dev, cfg) in devices {
@@ -255,6 +264,7 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
         managed: key(keys::CREATED_BY).is_some(),
         health: None,
+        reachable,
         ssh_alias,
         usage: crate::engine::anthropic::usage::Usage::from_config(
             inst.config.get(crate::engine::anthropic::usage::KEY).map(String::as_str),
@@ -310,7 +320,11 @@ if command -v docker >/dev/null 2>&1; then d=$(systemctl is-active docker 2>/dev
 if [ -S /run/ssh-agent.sock ]; then echo agent=yes; else echo agent=no; fi
 if [ -s /home/ubuntu/.claude/.credentials.json ]; then echo login=yes; else echo login=no; fi
 if grep -Eqs '(ANTHROPIC_API_KEY|ANTHROPIC_AUTH_TOKEN|CLAUDE_CODE_OAUTH_TOKEN)=' /etc/profile.d/sandbox-env.sh; then echo env=yes; else echo env=no; fi
+for p in /usr/local/bin/claude /usr/bin/claude /home/ubuntu/.local/bin/claude; do [ -e "$p" ] && echo claude-bin=yes; done
 "#;
+
+/// Where stacks put the `claude` command (npm -g, the native installer).
+const CLAUDE_PATHS: [&str; 3] = ["usr/local/bin/claude", "usr/bin/claude", "home/ubuntu/.local/bin/claude"];
 
 /// Health of every running sandbox, all at once, each bounded in time. On a local daemon the
 /// sandbox's filesystem is read through `/proc/<init pid>/root` (no process started in it);
@@ -337,14 +351,15 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
                     },
                 };
                 let root = pid.map(|p| std::path::PathBuf::from(format!("/proc/{p}/root")));
-                if let Some(root) = root.filter(|r| r.join("etc").is_dir()) {
+                if let (Some(pid), Some(root)) = (pid, root.filter(|r| r.join("etc").is_dir())) {
                     let (mut h, env, login) = health_from_root(&root);
                     h.claude = ClaudeAuth::of(env, login, endpoint, host_set);
                     h.claude_auth = h.claude.works();
+                    h.listening = listen::of_pid(pid);
                     return Some(h);
                 }
             }
-            let spec = ExecSpec::new(["sh", "-c", HEALTH_PROBE]);
+            let spec = ExecSpec::new(["sh", "-c", &format!("{HEALTH_PROBE}{}", listen::PROBE)]);
             let out = tokio::time::timeout(Duration::from_secs(3), incus.exec(&inst, &spec)).await.ok()?.ok()?;
             let text = out.stdout_str();
             let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
@@ -354,6 +369,8 @@ pub async fn probe_health(incus: &Incus, sandboxes: &mut [Sandbox]) {
                 ssh_agent: field("agent") == "yes",
                 claude_auth: claude.works(),
                 claude,
+                claude_installed: field("claude-bin") == "yes",
+                listening: listen::parse(&text),
             })
         }
     });
@@ -393,7 +410,16 @@ fn health_from_root(root: &std::path::Path) -> (Health, bool, bool) {
     let in_env = meta(env).is_some_and(|m| m.is_file() && m.len() < 1 << 20)
         && std::fs::read_to_string(root.join(env))
             .is_ok_and(|t| crate::engine::anthropic::CREDENTIAL_VARS.iter().any(|v| t.contains(&format!("{v}="))));
-    (Health { docker, ssh_agent, claude_auth: false, claude: ClaudeAuth::None }, in_env, login)
+    let claude_installed = CLAUDE_PATHS.iter().any(|p| exists(p));
+    let h = Health {
+        docker,
+        ssh_agent,
+        claude_auth: false,
+        claude: ClaudeAuth::None,
+        claude_installed,
+        listening: Vec::new(),
+    };
+    (h, in_env, login)
 }
 
 #[cfg(test)]

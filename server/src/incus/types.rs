@@ -252,6 +252,14 @@ pub struct Event {
 }
 
 impl Event {
+    /// For lifecycle events, whatever their source: "network-created", "instance-started", …
+    pub fn lifecycle_action(&self) -> Option<&str> {
+        if self.kind != "lifecycle" {
+            return None;
+        }
+        self.metadata.get("action")?.as_str()
+    }
+
     /// For lifecycle events: ("instance-started", "agent-x").
     pub fn lifecycle(&self) -> Option<(&str, &str)> {
         if self.kind != "lifecycle" {
