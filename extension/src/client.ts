@@ -46,6 +46,9 @@ function version(bin: string): Promise<string> {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+
+/** Methods that report progress (`$/progress` on a work-done token). */
+type ProgressMethod = 'sandbox/create' | 'sandbox/start' | 'sandbox/setup' | 'sandbox/exec';
 /** A sidecar that stayed up this long is healthy again: the back-off starts over. */
 const HEALTHY_AFTER_MS = 60_000;
 
@@ -132,10 +135,11 @@ export class Sidecar implements vscode.Disposable {
           connectionOptions: { maxRestartCount: 0 },
           errorHandler: {
             error: () => ({ action: ErrorAction.Continue, handled: true }),
-            // Our own restart (with back-off) instead of the client's immediate one.
+            // Our own restart (with back-off) instead of the client's immediate one; the
+            // client logs our message (one restart policy, said once).
             closed: () => {
-              if (gen === this.generation) this.scheduleRestart('the sidecar exited');
-              return { action: CloseAction.DoNotRestart, handled: true };
+              const message = gen === this.generation ? this.scheduleRestart('the sidecar exited', false) : 'sidecar: stopped';
+              return { action: CloseAction.DoNotRestart, handled: true, message };
             },
           },
         },
@@ -159,13 +163,16 @@ export class Sidecar implements vscode.Disposable {
     }
   }
 
-  private scheduleRestart(why: string) {
+  /** Restarts with back-off; returns what it does (logged here unless the caller logs it). */
+  private scheduleRestart(why: string, log = true): string {
     if (Date.now() - this.startedAt > HEALTHY_AFTER_MS) this.failures = 0;
     const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** this.failures++);
-    this.log.warn(`sidecar: ${why}; restarting in ${delay / 1000} s`);
+    const message = `sidecar: ${why}; restarting in ${delay / 1000} s`;
+    if (log) this.log.warn(message);
     this.setState('error', `${why}; restarting in ${delay / 1000} s`);
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => void this.start(), delay);
+    return message;
   }
 
   private async stopClient() {
@@ -200,13 +207,15 @@ export class Sidecar implements vscode.Disposable {
   }
 
   /** A request with a work-done token: each `$/progress` message goes to `onMessage`. */
-  async requestWithProgress<M extends 'sandbox/create' | 'sandbox/start' | 'sandbox/setup'>(
+  async requestWithProgress<M extends ProgressMethod>(
     method: M, params: Methods[M]['params'], onMessage: (m: string) => void, token?: vscode.CancellationToken,
   ): Promise<Methods[M]['result']> {
     const workDoneToken = `agent-sandboxes-${process.pid}-${++this.seq}`;
+    // A command's output keeps its indentation (the sidecar indents output lines by two).
+    const text = (m: string) => (method === 'sandbox/exec' ? m.replace(/^ {2}/, '') : m.trim());
     const sub = this.client && this.lc?.WorkDoneProgress && this.client.onProgress(this.lc.WorkDoneProgress.type, workDoneToken, (v) => {
       switch (v.kind) {
-        case 'report': if (v.message) onMessage(v.message.trim()); break;
+        case 'report': if (v.message) onMessage(text(v.message)); break;
         case 'begin': case 'end': break; // `begin` only says "starting": the steps come as reports
       }
     });

@@ -1,21 +1,25 @@
 // Palette, view-title and tree-item commands (category "Sandbox"). Each collects what it needs
 // (from the tree selection, or a quick pick), calls the sidecar, and opens windows or terminals.
+// Making sandboxes is in createFlow.ts, the host's own setup and checks in hostSetup.ts.
 import * as vscode from 'vscode';
 import { SandboxError, type Sidecar } from './client';
 import { setAnthropicCredential } from './credential';
-import { reportError } from './errors';
-import { githubTokenFor, withGithubToken } from './github';
+import { create, createCommand, newAgent, sendPrompt } from './createFlow';
+import { logError, reportError } from './errors';
+import { githubTokenFor } from './github';
 import { isBuilt } from './goldenModel';
 import type { GoldenNode } from './goldenTree';
+import { doctor, setUpMachine } from './hostSetup';
 import { isRunning } from './model';
-import type { CheckStatus, CreateOptions, ExecResult, GoldenState, NameOutcome, PortForward, Sandbox } from './protocol.generated';
+import type { ExecResult, GoldenState, NameOutcome, PortForward, Sandbox } from './protocol.generated';
 import { ensureInclude, ensureRemoteSsh, remoteUri } from './remoteSsh';
 import type { Store } from './store';
 import { openTerminals, type TerminalKind } from './terminals';
 import { portUrl, type Node } from './tree';
+import { listeningOn } from './treeModel';
 import { BACK, ui } from './ui';
 import * as v from './validate';
-import { branchWizard, createWizard } from './wizard';
+import { branchWizard } from './wizard';
 
 export interface Ctx {
   context: vscode.ExtensionContext;
@@ -26,18 +30,20 @@ export interface Ctx {
   reload(): Promise<void>;
 }
 
-type Arg = Node | GoldenNode | string | undefined;
+type Arg = Node | GoldenNode | string | { retry: unknown } | undefined;
 type Filter = (s: Sandbox) => boolean;
-const running: Filter = (s) => isRunning(s.state);
-const stopped: Filter = (s) => !isRunning(s.state);
-const any: Filter = () => true;
+// Palette pickers offer this user's sandboxes (another user's must be adopted first).
+const running: Filter = (s) => s.reachable && isRunning(s.state);
+const stopped: Filter = (s) => s.reachable && !isRunning(s.state);
+const mine: Filter = (s) => s.reachable;
+const foreign: Filter = (s) => !s.reachable;
 
 /**
  * The sandboxes a command acts on: the tree's multi-selection, the clicked item, a name given by
  * a caller (`executeCommand(id, 'name')`), or else a quick pick.
  */
 async function targets(ctx: Ctx, arg: Arg, selected: Arg[] | undefined, filter: Filter, many: boolean, verb: string): Promise<string[]> {
-  const nameOf = (a: Arg) => (typeof a === 'string' ? a : a && a.kind !== 'golden' ? a.name : undefined);
+  const nameOf = (a: Arg) => (typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' ? a.name : undefined);
   const fromTree = (selected && selected.length > 1 ? selected : [arg]).map(nameOf).filter((n): n is string => !!n);
   if (fromTree.length > 0) return many ? [...new Set(fromTree)] : fromTree.slice(0, 1);
   const candidates = ctx.store.all().filter(filter);
@@ -63,22 +69,23 @@ function sidecarBinary(ctx: Ctx): string {
   return b.path;
 }
 
-async function create(ctx: Ctx, p: CreateOptions | undefined): Promise<Sandbox | undefined> {
-  if (!p) return undefined;
-  const params = await withGithubToken(p);
-  const r = await ctx.sidecar.withProgress(`Creating sandbox ${p.name}`, 'sandbox/create', params);
-  const open = 'Open in Remote-SSH';
-  const claude = 'Open Claude';
-  void ui().ask('info', `Sandbox ${p.name} is running (${r.seconds.toFixed(1)} s).`, {}, open, claude).then((a) => {
-    if (a === open) void vscode.commands.executeCommand('agentSandboxes.openRemote', p.name);
-    if (a === claude) void vscode.commands.executeCommand('agentSandboxes.openClaude', p.name);
-  });
-  return r.sandbox;
+/** A sandbox another user made: its error says so, and the notification offers Adopt. */
+class NotReachable extends SandboxError {
+  constructor(readonly sandbox: string) {
+    super('failed', `sandbox ${sandbox} was made by another user (or another SANDBOX_HOME): your SSH key and ssh config entry are not in it`,
+      `adopt it (Sandbox: Adopt…, or \`sandbox adopt ${sandbox}\`) to reach it`);
+  }
+}
+
+function notReachable(name: string): never {
+  throw new NotReachable(name);
 }
 
 async function openRemote(ctx: Ctx, name: string): Promise<vscode.Uri | undefined> {
   const s = ctx.store.get(name) ?? (await ctx.sidecar.request('sandbox/get', { name })) ?? undefined;
   if (!s) throw new SandboxError('not_found', `sandbox '${name}' does not exist`, 'refresh the Sandboxes view');
+  if (!s.reachable) notReachable(name);
+  if (!(await ensureRemoteSsh(name))) return undefined;
   if (!isRunning(s.state)) {
     const start = 'Start It';
     const a = await ui().ask('warning', `Sandbox ${name} is ${s.state}.`, {}, start);
@@ -86,34 +93,26 @@ async function openRemote(ctx: Ctx, name: string): Promise<vscode.Uri | undefine
     await ctx.sidecar.withProgress(`Starting sandbox ${name}`, 'sandbox/start', { name });
   }
   const info = await ctx.sidecar.request('sandbox/hostInfo', {});
-  if (!info.sshEntries.includes(name)) {
-    throw new SandboxError('failed', `${info.sshConfig} has no entry for ${name}`, `start the sandbox again (it rewrites the entry): sandbox start ${name}`);
-  }
-  if (!(await ensureRemoteSsh())) return undefined;
-  if (!(await ensureInclude(ctx.context.globalState, info))) {
-    const add = 'Add the Include line';
-    void ui().ask('warning', `Remote-SSH cannot find the host sandbox-${name} without the Include line in ~/.ssh/config.`, {}, add).then(async (a) => {
-      if (a !== add) return;
-      await ctx.context.globalState.update('agentSandboxes.sshIncludeConsent', undefined);
-      void vscode.commands.executeCommand('agentSandboxes.openRemote', name);
-    });
-    return undefined;
-  }
+  if (!info.sshEntries.includes(name)) notReachable(name);
+  if (!(await ensureInclude(info))) return undefined;
   const uri = remoteUri(s, info);
   await ui().openFolder(uri, { forceNewWindow: true });
   return uri;
 }
 
+/** Runs a command in each sandbox, each one's output shown line by line as it comes. */
 async function runCommand(ctx: Ctx, names: string[], out: vscode.OutputChannel): Promise<(ExecResult | undefined)[]> {
   if (names.length === 0) return [];
   const cmd = await ui().input({ title: 'Run Command in Sandboxes', prompt: `Command for ${names.join(', ')} (run with bash -lc as ubuntu in /workspace/project)`, placeholder: 'git status', validate: (x) => (x.trim() ? undefined : 'type a command') });
   if (typeof cmd !== 'string') return [];
   out.show(true);
-  const results = await Promise.allSettled(names.map((name) => ctx.sidecar.request('sandbox/exec', { name, command: ['bash', '-lc', cmd] })));
+  out.appendLine(`=== ${names.join(', ')}: ${cmd}`);
+  const prefix = (name: string) => (names.length > 1 ? `[${name}] ` : '');
+  const results = await Promise.allSettled(names.map((name) => ctx.sidecar.requestWithProgress('sandbox/exec', { name, command: ['bash', '-lc', cmd] },
+    (line) => out.appendLine(`${prefix(name)}${line}`))));
   results.forEach((r, i) => {
-    out.appendLine(`=== ${names[i]}: ${cmd} ${r.status === 'fulfilled' ? `(exit ${r.value.status})` : '(error)'} ===`);
-    if (r.status === 'fulfilled') out.append(r.value.stdout + r.value.stderr);
-    else reportError(`Run in ${names[i]}`, r.reason);
+    out.appendLine(`=== ${names[i]}: ${r.status === 'fulfilled' ? `exit ${r.value.status}` : 'error'}`);
+    if (r.status === 'rejected') reportError(`Run in ${names[i]}`, r.reason);
   });
   return results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
 }
@@ -128,6 +127,23 @@ async function exposePort(ctx: Ctx, name: string): Promise<PortForward | undefin
   void ui().ask('info', `127.0.0.1:${f.hostPort} now forwards to port ${port} of ${name}.`, {}, open)
     .then((a) => a === open && vscode.env.openExternal(vscode.Uri.parse(portUrl(f))));
   return f;
+}
+
+/** Opens a forwarded port in the browser — after checking (now) that something answers there. */
+async function openPort(ctx: Ctx, name: string, port: PortForward): Promise<boolean> {
+  const s = await ctx.sidecar.request('sandbox/get', { name });
+  if (s) ctx.store.apply({ name, sandbox: s });
+  const l = listeningOn(port, s?.health?.listening);
+  const anyway = 'Open Anyway';
+  const url = portUrl(port);
+  if (l === 'no' || l === 'loopback') {
+    const why = l === 'no'
+      ? `Nothing listens on port ${port.containerPort} in ${name} yet: start your server there first.`
+      : `The server on port ${port.containerPort} in ${name} listens on 127.0.0.1 only, which the forward cannot reach: make it listen on 0.0.0.0 (e.g. --host 0.0.0.0).`;
+    if ((await ui().ask('warning', why, {}, anyway)) !== anyway) return false;
+  }
+  await vscode.env.openExternal(vscode.Uri.parse(url));
+  return true;
 }
 
 function setupChoice(state: GoldenState): string {
@@ -156,27 +172,6 @@ async function setup(ctx: Ctx, only?: string): Promise<void> {
   void ui().ask('info', `Setup done: ${reports.map((r) => `${r.stack} ${r.action}`).join(', ') || 'Incus is ready'}.`, {});
 }
 
-/** [log mark, icon] of a check's status. */
-function checkMark(status: CheckStatus): [string, string] {
-  switch (status) {
-    case 'ok': return ['ok  ', 'pass'];
-    case 'warning': return ['warn', 'warning'];
-    case 'failed': return ['FAIL', 'error'];
-  }
-}
-
-async function doctor(ctx: Ctx): Promise<void> {
-  const checks = await ctx.sidecar.request('sandbox/doctor', {});
-  for (const c of checks) ctx.sidecar.log.info(`doctor: ${checkMark(c.status)[0]} ${c.name}: ${c.detail}${c.fix ? ` (fix: ${c.fix})` : ''}`);
-  const items = checks.map((c) => ({ label: `$(${checkMark(c.status)[1]}) ${c.name}`, description: c.detail, detail: c.fix ? `fix: ${c.fix}` : undefined, fix: c.fix }));
-  const r = await ui().pick({ title: 'Sandbox: Doctor', placeholder: 'Select a failed check to copy the command that fixes it', items });
-  const fix = r && r !== BACK ? r[0].fix : undefined;
-  if (fix) {
-    await vscode.env.clipboard.writeText(fix);
-    void ui().ask('info', `Copied: ${fix}`, {});
-  }
-}
-
 async function nuke(ctx: Ctx): Promise<void> {
   const r = await ui().input({ title: 'Sandbox: Nuke', prompt: 'This removes EVERY sandbox and golden image on this host. Type nuke to confirm.', validate: (x) => (x === 'nuke' ? undefined : 'type nuke to confirm') });
   if (r !== 'nuke') return;
@@ -185,6 +180,7 @@ async function nuke(ctx: Ctx): Promise<void> {
 }
 
 async function copySshCommand(ctx: Ctx, name: string): Promise<string> {
+  if (ctx.store.get(name)?.reachable === false) notReachable(name);
   const info = await ctx.sidecar.request('sandbox/hostInfo', {});
   const cmd = `ssh -F ${info.sshConfig} ${name}`;
   await vscode.env.clipboard.writeText(cmd);
@@ -192,24 +188,74 @@ async function copySshCommand(ctx: Ctx, name: string): Promise<string> {
   return cmd;
 }
 
-export function registerCommands(ctx: Ctx): void {
-  const run = vscode.window.createOutputChannel('Agent Sandboxes: Run');
-  ctx.context.subscriptions.push(run);
-  const reg = (id: string, what: string, fn: (arg: Arg, selected?: Arg[]) => Promise<unknown>) => {
+/** Open Claude: the terminals, and — when a sandbox has no Claude Code — a notification saying so. */
+async function openClaude(ctx: Ctx, names: string[]): Promise<vscode.Terminal[]> {
+  const terminals = openTerminals(sidecarBinary(ctx), 'claude', names);
+  const probed = await Promise.all(names.map((name) => ctx.sidecar.request('sandbox/get', { name }).catch(() => null)));
+  const without = probed.filter((s): s is Sandbox => !!s?.health && !s.health.claudeInstalled);
+  if (without.length > 0) {
+    const which = without.map((s) => s.name).join(', ');
+    const stacks = [...new Set(without.map((s) => s.stack ?? '?'))].join(', ');
+    const e = new SandboxError('failed', `Claude Code is not installed in ${which} (the golden image of stack ${stacks} has none)`,
+      `rebuild that golden image, or install it in the sandbox (Open Shell, then npm install -g @anthropic-ai/claude-code)`);
+    logError('Open Claude', e);
+    void ui().ask('error', `Open Claude: ${e.message} — ${e.hint}`, {}, 'Rebuild Stack', 'Open Shell').then((a) => {
+      if (a === 'Open Shell') void vscode.commands.executeCommand('agentSandboxes.openShell', without[0].name);
+      if (a === 'Rebuild Stack' && without[0].stack) void vscode.commands.executeCommand('agentSandboxes.rebuildStack', { kind: 'golden', stack: without[0].stack });
+    });
+  }
+  return terminals;
+}
+
+async function adopt(ctx: Ctx, name: string): Promise<Sandbox> {
+  const s = await ctx.sidecar.request('sandbox/adopt', { name });
+  ctx.store.apply({ name, sandbox: s });
+  void ui().ask('info', `You can reach ${name} now: your SSH key is in it and its entry in your ssh config.`, {});
+  return s;
+}
+
+type Reg = (id: string, what: string, fn: (arg: Arg, selected?: Arg[]) => Promise<unknown>) => void;
+
+/** Registers `agentSandboxes.ID`; a failure becomes a notification (with Adopt when it helps). */
+function registrar(ctx: Ctx): Reg {
+  return (id, what, fn) => {
     ctx.context.subscriptions.push(vscode.commands.registerCommand(`agentSandboxes.${id}`, async (arg?: Arg, selected?: Arg[]) => {
       try {
         return await fn(arg, selected);
       } catch (e) {
-        reportError(what, e);
+        const adoptIt: [string, () => unknown][] = e instanceof NotReachable
+          ? [['Adopt', () => vscode.commands.executeCommand('agentSandboxes.adopt', e.sandbox)]] : [];
+        reportError(what, e, adoptIt);
         return undefined;
       }
     }));
   };
-  const each = async (names: string[], fn: (n: string) => Thenable<unknown>) => { await Promise.all(names.map(fn)); };
+}
 
-  reg('create', 'Create sandbox', async () => create(ctx, await createWizard(ctx.store)));
+export function registerCommands(ctx: Ctx): void {
+  const reg = registrar(ctx);
+  registerLifecycle(ctx, reg);
+  registerWork(ctx, reg);
+  reg('setup', 'Setup', async () => setup(ctx));
+  reg('rebuildStack', 'Rebuild stack', async (a) => {
+    if (a && typeof a === 'object' && 'kind' in a && a.kind === 'golden') await setup(ctx, a.stack);
+  });
+  reg('setUpMachine', 'Set up this machine', async () => setUpMachine(ctx, sidecarBinary(ctx)));
+  reg('doctor', 'Doctor', async () => doctor(ctx));
+  reg('setAnthropicCredential', 'Set Anthropic credential', async () => setAnthropicCredential(ctx.sidecar, ctx.reload));
+  reg('nuke', 'Nuke', async () => nuke(ctx));
+  reg('refresh', 'Refresh', async () => ctx.reload());
+  reg('showLogs', 'Show logs', async () => ctx.sidecar.log.show(true));
+  reg('restartSidecar', 'Restart sidecar', async () => ctx.sidecar.restart());
+}
+
+/** Making, starting, stopping, adopting and destroying sandboxes. */
+function registerLifecycle(ctx: Ctx, reg: Reg): void {
+  const each = async (names: string[], fn: (n: string) => Thenable<unknown>) => { await Promise.all(names.map(fn)); };
+  reg('create', 'Create sandbox', async (a) => createCommand(ctx, a));
+  reg('newAgent', 'New agent', async () => newAgent(ctx, () => sidecarBinary(ctx)));
   reg('branch', 'Branch sandbox', async (a, sel) => {
-    const [from] = await targets(ctx, a, sel, any, false, 'branch from');
+    const [from] = await targets(ctx, a, sel, mine, false, 'branch from');
     return from ? create(ctx, await branchWizard(ctx.store, from)) : undefined;
   });
   reg('start', 'Start sandbox', async (a, sel) => each(await targets(ctx, a, sel, stopped, true, 'start'),
@@ -222,49 +268,55 @@ export function registerCommands(ctx: Ctx): void {
     reportOutcomes('Stop', await ctx.sidecar.request('sandbox/stop', { names: [name] }));
     await ctx.sidecar.withProgress(`Restarting sandbox ${name}`, 'sandbox/start', { name });
   }));
-  reg('destroy', 'Destroy sandbox', async (a, sel) => {
-    const names = await targets(ctx, a, sel, any, true, 'destroy');
-    if (!names.length) return;
-    const yes = 'Destroy';
-    const answer = await ui().ask('warning', `Destroy ${names.join(', ')}?`, { modal: true, detail: 'The container, its disk (uncommitted and unpushed work included), its ports and SSH entries are removed.' }, yes);
-    if (answer !== yes) return;
-    // Deleting a sandbox's deploy key on GitHub needs a token with admin rights on its repository.
-    const githubToken = await githubTokenFor(names.map((n) => ctx.store.get(n)?.repo));
-    reportOutcomes('Destroy', await ctx.sidecar.request('sandbox/destroy', githubToken ? { names, githubToken } : { names }));
+  reg('destroy', 'Destroy sandbox', async (a, sel) => destroy(ctx, await targets(ctx, a, sel, mine, true, 'destroy')));
+  reg('adopt', 'Adopt sandbox', async (a, sel) => {
+    const [name] = await targets(ctx, a, sel, foreign, false, 'adopt');
+    return name ? adopt(ctx, name) : undefined;
   });
+}
+
+async function destroy(ctx: Ctx, names: string[]): Promise<void> {
+  if (!names.length) return;
+  const yes = 'Destroy';
+  const answer = await ui().ask('warning', `Destroy ${names.join(', ')}?`, { modal: true, detail: 'The container, its disk (uncommitted and unpushed work included), its ports and SSH entries are removed.' }, yes);
+  if (answer !== yes) return;
+  // Deleting a sandbox's deploy key on GitHub needs a token with admin rights on its repository.
+  const githubToken = await githubTokenFor(names.map((n) => ctx.store.get(n)?.repo)).catch((e) => {
+    ctx.sidecar.log.warn(`destroy: no GitHub sign-in (${e instanceof Error ? e.message : String(e)}); deploy keys are removed with GH_TOKEN or gh's token if there is one`);
+    return undefined;
+  });
+  reportOutcomes('Destroy', await ctx.sidecar.request('sandbox/destroy', githubToken ? { names, githubToken } : { names }));
+}
+
+/** Working in sandboxes: windows, terminals, prompts, commands, ports. */
+function registerWork(ctx: Ctx, reg: Reg): void {
+  const run = vscode.window.createOutputChannel('Agent Sandboxes: Run');
+  ctx.context.subscriptions.push(run);
+  const binary = () => sidecarBinary(ctx);
   reg('openRemote', 'Open in Remote-SSH', async (a, sel) => {
     const [name] = await targets(ctx, a, sel, running, false, 'open in Remote-SSH');
     return name ? openRemote(ctx, name) : undefined;
   });
   const term = (kind: TerminalKind) => async (a: Arg, sel?: Arg[]) => {
     const names = await targets(ctx, a, sel, running, true, kind === 'claude' ? 'open Claude in' : 'open a shell in');
-    return names.length ? openTerminals(sidecarBinary(ctx), kind, names) : [];
+    for (const n of names) if (ctx.store.get(n)?.reachable === false) notReachable(n);
+    if (names.length === 0) return [];
+    return kind === 'claude' ? openClaude(ctx, names) : openTerminals(binary(), kind, names);
   };
   reg('openClaude', 'Open Claude', term('claude'));
   reg('openShell', 'Open Shell', term('shell'));
+  reg('sendPrompt', 'Send prompt', async (a, sel) => sendPrompt(ctx, await targets(ctx, a, sel, running, true, 'send a prompt to'), binary));
   reg('runCommand', 'Run command', async (a, sel) => runCommand(ctx, await targets(ctx, a, sel, running, true, 'run a command in'), run));
   reg('exposePort', 'Expose port', async (a, sel) => {
-    const [name] = await targets(ctx, a, sel, any, false, 'expose a port of');
+    const [name] = await targets(ctx, a, sel, mine, false, 'expose a port of');
     return name ? exposePort(ctx, name) : undefined;
   });
   reg('unexposePort', 'Stop forwarding', async (a) => {
-    if (a && typeof a !== 'string' && a.kind === 'port') await ctx.sidecar.request('sandbox/unexpose', { name: a.name, port: a.port.containerPort });
+    if (a && typeof a === 'object' && 'kind' in a && a.kind === 'port') await ctx.sidecar.request('sandbox/unexpose', { name: a.name, port: a.port.containerPort });
   });
-  reg('openPort', 'Open port', async (a) => {
-    if (a && typeof a !== 'string' && a.kind === 'port') await vscode.env.openExternal(vscode.Uri.parse(portUrl(a.port)));
-  });
+  reg('openPort', 'Open port', async (a) => (a && typeof a === 'object' && 'kind' in a && a.kind === 'port' ? openPort(ctx, a.name, a.port) : false));
   reg('copySshCommand', 'Copy SSH command', async (a, sel) => {
-    const [name] = await targets(ctx, a, sel, any, false, 'copy the SSH command of');
+    const [name] = await targets(ctx, a, sel, mine, false, 'copy the SSH command of');
     return name ? copySshCommand(ctx, name) : undefined;
   });
-  reg('setup', 'Setup', async () => setup(ctx));
-  reg('rebuildStack', 'Rebuild stack', async (a) => {
-    if (a && typeof a !== 'string' && a.kind === 'golden') await setup(ctx, a.stack);
-  });
-  reg('doctor', 'Doctor', async () => doctor(ctx));
-  reg('setAnthropicCredential', 'Set Anthropic credential', async () => setAnthropicCredential(ctx.sidecar, ctx.reload));
-  reg('nuke', 'Nuke', async () => nuke(ctx));
-  reg('refresh', 'Refresh', async () => ctx.reload());
-  reg('showLogs', 'Show logs', async () => ctx.sidecar.log.show(true));
-  reg('restartSidecar', 'Restart sidecar', async () => ctx.sidecar.restart());
 }

@@ -2,16 +2,17 @@
 // background (activation does not wait for it), and "Restart Sidecar" is the same start again
 // (the typos-lsp style). Inside a sandbox's own window nothing manages Incus.
 import * as vscode from 'vscode';
-import { Sidecar } from './client';
+import { SandboxError, Sidecar } from './client';
 import { registerCommands, type Ctx } from './commands';
 import { SIDECAR_SETTINGS } from './config';
 import { Denials } from './denials';
-import { reportError } from './errors';
+import { configureErrors, reportError } from './errors';
 import { GoldenTree } from './goldenTree';
 import { sandboxOfThisWindow } from './remoteSsh';
 import { StatusBar } from './statusBar';
 import { Store } from './store';
 import { SandboxTree, type Node } from './tree';
+import { closeTerminalsOf } from './terminals';
 import { setUi } from './ui';
 
 /** What the extension returns from activate(): used by its own test suite. */
@@ -71,57 +72,76 @@ export function activate(context: vscode.ExtensionContext): Api {
     }
     loaded = Promise.resolve();
   } else {
-    const s = sidecar;
-    const list = async () => {
-      const mark = store.mark();
-      const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
-      store.setGolden(images);
-      store.reset(all, mark);
-      // Health probes run a command in each sandbox: fill them in once they are back.
-      const mark2 = store.mark();
-      store.reset(await s.request('sandbox/list', {}), mark2);
-    };
-    // The one full listing per sidecar start; a failure (Incus busy mid-change) is retried a
-    // few times before it is reported, since until it succeeds the tree misses sandboxes.
-    const reload = async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await list();
-        } catch (e) {
-          log.error(`listing sandboxes (attempt ${attempt}): ${e instanceof Error ? e.message : String(e)}`);
-          if (attempt >= 4 || s.state !== 'ready') return reportError('Listing sandboxes', e);
-          await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
-        }
-      }
-    };
-    let resolveLoaded: () => void = () => undefined;
-    loaded = new Promise((r) => { resolveLoaded = r; });
-    const ctx: Ctx = { context, sidecar: s, store, view, reload };
-    registerCommands(ctx);
-    context.subscriptions.push(
-      s.onDidChangeSandbox((c) => store.apply(c)),
-      ...denials.watch(),
-      s.onDidChangeStatus((st) => {
-        const before = store.status();
-        store.setStatus(st);
-        // Incus back, or golden images built or removed: the lists are read again.
-        const changed = before !== undefined && st.incusReachable
-          && (!before.incusReachable || before.goldenBuilt.join(' ') !== st.goldenBuilt.join(' '));
-        if (changed) void reload();
-      }),
-      s.onDidBecomeReady(() => void reload().then(resolveLoaded)),
-      s.onDidChangeState((st) => { if (st !== 'ready') store.clear(); }),
-      vscode.workspace.onDidChangeConfiguration((e) => {
-        if (SIDECAR_SETTINGS.some((k) => e.affectsConfiguration(k))) void s.restart();
-      }),
-    );
-    void s.start();
+    loaded = manage(context, sidecar, store, denials, view, log);
   }
 
   const activationMs = performance.now() - t0;
   const loadMs = tActivate - t0;
   log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
   return { sidecar, store, denials, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, whenLoaded: () => loaded, setUi };
+}
+
+/**
+ * Manages sandboxes from this window: commands, the sidecar's pushes into the store, reloads
+ * after each (re)start; starts the sidecar. Resolves once the first lists arrived.
+ */
+function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): Promise<void> {
+  const list = async () => {
+    const mark = store.mark();
+    const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
+    store.setGolden(images);
+    store.reset(all, mark);
+    // Health probes run a command in each sandbox: fill them in once they are back.
+    const mark2 = store.mark();
+    store.reset(await s.request('sandbox/list', {}), mark2);
+  };
+  // The one full listing per sidecar start; a failure (Incus busy mid-change) is retried a
+  // few times before it is reported, since until it succeeds the tree misses sandboxes.
+  const reload = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await list();
+      } catch (e) {
+        log.error(`listing sandboxes (attempt ${attempt}): ${e instanceof Error ? e.message : String(e)}`);
+        // Incus not answering is what the welcome view and the status bar explain: no toast.
+        if (e instanceof SandboxError && e.code === 'incus_unavailable') return;
+        if (attempt >= 4 || s.state !== 'ready') return reportError('Listing sandboxes', e);
+        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      }
+    }
+  };
+  let resolveLoaded: () => void = () => undefined;
+  const loaded = new Promise<void>((r) => { resolveLoaded = r; });
+  const ctx: Ctx = { context, sidecar: s, store, view, reload };
+  configureErrors(log, () => (store.status()?.remote ?? 'local') === 'local');
+  registerCommands(ctx);
+  context.subscriptions.push(
+    s.onDidChangeSandbox((c) => {
+      store.apply(c);
+      // Destroyed: its terminals' connections would hang until typed in.
+      if (!c.sandbox && closeTerminalsOf(c.name) > 0) log.info(`closed the terminals of ${c.name} (destroyed)`);
+    }),
+    ...denials.watch(),
+    vscode.window.onDidCloseTerminal((t) => {
+      const code = t.exitStatus?.code;
+      if (/^(Claude|Shell) · /.test(t.name) && code !== undefined && code !== 0) log.warn(`terminal "${t.name}" ended with exit code ${code}`);
+    }),
+    s.onDidChangeStatus((st) => {
+      const before = store.status();
+      store.setStatus(st);
+      // Incus back, or golden images built or removed: the lists are read again.
+      const changed = before !== undefined && st.incusReachable
+        && (!before.incusReachable || before.goldenBuilt.join(' ') !== st.goldenBuilt.join(' '));
+      if (changed) void reload();
+    }),
+    s.onDidBecomeReady(() => void reload().then(resolveLoaded)),
+    s.onDidChangeState((st) => { if (st !== 'ready') store.clear(); }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (SIDECAR_SETTINGS.some((k) => e.affectsConfiguration(k))) void s.restart();
+    }),
+  );
+  void s.start();
+  return loaded;
 }
 
 export async function deactivate(): Promise<void> {

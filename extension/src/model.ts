@@ -19,7 +19,12 @@ export class SandboxSet {
     return [...this.sandboxes.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
   get(name: string): Sandbox | undefined { return this.sandboxes.get(name); }
-  running(): number { return this.all().filter((s) => isRunning(s.state)).length; }
+  /** This user's sandboxes (reachable ones) that run. */
+  running(): number { return this.all().filter((s) => s.reachable && isRunning(s.state)).length; }
+  /** This user's sandboxes. */
+  mine(): number { return this.all().filter((s) => s.reachable).length; }
+  /** Sandboxes other users made (not reachable from here until adopted). */
+  others(): number { return this.all().filter((s) => !s.reachable).length; }
 
   /** Marks the start of a list request; pass the mark to `reset`. */
   mark(): number { return this.seq; }

@@ -1,17 +1,21 @@
 // Opening a sandbox in a Remote-SSH window: its SSH host alias and the managed ssh config come
 // from the sidecar (Sandbox.sshAlias, sandbox/hostInfo); ~/.ssh/config must Include that config
-// (added once, with consent); then VS Code opens vscode-remote://ssh-remote+ALIAS/PROJECT.
+// (added with consent); then VS Code opens vscode-remote://ssh-remote+ALIAS/PROJECT. Where that
+// hand-off cannot work (an editor in a browser, no Remote-SSH), the shell and the SSH command
+// are offered instead.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { HostInfo, Sandbox } from './protocol.generated';
 import { hasInclude, withInclude } from './sshConfig';
-import { ui } from './ui';
+import { REMOTE_SSH_IDS, ui } from './ui';
 
-/** Extensions that provide the `ssh-remote` authority (Microsoft's, and VSCodium's open one). */
-export const REMOTE_SSH_IDS = ['ms-vscode-remote.remote-ssh', 'jeanp413.open-remote-ssh'];
-const CONSENT_KEY = 'agentSandboxes.sshIncludeConsent';
+export { REMOTE_SSH_IDS } from './ui';
+
+export const ADD_INCLUDE = 'Add the Include line';
+export const OPEN_SHELL = 'Open Shell';
+export const COPY_SSH = 'Copy SSH Command';
 
 export function remoteUri(s: Sandbox, info: HostInfo): vscode.Uri {
   return vscode.Uri.parse(`vscode-remote://ssh-remote+${s.sshAlias}${info.projectDir}`);
@@ -22,42 +26,59 @@ export function userSshConfig(): string {
 }
 
 /**
- * Makes sure ~/.ssh/config includes the managed config, asking once. The Include goes first:
- * an Include after a `Host` line would only apply inside that block.
+ * Makes sure ~/.ssh/config includes the managed config, asking first (one question: add it, or
+ * cancel). The Include goes first: an Include after a `Host` line would only apply inside it.
  */
-export async function ensureInclude(state: vscode.Memento, info: HostInfo): Promise<boolean> {
+export async function ensureInclude(info: HostInfo): Promise<boolean> {
   const file = userSshConfig();
   const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
   if (hasInclude(text, [info.sshInclude, info.sshConfig])) return true;
-  if (state.get(CONSENT_KEY) === 'declined') return false;
   const line = `Include ${info.sshInclude}`;
-  const add = 'Add the Include line';
   const answer = await ui().ask('info',
-    `Remote-SSH finds sandboxes through the managed ssh config. Add \`${line}\` at the top of ~/.ssh/config? (asked once)`,
-    { modal: true, detail: `${file} gets one line; each sandbox is then the SSH host sandbox-NAME.` }, add, 'Not now');
-  if (answer !== add) {
-    if (answer !== undefined) await state.update(CONSENT_KEY, 'declined');
-    return false;
-  }
+    `Remote-SSH finds sandboxes through the managed ssh config. Add \`${line}\` at the top of ~/.ssh/config?`,
+    { modal: true, detail: `${file} gets one line (the rest stays as it is); each sandbox is then the SSH host sandbox-NAME.` }, ADD_INCLUDE);
+  if (answer !== ADD_INCLUDE) return false;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   fs.writeFileSync(file, withInclude(text, info.sshInclude), { mode: 0o600 });
-  await state.update(CONSENT_KEY, 'accepted');
   return true;
 }
 
-/** Offers to install Remote-SSH when no ssh-remote provider is installed; false: do not open. */
-export async function ensureRemoteSsh(): Promise<boolean> {
-  if (REMOTE_SSH_IDS.some((id) => vscode.extensions.getExtension(id))) return true;
-  const install = 'Install Remote-SSH';
-  const anyway = 'Open Anyway';
-  const answer = await ui().ask('warning',
-    'Opening a sandbox in its own window needs the Remote - SSH extension (ms-vscode-remote.remote-ssh).',
-    { modal: true, detail: 'Open Anyway if another extension in this editor handles ssh-remote:// windows.' }, install, anyway);
-  if (answer === install) {
-    await vscode.commands.executeCommand('workbench.extensions.installExtension', REMOTE_SSH_IDS[0]);
-    return true;
+/** The Remote-SSH extension this editor's marketplace has (Microsoft's in VS Code itself). */
+function installableId(): string {
+  return ['vscode', 'vscode-insiders'].includes(vscode.env.uriScheme) ? REMOTE_SSH_IDS[0] : REMOTE_SSH_IDS[1];
+}
+
+/** Offers what works instead of a Remote-SSH window: the shell, the SSH command. */
+export function offerInstead(name: string, why: string): void {
+  void ui().ask('warning', `${why} Open a shell in ${name} here, or copy its SSH command for a terminal or another editor.`, {}, OPEN_SHELL, COPY_SSH)
+    .then((a) => {
+      if (a === OPEN_SHELL) void vscode.commands.executeCommand('agentSandboxes.openShell', name);
+      if (a === COPY_SSH) void vscode.commands.executeCommand('agentSandboxes.copySshCommand', name);
+    });
+}
+
+/** Whether a Remote-SSH window can be opened (installing Remote-SSH when the user agrees). */
+export async function ensureRemoteSsh(name: string): Promise<boolean> {
+  switch (ui().remoteSsh()) {
+    case 'ready':
+      return true;
+    case 'impossible':
+      offerInstead(name, 'This editor runs in a browser, so it cannot open a sandbox in a Remote-SSH window.');
+      return false;
+    case 'missing': {
+      const id = installableId();
+      const install = 'Install Remote-SSH';
+      const answer = await ui().ask('warning', `Opening ${name} in its own window needs the Remote - SSH extension (${id}).`,
+        { modal: true, detail: 'Or work in it from here: a shell in a terminal, or its SSH command.' }, install, OPEN_SHELL, COPY_SSH);
+      if (answer === install) {
+        await vscode.commands.executeCommand('workbench.extensions.installExtension', id);
+        return true;
+      }
+      if (answer === OPEN_SHELL) void vscode.commands.executeCommand('agentSandboxes.openShell', name);
+      if (answer === COPY_SSH) void vscode.commands.executeCommand('agentSandboxes.copySshCommand', name);
+      return false;
+    }
   }
-  return answer === anyway;
 }
 
 /**

@@ -5,7 +5,7 @@ import { statusView } from './statusView';
 import type { Store } from './store';
 import { total } from './usage';
 
-const ENABLED = ['agentSandboxes.showLogs', 'agentSandboxes.restartSidecar', 'agentSandboxes.create', 'agentSandboxes.doctor', 'agentSandboxes.setup', 'workbench.view.extension.agentSandboxes'];
+const ENABLED = ['agentSandboxes.setUpMachine', 'agentSandboxes.showLogs', 'agentSandboxes.restartSidecar', 'agentSandboxes.create', 'agentSandboxes.doctor', 'agentSandboxes.setup', 'workbench.view.extension.agentSandboxes'];
 
 export class StatusBar implements vscode.Disposable {
   readonly item = vscode.window.createStatusBarItem('agentSandboxes.status', vscode.StatusBarAlignment.Left, 50);
@@ -33,7 +33,8 @@ export class StatusBar implements vscode.Disposable {
       version: this.sidecar.binary?.version,
       status: this.store.status(),
       running: this.store.running(),
-      total: this.store.all().length,
+      total: this.store.mine(),
+      others: this.store.others(),
       tokens: total(this.store.all()),
     });
     const md = new vscode.MarkdownString(v.tooltip, true);

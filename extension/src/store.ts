@@ -15,6 +15,8 @@ export class Store implements vscode.Disposable {
   all(): Sandbox[] { return this.set.all(); }
   get(name: string): Sandbox | undefined { return this.set.get(name); }
   running(): number { return this.set.running(); }
+  mine(): number { return this.set.mine(); }
+  others(): number { return this.set.others(); }
   goldenImages(): GoldenInfo[] | undefined { return this.golden; }
   status(): ServerStatus | undefined { return this.serverStatus; }
 
@@ -33,7 +35,10 @@ export class Store implements vscode.Disposable {
 
   private fire() {
     void vscode.commands.executeCommand('setContext', 'agentSandboxes.golden', goldenContext(this.golden, this.serverStatus));
-    void vscode.commands.executeCommand('setContext', 'agentSandboxes.incus', this.serverStatus?.incusReachable === false ? 'unreachable' : 'ok');
+    // The welcome view follows why Incus does not answer, or is not set up (IncusState).
+    void vscode.commands.executeCommand('setContext', 'agentSandboxes.incus', this.serverStatus?.incus ?? 'unknown');
+    // The walkthrough's "Create a sandbox" step is done once one exists, not when the wizard opens.
+    void vscode.commands.executeCommand('setContext', 'agentSandboxes.hasSandbox', this.set.mine() > 0);
     this.emitter.fire();
   }
 

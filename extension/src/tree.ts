@@ -55,7 +55,7 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
       }
       case 'port': {
         const p = node.port;
-        const v = portView(p);
+        const v = portView(p, this.store.get(node.name)?.health?.listening);
         const item = new vscode.TreeItem(v.label, vscode.TreeItemCollapsibleState.None);
         item.id = `port:${node.name}:${p.device}:${p.hostPort}/${p.proto}`;
         item.description = v.description;

@@ -1,8 +1,8 @@
 // What the Sandboxes view shows for a sandbox, its ports, its health and its recent egress
 // refusals, without VS Code: the tree (tree.ts) turns these into TreeItems. `contextValue` drives
-// the menus in package.json: `sandbox.<state>`, `port.<http|other>.<role>`, `health`,
-// `denial.<name|address>`.
-import type { Denial, DenialKind, DockerState, Egress, Health, PortForward, Sandbox, SandboxState } from './protocol.generated';
+// the menus in package.json: `sandbox.<state>` (this user's), `foreign.<state>` (another user's:
+// not reachable until adopted), `port.<http|other>.<role>`, `health`, `denial.<name|address>`.
+import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Sandbox, SandboxState } from './protocol.generated';
 import { claudeHealth, tokensLine, tokensShort } from './usage';
 
 export interface Icon { id: string; color?: string }
@@ -62,8 +62,15 @@ function egressText(e: Egress): string {
   }
 }
 
+/** The branch it works on, in words. */
+export function branchText(s: Sandbox): string {
+  return s.branch ?? (s.repo ? 'default branch' : 'no repository');
+}
+
+/** What the item says next to its name: stack and branch (slot and ports are in the tooltip). */
 export function description(s: Sandbox): string {
-  const parts = [s.stack ?? 'unknown stack', s.branch ?? 'no branch', s.slot !== null ? `slot ${s.slot}` : 'no slot'];
+  if (!s.reachable) return `${s.stack ?? 'unknown stack'} · another user's: Adopt to reach it`;
+  const parts = [s.stack ?? 'unknown stack', branchText(s)];
   const tokens = tokensShort(s);
   if (tokens) parts.push(tokens);
   return parts.join(' · ');
@@ -71,6 +78,9 @@ export function description(s: Sandbox): string {
 
 export function tooltip(s: Sandbox): string {
   const out = [`**${s.name}** — $(${stateIcon(s.state).id}) ${s.state}${s.managed ? '' : ' (made by the seed scripts)'}\n\n`];
+  if (!s.reachable) {
+    out.push('Made by another user (or another `SANDBOX_HOME`): your SSH key and ssh config entry are not in it. **Adopt** adds them.\n\n');
+  }
   const row = (k: string, v: string | null | undefined) => { if (v) out.push(`- ${k}: \`${v}\`\n`); };
   row('stack', s.stack);
   row('repository', s.repo);
@@ -79,13 +89,14 @@ export function tooltip(s: Sandbox): string {
   row('egress', egressText(s.egress));
   row('limits', [s.cpu && `${s.cpu} CPU`, s.memory].filter(Boolean).join(', ') || null);
   row('SSH host', s.sshAlias);
+  row('slot', s.slot !== null ? String(s.slot) : null);
   if (s.ports.length > 0) {
     out.push('\n| port | host | in sandbox |\n|---|---|---|\n');
     for (const p of s.ports) out.push(`| ${p.role} | 127.0.0.1:${p.hostPort}/${p.proto} | ${p.containerPort} |\n`);
   }
   if (s.health) {
     const h = s.health;
-    out.push(`\nhealth: docker ${h.docker} · ssh-agent ${h.sshAgent ? 'yes' : 'no'} · Claude ${claudeHealth(h.claude).detail}\n`);
+    out.push(`\nhealth: docker ${h.docker} · ssh-agent ${h.sshAgent ? 'yes' : 'no'} · Claude ${claudeOf(h).detail}\n`);
   }
   if (s.usage && s.usage.requests > 0) {
     out.push(`\ntokens through the host: ${tokensLine(s.usage)}\n`);
@@ -98,10 +109,36 @@ export function tooltip(s: Sandbox): string {
 }
 
 export function sandboxView(s: Sandbox): SandboxView {
-  return { label: s.name, description: description(s), contextValue: `sandbox.${s.state}`, icon: stateIcon(s.state), tooltip: tooltip(s) };
+  const mine = s.reachable;
+  return {
+    label: s.name,
+    description: description(s),
+    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}`,
+    icon: mine ? stateIcon(s.state) : { id: 'lock', color: 'disabledForeground' },
+    tooltip: tooltip(s),
+  };
 }
 
-export function portView(p: PortForward): PortView {
+/** Whether anything answers behind a forwarded TCP port (undefined: not known, or not TCP). */
+export type Listening = 'yes' | 'loopback' | 'no' | undefined;
+
+export function listeningOn(p: PortForward, listening: Listener[] | undefined): Listening {
+  if (!listening || p.proto !== 'tcp') return undefined;
+  const l = listening.find((x) => x.port === p.containerPort);
+  if (!l) return 'no';
+  return l.loopbackOnly ? 'loopback' : 'yes';
+}
+
+function listeningText(l: Listening, p: PortForward): string {
+  switch (l) {
+    case 'yes': return ' · listening';
+    case 'no': return ' · nothing listening';
+    case 'loopback': return ` · bound to 127.0.0.1 inside: listen on 0.0.0.0:${p.containerPort}`;
+    case undefined: return '';
+  }
+}
+
+export function portView(p: PortForward, listening?: Listener[]): PortView {
   const http = isHttp(p);
   const url = http ? portUrl(p) : undefined;
   let icon: string;
@@ -109,9 +146,10 @@ export function portView(p: PortForward): PortView {
     case 'ssh': icon = 'terminal'; break;
     case 'app': case 'alt': case 'extra': icon = http ? 'globe' : 'plug'; break;
   }
+  const l = p.role === 'ssh' ? undefined : listeningOn(p, listening);
   return {
     label: `${p.role} ${p.containerPort}/${p.proto}`,
-    description: `127.0.0.1:${p.hostPort}`,
+    description: `127.0.0.1:${p.hostPort}${listeningText(l, p)}`,
     contextValue: `port.${http ? 'http' : 'other'}.${p.role}`,
     icon: { id: icon },
     tooltip: url ? `Open ${url}` : `host 127.0.0.1:${p.hostPort} → sandbox port ${p.containerPort}`,
@@ -127,11 +165,16 @@ function dockerOk(d: DockerState): boolean | undefined {
   }
 }
 
+/** The health child "Claude": not installed comes first (then its credential). */
+function claudeOf(h: Health): { ok: boolean; detail: string; fix?: string } {
+  return h.claudeInstalled ? claudeHealth(h.claude) : { ok: false, detail: 'not installed' };
+}
+
 export function healthViews(h: Health): HealthView[] {
   return [
     { label: 'docker', ok: dockerOk(h.docker), detail: h.docker },
     { label: 'ssh-agent', ok: h.sshAgent, detail: h.sshAgent ? 'forwarded' : 'none' },
-    { label: 'Claude', ...claudeHealth(h.claude) },
+    { label: 'Claude', ...claudeOf(h) },
   ];
 }
 

@@ -1,7 +1,8 @@
-// The seam between the extension and VS Code's interactive UI: quick inputs, questions and
-// opening a window. Commands talk to `ui` only, so the extension's own test suite can answer the
-// wizard and prompts (`setUi`) and replace only the `openFolder` call, while everything else —
-// sidecar, Incus, terminals, the tree — stays real.
+// The seam between the extension and VS Code's interactive UI: quick inputs, questions, the
+// GitHub sign-in dialog and opening a window (with what this editor can open). Commands talk to
+// `ui` only, so the extension's own test suite can answer the wizard and prompts (`setUi`) and
+// replace only the `openFolder` call, while everything else — sidecar, Incus, terminals, the
+// tree — stays real.
 import * as vscode from 'vscode';
 
 /** Returned by a step when the user pressed Back. */
@@ -35,6 +36,21 @@ export interface PickStep<T extends vscode.QuickPickItem> extends Step {
 
 export type Severity = 'info' | 'warning' | 'error';
 
+/**
+ * Can this editor open a sandbox in a Remote-SSH window? `ready`: an ssh-remote provider is
+ * installed; `missing`: none is, but one can be; `impossible`: the editor runs in a browser
+ * (code-server, vscode.dev), where the hand-off cannot work.
+ */
+export type RemoteSshSupport = 'ready' | 'missing' | 'impossible';
+
+/** Extensions that provide the `ssh-remote` authority (Microsoft's, and VSCodium's open one). */
+export const REMOTE_SSH_IDS = ['ms-vscode-remote.remote-ssh', 'jeanp413.open-remote-ssh'];
+
+export function remoteSshSupport(): RemoteSshSupport {
+  if (vscode.env.uiKind === vscode.UIKind.Web) return 'impossible';
+  return REMOTE_SSH_IDS.some((id) => vscode.extensions.getExtension(id)) ? 'ready' : 'missing';
+}
+
 export interface Ui {
   /** undefined: cancelled (Escape). */
   input(s: InputStep): Promise<string | Back | undefined>;
@@ -42,6 +58,10 @@ export interface Ui {
   /** A notification (or a modal dialog) with actions; resolves to the action chosen. */
   ask(severity: Severity, message: string, options: { modal?: boolean; detail?: string }, ...actions: string[]): Promise<string | undefined>;
   openFolder(uri: vscode.Uri, options: { forceNewWindow: boolean }): Promise<void>;
+  /** What `openFolder` can do with a Remote-SSH URI here. */
+  remoteSsh(): RemoteSshSupport;
+  /** The GitHub sign-in (scope `repo`); rejects when the user cancels it. */
+  githubToken(): Promise<string>;
 }
 
 function buttons(s: Step): vscode.QuickInputButton[] {
@@ -62,7 +82,9 @@ export const vscodeUi: Ui = {
       box.validationMessage = msg ? { message: msg, severity: vscode.InputBoxValidationSeverity.Error } : undefined;
       return !msg;
     };
-    check(box.value);
+    // No complaint before the user typed anything: an empty box is checked on Enter. A
+    // prefilled value is checked at once (it may need editing).
+    if (box.value !== '') check(box.value);
     return new Promise((resolve) => {
       let done = false;
       const finish = (v: string | Back | undefined) => { if (!done) { done = true; resolve(v); box.dispose(); } };
@@ -126,6 +148,13 @@ export const vscodeUi: Ui = {
 
   async openFolder(uri, options) {
     await vscode.commands.executeCommand('vscode.openFolder', uri, options);
+  },
+
+  remoteSsh: remoteSshSupport,
+
+  async githubToken() {
+    const session = await vscode.authentication.getSession('github', ['repo'], { createIfNone: true });
+    return session.accessToken;
   },
 };
 

@@ -25,7 +25,7 @@ export function workspaceGit(): { origin?: string; branch?: string } {
   return { origin: origin && !v.repoUrl(origin) ? origin : undefined, branch };
 }
 
-function nameCheck(store: Store) {
+export function nameCheck(store: Store) {
   return (name: string) => v.sandboxName(name)
     ?? (store.get(name) ? `a sandbox named '${name}' exists: pick another name, or start it from the tree` : undefined);
 }
@@ -49,11 +49,16 @@ async function runSteps(steps: Step[]): Promise<boolean> {
   return true;
 }
 
-export async function createWizard(store: Store): Promise<CreateOptions | undefined> {
+/**
+ * The Create wizard. `previous`: the answers of a create that failed (Edit and Retry): every step
+ * starts from them.
+ */
+export async function createWizard(store: Store, previous?: CreateOptions): Promise<CreateOptions | undefined> {
   const git = workspaceGit();
   const built = (store.goldenImages() ?? []).filter((g) => g.built);
-  const p: CreateOptions = { name: '' };
-  let repo = git.origin ?? '';
+  const p: CreateOptions = { ...(previous ?? {}), name: previous?.name ?? '' };
+  delete p.githubToken;
+  let repo = previous ? (previous.repo ?? '') : (git.origin ?? '');
   const total = 5;
   const steps: Step[] = [
     async () => {
@@ -75,7 +80,10 @@ export async function createWizard(store: Store): Promise<CreateOptions | undefi
       if (git.branch) items.push({ id: 'current', label: git.branch, description: 'the current branch of this workspace' });
       items.push({ id: 'default', label: "The repository's default branch" });
       items.push({ id: 'new', label: '$(git-branch) New branch…', description: 'created in the sandbox' });
-      const r = await ui().pick({ title: TITLE, step: 3, totalSteps: total, placeholder: 'Branch', items });
+      // An earlier answer is highlighted again (Edit and Retry, Back).
+      const was = p.branch === undefined ? 'default' : p.branch === git.branch ? 'current' : 'new';
+      const selected = items.filter((i) => i.id === was);
+      const r = await ui().pick({ title: TITLE, step: 3, totalSteps: total, placeholder: 'Branch', items, selected });
       if (r === undefined || r === BACK) return r;
       if (r[0].id === 'new') {
         const b = await ui().input({ title: TITLE, step: 3, totalSteps: total, prompt: 'New branch name', value: p.branch ?? '', placeholder: 'feature/login', validate: v.branch });
@@ -143,25 +151,31 @@ async function optionsStep(p: CreateOptions, step: number, total: number): Promi
     { id: 'env', label: 'Environment variables…', description: 'NAME=VALUE, stored literally' },
     { id: 'domains', label: 'Domains file…', description: 'your allowlist (implies Restrict domains)' },
   ];
-  const pre = (p.restrictDomains ?? config.restrictDomainsByDefault()) ? items.filter((i) => i.id === 'restrict') : [];
+  // Ticked: what an earlier answer chose (Edit and Retry), else the restrict-by-default setting.
+  const had: Record<string, boolean> = {
+    restrict: !!(p.restrictDomains ?? config.restrictDomainsByDefault()) && !p.domainsFile,
+    cpu: p.cpu !== undefined, memory: p.memory !== undefined, env: !!p.env?.length, domains: p.domainsFile !== undefined,
+  };
+  const pre = items.filter((i) => had[i.id]);
+  const before = { cpu: p.cpu, memory: p.memory, env: p.env?.join(' '), domains: p.domainsFile };
   const r = await ui().pick({ title: TITLE, step, totalSteps: total, placeholder: 'Options (none selected: defaults) — Enter to create', items, canPickMany: true, noneIsAnswer: true, selected: pre });
   if (r === undefined || r === BACK) return r;
   const chosen = new Set(r.map((i) => i.id));
   p.restrictDomains = chosen.has('restrict') || chosen.has('domains') || undefined;
-  const ask = async (prompt: string, placeholder: string, validate: (x: string) => string | undefined) => {
-    const x = await ui().input({ title: TITLE, step, totalSteps: total, prompt, placeholder, validate });
+  const ask = async (prompt: string, placeholder: string, value: string | undefined, validate: (x: string) => string | undefined) => {
+    const x = await ui().input({ title: TITLE, step, totalSteps: total, prompt, placeholder, value, validate });
     return x === BACK ? undefined : x;
   };
   p.cpu = p.memory = p.env = p.domainsFile = undefined;
-  if (chosen.has('cpu')) { p.cpu = await ask('CPUs', '2', v.cpu); if (p.cpu === undefined) return undefined; }
-  if (chosen.has('memory')) { p.memory = await ask('Memory', '4GiB', v.memory); if (p.memory === undefined) return undefined; }
+  if (chosen.has('cpu')) { p.cpu = await ask('CPUs', '2', before.cpu, v.cpu); if (p.cpu === undefined) return undefined; }
+  if (chosen.has('memory')) { p.memory = await ask('Memory', '4GiB', before.memory, v.memory); if (p.memory === undefined) return undefined; }
   if (chosen.has('env')) {
-    const e = await ask('Environment (NAME=VALUE separated by spaces)', 'RUST_LOG=debug FOO=bar', v.envList);
+    const e = await ask('Environment (NAME=VALUE separated by spaces)', 'RUST_LOG=debug FOO=bar', before.env, v.envList);
     if (e === undefined) return undefined;
     p.env = v.splitEnv(e);
   }
   if (chosen.has('domains')) {
-    p.domainsFile = await ask('Domains file on this machine (one domain a line)', '/home/me/allowed-domains.txt', (x) => (path.isAbsolute(x) ? undefined : 'give an absolute path'));
+    p.domainsFile = await ask('Domains file on this machine (one domain a line)', '/home/me/allowed-domains.txt', before.domains, (x) => (path.isAbsolute(x) ? undefined : 'give an absolute path'));
     if (p.domainsFile === undefined) return undefined;
   }
   return true;

@@ -3,7 +3,7 @@
 // the same prompt, as a user retyping would. Only `openFolder` is replaced outright (recorded).
 import * as assert from 'assert';
 import type * as vscode from 'vscode';
-import { BACK, type Back, type InputStep, type PickStep, type Severity, type Ui } from '../src/ui';
+import { BACK, remoteSshSupport, type Back, type InputStep, type PickStep, type RemoteSshSupport, type Severity, type Ui } from '../src/ui';
 
 /** A scripted answer: a value (input) / a label or labels (pick) / an action (ask), or Back. */
 export type Answer = string | string[] | Back | undefined;
@@ -17,6 +17,10 @@ export class ScriptedUi implements Ui {
   readonly prefilled = new Map<string, string | undefined>();
   /** The items each pick offered, by placeholder. */
   readonly offered = new Map<string, string[]>();
+  /** Every input in order: its prompt and the value it offered (prefilled). */
+  readonly inputs: { prompt: string; value: string | undefined }[] = [];
+  /** Every pick in order: its placeholder and the rows it had ticked or highlighted. */
+  readonly picks: { placeholder: string; selected: string[] }[] = [];
   readonly rejected: { value: string; message: string }[] = [];
   /** Prompts of the inputs that hid what was typed (password boxes). */
   readonly hidden: string[] = [];
@@ -24,6 +28,11 @@ export class ScriptedUi implements Ui {
   readonly opened: { uri: vscode.Uri; options: { forceNewWindow: boolean } }[] = [];
   /** Answers to `ask` by a substring of the message (asks without one get undefined). */
   readonly replies = new Map<string, string>();
+  /** What this editor can open (default: the real answer; the hand-off test pretends Remote-SSH is there). */
+  remoteSshAnswer: RemoteSshSupport | undefined;
+  /** The GitHub sign-in: a token, or the error a cancelled sign-in gives. */
+  github: { token: string } | { error: string } = { error: 'User did not consent to login.' };
+  githubAsked = 0;
 
   script(...answers: Answer[]): this {
     this.answers.push(...answers);
@@ -44,6 +53,7 @@ export class ScriptedUi implements Ui {
   async input(s: InputStep): Promise<string | Back | undefined> {
     if (!this.prefilled.has(s.prompt)) this.prefilled.set(s.prompt, s.value); // the first offer
     if (s.password) this.hidden.push(s.prompt);
+    this.inputs.push({ prompt: s.prompt, value: s.value });
     for (;;) {
       const a = this.next(s.prompt);
       if (a === BACK || a === undefined) return a;
@@ -56,6 +66,7 @@ export class ScriptedUi implements Ui {
 
   async pick<T extends vscode.QuickPickItem>(s: PickStep<T>): Promise<T[] | Back | undefined> {
     this.offered.set(s.placeholder, s.items.map((i) => i.label));
+    this.picks.push({ placeholder: s.placeholder, selected: (s.selected ?? []).map((i) => i.label) });
     const a = this.next(s.placeholder);
     if (a === BACK || a === undefined) return a;
     const labels = Array.isArray(a) ? a : [a as string];
@@ -75,5 +86,15 @@ export class ScriptedUi implements Ui {
 
   async openFolder(uri: vscode.Uri, options: { forceNewWindow: boolean }): Promise<void> {
     this.opened.push({ uri, options });
+  }
+
+  remoteSsh(): RemoteSshSupport {
+    return this.remoteSshAnswer ?? remoteSshSupport();
+  }
+
+  async githubToken(): Promise<string> {
+    this.githubAsked++;
+    if ('error' in this.github) throw new Error(this.github.error);
+    return this.github.token;
   }
 }

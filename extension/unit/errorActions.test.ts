@@ -9,7 +9,8 @@ const labels = (c: Parameters<typeof actionsFor>[0]) => actionsFor(c).map(([l]) 
 
 test('each code offers what helps, Show Logs last', () => {
   assert.deepEqual(labels('sidecar_unavailable'), ['Restart Sidecar', 'Show Logs']);
-  assert.deepEqual(labels('incus_unavailable'), ['Check the Host', 'Show Logs']);
+  assert.deepEqual(labels('incus_unavailable'), ['Set Up This Machine', 'Check the Host', 'Show Logs']);
+  assert.deepEqual(actionsFor('incus_unavailable', false).map(([l]) => l), ['Check the Host', 'Show Logs'], 'a remote is set up where it runs');
   assert.deepEqual(labels('needs_setup'), ['Run Setup', 'Show Logs']);
   assert.deepEqual(labels('not_found'), ['Refresh', 'Show Logs']);
   assert.deepEqual(labels('invalid_input'), ['Show Logs']);

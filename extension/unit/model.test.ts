@@ -30,7 +30,7 @@ test('a notification newer than the list request wins over the list', () => {
 
 test('notifications keep the last health probe while the state is unchanged', () => {
   const s = new SandboxSet();
-  const health = { docker: 'active' as const, sshAgent: true, claudeAuth: false, claude: 'hostUnset' as const };
+  const health = { docker: 'active' as const, sshAgent: true, claudeAuth: false, claude: 'hostUnset' as const, claudeInstalled: true, listening: [] };
   s.reset([sandbox({ name: 'a', health })], s.mark());
   s.apply({ name: 'a', sandbox: sandbox({ name: 'a', health: null }) });
   assert.deepEqual(s.get('a')?.health, health);
@@ -41,4 +41,12 @@ test('notifications keep the last health probe while the state is unchanged', ()
 test('only running counts as running', () => {
   for (const st of ['stopped', 'frozen', 'error', 'starting', 'stopping', 'unknown'] as const) assert.equal(isRunning(st), false, st);
   assert.equal(isRunning('running'), true);
+});
+
+test("another user's sandboxes are not counted as this user's", () => {
+  const s = new SandboxSet();
+  s.reset([sandbox({ name: 'mine' }), sandbox({ name: 'theirs', reachable: false }), sandbox({ name: 'off', state: 'stopped' })], s.mark());
+  assert.equal(s.running(), 1);
+  assert.equal(s.mine(), 2);
+  assert.equal(s.others(), 1);
 });

@@ -1,20 +1,22 @@
 // Tree items from a sandbox list: labels, menus (contextValue), icons, tooltips, ports, health.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { denialView, description, healthIcon, healthViews, isHttp, isName, portView, sandboxView, stateIcon } from '../src/treeModel';
-import { port, sandbox } from './fixtures';
+import { denialView, description, healthIcon, healthViews, isHttp, isName, listeningOn, portView, sandboxView, stateIcon } from '../src/treeModel';
+import { health, port, sandbox } from './fixtures';
 
-test('a sandbox item: state icon and menu, stack · branch · slot, a tooltip with its ports', () => {
-  const v = sandboxView(sandbox({ name: 'web', branch: 'feat/x', egress: 'filtered', cpu: '2', memory: '4GiB' }));
+test('a sandbox item: state icon and menu, stack · branch, a tooltip with slot and ports', () => {
+  const v = sandboxView(sandbox({ name: 'web', branch: 'feat/x', repo: 'git@github.com:o/r.git', egress: 'filtered', cpu: '2', memory: '4GiB' }));
   assert.equal(v.label, 'web');
-  assert.equal(v.description, 'minimal · feat/x · slot 3');
+  assert.equal(v.description, 'minimal · feat/x');
   assert.equal(v.contextValue, 'sandbox.running');
   assert.deepEqual(v.icon, { id: 'vm-running', color: 'charts.green' });
   assert.match(v.tooltip, /\| ssh \| 127\.0\.0\.1:2203\/tcp \| 22 \|/);
+  assert.match(v.tooltip, /slot: `3`/);
   assert.match(v.tooltip, /egress: `filtered \(allowlist\)`/);
   assert.match(v.tooltip, /limits: `2 CPU, 4GiB`/);
   assert.match(v.tooltip, /SSH host: `sandbox-web`/);
-  assert.equal(description(sandbox({ stack: null, branch: null, slot: null })), 'unknown stack · no branch · no slot');
+  assert.equal(description(sandbox({ stack: null, branch: null })), 'unknown stack · no repository');
+  assert.equal(description(sandbox({ repo: 'git@github.com:o/r.git', branch: null })), 'minimal · default branch');
   assert.equal(sandboxView(sandbox({ state: 'stopped' })).contextValue, 'sandbox.stopped');
   assert.match(sandboxView(sandbox({ managed: false })).tooltip, /made by the seed scripts/);
 });
@@ -24,10 +26,18 @@ test('tokens used through the host: in the description and, per model, in the to
     ({ requests, inputTokens, outputTokens, cacheReadTokens: 5, cacheWriteTokens: 3 });
   const usage = { ...t(3, 12345, 678), models: [{ model: 'claude-x|evil', ...t(2, 12000, 600) }, { model: 'claude-y', ...t(1, 345, 78) }] };
   const v = sandboxView(sandbox({ usage }));
-  assert.equal(v.description, 'minimal · no branch · slot 3 · 12.3k in / 678 out');
+  assert.equal(v.description, 'minimal · no repository · 12.3k in / 678 out');
   assert.match(v.tooltip, /tokens through the host: 12\.3k in · 678 out · 3 requests/);
   assert.match(v.tooltip, /\| claude-x evil \| 2 \| 12000 \| 600 \| 5 \| 3 \|/, 'a model name cannot break the table');
-  assert.equal(sandboxView(sandbox({ usage: { ...t(0, 0, 0), models: [] } })).description, 'minimal · no branch · slot 3');
+  assert.equal(sandboxView(sandbox({ usage: { ...t(0, 0, 0), models: [] } })).description, 'minimal · no repository');
+});
+
+test("another user's sandbox: marked, its own menu (Adopt), no slot jargon", () => {
+  const v = sandboxView(sandbox({ name: 'theirs', reachable: false }));
+  assert.equal(v.contextValue, 'foreign.running');
+  assert.equal(v.icon.id, 'lock');
+  assert.equal(v.description, "minimal · another user's: Adopt to reach it");
+  assert.match(v.tooltip, /Made by another user.*\*\*Adopt\*\* adds them/);
 });
 
 test('every state has an icon', () => {
@@ -49,18 +59,29 @@ test('ports: TCP other than SSH opens in the browser; menus by role', () => {
   assert.equal(isHttp(port('extra', 3001, 3000)), true);
 });
 
-test('health children: docker, ssh-agent, Claude (which says what to do, and a click does it)', () => {
-  const [docker, agent, claude] = healthViews({ docker: 'failed', sshAgent: true, claudeAuth: false, claude: 'none' });
+test('ports say whether anything listens behind them', () => {
+  const listening = [{ port: 8080, loopbackOnly: false }, { port: 9090, loopbackOnly: true }];
+  assert.equal(portView(port('app', 8003, 8080), listening).description, '127.0.0.1:8003 · listening');
+  assert.equal(portView(port('alt', 9003, 9090), listening).description, '127.0.0.1:9003 · bound to 127.0.0.1 inside: listen on 0.0.0.0:9090');
+  assert.equal(portView(port('extra', 3001, 3000), listening).description, '127.0.0.1:3001 · nothing listening');
+  assert.equal(portView(port('extra', 3001, 3000), undefined).description, '127.0.0.1:3001', 'not probed: nothing said');
+  assert.equal(portView(port('ssh', 2203, 22), []).description, '127.0.0.1:2203');
+  assert.equal(listeningOn(port('extra', 7001, 7000, 'udp'), []), undefined, 'UDP: not known');
+});
+
+test('health children: docker, ssh-agent, Claude (not installed first; else what to do, and a click does it)', () => {
+  const [docker, agent, claude] = healthViews(health({ docker: 'failed', sshAgent: true, claudeAuth: false, claude: 'none' }));
   assert.deepEqual(docker, { label: 'docker', ok: false, detail: 'failed' });
   assert.deepEqual(agent, { label: 'ssh-agent', ok: true, detail: 'forwarded' });
   assert.deepEqual(claude, { label: 'Claude', ok: false, detail: 'not signed in' });
-  assert.equal(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true, claude: 'host' })[0].ok, undefined);
-  const host = healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true, claude: 'host' })[2];
+  assert.equal(healthViews(health({ sshAgent: false, claudeAuth: true, claude: 'host' }))[0].ok, undefined);
+  const host = healthViews(health({ sshAgent: false, claudeAuth: true, claude: 'host' }))[2];
   assert.deepEqual([host.ok, host.detail, host.fix], [true, 'host credential (none inside)', undefined]);
-  const unset = healthViews({ docker: 'absent', sshAgent: false, claudeAuth: false, claude: 'hostUnset' })[2];
+  const unset = healthViews(health({ sshAgent: false, claudeAuth: false, claude: 'hostUnset' }))[2];
   assert.deepEqual([unset.ok, unset.fix], [false, 'agentSandboxes.setAnthropicCredential']);
   assert.match(unset.detail, /no credential on the host/);
-  assert.match(healthViews({ docker: 'absent', sshAgent: false, claudeAuth: true, claude: 'env' })[2].detail, /readable inside/);
+  assert.match(healthViews(health({ sshAgent: false, claudeAuth: true, claude: 'env' }))[2].detail, /readable inside/);
+  assert.deepEqual(healthViews(health({ claudeInstalled: false, claude: 'hostUnset' }))[2], { label: 'Claude', ok: false, detail: 'not installed' });
   assert.deepEqual(healthIcon(undefined), { id: 'circle-outline' });
   assert.equal(healthIcon(false).id, 'warning');
 });

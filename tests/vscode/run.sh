@@ -5,7 +5,10 @@
 # in $VSCODE_E2E_CACHE keyed by version; the extension's dev dependencies from package-lock.json),
 # compiles the extension, then runs:
 #   1. the extension's own Mocha suite inside the extension host (smoke-test-driver payload);
-#   2. a UI test clicking through the workbench, with screenshots in target/e2e-screenshots/.
+#   2. a UI test clicking through the workbench, with screenshots in target/e2e-screenshots/;
+#   3. the same UI with the sidecar's Incus socket pointing where nothing answers (the welcome
+#      view, Set Up This Machine);
+#   4. the same UI as another HOME (another user's view of the sandboxes; Adopt).
 # See ../../../shared/notes/vscode-e2e-here.md for why this recipe (no VS Code download here).
 #
 #   tests/vscode/run.sh            # install (cached) + both suites
@@ -92,7 +95,7 @@ cat > "$E2E/data/user/User/settings.json" <<'JSON'
 { "workbench.startupEditor": "none", "security.workspace.trust.enabled": false, "telemetry.telemetryLevel": "off",
   "extensions.autoCheckUpdates": false, "extensions.autoUpdate": false, "update.mode": "none",
   "workbench.secondarySideBar.defaultVisibility": "hidden", "chat.disableAIFeatures": true, "git.enabled": false,
-  "workbench.tips.enabled": false, "window.commandCenter": false }
+  "workbench.tips.enabled": false, "window.commandCenter": false, "terminal.integrated.gpuAcceleration": "off" }
 JSON
 CS=("$CODE_SERVER" --config "$E2E/data/config.yaml" --user-data-dir "$E2E/data/user" --extensions-dir "$E2E/data/extensions")
 
@@ -124,11 +127,14 @@ inet_down() {
 }
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
-  if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" "$UI_SANDBOX-r" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
+  if [ -n "$UI_SANDBOX" ]; then "$BIN" rm "$UI_SANDBOX" "$UI_SANDBOX-d" "$UI_SANDBOX-r" "$UI_SANDBOX-a" >/dev/null 2>&1 || true; UI_SANDBOX=; fi
 }
 # The simulated Anthropic API goes, and the tests' ~/.sandbox keeps no credential.
 sim_down() { kill "$SIM_PID" 2>/dev/null || true; "$BIN" auth rm anthropic >/dev/null 2>&1 || true; }
 trap 'cleanup; sim_down' EXIT
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
+}
 start_server() { # LOG-NAME extra-code-server-args…
   local name=$1; shift
   setsid "${CS[@]}" --auth none --bind-addr "127.0.0.1:$PORT" --disable-telemetry --disable-update-check \
@@ -139,7 +145,7 @@ start_server() { # LOG-NAME extra-code-server-args…
 }
 
 status=0
-ts "1/2 the extension's Mocha suite in the extension host (smoke-test driver), real sidecar + Incus"
+ts "1/4 the extension's Mocha suite in the extension host (smoke-test driver), real sidecar + Incus"
 export AGENT_SANDBOXES_TEST_RESULTS=$E2E/ext-test-results.json
 trap 'cleanup; inet_down; sim_down' EXIT
 inet_up
@@ -147,7 +153,7 @@ start_server ext-tests --vscode-option=enable-smoke-test-driver
 node tests/vscode/run-ext-tests.js "$REPO" "$REPO/out/ext/test/index.js" "$E2E/workspace" || status=1
 cleanup
 
-ts "2/2 UI test in headless Chromium: activity bar, tree, context menu, wizard, palette"
+ts "2/4 UI test in headless Chromium: activity bar, tree, context menu, wizard, palette, Open Claude, New Agent"
 UI_SANDBOX=t-ui-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
 "$BIN" start "$UI_SANDBOX" --stack minimal >/dev/null
 export UI_SANDBOX
@@ -161,6 +167,20 @@ else
 fi
 start_server ui
 SANDBOX_BIN=$BIN node tests/vscode/ui-e2e.js || status=1
+stop_server
+
+ts "3/4 UI test: no Incus answering the sidecar (its socket points nowhere): welcome view, Set Up This Machine"
+INCUS_SOCKET=/nonexistent/incus.socket start_server ui-no-incus
+UI_PHASE=no-incus SANDBOX_BIN=$BIN node tests/vscode/ui-e2e.js || status=1
+stop_server
+
+ts "4/4 UI test: another HOME (another user's view): the sandbox marked, then adopted"
+SECOND_HOME=$E2E/home2
+mkdir -p "$SECOND_HOME"
+export SECOND_SANDBOX_HOME=$SECOND_HOME/.sandbox
+HOME=$SECOND_HOME SANDBOX_HOME=$SECOND_SANDBOX_HOME XDG_CONFIG_HOME=$SECOND_HOME/.config XDG_DATA_HOME=$SECOND_HOME/.local/share \
+  XDG_CACHE_HOME=$SECOND_HOME/.cache start_server ui-second-home
+UI_PHASE=second-home SANDBOX_BIN=$BIN node tests/vscode/ui-e2e.js || status=1
 cleanup
 inet_down
 
