@@ -106,6 +106,18 @@ fn env_values_are_stored_literally_and_exec_runs_as_ubuntu() {
     // The exit code comes through.
     let o = sandbox(&["exec", &n, "--", "sh", "-c", "exit 3"], &[]);
     assert_eq!(o.status.code(), Some(3));
+    // So do 127 and 126, which Incus reports as a failed operation: the command's status, never
+    // "instance not found" (one sandbox streams, several are recorded: both ways).
+    for (cmd, code) in [("exit 127", 127), ("exit 126", 126)] {
+        let o = sandbox(&["exec", &n, "--", "sh", "-c", cmd], &[]);
+        assert_eq!(o.status.code(), Some(code), "{cmd}: {}", text(&o.stderr));
+        let o = sandbox(&["exec", &n, &n, "--", "sh", "-c", cmd], &[]);
+        assert!(
+            text(&o.stdout).contains(&format!("(exit {code})")) && !text(&o.stderr).contains("instance"),
+            "{cmd}: {}",
+            text(&o.stderr)
+        );
+    }
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn claude_command(prompt_file: Option<&str>) -> String {
 /// instead of letting the terminal end with "exit code 127".
 async fn require_claude(ctx: &Ctx, s: &Sandbox) -> Result<()> {
     let probe = sandbox::project_exec(["sh".into(), "-c".into(), "command -v claude >/dev/null".into()]);
-    let out = ctx.engine.incus.exec(&s.instance, &probe).await?;
+    let out = ctx.engine.incus.exec_streamed(&s.instance, &probe, |_, _| {}).await?;
     if out.status == 0 {
         return Ok(());
     }

@@ -141,13 +141,21 @@ impl Incus {
 
     /// Waits for an operation (server-side wait, no polling loop on our side).
     pub async fn wait_operation(&self, id: &str, what: &str) -> Result<Operation> {
+        let op = self.wait_operation_done(id, what).await?;
+        match op.status.as_str() {
+            "Success" => Ok(op),
+            "Cancelled" => Err(IncusError::Cancelled),
+            _ => Err(classify(op.status_code, &op.err, what)),
+        }
+    }
+
+    /// Waits until an operation ends, and returns it however it ended.
+    pub(super) async fn wait_operation_done(&self, id: &str, what: &str) -> Result<Operation> {
         loop {
             let op: Operation =
                 self.sync(Method::GET, &format!("/1.0/operations/{}/wait?timeout=60", enc(id)), None, what).await?;
             match op.status.as_str() {
-                "Success" => return Ok(op),
-                "Failure" => return Err(classify(op.status_code, &op.err, what)),
-                "Cancelled" => return Err(IncusError::Cancelled),
+                "Success" | "Failure" | "Cancelled" => return Ok(op),
                 _ => continue,
             }
         }
@@ -221,7 +229,7 @@ pub(crate) fn op_id(env: &Envelope) -> Result<String> {
         .ok_or_else(|| IncusError::Decode("async response without an operation".into()))
 }
 
-fn classify(status: u16, message: &str, what: &str) -> IncusError {
+pub(super) fn classify(status: u16, message: &str, what: &str) -> IncusError {
     let lower = message.to_ascii_lowercase();
     if status == 404 || lower.contains("not found") {
         IncusError::NotFound { what: what.to_string() }

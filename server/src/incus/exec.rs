@@ -95,6 +95,29 @@ pub enum Stream {
 
 impl Incus {
     /// Runs a command and returns its output and exit code (Incus records the output).
+    /// The end of an exec. Incus reports a command that exited 126 or 127 as a failed operation
+    /// ("Command not executable", "Command not found"): that is the command's exit status, not
+    /// a failure of the instance (it used to read as "instance not found").
+    async fn wait_exec(&self, id: &str, what: &str) -> Result<super::types::Operation> {
+        let mut op = self.wait_operation_done(id, what).await?;
+        match op.status.as_str() {
+            "Success" => Ok(op),
+            "Cancelled" => Err(IncusError::Cancelled),
+            _ => {
+                let e = op.err.to_ascii_lowercase();
+                let status = if e.contains("command not found") {
+                    127
+                } else if e.contains("command not executable") {
+                    126
+                } else {
+                    return Err(super::client::classify(op.status_code, &op.err, what));
+                };
+                op.metadata = Some(serde_json::json!({ "return": status }));
+                Ok(op)
+            }
+        }
+    }
+
     pub async fn exec(&self, name: &str, spec: &ExecSpec) -> Result<ExecOutput> {
         if spec.stdin.is_some() {
             return self.exec_streamed(name, spec, |_, _| {}).await;
@@ -103,9 +126,9 @@ impl Incus {
         let env = self
             .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(false), &what)
             .await?;
-        let op = self.wait_operation(&op_id(&env)?, &what).await?;
+        let op = self.wait_exec(&op_id(&env)?, &what).await?;
         let meta = op.metadata.unwrap_or_default();
-        let status = meta.get("return").and_then(Value::as_i64).unwrap_or(-1) as i32;
+        let status = exit_status(&meta);
         let mut out = ExecOutput { status, ..Default::default() };
         if let Some(paths) = meta.get("output").and_then(Value::as_object) {
             for (fd, path) in paths {
@@ -196,9 +219,14 @@ impl Incus {
                 },
             }
         }
-        let op = self.wait_operation(&id, &what).await?;
+        let op = self.wait_exec(&id, &what).await?;
         drop(control);
-        out.status = op.metadata.as_ref().and_then(|m| m.get("return")).and_then(Value::as_i64).unwrap_or(-1) as i32;
+        out.status = exit_status(&op.metadata.unwrap_or_default());
         Ok(out)
     }
+}
+
+/// The exit status an exec's metadata reports (-1 when it says none).
+fn exit_status(meta: &Value) -> i32 {
+    meta.get("return").and_then(Value::as_i64).unwrap_or(-1) as i32
 }
