@@ -1,6 +1,8 @@
 // The GitHub token for a create (deploy keys, #6): taken from VS Code's GitHub sign-in for that
 // one call and handed to the sidecar, never stored by the extension. A cancelled sign-in says why
 // it is needed and offers to go on without the repository.
+import { SandboxError } from './client';
+import { logError } from './errors';
 import type { CreateOptions } from './protocol.generated';
 import { ui } from './ui';
 
@@ -29,6 +31,7 @@ export async function withGithubToken(p: CreateOptions): Promise<CreateOptions |
       return { ...p, githubToken: await ui().githubToken() };
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
+      logError(`GitHub sign-in for ${p.repo}`, new SandboxError('failed', why, 'the deploy key needs it; or create without the repository'));
       const answer = await ui().ask('warning',
         `Sandbox ${p.name} clones ${p.repo} with its own deploy key, which is registered on GitHub with your sign-in (repo access) — and the sign-in did not complete.`,
         { modal: true, detail: `GitHub said: ${why}. Without it, the sandbox can be created without the repository (clone it inside later).` },

@@ -141,21 +141,13 @@ impl Incus {
 
     /// Waits for an operation (server-side wait, no polling loop on our side).
     pub async fn wait_operation(&self, id: &str, what: &str) -> Result<Operation> {
-        let op = self.wait_operation_done(id, what).await?;
-        match op.status.as_str() {
-            "Success" => Ok(op),
-            "Cancelled" => Err(IncusError::Cancelled),
-            _ => Err(classify(op.status_code, &op.err, what)),
-        }
-    }
-
-    /// Waits until an operation ends, and returns it however it ended.
-    pub(super) async fn wait_operation_done(&self, id: &str, what: &str) -> Result<Operation> {
         loop {
             let op: Operation =
                 self.sync(Method::GET, &format!("/1.0/operations/{}/wait?timeout=60", enc(id)), None, what).await?;
             match op.status.as_str() {
-                "Success" | "Failure" | "Cancelled" => return Ok(op),
+                "Success" => return Ok(op),
+                "Failure" => return Err(classify(op.status_code, &op.err, what)),
+                "Cancelled" => return Err(IncusError::Cancelled),
                 _ => continue,
             }
         }
@@ -229,8 +221,14 @@ pub(crate) fn op_id(env: &Envelope) -> Result<String> {
         .ok_or_else(|| IncusError::Decode("async response without an operation".into()))
 }
 
-pub(super) fn classify(status: u16, message: &str, what: &str) -> IncusError {
+fn classify(status: u16, message: &str, what: &str) -> IncusError {
     let lower = message.to_ascii_lowercase();
+    // How Incus ends an exec whose command exited 127 or 126 (never about the instance).
+    match message {
+        "Command not found" => return IncusError::CommandExited { status: 127 },
+        "Command not executable" => return IncusError::CommandExited { status: 126 },
+        _ => {}
+    }
     if status == 404 || lower.contains("not found") {
         IncusError::NotFound { what: what.to_string() }
     } else if status == 409 || lower.contains("already exists") || lower.contains("unique constraint failed") {
@@ -261,4 +259,20 @@ pub(super) fn op_fingerprint(op: &Operation) -> Result<String> {
 pub fn socket_exists(p: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::metadata(p).map(|m| m.file_type().is_socket()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::{IncusError, classify};
+
+    /// Incus ends the wait for an exec whose command exited 127 with a 400 "Command not found".
+    #[test]
+    fn an_exec_exit_status_is_not_a_missing_instance() {
+        assert!(matches!(
+            classify(400, "Command not found", "instance 'agent-x'"),
+            IncusError::CommandExited { status: 127 }
+        ));
+        assert!(matches!(classify(400, "Command not executable", "x"), IncusError::CommandExited { status: 126 }));
+        assert!(classify(404, "Instance not found", "instance 'agent-x'").is_not_found());
+    }
 }

@@ -31,6 +31,10 @@ pub enum IncusError {
     Operation { message: String },
     #[error("Incus operation was cancelled")]
     Cancelled,
+    /// An exec's command exited 127 or 126, which Incus reports as an error ("Command not
+    /// found"): the exec functions turn it back into that exit status.
+    #[error("the command exited with status {status}")]
+    CommandExited { status: i32 },
     #[error("TLS setup for the Incus remote failed: {0}")]
     Tls(String),
     #[error("Incus websocket failed: {0}")]

@@ -95,26 +95,17 @@ pub enum Stream {
 
 impl Incus {
     /// Runs a command and returns its output and exit code (Incus records the output).
-    /// The end of an exec. Incus reports a command that exited 126 or 127 as a failed operation
-    /// ("Command not executable", "Command not found"): that is the command's exit status, not
-    /// a failure of the instance (it used to read as "instance not found").
+    /// The end of an exec. Incus answers the wait for a command that exited 127 or 126 with an
+    /// error ("Command not found", "Command not executable"): that is the command's exit status,
+    /// not a failure of the instance (it used to read as "instance 'agent-X' not found").
     async fn wait_exec(&self, id: &str, what: &str) -> Result<super::types::Operation> {
-        let mut op = self.wait_operation_done(id, what).await?;
-        match op.status.as_str() {
-            "Success" => Ok(op),
-            "Cancelled" => Err(IncusError::Cancelled),
-            _ => {
-                let e = op.err.to_ascii_lowercase();
-                let status = if e.contains("command not found") {
-                    127
-                } else if e.contains("command not executable") {
-                    126
-                } else {
-                    return Err(super::client::classify(op.status_code, &op.err, what));
-                };
-                op.metadata = Some(serde_json::json!({ "return": status }));
-                Ok(op)
-            }
+        match self.wait_operation(id, what).await {
+            Err(IncusError::CommandExited { status }) => Ok(super::types::Operation {
+                status: "Success".into(),
+                metadata: Some(serde_json::json!({ "return": status })),
+                ..Default::default()
+            }),
+            r => r,
         }
     }
 
