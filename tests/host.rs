@@ -27,6 +27,12 @@ fn as_root_it_says_what_it_does_then_runs_the_steps_and_leaves_incus_ready() {
         let c = checks.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name}"));
         assert_eq!(c["ok"], true, "{c}");
     }
+    // The local daemon is what it sets up, whatever socket a client of it is pointed at (VS Code's
+    // terminal inherits the sidecar's INCUS_SOCKET): the steps ignore it, and do not start a second one.
+    let out = sandbox(&["host", "install", "--nat", "off"], &[("INCUS_SOCKET", "/nonexistent/incus.socket")]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("starting incusd"), "{err}");
 }
 
 #[test]

@@ -53,6 +53,9 @@ fn install(a: InstallArgs) -> Result<ExitCode> {
     let argv = host_install::bash_argv(&o);
     let status = std::process::Command::new(&argv[0])
         .args(&argv[1..])
+        // The steps set up this machine's own daemon at its standard socket; a client's setting
+        // (the sidecar's, inherited by VS Code's terminal) would make them wait on another one.
+        .env_remove("INCUS_SOCKET")
         .stdin(Stdio::null())
         .status()
         .map_err(|e| EngineError::failed(format!("cannot run bash: {e}"), "install bash"))?;
