@@ -145,7 +145,8 @@ fn claude_without_claude_says_why_and_keeps_the_terminal_open() {
     assert!(rm.success());
     let (seen, mut child) = on_a_terminal(&["claude", &name, "--wait-on-error"], "Press Enter to close this terminal.");
     assert!(seen.contains(&format!("Claude Code is not installed in sandbox '{name}'")), "{seen}");
-    assert!(seen.contains("hint: its golden image has none: rebuild it (`sandbox setup --rebuild minimal`)"), "{seen}");
+    assert!(seen.contains("hint: its golden image has none: rebuild it (`sandbox setup --rebuild minimal`"), "{seen}");
+    assert!(seen.contains(&format!("`sandbox start {name} --stack minimal`")), "{seen}");
     std::thread::sleep(Duration::from_millis(500));
     assert!(child.try_wait().unwrap().is_none(), "still open, waiting for Enter");
     child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();

@@ -197,7 +197,7 @@ async function openClaude(ctx: Ctx, names: string[]): Promise<vscode.Terminal[]>
     const which = without.map((s) => s.name).join(', ');
     const stacks = [...new Set(without.map((s) => s.stack ?? '?'))].join(', ');
     const e = new SandboxError('failed', `Claude Code is not installed in ${which} (the golden image of stack ${stacks} has none)`,
-      `rebuild that golden image, or install it in the sandbox (Open Shell, then npm install -g @anthropic-ai/claude-code)`);
+      'rebuild that golden image (Rebuild Stack: every image built now carries Claude Code), then make the sandbox again from it');
     logError('Open Claude', e);
     void ui().ask('error', `Open Claude: ${e.message} — ${e.hint}`, {}, 'Rebuild Stack', 'Open Shell').then((a) => {
       if (a === 'Open Shell') void vscode.commands.executeCommand('agentSandboxes.openShell', without[0].name);

@@ -120,9 +120,9 @@ async fn require_claude(ctx: &Ctx, s: &Sandbox) -> Result<()> {
     Err(EngineError::failed(
         format!("Claude Code is not installed in sandbox '{}' (no `claude` on its PATH)", s.name),
         format!(
-            "its golden image has none: rebuild it (`sandbox setup --rebuild {stack}`) or use a stack that has it \
-             (`sandbox setup --list`); or install it inside: sandbox shell {}, then npm install -g @anthropic-ai/claude-code",
-            s.name
+            "its golden image has none: rebuild it (`sandbox setup --rebuild {stack}`: every image built now \
+             carries Claude Code), then make the sandbox again from it (`sandbox rm {name}`, `sandbox start {name} --stack {stack}`)",
+            name = s.name
         ),
     ))
 }
