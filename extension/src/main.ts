@@ -32,6 +32,8 @@ export interface Api {
   sidecarAtActivation: string;
   /** In a sandbox's own window: its name. */
   inSandbox: string | undefined;
+  /** The file the log (the Agent Sandboxes output channel) is written to. */
+  logFile: string;
   /** Resolves once the sidecar answered and the first lists arrived. */
   whenLoaded(): Promise<void>;
   setUi: typeof setUi;
@@ -78,7 +80,9 @@ export function activate(context: vscode.ExtensionContext): Api {
   const activationMs = performance.now() - t0;
   const loadMs = tActivate - t0;
   log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
-  return { sidecar, store, denials, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, whenLoaded: () => loaded, setUi };
+  // VS Code writes an extension's log channel to LOGS/EXTENSION-ID/NAME.log: context.logUri/NAME.log.
+  const logFile = vscode.Uri.joinPath(context.logUri, 'Agent Sandboxes.log').fsPath;
+  return { sidecar, store, denials, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
 }
 
 /**

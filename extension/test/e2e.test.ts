@@ -48,6 +48,10 @@ function simRequests(): SimRequest[] {
   return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as SimRequest);
 }
 const created: string[] = [];
+/** What the extension logged so far (its output channel's file). */
+function logText(): string {
+  try { return fs.readFileSync(api.logFile, 'utf8'); } catch { return ''; }
+}
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -288,7 +292,8 @@ describe('Agent Sandboxes in VS Code', function () {
       .find((k): k is Extract<Node, { kind: 'port' }> => k.kind === 'port' && k.port.containerPort === 3000), 15_000);
     const item = api.tree.getTreeItem(portNode);
     assert.strictEqual(item.contextValue, 'port.http.extra');
-    assert.strictEqual(item.description, `127.0.0.1:${fwd.hostPort}`);
+    // Once the sandbox's health is probed the port also says nothing listens behind it (firstuser.test.ts).
+    assert.match(String(item.description), new RegExp(`^127\\.0\\.0\\.1:${fwd.hostPort}( · nothing listening)?$`));
     assert.strictEqual(item.command?.command, 'agentSandboxes.openPort');
     await vscode.commands.executeCommand('agentSandboxes.unexposePort', portNode);
     await waitFor('the port child gone', () => !api.tree.getChildren({ kind: 'sandbox', name: NAME })
@@ -501,6 +506,7 @@ describe('Agent Sandboxes in VS Code', function () {
     assert.strictEqual(pids.length, 1, `one sidecar child (found ${pids.join(', ')})`);
     const states: string[] = [];
     const sub = api.sidecar.onDidChangeState((st) => states.push(st));
+    const logBefore = logText().length;
     try {
       process.kill(Number(pids[0]), 'SIGKILL');
       await waitFor('the sidecar in error', () => api.sidecar.state === 'error', 10_000);
@@ -510,6 +516,10 @@ describe('Agent Sandboxes in VS Code', function () {
       sub.dispose();
     }
     assert.deepStrictEqual(states.slice(0, 3), ['error', 'starting', 'ready']);
+    // One restart policy, said once: ours, never the language client's own "will not be restarted".
+    const said = await waitFor('the restart in the log', () => { const t = logText().slice(logBefore); return t.includes('restarting in') && t; }, 10_000);
+    assert.strictEqual(said.match(/restarting in \d+ s/g)?.length, 1, said);
+    assert.doesNotMatch(said, /will not be restarted/i);
     await waitFor('the tree listed again', () => treeItem(NAME)?.contextValue === 'sandbox.running', 30_000);
   });
 

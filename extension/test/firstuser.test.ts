@@ -42,6 +42,11 @@ async function waitFor<T>(what: string, fn: () => T | undefined | false | Promis
 }
 
 let api: Api;
+
+/** What the extension logged so far (its output channel's file). */
+function logText(): string {
+  try { return fs.readFileSync(api.logFile, 'utf8'); } catch { return ''; }
+}
 let restoreUi: () => void = () => undefined;
 
 function scripted(): ScriptedUi {
@@ -108,6 +113,13 @@ describe('A first-time user', function () {
     const options = u.picks.filter((p) => p.placeholder.startsWith('Options'));
     assert.deepStrictEqual(options.map((p) => p.selected), [[], ['Domains file…']], 'the option is ticked again');
     assert.ok(!u.inputs.some((i) => i.prompt === 'New branch name'), 'no branch step without a repository');
+    // The log holds what the notifications said, with the code and the hint.
+    const log = await waitFor('both errors in the log', () => {
+      const text = logText();
+      return text.includes(`Create sandbox ${NAME}: [`) && text.includes('GitHub sign-in for git@github.com:example/project.git') && text;
+    }, 10_000);
+    assert.match(log, new RegExp(`Create sandbox ${NAME}: \\[invalid_input\\] [^\\n]*allowed-domains\\.txt[^\\n]*\\(hint: `));
+    assert.match(log, /GitHub sign-in for git@github\.com:example\/project\.git: \[failed\] [^\n]*consent[^\n]*\(hint: the deploy key needs it/);
   });
 
   it('the new sandbox gets its health without a Refresh; a port says whether anything listens, and opening an empty one asks first', async function () {

@@ -224,7 +224,7 @@ async function mainPhase() {
     await widget.filter({ hasText: 'What should the agent do?' }).waitFor({ timeout: 10000 });
     await widget.locator('input').fill('Write a haiku about containers');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => (document.querySelector('.quick-input-widget input')?.value ?? '').startsWith('write-haiku-containers'), null, { timeout: 10000 });
+    await page.waitForFunction(() => (document.querySelector('.quick-input-widget input')?.value ?? '').startsWith('write-haiku-about-containers'), null, { timeout: 10000 });
     await page.screenshot({ path: `${SHOTS}/new-agent-confirm.png` });
     await widget.locator('input').fill(AGENT);
     await page.keyboard.press('Enter');
