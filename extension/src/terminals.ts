@@ -28,6 +28,15 @@ export function terminalArgs(kind: TerminalKind, name: string, prompt?: string):
 }
 
 /**
+ * Types a prompt into a running Claude session, then Enter on its own a moment later: text and a
+ * newline in one write reach Claude Code's input as a paste (a line break in the prompt, nothing sent).
+ */
+function typeInto(t: vscode.Terminal, prompt: string): void {
+  t.sendText(prompt, false);
+  setTimeout(() => t.sendText('\r', false), 300);
+}
+
+/**
  * Opens (or shows the open) terminal for each sandbox. One: in the panel. Several: in the
  * editor area, one column each, side by side (the CLI's tmux panes, VS Code style). A prompt
  * starts a new Claude session on it (`--prompt`); an open one gets it typed in instead.
@@ -39,7 +48,7 @@ export function openTerminals(binary: string, kind: TerminalKind, names: string[
     if (open) {
       try {
         open.show(many);
-        if (prompt !== undefined) open.sendText(prompt, true);
+        if (prompt !== undefined) typeInto(open, prompt);
         return open;
       } catch {
         // Disposed a moment ago and not yet out of window.terminals: open a new one.

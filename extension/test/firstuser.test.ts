@@ -21,6 +21,12 @@ const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
 const suffix = randomBytes(3).toString('hex');
 const NAME = `t-fu-${suffix}`;
 const created: string[] = [];
+const SIM_LOG = process.env.ANTHROPIC_SIM_LOG ?? '';
+/** The simulated Anthropic API's request log: one JSON line per request (tests/support/anthropic.rs). */
+function simRequests(): { method: string; target: string; userText: string }[] {
+  if (!SIM_LOG || !fs.existsSync(SIM_LOG)) return [];
+  return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
 /** The tests' own SANDBOX_HOME, put back after the other-HOME test. */
 const TEST_HOME = process.env.SANDBOX_HOME;
 
@@ -216,10 +222,20 @@ describe('A first-time user', function () {
     await waitFor('Incus ready again', () => api.store.status()?.incus === 'ready', 15_000);
   });
 
-  it('New Agent: a task → a sandbox named after it with Claude Code started on that task; Send Prompt types into its session', async function () {
+  it('New Agent: a task → a sandbox named after it with the real Claude Code working on that task (the simulated API gets it); Send Prompt types into its session', async function () {
+    assert.ok(SIM_LOG, 'ANTHROPIC_SIM_LOG names the simulated API\'s request log (tests/vscode/run.sh)');
     const task = `Fix the flaky date test ${suffix}`;
     const name = `fix-flaky-date-test-${suffix}`;
     created.push(name);
+    await api.sidecar.request('sandbox/authSet', { provider: 'anthropic', credential: `sk-ant-api03-fu${randomBytes(16).toString('hex')}` });
+    try {
+      await newAgentOnTask(task, name);
+    } finally {
+      await api.sidecar.request('sandbox/authRemove', { provider: 'anthropic' }).catch(() => undefined);
+    }
+  });
+
+  async function newAgentOnTask(task: string, name: string): Promise<void> {
     const u = scripted().script(task, `${name} agent/${name}`); // the task, then Enter on the line offered
     u.replies.set('deploy key', WITHOUT_REPO); // no GitHub here
     const r = await vscode.commands.executeCommand<{ sandbox: { name: string; state: string }; terminal: vscode.Terminal }>('agentSandboxes.newAgent');
@@ -230,10 +246,16 @@ describe('A first-time user', function () {
     assert.strictEqual(r.sandbox.state, 'running');
     assert.deepStrictEqual((r.terminal.creationOptions as vscode.TerminalOptions).shellArgs, ['claude', name, '--wait-on-error', '--prompt', task]);
     await waitFor('the tree item', () => treeItem(name)?.contextValue === 'sandbox.running');
-    scripted().script('and add a test for it');
+    // Claude Code, started by the terminal with the task as its first prompt, sends it to the API.
+    await waitFor('the task in a request to the simulated API', () => simRequests()
+      .some((q) => q.method === 'POST' && q.target.startsWith('/v1/messages') && q.userText.includes(task)), 90_000);
+    const more = `and add a test for it ${suffix}`;
+    scripted().script(more);
     const sent = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.sendPrompt', name);
-    assert.ok(sent?.length === 1 && (r.terminal.exitStatus !== undefined || sent[0] === r.terminal), 'typed into the open session');
-  });
+    assert.ok(sent?.length === 1 && sent[0] === r.terminal && r.terminal.exitStatus === undefined, 'typed into the open session');
+    await waitFor('the prompt sent to the agent in a request to the simulated API', () => simRequests()
+      .some((q) => q.method === 'POST' && q.target.startsWith('/v1/messages') && q.userText.includes(more)), 60_000);
+  }
 
   it('Destroy closes the sandbox\'s terminals', async function () {
     const [shell] = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openShell', NAME);

@@ -52,6 +52,20 @@ impl Recorded {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+    /// The text of the last user message (its text blocks joined), up to 4 KiB: what a prompt
+    /// typed or passed to Claude Code became.
+    pub fn user_text(&self) -> String {
+        let v = self.json();
+        let Some(m) = v["messages"].as_array().and_then(|ms| ms.iter().rev().find(|m| m["role"] == "user")) else {
+            return String::new();
+        };
+        let text = match &m["content"] {
+            Value::String(t) => t.clone(),
+            Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n"),
+            _ => String::new(),
+        };
+        text.chars().take(4096).collect()
+    }
 }
 
 struct Shared {
@@ -93,7 +107,7 @@ fn record(s: &Shared, method: &Method, target: &str, headers: &HeaderMap, body: 
     let r = Recorded { method: method.to_string(), target: target.to_string(), headers: h, body: body.to_vec() };
     if let Some(f) = &s.log_file {
         let line = json!({"method": r.method, "target": r.target, "headers": r.headers, "bodyBytes": body.len(),
-            "model": r.json()["model"], "stream": r.json()["stream"]});
+            "model": r.json()["model"], "stream": r.json()["stream"], "userText": r.user_text()});
         use std::io::Write;
         if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(f) {
             let _ = writeln!(file, "{line}");
