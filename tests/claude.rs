@@ -50,7 +50,10 @@ impl Home {
     fn sb_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         let mut c =
             self.cmd(args, &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        c.stdin.take().unwrap().write_all(input).unwrap();
+        // Bad arguments are refused before the input is read: the pipe may be closed by then.
+        if let Err(e) = c.stdin.take().unwrap().write_all(input) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         c.wait_with_output().unwrap()
     }
     fn name(&mut self, prefix: &str) -> String {
