@@ -19,6 +19,10 @@ sshAlias: string,
  */
 usage: Usage | null, 
 /**
+ * What its Claude Code sessions are doing (from their hooks).
+ */
+agent: Agent, 
+/**
  * This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
  * for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
  */
@@ -62,6 +66,45 @@ loopbackOnly: boolean, };
 export type DockerState = "active" | "inactive" | "failed" | "absent" | "unknown";
 
 export type ClaudeAuth = "host" | "hostUnset" | "env" | "login" | "none";
+
+export type Agent = { 
+/**
+ * The most urgent of its Claude Code sessions (waiting > working > done > none).
+ */
+state: AgentState, 
+/**
+ * RFC 3339: when `state` or `message` last changed (absent: never).
+ */
+since: string | null, 
+/**
+ * waiting: what Claude needs ("Claude needs your permission to use Bash"); done: the
+ * answer's first line. One line of printable text written by the sandbox: show it as text.
+ */
+message: string | null, 
+/**
+ * Hook messages from the sandbox dropped by the host.
+ */
+dropped: Dropped, };
+
+export type AgentState = "none" | "done" | "working" | "waiting";
+
+export type Dropped = { 
+/**
+ * Larger than the limit (1 MB).
+ */
+tooBig: number, 
+/**
+ * Not a hook's JSON input (or not `POST /hook`).
+ */
+malformed: number, 
+/**
+ * An event name the hooks never send.
+ */
+unknownEvent: number, 
+/**
+ * Over the rate (a burst of 60, then 20 a second) or too many connections at once.
+ */
+rateLimited: number, };
 
 export type Usage = { models: Array<ModelUsage>, requests: number, inputTokens: number, outputTokens: number, cacheReadTokens: number, cacheWriteTokens: number, };
 

@@ -211,6 +211,7 @@ for_each_method!(define_dispatch);
 
 /// Every named type of the protocol, declared once.
 fn declarations() -> Vec<String> {
+    use crate::engine::agents::{Agent, AgentState, Dropped};
     use crate::engine::anthropic::credential::{CredentialKind, Provider};
     use crate::engine::anthropic::usage::{ModelUsage, Tokens, Usage};
     use crate::engine::create::{StartAction, StartResult};
@@ -234,6 +235,9 @@ fn declarations() -> Vec<String> {
         crate::engine::listen::Listener::decl(),
         DockerState::decl(),
         ClaudeAuth::decl(),
+        Agent::decl(),
+        AgentState::decl(),
+        Dropped::decl(),
         Usage::decl(),
         Tokens::decl(),
         ModelUsage::decl(),

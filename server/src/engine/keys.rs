@@ -33,7 +33,8 @@ pub const DNS_UPSTREAM: &str = "user.sandbox.dns-upstream";
 pub const ALLOW_QUIC: &str = "user.sandbox.allow-quic";
 /// The user's own private key (`--ssh-key`), loaded into the sandbox's agent.
 pub const SSH_KEY: &str = "user.sandbox.ssh-key";
-/// "yes": we run an ssh-agent for this sandbox (deploy key or `--ssh-key`).
+/// "yes": we run an ssh-agent for this sandbox (deploy key or `--ssh-key`). (Not to be confused
+/// with the `user.sandbox.agent.*` keys below: Claude Code's state.)
 pub const AGENT: &str = "user.sandbox.agent";
 /// The deploy key's id on GitHub, and whether it was registered read-only.
 pub const DEPLOY_KEY_ID: &str = "user.sandbox.deploy-key-id";
@@ -41,6 +42,17 @@ pub const DEPLOY_KEY_READ_ONLY: &str = "user.sandbox.deploy-key-read-only";
 /// Tokens used through the host's Anthropic proxy, as JSON (anthropic/usage.rs), written by the
 /// proxy at most every few seconds.
 pub const USAGE: &str = "user.sandbox.usage";
+/// Claude Code in the sandbox, from its hooks (agents/, written by the host's hook relay):
+/// none | done | working | waiting — the most urgent of its sessions.
+pub const AGENT_STATE: &str = "user.sandbox.agent.state";
+/// RFC 3339: when the state or its message last changed.
+pub const AGENT_SINCE: &str = "user.sandbox.agent.since";
+/// waiting: what Claude needs; done: the answer's first line (sanitised, one line, bounded).
+pub const AGENT_MESSAGE: &str = "user.sandbox.agent.message";
+/// Each session's state as JSON (a restarted relay goes on from it).
+pub const AGENT_SESSIONS: &str = "user.sandbox.agent.sessions";
+/// Hook messages dropped by the relay, by reason, as JSON.
+pub const AGENT_DROPPED: &str = "user.sandbox.agent.dropped";
 /// Identity values Incus renders into a new sandbox's files at its first start
 /// (`user.sandbox.boot.hostname`, …; see identity.rs).
 pub const BOOT_PREFIX: &str = "user.sandbox.boot.";

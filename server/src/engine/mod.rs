@@ -1,5 +1,6 @@
 //! The engine: golden images, sandboxes, host checks. Every front calls into this.
 mod adopt;
+pub mod agents;
 pub mod anthropic;
 pub mod base_image;
 pub mod claude;

@@ -36,7 +36,11 @@ impl Engine {
         }
         // The agent answers again (after a reboot, or if it was killed), with the same key.
         let uses_agent = self.revive_agent(&s.name, &inst).await?;
-        self.anthropic_revive(&s.name, &inst).await?;
+        if !s.is_running() {
+            // Its Claude Code sessions ended with it (also when the host went down).
+            super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
+        }
+        self.anthropic_revive(&s.name, &inst, s.is_running()).await?;
         if s.is_running() {
             self.recheck_running(&s, uses_agent, v.ssh_key.is_some(), progress).await?;
             return Ok((StartAction::Running, s));

@@ -155,6 +155,8 @@ pub struct Sandbox {
     pub ssh_alias: String,
     /// Tokens used through the host's Anthropic proxy (absent before the first request).
     pub usage: Option<crate::engine::anthropic::usage::Usage>,
+    /// What its Claude Code sessions are doing (from their hooks).
+    pub agent: crate::engine::agents::Agent,
     /// Has the host's Anthropic endpoint (the `anthropic` device).
     #[serde(skip)]
     #[ts(skip)]
@@ -270,6 +272,7 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
             inst.config.get(crate::engine::anthropic::usage::KEY).map(String::as_str),
         ),
         claude_endpoint: devices.contains_key(crate::engine::anthropic::DEVICE),
+        agent: crate::engine::agents::Agent::from_config(&inst.config, inst.status.eq_ignore_ascii_case("running")),
     })
 }
 

@@ -46,6 +46,7 @@ impl Stack {
         h.update(shared.prelude.as_bytes());
         // Every image carries the pinned Claude Code: a new pin makes it stale.
         h.update(super::claude::pin().version.as_bytes());
+        h.update(super::claude::SETUP_REVISION.as_bytes());
         if self.parent == Parent::Image {
             h.update(shared.common.as_bytes());
         }

@@ -29,6 +29,9 @@ impl Engine {
                     }
                     self.egress_unregister(n).await?;
                     self.anthropic_release(n, false).await?;
+                    // After the relay closed: its sessions ended with the sandbox.
+                    let inst = self.incus.instance(&s.instance).await?;
+                    super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
                     self.drop_local_credentials(&s.name, false).await
                 }
             }

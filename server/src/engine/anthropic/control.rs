@@ -23,6 +23,9 @@ pub struct Health {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Register {
     pub upstream: String,
+    /// The sandbox is about to boot: no Claude Code session of before is left.
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// How a sandbox leaves the proxy.
@@ -113,9 +116,10 @@ async fn call(req: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder, what: &
     unreachable!("the loop returns")
 }
 
-/// Makes sure the sandbox's socket answers, forwarding to `upstream`.
-pub async fn register(name: &str, upstream: &url::Url) -> Result<()> {
-    let body = Register { upstream: upstream.to_string() };
+/// Makes sure the sandbox's sockets answer, the API forwarding to `upstream`. `fresh`: the
+/// sandbox is about to boot (its hook relay forgets the sessions it knew).
+pub async fn register(name: &str, upstream: &url::Url, fresh: bool) -> Result<()> {
+    let body = Register { upstream: upstream.to_string(), fresh };
     call(|c| c.put(format!("{BASE}/sandboxes/{name}")).json(&body), &format!("open the endpoint of '{name}'")).await
 }
 

@@ -1,7 +1,8 @@
-//! The proxy daemon, `sandbox __anthropic-proxy`: one per `~/.sandbox`, in its own session. It
-//! serves the control socket (register / unregister / health / shutdown), one HTTP server per
-//! registered sandbox on that sandbox's socket (see forward.rs), and writes the counters to Incus
-//! at most every FLUSH_EVERY. Registrations are kept in `state/NAME.json`, so a daemon started
+//! The host daemon for per-sandbox services, `sandbox __anthropic-proxy`: one per `~/.sandbox`,
+//! in its own session. It serves the control socket (register / unregister / health / shutdown)
+//! and, for each registered sandbox, two sockets in that sandbox's directory: the Anthropic API
+//! (`api.sock`, see forward.rs) and Claude Code's hooks (`hooks.sock`, see agents/relay.rs). It
+//! writes the token counters (and the relays' lazy changes) to Incus at most every FLUSH_EVERY. Registrations are kept in `state/NAME.json`, so a daemon started
 //! again (after a kill) serves the sandboxes that are still there; it ends by itself once no
 //! sandbox is left.
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::control::{Health, Register, Release, control_socket};
 use super::state::{Daemon, Entry, MAX_IN_FLIGHT};
 use super::usage::{self, Usage};
-use super::{endpoint_dir, root, socket_path, upstream};
+use super::{endpoint_dir, hooks_socket_path, root, socket_path, upstream};
 use crate::engine::validate;
 use crate::incus::{Config, Devices, Incus};
 
@@ -98,7 +99,7 @@ async fn restore(d: &Shared) {
         let reg = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Register>(&b).ok());
         match reg {
             Some(r) if validate::sandbox_name(&name).is_ok() => {
-                if let Err(e) = open(d, &name, &r.upstream).await {
+                if let Err(e) = open(d, &name, &r.upstream, false).await {
                     tracing::warn!("{name}: not restored: {e}");
                 }
             }
@@ -120,7 +121,7 @@ async fn register(
     UrlPath(name): UrlPath<String>,
     Json(r): Json<Register>,
 ) -> (StatusCode, String) {
-    match open(&d, &name, &r.upstream).await {
+    match open(&d, &name, &r.upstream, r.fresh).await {
         Ok(()) => (StatusCode::OK, String::new()),
         Err(e) => (StatusCode::BAD_REQUEST, e),
     }
@@ -139,34 +140,42 @@ async fn shutdown(State(d): State<Shared>) -> StatusCode {
     StatusCode::OK
 }
 
-/// Opens (or re-opens) a sandbox's socket. An entry whose server still runs and whose socket
-/// file is in place only gets the new upstream; its counters are kept.
-async fn open(d: &Shared, name: &str, upstream_text: &str) -> Result<(), String> {
+/// Opens (or re-opens) a sandbox's sockets. An entry whose servers still run and whose socket
+/// files are in place only gets the new upstream (and, `fresh`, forgets its agent sessions); its
+/// counters are kept.
+async fn open(d: &Shared, name: &str, upstream_text: &str, fresh: bool) -> Result<(), String> {
     validate::sandbox_name(name).map_err(|e| e.to_string())?;
     let upstream = upstream::parse(upstream_text).map_err(|e| e.to_string())?;
-    let sock = socket_path(name);
-    {
+    let (sock, hooks) = (socket_path(name), hooks_socket_path(name));
+    let old = {
         let mut all = d.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = all.get_mut(name)
             && !e.stop.is_cancelled()
             && sock.exists()
+            && hooks.exists()
         {
             e.upstream = upstream;
+            if fresh {
+                e.agents.forget();
+            }
             drop(all);
             return save_state(name, upstream_text);
         }
-        if let Some(old) = all.remove(name) {
-            old.stop.cancel();
-        }
+        all.remove(name)
+    };
+    if let Some(old) = old {
+        old.stop.cancel();
+        old.agents.close().await;
     }
     let dir = endpoint_dir(name);
     std::fs::create_dir_all(&dir).and_then(|_| set_mode(&dir, 0o755)).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let _ = std::fs::remove_file(&sock);
-    let listener = tokio::net::UnixListener::bind(&sock).map_err(|e| format!("{}: {e}", sock.display()))?;
-    // Inside, ubuntu (an unmapped uid on the host) must be able to connect: the directory,
-    // reachable only through the sandbox's own device and root's 0700 tree here, is the boundary.
-    set_mode(&sock, 0o666).map_err(|e| e.to_string())?;
-    let usage = stored_usage(d, name).await;
+    let listener = bind(&sock)?;
+    let hooks_listener = bind(&hooks)?;
+    let stored = stored_config(d, name).await;
+    let usage =
+        Usage::from_config(stored.as_ref().and_then(|c| c.get(usage::KEY)).map(String::as_str)).unwrap_or_default();
+    let agents = crate::engine::agents::relay::Relay::new(name, d.incus.clone(), stored.as_ref().filter(|_| !fresh));
+    agents.serve(hooks_listener);
     let stop = CancellationToken::new();
     let entry = Entry {
         upstream,
@@ -174,6 +183,7 @@ async fn open(d: &Shared, name: &str, upstream_text: &str) -> Result<(), String>
         dirty: false,
         stop: stop.clone(),
         limit: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        agents,
     };
     d.sandboxes.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), entry);
     *d.empty_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -187,30 +197,40 @@ async fn open(d: &Shared, name: &str, upstream_text: &str) -> Result<(), String>
     save_state(name, upstream_text)
 }
 
+/// A socket the sandbox connects to. Inside, ubuntu (an unmapped uid on the host) must be able
+/// to: the directory, reachable only through the sandbox's own device and root's 0700 tree
+/// here, is the boundary.
+fn bind(path: &Path) -> Result<tokio::net::UnixListener, String> {
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    set_mode(path, 0o666).map_err(|e| e.to_string())?;
+    Ok(listener)
+}
+
 fn save_state(name: &str, upstream: &str) -> Result<(), String> {
-    let body = serde_json::to_vec(&Register { upstream: upstream.to_string() }).expect("serialisable");
+    let body = serde_json::to_vec(&Register { upstream: upstream.to_string(), fresh: false }).expect("serialisable");
     crate::paths::write_atomic(&state_file(name), &body, 0o600).map_err(|e| e.to_string())
 }
 
-/// Counting goes on from what Incus holds (a daemon started again loses nothing written).
-async fn stored_usage(d: &Shared, name: &str) -> Usage {
-    let Some(incus) = &d.incus else { return Usage::default() };
-    match incus.instance(&validate::instance_name(name)).await {
-        Ok(inst) => Usage::from_config(inst.config.get(usage::KEY).map(String::as_str)).unwrap_or_default(),
-        Err(_) => Usage::default(),
-    }
+/// Counting (and the agent sessions) go on from what Incus holds: a daemon started again loses
+/// nothing written. None before the instance exists (a create registers first).
+async fn stored_config(d: &Shared, name: &str) -> Option<Config> {
+    d.incus.as_ref()?.instance(&validate::instance_name(name)).await.ok().map(|inst| inst.config)
 }
 
 /// Closes a sandbox's endpoint: no new connection, the socket file gone; counters flushed on stop.
 async fn close(d: &Shared, name: &str, how: Release) {
     let entry = d.sandboxes.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
     let _ = std::fs::remove_file(socket_path(name));
+    let _ = std::fs::remove_file(hooks_socket_path(name));
     let _ = std::fs::remove_file(state_file(name));
     if how == Release::Remove {
         let _ = std::fs::remove_dir_all(endpoint_dir(name));
     }
     if let Some(e) = entry {
         e.stop.cancel();
+        // Returns once the relay will write nothing more (the engine resets the state next).
+        e.agents.close().await;
         if how == Release::Stop && e.dirty {
             let _ = write_usage(d, name, &e.usage).await;
         }
@@ -243,6 +263,7 @@ async fn flusher(d: Shared) {
         }
         let dirty: Vec<(String, Usage)> = {
             let mut all = d.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
+            all.values().for_each(|e| e.agents.flush());
             all.iter_mut()
                 .filter(|(_, e)| e.dirty)
                 .map(|(n, e)| {

@@ -1,6 +1,7 @@
 //! The Anthropic credential stays on the host. One host daemon (`sandbox __anthropic-proxy`,
 //! started on demand, outliving the CLI and the sidecar) listens on a unix socket per sandbox,
-//! `~/.sandbox/anthropic/sandboxes/NAME/api.sock`; the sandbox's `anthropic` disk device carries
+//! `~/.sandbox/anthropic/sandboxes/NAME/api.sock` (and, next to it, `hooks.sock`: Claude Code's
+//! hooks, see engine::agents — one daemon for the per-sandbox services); the sandbox's `anthropic` disk device carries
 //! that directory (read-only) to `/var/lib/sandbox/anthropic`, where a socket unit of the golden
 //! image forwards 127.0.0.1:PORT to it. The daemon knows which sandbox calls from the socket alone,
 //! puts the real credential in, forwards everything else unchanged to the upstream, streams the
@@ -53,6 +54,10 @@ pub fn endpoint_dir(name: &str) -> PathBuf {
 pub fn socket_path(name: &str) -> PathBuf {
     endpoint_dir(name).join(SOCKET_NAME)
 }
+/// Claude Code's hooks inside post to `SANDBOX_DIR/hooks.sock` (see engine::agents).
+pub fn hooks_socket_path(name: &str) -> PathBuf {
+    endpoint_dir(name).join(crate::engine::agents::relay::SOCKET_NAME)
+}
 
 /// sun_path holds 108 bytes including the NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -97,19 +102,20 @@ impl Engine {
                 control::unregister(&n, control::Release::Remove).await.map_err(|e| anyhow::anyhow!("{e}"))
             });
         }
-        control::register(name, &upstream).await?;
+        control::register(name, &upstream, true).await?;
         Ok(Some((DEVICE.to_string(), device(name))))
     }
 
     /// Restart, or `start` of a running sandbox: its endpoint answers again (after a reboot, a
-    /// killed daemon), with the upstream of this start's environment.
-    pub(crate) async fn anthropic_revive(&self, name: &str, inst: &Instance) -> Result<()> {
+    /// killed daemon), with the upstream of this start's environment. A sandbox about to boot
+    /// (`running` false) has no agent session left.
+    pub(crate) async fn anthropic_revive(&self, name: &str, inst: &Instance, running: bool) -> Result<()> {
         let upstream = upstream::from_env()?;
         if !self.anthropic_here() || !inst.devices.contains_key(DEVICE) {
             return Ok(());
         }
         check_path(name)?;
-        control::register(name, &upstream).await
+        control::register(name, &upstream, !running).await
     }
 
     /// Stop (`removed` false: the counters are flushed to Incus first) or rm (the directory goes).
@@ -136,7 +142,7 @@ pub fn warn_visible_credential(env: &[(String, String)], progress: &dyn crate::p
 }
 
 fn check_path(name: &str) -> Result<()> {
-    let p = socket_path(name);
+    let p = [socket_path(name), hooks_socket_path(name)].into_iter().max_by_key(|p| p.as_os_str().len()).expect("two");
     if p.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(EngineError::failed(
             format!("the Anthropic endpoint's socket path {} is longer than {MAX_SOCKET_PATH} bytes", p.display()),

@@ -1,5 +1,5 @@
-//! What the proxy daemon holds: the registered sandboxes (upstream, counters, in-flight bound)
-//! and the HTTP client to the upstreams. Shared by the control side (daemon.rs) and the
+//! What the proxy daemon holds: the registered sandboxes (upstream, counters, in-flight bound,
+//! hook relay) and the HTTP client to the upstreams. Shared by the control side (daemon.rs) and the
 //! endpoints (forward.rs).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,8 @@ pub(super) struct Entry {
     pub dirty: bool,
     pub stop: CancellationToken,
     pub limit: Arc<tokio::sync::Semaphore>,
+    /// The sandbox's hook relay (agent state), on its own socket in the same directory.
+    pub agents: Arc<crate::engine::agents::relay::Relay>,
 }
 
 pub(super) struct Daemon {

@@ -10,6 +10,8 @@
 //! - a systemd socket unit on 127.0.0.1:PORT whose service (`systemd-socket-proxyd`) forwards each
 //!   connection to the host proxy's unix socket, which the sandbox's `anthropic` disk device
 //!   carries in (see `engine::anthropic`);
+//! - Claude Code's hooks in the managed settings, reporting the agent's state to the host
+//!   (hooks.rs, engine::agents);
 //! - `~ubuntu/.claude.json` (onboarding done, /workspace/project trusted) and
 //!   `~ubuntu/.claude/settings.json` (`skipDangerousModePermissionPrompt`, for `sandbox claude`'s
 //!   `--dangerously-skip-permissions`), merged into what the image may already have.
@@ -24,6 +26,9 @@ use crate::progress::Progress;
 
 /// On a golden image: the Claude Code version it carries (copies and child images inherit it).
 pub const VERSION_KEY: &str = crate::engine::keys::GOLDEN_CLAUDE_CODE;
+/// What this step writes besides the binary, versioned: a change makes every image stale (it
+/// is part of each stack's inputs hash). 2: the agent-state hooks.
+pub const SETUP_REVISION: &str = "2";
 pub const BINARY: &str = "/usr/local/bin/claude";
 const PROFILE: &str = "/etc/profile.d/zz-sandbox-claude.sh";
 const MANAGED: &str = "/etc/claude-code/managed-settings.json";
@@ -75,6 +80,23 @@ async fn platform(incus: &Incus, instance: &str) -> Result<Platform> {
 /// A JSON object file in the image with `patch` merged in (objects merged key by key); a file
 /// that is there but is not a JSON object is never overwritten.
 async fn merged(incus: &Incus, instance: &str, path: &str, patch: Value) -> Result<Vec<u8>> {
+    let doc = merged_value(incus, instance, path, patch).await?;
+    Ok(serde_json::to_vec_pretty(&doc).expect("serialisable"))
+}
+
+/// The managed settings: the updater off and our hooks in (see hooks.rs).
+async fn managed_settings(incus: &Incus, instance: &str) -> Result<Vec<u8>> {
+    let mut doc = merged_value(incus, instance, MANAGED, json!({"env": {"DISABLE_AUTOUPDATER": "1"}})).await?;
+    super::hooks::add_to(&mut doc).ok_or_else(|| {
+        EngineError::failed(
+            format!("the \"hooks\" of {MANAGED} in the image are not an object of lists; it was left as it is"),
+            "fix it in the stack script, then rebuild",
+        )
+    })?;
+    Ok(serde_json::to_vec_pretty(&doc).expect("serialisable"))
+}
+
+async fn merged_value(incus: &Incus, instance: &str, path: &str, patch: Value) -> Result<Value> {
     let mut doc = match incus.pull_file(instance, path).await {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object).ok_or_else(|| {
             EngineError::failed(
@@ -86,7 +108,7 @@ async fn merged(incus: &Incus, instance: &str, path: &str, patch: Value) -> Resu
         Err(e) => return Err(e.into()),
     };
     merge(&mut doc, patch);
-    Ok(serde_json::to_vec_pretty(&doc).expect("serialisable"))
+    Ok(doc)
 }
 
 fn merge(doc: &mut Value, patch: Value) {
@@ -106,9 +128,10 @@ fn user_config_patch() -> Value {
     json!({"hasCompletedOnboarding": true, "projects": projects})
 }
 
-/// Installs the pinned Claude Code into a golden image being built (running). Skipped when the
-/// image already carries that version (a stack cloned from a parent that has it). Returns the
-/// config keys to record on the image.
+/// Installs the pinned Claude Code into a golden image being built (running). The binary is not
+/// pushed again when the image already carries that version (a stack cloned from a parent that
+/// has it); the settings and units are written either way (the parent's may be older). Returns
+/// the config keys to record on the image.
 pub async fn install(incus: &Incus, instance: &str, progress: &dyn Progress) -> Result<Config> {
     let version = &pin().version;
     let mut record = Config::new();
@@ -116,16 +139,16 @@ pub async fn install(incus: &Incus, instance: &str, progress: &dyn Progress) -> 
     let inst = incus.instance(instance).await?;
     if inst.config.get(VERSION_KEY) == Some(version) {
         progress.step(&format!("Claude Code {version} is in the parent image"));
-        return Ok(record);
+    } else {
+        let platform = platform(incus, instance).await?;
+        let binary = fetch::ensure_cached(platform, progress).await?;
+        progress.step(&format!("Installing Claude Code {version} ({}) as {BINARY}", platform.key()));
+        incus.push_file_from(instance, BINARY, &binary, (0, 0, 0o755)).await?;
     }
-    let platform = platform(incus, instance).await?;
-    let binary = fetch::ensure_cached(platform, progress).await?;
-    progress.step(&format!("Installing Claude Code {version} ({}) as {BINARY}", platform.key()));
-    incus.push_file_from(instance, BINARY, &binary, (0, 0, 0o755)).await?;
     let units = "/etc/systemd/system";
     incus.push_dir(instance, "/etc/claude-code", 0, 0, 0o755).await?;
     incus.push_dir(instance, "/home/ubuntu/.claude", 1000, 1000, 0o700).await?;
-    let managed = merged(incus, instance, MANAGED, json!({"env": {"DISABLE_AUTOUPDATER": "1"}})).await?;
+    let managed = managed_settings(incus, instance).await?;
     let user = merged(incus, instance, "/home/ubuntu/.claude.json", user_config_patch()).await?;
     let settings = merged(
         incus,
@@ -148,6 +171,10 @@ pub async fn install(incus: &Incus, instance: &str, progress: &dyn Progress) -> 
         incus.push_file(instance, &f).await?;
     }
     check(incus, instance, version).await?;
+    let curl = incus.exec(instance, &ExecSpec::new(["sh", "-c", "command -v curl"])).await?;
+    if !curl.ok() {
+        progress.step("warning: no curl in the image: Claude Code's hooks cannot report the agent's state to the host");
+    }
     Ok(record)
 }
 

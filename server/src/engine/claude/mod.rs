@@ -3,8 +3,9 @@
 //! version) and pushed into the image with what makes it start without questions and talk to the
 //! Anthropic API through the host (see `engine::anthropic`).
 pub mod fetch;
+pub mod hooks;
 pub mod image;
 pub mod pin;
 
-pub use image::{VERSION_KEY, install};
+pub use image::{SETUP_REVISION, VERSION_KEY, install};
 pub use pin::pin;
