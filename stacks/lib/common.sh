@@ -59,6 +59,9 @@ Conflicts=shutdown.target
 [Service]
 # Straight in system.slice: a per-template slice would be made at the first connection (~10 ms).
 Slice=system.slice
+# When the connection ends only sshd goes, as with the packaged ssh.service: what a session
+# started to outlive it (the tmux server of `sandbox claude`, VS Code's server) keeps running.
+KillMode=process
 ExecStart=-/usr/sbin/sshd -i
 StandardInput=socket
 StandardError=journal

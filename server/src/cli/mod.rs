@@ -1,4 +1,5 @@
 //! The command line front: parses, validates, calls the engine, renders results.
+mod agents;
 mod auth;
 mod complete;
 mod egress;
@@ -42,7 +43,7 @@ enum Command {
     Host(host::HostCmd),
     /// Create a sandbox (or restart a stopped one) and wait until SSH answers.
     Start(sandboxes::StartArgs),
-    /// List sandboxes with ports, egress and health.
+    /// List sandboxes with their agent's state, ports, egress and health.
     #[command(alias = "ls")]
     List(sandboxes::ListArgs),
     /// Stop sandboxes (idempotent); --rm removes them too.
@@ -55,9 +56,20 @@ enum Command {
     Unexpose(sandboxes::UnexposeArgs),
     /// Open a login shell (several names: one tmux pane each).
     Shell(terminal::ShellArgs),
-    /// Run Claude Code in YOLO mode in /workspace/project (several names: one tmux pane each);
-    /// --prompt TEXT starts it on that task.
+    /// Claude Code in the sandbox, in a session that outlives the terminal (several names: one
+    /// tmux pane each).
+    ///
+    /// Attaches to the sandbox's Claude session (tmux, inside, in /workspace/project), or starts
+    /// one — YOLO mode unless --permission-mode says otherwise — continuing the project's last
+    /// conversation (after a restart, or after Claude was quit). Closing the terminal detaches;
+    /// the agent keeps working. --new ends a running session and starts afresh. --prompt TEXT
+    /// starts it on that task (typed into the session when one runs).
     Claude(terminal::ClaudeArgs),
+    /// Wait until an agent in one of the sandboxes needs you (waiting) or finished a turn (done).
+    ///
+    /// Returns at once when one already is; follows Incus's events otherwise (no polling).
+    /// Prints `NAME: STATE: MESSAGE` (or --json). Exit status 124 after --timeout.
+    Wait(agents::WaitArgs),
     /// Run a command as ubuntu in /workspace/project: sandbox exec NAME… -- CMD…
     Exec(sandboxes::ExecArgs),
     /// Let a restricted sandbox reach more domains, live: sandbox allow NAME DOMAIN…
@@ -172,6 +184,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Unexpose(a) => sandboxes::unexpose(ctx, a).await,
         Command::Shell(a) => terminal::shell(ctx, a).await,
         Command::Claude(a) => terminal::claude(ctx, a).await,
+        Command::Wait(a) => agents::wait_cmd(ctx, a).await,
         Command::Exec(a) => sandboxes::exec(ctx, a).await,
         Command::Nuke(a) => sandboxes::nuke(ctx, a).await,
         Command::Adopt(a) => sandboxes::adopt(ctx, a).await,

@@ -32,3 +32,38 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
         line(r.clone());
     }
 }
+
+/// The AGENT cell of `sandbox list`: the state and for how long ("waiting 2m"), or "-".
+pub fn agent_cell(a: &crate::engine::agents::Agent) -> String {
+    if a.state == crate::engine::agents::AgentState::None {
+        return "-".into();
+    }
+    let age = a
+        .since
+        .as_deref()
+        .and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0));
+    match age {
+        Some(s) => format!("{} {}", a.state.as_str(), short_age(s)),
+        None => a.state.as_str().into(),
+    }
+}
+
+fn short_age(s: i64) -> String {
+    match s {
+        ..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_short() {
+        assert_eq!([short_age(5), short_age(125), short_age(7300), short_age(90000)], ["5s", "2m", "2h", "1d"]);
+    }
+}

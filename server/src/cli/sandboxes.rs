@@ -128,8 +128,21 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
     let rows: Vec<Vec<String>> = all.iter().map(row).collect();
     output::table(
         &[
-            "NAME", "STATE", "SLOT", "SSH", "APP", "ALT", "EXTRA", "EGRESS", "DOCKER", "AGENT", "CLAUDE", "TOKENS",
-            "REPO", "IP",
+            "NAME",
+            "STATE",
+            "AGENT",
+            "SLOT",
+            "SSH",
+            "APP",
+            "ALT",
+            "EXTRA",
+            "EGRESS",
+            "DOCKER",
+            "SSH-AGENT",
+            "CLAUDE",
+            "TOKENS",
+            "REPO",
+            "IP",
         ],
         &rows,
     );
@@ -159,7 +172,7 @@ fn row(s: &Sandbox) -> Vec<String> {
         .filter(|p| p.role == PortRole::Extra)
         .map(|p| format!("{}→{}/{}", p.host_port, p.container_port, output::word(&p.proto)))
         .collect();
-    let (docker, agent, claude) = match &s.health {
+    let (docker, ssh_agent, claude) = match &s.health {
         Some(h) => (output::word(&h.docker), yes_no(h.ssh_agent), claude_cell(h.claude).into()),
         None => ("-".into(), "-".into(), "-".into()),
     };
@@ -171,6 +184,7 @@ fn row(s: &Sandbox) -> Vec<String> {
     vec![
         if s.reachable { s.name.clone() } else { format!("{}*", s.name) },
         output::word(&s.state),
+        output::agent_cell(&s.agent),
         s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
         port(PortRole::Ssh),
         port(PortRole::App),
@@ -178,7 +192,7 @@ fn row(s: &Sandbox) -> Vec<String> {
         if extra.is_empty() { "-".into() } else { extra.join(",") },
         output::word(&s.egress),
         docker,
-        agent,
+        ssh_agent,
         claude,
         super::auth::tokens_cell(s),
         repo,

@@ -1,6 +1,7 @@
 //! `sandbox shell | claude`: interactive sessions over the managed ssh config. One name: this
 //! process becomes ssh (or, with `--wait-on-error`, waits for it to say how it ended). Several:
-//! one tmux session, a pane each.
+//! one tmux session, a pane each. Claude runs in a tmux session inside the sandbox that outlives
+//! the connection (the command it runs there: agents.rs).
 //!
 //! VS Code runs these as a terminal's program, and such a terminal closes when its program
 //! exits: `--wait-on-error` keeps a failure's message on screen until Enter.
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Ctx;
+use super::agents::{PermissionMode, launcher};
 use super::sandboxes::require_running;
 use crate::engine::sandbox::{self, Sandbox};
 use crate::engine::{EngineError, Result, sshcfg};
@@ -28,10 +30,17 @@ pub struct ShellArgs {
 pub struct ClaudeArgs {
     #[arg(required = true)]
     names: Vec<String>,
-    /// Start Claude Code with this prompt (its first message, as if typed). It travels into the
-    /// sandbox as a file, never through a shell command line.
+    /// Start Claude Code with this prompt (its first message, as if typed; typed into the
+    /// session when one runs). It travels into the sandbox as a file, never through a shell
+    /// command line.
     #[arg(long, value_name = "TEXT")]
     prompt: Option<String>,
+    /// End the sandbox's Claude session if one runs, and start a fresh conversation.
+    #[arg(long)]
+    new: bool,
+    /// Claude Code's permission mode for a session this starts (an attached one keeps its own).
+    #[arg(long, value_enum, default_value_t = PermissionMode::BypassPermissions)]
+    permission_mode: PermissionMode,
     #[command(flatten)]
     hold: Hold,
 }
@@ -81,7 +90,7 @@ async fn claude_inner(ctx: &Ctx, a: ClaudeArgs) -> Result<ExitCode> {
             ctx.engine.incus.push_file(&s.instance, &w).await?;
         }
     }
-    interactive(&a.names, Some(&claude_command(file.as_deref())), a.hold.wait_on_error)
+    interactive(&a.names, Some(&launcher(a.new, a.permission_mode, file.as_deref())), a.hold.wait_on_error)
 }
 
 fn validate_prompt(p: &str) -> Result<()> {
@@ -93,19 +102,6 @@ fn validate_prompt(p: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The command ssh runs in the sandbox. The prompt file's name is ours (hex), never input.
-fn claude_command(prompt_file: Option<&str>) -> String {
-    match prompt_file {
-        None => "bash -lc 'cd /workspace/project && exec claude --dangerously-skip-permissions'".into(),
-        Some(f) => {
-            assert!(f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-'), "prompt file {f}");
-            format!(
-                "bash -lc 'cd /workspace/project && p=$(cat {f}) && rm -f {f} && exec claude --dangerously-skip-permissions \"$p\"'"
-            )
-        }
-    }
 }
 
 /// Claude Code must be on the sandbox's PATH (a login shell's, as ubuntu): say so plainly
@@ -225,7 +221,8 @@ mod tests {
         assert!(validate_prompt("  ").is_err());
         assert!(validate_prompt(&"x".repeat(MAX_PROMPT + 1)).is_err());
         assert!(validate_prompt("a\0b").is_err());
-        let c = claude_command(Some("/tmp/sandbox-prompt-00ff"));
-        assert!(c.contains("cat /tmp/sandbox-prompt-00ff") && c.ends_with("\"$p\"'"), "{c}");
+        // The prompt's text stays in its file: the command names the file only.
+        let c = launcher(false, PermissionMode::BypassPermissions, Some("/tmp/sandbox-prompt-00ff"));
+        assert!(c.ends_with(" /tmp/sandbox-prompt-00ff"), "{c}");
     }
 }
