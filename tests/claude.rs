@@ -7,117 +7,14 @@
 //!
 //! Each test has its own SANDBOX_HOME (its own credential, proxy daemon and sandboxes), so tests
 //! running at once never see each other's credential.
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use sandbox_e2e::anthropic::{Sim, USAGE};
+use sandbox_e2e::home::{Home, Tmux, VERSION, secret, wait_for};
 use sandbox_e2e::secrets::{find_in_sandbox, scan};
 use sandbox_e2e::{incus_names, sandbox_bin, text, unique};
-
-const VERSION: &str = "2.1.332";
-/// No telemetry or update checks from the sandboxes: they reach nothing but the simulated API.
-const QUIET: &str = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1";
-const NOWHERE: &str = "http://127.0.0.1:9";
-
-/// A SANDBOX_HOME of the test's own; removes its sandboxes and ends its proxy when dropped.
-struct Home {
-    dir: tempfile::TempDir,
-    names: Vec<String>,
-}
-
-impl Home {
-    fn new() -> Home {
-        Home { dir: tempfile::Builder::new().prefix("sbx-claude-").tempdir().unwrap(), names: Vec::new() }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(sandbox_bin());
-        // A start that names no upstream would forward to api.anthropic.com: here, to a port
-        // where nothing listens (the tests reach nothing beyond this machine).
-        c.args(args).env("SANDBOX_HOME", self.path()).env("SANDBOX_ANTHROPIC_UPSTREAM", NOWHERE);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c
-    }
-    fn sb(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.cmd(args, env).stdin(Stdio::null()).output().unwrap()
-    }
-    fn sb_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut c =
-            self.cmd(args, &[]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        // Bad arguments are refused before the input is read: the pipe may be closed by then.
-        if let Err(e) = c.stdin.take().unwrap().write_all(input) {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-        }
-        c.wait_with_output().unwrap()
-    }
-    fn name(&mut self, prefix: &str) -> String {
-        let n = unique(prefix);
-        self.names.push(n.clone());
-        n
-    }
-    fn set_credential(&self, secret: &str) {
-        let o = self.sb_stdin(&["auth", "set", "anthropic"], format!("{secret}\n").as_bytes());
-        assert!(o.status.success(), "auth set: {}", text(&o.stderr));
-    }
-    /// A sandbox from golden-minimal whose Claude Code goes to `upstream`.
-    fn create(&self, name: &str, upstream: &str, extra: &[&str]) -> Output {
-        let mut args = vec!["start", name, "--stack", "minimal", "--env", QUIET];
-        args.extend_from_slice(extra);
-        let o = self.sb(&args, &[("SANDBOX_ANTHROPIC_UPSTREAM", upstream)]);
-        assert!(o.status.success(), "create {name}: {}", text(&o.stderr));
-        o
-    }
-    /// `sandbox start NAME` (a restart, or a revive) with the upstream it applies.
-    fn start(&self, name: &str, upstream: &str) -> Output {
-        self.sb(&["start", name], &[("SANDBOX_ANTHROPIC_UPSTREAM", upstream)])
-    }
-    fn exec(&self, name: &str, argv: &[&str]) -> Output {
-        let mut args = vec!["exec", name, "--"];
-        args.extend_from_slice(argv);
-        self.sb(&args, &[])
-    }
-    /// `claude -p PROMPT` in the sandbox, as ubuntu in a login shell.
-    fn claude_p(&self, name: &str, prompt: &str) -> Output {
-        self.exec(name, &["claude", "-p", prompt])
-    }
-    fn listed(&self, name: &str) -> serde_json::Value {
-        let o = self.sb(&["list", "--json"], &[]);
-        assert!(o.status.success(), "{}", text(&o.stderr));
-        let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        all.as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap_or_default()
-    }
-    fn daemon_pid(&self) -> Option<i32> {
-        let pid: i32 = std::fs::read_to_string(self.path().join("anthropic/daemon.pid")).ok()?.trim().parse().ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmdline).contains("__anthropic-proxy").then_some(pid)
-    }
-    fn socket(&self, name: &str) -> PathBuf {
-        self.path().join("anthropic/sandboxes").join(name).join("api.sock")
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        if !self.names.is_empty() {
-            let mut args = vec!["rm"];
-            args.extend(self.names.iter().map(String::as_str));
-            let _ = self.sb(&args, &[]);
-        }
-        if let Some(pid) = self.daemon_pid() {
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-}
-
-fn secret(prefix: &str) -> String {
-    format!("{prefix}{:032x}{:016x}", rand::random::<u128>(), rand::random::<u64>())
-}
 
 /// The credential, and its random part alone (a partial leak is a leak).
 fn needles(secret: &str) -> Vec<Vec<u8>> {
@@ -133,17 +30,6 @@ fn assert_not_inside(name: &str, secret: &str) {
         "the credential is in process environments (pid, needle): {:?}",
         found.environments
     );
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -401,29 +287,11 @@ fn interactive_claude_starts_without_a_question() {
     h.set_credential(&secret("sk-ant-api03-"));
     let n = h.name("tty");
     h.create(&n, &sim.url, &[]);
-    let session = format!("sbx-{n}");
-    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
     let bin = sandbox_bin();
-    let o = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "45",
-        "env",
-        &format!("SANDBOX_HOME={}", h.path().display()),
-        bin.to_str().unwrap(),
-        "claude",
-        &n,
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let _kill = KillTmux(session.clone());
-    let pane = || text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+    let home = format!("SANDBOX_HOME={}", h.path().display());
+    let term = Tmux::new(&format!("sbx-{n}"), &["env", &home, bin.to_str().unwrap(), "claude", &n]);
     let screen = wait_for("Claude Code's prompt", Duration::from_secs(40), || {
-        let p = pane();
+        let p = term.screen();
         p.contains("bypass permissions on").then_some(p)
     });
     for question in
@@ -431,8 +299,8 @@ fn interactive_claude_starts_without_a_question() {
     {
         assert!(!screen.contains(question), "asked '{question}':\n{screen}");
     }
-    tmux(&["send-keys", "-t", &session, "say pong", "Enter"]);
-    wait_for("the answer on screen", Duration::from_secs(40), || pane().contains(&answer).then_some(()));
+    term.keys(&["say pong", "Enter"]);
+    wait_for("the answer on screen", Duration::from_secs(40), || term.screen().contains(&answer).then_some(()));
     assert!(!sim.messages().is_empty());
     // `sandbox claude` ran the real claude as ubuntu in /workspace/project, in YOLO mode.
     let o = Command::new("incus")
@@ -446,13 +314,6 @@ fn interactive_claude_starts_without_a_question() {
         .output()
         .unwrap();
     assert_eq!(text(&o.stdout).trim(), "/workspace/project");
-}
-
-struct KillTmux(String);
-impl Drop for KillTmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
-    }
 }
 
 #[test]

@@ -10,6 +10,12 @@
 //! until a request to `/sim/release/KEY` arrives — a client behind a buffering proxy would never
 //! see `message_start` before asking for the release, so it proves the proxy streams.
 //!
+//! Knobs in the prompt (the last user message's text), for a real Claude Code driven by a test:
+//! `sim:pause:MS` pauses the answer after `message_start` as the header does; `sim:tool:NAME:ARG` (ARG one word)
+//! makes a request that offers tool NAME answer with a call to it (Bash: `{"command": ARG}`)
+//! instead of text, and the request that brings its `tool_result` gets the text. `/sim/pause/MS`
+//! (or `Sim::set_pause`) pauses every answer from then on.
+//!
 //! It listens on loopback, or on an address of a network namespace the test creates (in
 //! 198.18.0.0/15, routed to the sandboxes' bridge), so a sandbox could reach it directly.
 use std::collections::BTreeMap;
@@ -70,6 +76,8 @@ impl Recorded {
 
 struct Shared {
     text: String,
+    /// Milliseconds every answer pauses after `message_start` (0: none); see `set_pause`.
+    pause_ms: std::sync::atomic::AtomicU64,
     holds: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
     log: Mutex<Vec<Recorded>>,
     /// Also appended here as JSON lines (for scripts: the VS Code suite, the benchmark).
@@ -124,6 +132,11 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let path = parts.uri.path();
     match (&parts.method, path) {
         (&Method::HEAD | &Method::GET, "/api/hello") => Response::new(Body::empty()),
+        (_, p) if p.starts_with("/sim/pause/") => {
+            let ms = p["/sim/pause/".len()..].parse().unwrap_or(0);
+            s.pause_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+            Response::new(Body::from("paused"))
+        }
         (_, p) if p.starts_with("/sim/release/") => {
             hold(&s, &p["/sim/release/".len()..]).notify_one();
             Response::new(Body::from("released"))
@@ -137,9 +150,23 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", "body is not JSON");
             };
             let model = req["model"].as_str().unwrap_or("claude-sim").to_string();
-            let pause = parts.headers.get("x-sim-pause-ms").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+            let prompt = Prompt::of(&req);
+            let pause = parts
+                .headers
+                .get("x-sim-pause-ms")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or(prompt.pause)
+                .or(Some(s.pause_ms.load(std::sync::atomic::Ordering::SeqCst)).filter(|&ms| ms > 0));
             let held = parts.headers.get("x-sim-hold").and_then(|v| v.to_str().ok()).map(|k| hold(&s, k));
-            if req["stream"] == true { stream(&s.text, &model, pause, held) } else { message(&s.text, &model) }
+            let answer = match prompt.tool {
+                Some(call) => Answer::Tool(call),
+                None => Answer::Text(s.text.clone()),
+            };
+            if req["stream"] == true {
+                stream(&answer, &model, pause.unwrap_or(0), held)
+            } else {
+                message(&answer, &model)
+            }
         }
         _ => api_error(StatusCode::NOT_FOUND, "not_found_error", &format!("{} {path} is not simulated", parts.method)),
     }
@@ -154,9 +181,87 @@ fn usage_json(output: u64) -> Value {
            "cache_read_input_tokens": USAGE.cache_read, "output_tokens": output})
 }
 
-fn message(text: &str, model: &str) -> Response {
+/// What the prompt asks of the simulation (see the module's comment). Knobs are read from the
+/// user's messages since the last answer only, and a tool call is asked for only by a text
+/// after their last `tool_result` (Claude Code sends a new prompt in the same message as the
+/// previous result).
+#[derive(Debug, Default)]
+struct Prompt {
+    pause: Option<u64>,
+    /// (tool name, argument), when the request offers that tool.
+    tool: Option<(String, String)>,
+}
+
+fn knob(text: &str, name: &str) -> Option<String> {
+    let at = text.find(&format!("sim:{name}:"))? + name.len() + 5;
+    Some(text[at..].split_whitespace().next().unwrap_or("").to_string())
+}
+
+impl Prompt {
+    fn of(req: &Value) -> Prompt {
+        let messages = req["messages"].as_array().cloned().unwrap_or_default();
+        let turn = messages.iter().rposition(|m| m["role"] == "assistant").map_or(0, |i| i + 1);
+        let blocks: Vec<Value> = messages[turn..]
+            .iter()
+            .flat_map(|m| match &m["content"] {
+                Value::String(t) => vec![json!({"type": "text", "text": t})],
+                Value::Array(a) => a.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let offered = |tool: &str| req["tools"].as_array().is_some_and(|ts| ts.iter().any(|t| t["name"] == tool));
+        let mut p = Prompt::default();
+        for b in &blocks {
+            if b["type"] == "tool_result" {
+                p.tool = None;
+            }
+            let Some(text) = b["text"].as_str() else { continue };
+            if let Some(ms) = knob(text, "pause").and_then(|v| v.parse().ok()) {
+                p.pause = Some(ms);
+            }
+            if let Some((name, arg)) = knob(text, "tool").as_deref().and_then(|s| s.split_once(':'))
+                && offered(name)
+            {
+                p.tool = Some((name.to_string(), arg.to_string()));
+            }
+        }
+        p
+    }
+}
+
+enum Answer {
+    Text(String),
+    /// (tool name, argument)
+    Tool((String, String)),
+}
+
+impl Answer {
+    fn content(&self) -> Value {
+        match self {
+            Answer::Text(t) => json!({"type": "text", "text": t}),
+            Answer::Tool((name, arg)) => {
+                json!({"type": "tool_use", "id": "toolu_sim", "name": name, "input": tool_input(name, arg)})
+            }
+        }
+    }
+    fn stop_reason(&self) -> &'static str {
+        match self {
+            Answer::Text(_) => "end_turn",
+            Answer::Tool(_) => "tool_use",
+        }
+    }
+}
+
+fn tool_input(name: &str, arg: &str) -> Value {
+    match name {
+        "Bash" => json!({"command": arg, "description": "Run the command the test asked for"}),
+        _ => json!({"input": arg}),
+    }
+}
+
+fn message(answer: &Answer, model: &str) -> Response {
     let body = json!({"id": "msg_sim", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
+        "content": [answer.content()], "stop_reason": answer.stop_reason(), "stop_sequence": null,
         "usage": usage_json(USAGE.output)});
     Response::builder().header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
 }
@@ -165,26 +270,27 @@ fn event(name: &str, data: Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
-fn stream(text: &str, model: &str, pause_ms: u64, held: Option<Arc<tokio::sync::Notify>>) -> Response {
+fn stream(answer: &Answer, model: &str, pause_ms: u64, held: Option<Arc<tokio::sync::Notify>>) -> Response {
     let start = event(
         "message_start",
         json!({"type": "message_start", "message": {"id": "msg_sim", "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage_json(1)}}),
     );
+    let (block, delta) = match answer {
+        Answer::Text(text) => (json!({"type": "text", "text": ""}), json!({"type": "text_delta", "text": text})),
+        Answer::Tool((name, arg)) => (
+            json!({"type": "tool_use", "id": "toolu_sim", "name": name, "input": {}}),
+            json!({"type": "input_json_delta", "partial_json": tool_input(name, arg).to_string()}),
+        ),
+    };
     let rest = [
-        event(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ),
+        event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": block})),
         event("ping", json!({"type": "ping"})),
-        event(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
-        ),
+        event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": delta})),
         event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         event(
             "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            json!({"type": "message_delta", "delta": {"stop_reason": answer.stop_reason(), "stop_sequence": null},
             "usage": {"output_tokens": USAGE.output}}),
         ),
         event("message_stop", json!({"type": "message_stop"})),
@@ -305,6 +411,7 @@ impl Sim {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::new(Shared {
             text: text.to_string(),
+            pause_ms: Default::default(),
             holds: Default::default(),
             log: Mutex::new(Vec::new()),
             log_file,
@@ -324,6 +431,12 @@ impl Sim {
             });
         });
         Sim { url, shared, shutdown: Some(tx), thread: Some(thread), netns }
+    }
+
+    /// Every answer from now on pauses `ms` after `message_start` (0: none). Programs using the
+    /// `sim-anthropic` binary ask for it with a request to `/sim/pause/MS`.
+    pub fn set_pause(&self, ms: u64) {
+        self.shared.pause_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Requests so far, oldest first.

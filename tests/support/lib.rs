@@ -10,6 +10,8 @@ pub mod secrets;
 pub use sandbox::incus::Incus;
 
 pub mod gitfake;
+pub mod home;
+pub mod watch;
 
 /// The base image the test bed imports (scripts/build-base-image.sh).
 pub fn base_image() -> String {
