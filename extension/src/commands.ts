@@ -28,6 +28,8 @@ export interface Ctx {
   view: vscode.TreeView<Node>;
   /** Lists sandboxes and golden images again (after a sidecar start, or on Refresh). */
   reload(): Promise<void>;
+  /** Selects the first sandbox whose agent waits for the user. */
+  revealWaiting(): Promise<string | undefined>;
 }
 
 type Arg = Node | GoldenNode | string | { retry: unknown } | undefined;
@@ -304,6 +306,18 @@ function registerWork(ctx: Ctx, reg: Reg): void {
     return kind === 'claude' ? openClaude(ctx, names) : openTerminals(binary(), kind, names);
   };
   reg('openClaude', 'Open Claude', term('claude'));
+  reg('newClaude', 'New Claude session', async (a, sel) => {
+    const [name] = await targets(ctx, a, sel, running, false, 'start a new Claude session in');
+    if (!name) return [];
+    const agent = ctx.store.get(name)?.agent.state ?? 'none';
+    if (agent !== 'none') {
+      const yes = 'End It and Start New';
+      const answer = await ui().ask('warning', `End the Claude session in ${name} and start a new one?`, { modal: true, detail: `Its agent is ${agent}. The conversation stays in the sandbox (Open Claude continues the latest one after a restart).` }, yes);
+      if (answer !== yes) return [];
+    }
+    return openTerminals(sidecarBinary(ctx), 'claude', [name], undefined, true);
+  });
+  reg('revealWaiting', 'Show waiting agent', async () => ctx.revealWaiting());
   reg('openShell', 'Open Shell', term('shell'));
   reg('sendPrompt', 'Send prompt', async (a, sel) => sendPrompt(ctx, await targets(ctx, a, sel, running, true, 'send a prompt to'), binary));
   reg('runCommand', 'Run command', async (a, sel) => runCommand(ctx, await targets(ctx, a, sel, running, true, 'run a command in'), run));

@@ -2,6 +2,7 @@
 // background (activation does not wait for it), and "Restart Sidecar" is the same start again
 // (the typos-lsp style). Inside a sandbox's own window nothing manages Incus.
 import * as vscode from 'vscode';
+import { AgentWatch } from './agents';
 import { SandboxError, Sidecar } from './client';
 import { registerCommands, type Ctx } from './commands';
 import { SIDECAR_SETTINGS } from './config';
@@ -24,6 +25,8 @@ export interface Api {
   golden: GoldenTree;
   view: vscode.TreeView<Node>;
   status: StatusBar;
+  /** Agents waiting for the user: badge, status item, notifications. */
+  agents: AgentWatch | undefined;
   /** Milliseconds from loading the bundle to the end of activate(). */
   activationMs: number;
   /** The part of it before activate() was called (loading the bundle, VS Code's own setup). */
@@ -62,6 +65,7 @@ export function activate(context: vscode.ExtensionContext): Api {
 
   const inSandbox = sandboxOfThisWindow();
   let loaded: Promise<void>;
+  let agents: AgentWatch | undefined;
   if (inSandbox) {
     void vscode.commands.executeCommand('setContext', 'agentSandboxes.sidecar', 'inSandbox');
     view.message = `In sandbox ${inSandbox}: sandboxes are managed from the window on the host.`;
@@ -74,7 +78,7 @@ export function activate(context: vscode.ExtensionContext): Api {
     }
     loaded = Promise.resolve();
   } else {
-    loaded = manage(context, sidecar, store, denials, view, log);
+    ({ loaded, agents } = manage(context, sidecar, store, denials, view, log));
   }
 
   const activationMs = performance.now() - t0;
@@ -82,14 +86,15 @@ export function activate(context: vscode.ExtensionContext): Api {
   log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
   // VS Code writes an extension's log channel to LOGS/EXTENSION-ID/NAME.log: context.logUri/NAME.log.
   const logFile = vscode.Uri.joinPath(context.logUri, 'Agent Sandboxes.log').fsPath;
-  return { sidecar, store, denials, tree, golden, view, status, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
+  return { sidecar, store, denials, tree, golden, view, status, agents, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
 }
 
 /**
  * Manages sandboxes from this window: commands, the sidecar's pushes into the store, reloads
- * after each (re)start; starts the sidecar. Resolves once the first lists arrived.
+ * after each (re)start, the agents waiting for the user; starts the sidecar. `loaded` resolves
+ * once the first lists arrived.
  */
-function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): Promise<void> {
+function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch } {
   const list = async () => {
     const mark = store.mark();
     const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
@@ -116,7 +121,9 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
   };
   let resolveLoaded: () => void = () => undefined;
   const loaded = new Promise<void>((r) => { resolveLoaded = r; });
-  const ctx: Ctx = { context, sidecar: s, store, view, reload };
+  const agents = new AgentWatch(store, view, (name) => vscode.commands.executeCommand('agentSandboxes.openClaude', name));
+  context.subscriptions.push(agents);
+  const ctx: Ctx = { context, sidecar: s, store, view, reload, revealWaiting: () => agents.revealFirst() };
   configureErrors(log, () => (store.status()?.remote ?? 'local') === 'local');
   registerCommands(ctx);
   context.subscriptions.push(
@@ -145,7 +152,7 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
     }),
   );
   void s.start();
-  return loaded;
+  return { loaded, agents };
 }
 
 export async function deactivate(): Promise<void> {

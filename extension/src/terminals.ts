@@ -2,7 +2,8 @@
 // (`sandbox claude NAME` / `sandbox shell NAME`): it checks the sandbox is running and has
 // Claude Code, says what to do if not, and connects with the managed ssh config — no ssh
 // command line is built here. `--wait-on-error` keeps a failure's message on screen (a terminal
-// otherwise closes with its program, leaving only "exit code N").
+// otherwise closes with its program, leaving only "exit code N"). Claude runs in a session
+// inside the sandbox: closing the terminal only detaches from it.
 import * as vscode from 'vscode';
 
 export type TerminalKind = 'claude' | 'shell';
@@ -20,9 +21,10 @@ export function openTerminal(kind: TerminalKind, name: string): vscode.Terminal 
   return vscode.window.terminals.find((t) => t.name === terminalName(kind, name) && t.exitStatus === undefined);
 }
 
-/** The program's arguments: `claude NAME --wait-on-error [--prompt TEXT]`. */
-export function terminalArgs(kind: TerminalKind, name: string, prompt?: string): string[] {
+/** The program's arguments: `claude NAME --wait-on-error [--new] [--prompt TEXT]`. */
+export function terminalArgs(kind: TerminalKind, name: string, prompt?: string, fresh = false): string[] {
   const args = [kind, name, '--wait-on-error'];
+  if (kind === 'claude' && fresh) args.push('--new');
   if (kind === 'claude' && prompt !== undefined) args.push('--prompt', prompt);
   return args;
 }
@@ -39,13 +41,16 @@ function typeInto(t: vscode.Terminal, prompt: string): void {
 /**
  * Opens (or shows the open) terminal for each sandbox. One: in the panel. Several: in the
  * editor area, one column each, side by side (the CLI's tmux panes, VS Code style). A prompt
- * starts a new Claude session on it (`--prompt`); an open one gets it typed in instead.
+ * starts a new Claude session on it (`--prompt`; typed into the sandbox's session if one runs
+ * there); an open terminal gets it typed in instead. `fresh`: a new session (`--new`).
  */
-export function openTerminals(binary: string, kind: TerminalKind, names: string[], prompt?: string): vscode.Terminal[] {
+export function openTerminals(binary: string, kind: TerminalKind, names: string[], prompt?: string, fresh = false): vscode.Terminal[] {
   const many = names.length > 1;
   return names.map((name, i) => {
     const open = openTerminal(kind, name);
-    if (open) {
+    // A fresh session (`--new`) gets a terminal of its own: the open one goes.
+    if (open && fresh) open.dispose();
+    else if (open) {
       try {
         open.show(many);
         if (prompt !== undefined) typeInto(open, prompt);
@@ -57,7 +62,7 @@ export function openTerminals(binary: string, kind: TerminalKind, names: string[
     const t = vscode.window.createTerminal({
       name: terminalName(kind, name),
       shellPath: binary,
-      shellArgs: terminalArgs(kind, name, prompt),
+      shellArgs: terminalArgs(kind, name, prompt, fresh),
       iconPath: new vscode.ThemeIcon(ICON[kind]),
       color: new vscode.ThemeColor(kind === 'claude' ? 'terminal.ansiMagenta' : 'terminal.ansiCyan'),
       location: many ? { viewColumn: (vscode.ViewColumn.One + i) as vscode.ViewColumn, preserveFocus: i > 0 } : vscode.TerminalLocation.Panel,

@@ -3,6 +3,7 @@
 // the menus in package.json: `sandbox.<state>` (this user's), `foreign.<state>` (another user's:
 // not reachable until adopted), `port.<http|other>.<role>`, `health`, `denial.<name|address>`.
 import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Sandbox, SandboxState } from './protocol.generated';
+import { agentIcon, agentText, agentTooltip } from './agentState';
 import { claudeHealth, tokensLine, tokensShort } from './usage';
 
 export interface Icon { id: string; color?: string }
@@ -70,7 +71,8 @@ export function branchText(s: Sandbox): string {
 /** What the item says next to its name: stack and branch (slot and ports are in the tooltip). */
 export function description(s: Sandbox): string {
   if (!s.reachable) return `${s.stack ?? 'unknown stack'} · another user's: Adopt to reach it`;
-  const parts = [s.stack ?? 'unknown stack', branchText(s)];
+  const agent = agentText(s.agent);
+  const parts = [...(agent ? [agent] : []), s.stack ?? 'unknown stack', branchText(s)];
   const tokens = tokensShort(s);
   if (tokens) parts.push(tokens);
   return parts.join(' · ');
@@ -81,6 +83,8 @@ export function tooltip(s: Sandbox): string {
   if (!s.reachable) {
     out.push('Made by another user (or another `SANDBOX_HOME`): your SSH key and ssh config entry are not in it. **Adopt** adds them.\n\n');
   }
+  const agent = agentTooltip(s.agent);
+  if (agent) out.push(`${agent}\n\n`);
   const row = (k: string, v: string | null | undefined) => { if (v) out.push(`- ${k}: \`${v}\`\n`); };
   row('stack', s.stack);
   row('repository', s.repo);
@@ -114,7 +118,8 @@ export function sandboxView(s: Sandbox): SandboxView {
     label: s.name,
     description: description(s),
     contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}`,
-    icon: mine ? stateIcon(s.state) : { id: 'lock', color: 'disabledForeground' },
+    // The agent's state, when there is one, says more than the container's.
+    icon: mine ? (agentIcon(s.agent.state) ?? stateIcon(s.state)) : { id: 'lock', color: 'disabledForeground' },
     tooltip: tooltip(s),
   };
 }

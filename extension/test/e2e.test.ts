@@ -284,6 +284,76 @@ describe('Agent Sandboxes in VS Code', function () {
     await api.sidecar.request('sandbox/authRemove', { provider: 'anthropic' });
   });
 
+  it("agent state from Claude Code's hooks: the tree item, a notification once with Open Claude, the waiting badge and status item", async function () {
+    const sim = process.env.SANDBOX_ANTHROPIC_UPSTREAM ?? '';
+    assert.ok(sim, 'SANDBOX_ANTHROPIC_UPSTREAM names the simulated API (tests/vscode/run.sh)');
+    await api.sidecar.request('sandbox/authSet', { provider: 'anthropic', credential: `sk-ant-api03-e2e${randomBytes(16).toString('hex')}` });
+    for (const t of vscode.window.terminals) if (t.name.startsWith('Claude · ')) t.dispose();
+    await waitFor('no Claude terminal', () => !vscode.window.terminals.some((t) => t.name.startsWith('Claude · ')));
+    const u = scripted();
+    u.replies.set(`${AI} finished`, 'Open Claude');
+    const notices = (text: string) => u.asked.filter((a) => a.message.startsWith(text));
+    try {
+      // The simulated API takes 4 s to answer: long enough to see `working`.
+      await fetch(`${sim}/sim/pause/4000`);
+      const answer = api.sidecar.request('sandbox/exec', { name: AI, command: ['claude', '-p', 'say pong'] });
+      const working = await waitFor('working on the tree item', () => { const i = treeItem(AI); return String(i?.description).startsWith('working · ') && i; }, 30_000);
+      assert.strictEqual((working.iconPath as vscode.ThemeIcon).id, 'loading~spin');
+      assert.ok((await answer).stdout.includes('pong from the simulated API'));
+      const done = await waitFor('done on the tree item', () => { const i = treeItem(AI); return String(i?.description).startsWith('done: pong from the simulated API · ') && i; }, 30_000);
+      assert.strictEqual((done.iconPath as vscode.ThemeIcon).id, 'pass-filled');
+      assert.match((done.tooltip as vscode.MarkdownString).value, /agent: done: pong from the simulated API \(since /);
+
+      // Its terminal was not the active one: one notification, whose Open Claude focuses it.
+      const finished = await waitFor('the notification', () => notices(`${AI} finished`)[0]);
+      assert.strictEqual(finished.message, `${AI} finished: pong from the simulated API`);
+      assert.deepStrictEqual(finished.actions, ['Open Claude']);
+      await waitFor('the Claude terminal active', () => vscode.window.activeTerminal?.name === `Claude · ${AI}`, 15_000);
+      await vscode.commands.executeCommand('agentSandboxes.refresh');
+      await api.whenLoaded();
+      assert.strictEqual(notices(`${AI} finished`).length, 1, 'no repeat for the same event');
+
+      // Waiting, from a hook inside the sandbox (the image's own hook command).
+      const settings = await api.sidecar.request('sandbox/exec', { name: AI, command: ['cat', '/etc/claude-code/managed-settings.json'] });
+      const hook = (JSON.parse(settings.stdout).hooks.PermissionRequest as { hooks: { command: string }[] }[])
+        .flatMap((e) => e.hooks).find((h) => h.command.includes('hooks.sock'))?.command ?? '';
+      assert.ok(hook, settings.stdout);
+      const fire = (event: object) => api.sidecar.request('sandbox/exec', { name: AI,
+        command: ['sh', '-c', 'printf %s "$1" | sh -c "$2"', 'fire', JSON.stringify({ session_id: 'e2e-hooks', ...event }), hook] });
+      await fire({ hook_event_name: 'PermissionRequest', tool_name: 'Bash' });
+      const waitingItem = await waitFor('waiting on the tree item', () => { const i = treeItem(AI); return String(i?.description).startsWith('waiting: Claude needs your permission to use Bash') && i; }, 15_000);
+      assert.strictEqual((waitingItem.iconPath as vscode.ThemeIcon).id, 'bell-dot');
+      const badge = await waitFor('the badge', () => api.view.badge);
+      assert.ok(badge.value >= 1 && badge.tooltip.includes(AI), JSON.stringify(badge));
+      assert.match(String(api.agents?.item.text), /^\$\(bell-dot\) \d+ waiting$/);
+      assert.ok(String(api.agents?.item.tooltip).includes(AI));
+      // Its Claude terminal is the active one: no notification.
+      assert.strictEqual(notices(`${AI} is waiting`).length, 0, JSON.stringify(u.asked));
+      const revealed = await vscode.commands.executeCommand<string>('agentSandboxes.revealWaiting');
+      assert.strictEqual(revealed, AI);
+      assert.ok(api.view.selection.some((n) => n.kind === 'sandbox' && n.name === AI), 'the waiting sandbox is selected');
+
+      // Another terminal active: the next wait is announced, once, as text (no link in it).
+      const [shell] = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openShell', AI);
+      await waitFor('the shell active', () => vscode.window.activeTerminal === shell, 10_000);
+      await fire({ hook_event_name: 'UserPromptSubmit' });
+      await fire({ hook_event_name: 'Notification', notification_type: 'permission_prompt', message: 'Approve [this](command:workbench.action.quit) please' });
+      const w = await waitFor('the waiting notification', () => notices(`${AI} is waiting`)[0], 15_000);
+      assert.strictEqual(w.message, `${AI} is waiting: Approve [this] (command:workbench.action.quit) please`);
+      // Notifications off: nothing more is announced.
+      await vscode.workspace.getConfiguration('agentSandboxes').update('notifications.agents', false, vscode.ConfigurationTarget.Global);
+      await fire({ hook_event_name: 'Stop', last_assistant_message: 'quiet' });
+      await waitFor('done again', () => String(treeItem(AI)?.description).startsWith('done: quiet'), 15_000);
+      await waitFor('the badge without it', () => !api.view.badge?.tooltip.includes(AI) && true);
+      assert.strictEqual(notices(`${AI} finished: quiet`).length, 0);
+      shell.dispose();
+    } finally {
+      await vscode.workspace.getConfiguration('agentSandboxes').update('notifications.agents', undefined, vscode.ConfigurationTarget.Global);
+      await fetch(`${sim}/sim/pause/0`).catch(() => undefined);
+      await api.sidecar.request('sandbox/authRemove', { provider: 'anthropic' });
+    }
+  });
+
   it('Expose Port… adds a port child (live), Stop Forwarding removes it; Run Command runs in the sandbox', async function () {
     scripted().script('3000');
     const fwd = await vscode.commands.executeCommand<{ hostPort: number; containerPort: number; role: string }>('agentSandboxes.exposePort', NAME);

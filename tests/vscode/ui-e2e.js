@@ -103,6 +103,34 @@ async function mainPhase() {
     await page.keyboard.press('Escape');
   });
 
+  await step('an agent waiting in the sandbox: bell and message in the tree, the badge, "1 waiting", a notification whose Open Claude opens its terminal', async () => {
+    // A hook fired inside the sandbox with the image's own command, as Claude Code fires it.
+    const settings = JSON.parse(cli('exec', UI_SANDBOX, '--', 'cat', '/etc/claude-code/managed-settings.json'));
+    const hook = settings.hooks.PermissionRequest.flatMap((e) => e.hooks).find((h) => h.command.includes('hooks.sock')).command;
+    const event = JSON.stringify({ hook_event_name: 'PermissionRequest', session_id: 'ui-e2e', tool_name: 'Bash' });
+    cli('exec', UI_SANDBOX, '--', 'sh', '-c', 'printf %s "$1" | sh -c "$2"', 'fire', event, hook);
+    await row.locator('.label-description', { hasText: 'waiting: Claude needs your permission to use Bash' }).waitFor({ timeout: 30000 });
+    await row.locator('.codicon-bell-dot').waitFor({ timeout: 10000 });
+    const status = page.locator('.statusbar-item', { hasText: /\d+ waiting/ });
+    await status.waitFor({ timeout: 10000 });
+    const badge = page.locator('.part.activitybar .badge-content', { hasText: /^\d+$/ }).first();
+    await badge.waitFor({ timeout: 10000 });
+    log('status bar:', await status.innerText(), '· badge:', await badge.innerText());
+    const toast = page.locator('.notification-toast', { hasText: `${UI_SANDBOX} is waiting: Claude needs your permission to use Bash` });
+    await toast.waitFor({ timeout: 15000 });
+    await page.screenshot({ path: `${SHOTS}/agent-waiting.png` });
+    await toast.locator('.monaco-button', { hasText: 'Open Claude' }).click();
+    // Its terminal runs `sandbox claude`: Claude Code starts in the sandbox.
+    const running = await waitForCli(() => { try { return cli('exec', UI_SANDBOX, '--', 'pgrep', '-u', 'ubuntu', '-x', 'claude').trim(); } catch { return ''; } }, 40000);
+    assert.ok(running, 'Open Claude started Claude Code in the sandbox');
+    await page.screenshot({ path: `${SHOTS}/agent-open-claude.png` });
+    // Done: the bell and the count go.
+    const stop = JSON.stringify({ hook_event_name: 'Stop', session_id: 'ui-e2e', last_assistant_message: 'all good' });
+    cli('exec', UI_SANDBOX, '--', 'sh', '-c', 'printf %s "$1" | sh -c "$2"', 'fire', stop, hook);
+    await row.locator('.label-description', { hasText: 'done: all good' }).waitFor({ timeout: 30000 });
+    await status.waitFor({ state: 'detached', timeout: 10000 });
+  });
+
   await step('the Create wizard validates the name as it is typed', async () => {
     await palette('Sandbox: Create…');
     const input = page.locator('.quick-input-widget input');
