@@ -209,6 +209,17 @@ async function openClaude(ctx: Ctx, names: string[]): Promise<vscode.Terminal[]>
   return terminals;
 }
 
+/** A fresh Claude session in NAME: asks first when one is running there (it ends it). */
+async function newClaude(ctx: Ctx, name: string): Promise<vscode.Terminal[]> {
+  const agent = ctx.store.get(name)?.agent.state ?? 'none';
+  if (agent !== 'none') {
+    const yes = 'End It and Start New';
+    const answer = await ui().ask('warning', `End the Claude session in ${name} and start a new one?`, { modal: true, detail: `Its agent is ${agent}. The conversation stays in the sandbox (Open Claude continues the latest one after a restart).` }, yes);
+    if (answer !== yes) return [];
+  }
+  return openTerminals(sidecarBinary(ctx), 'claude', [name], undefined, true);
+}
+
 async function adopt(ctx: Ctx, name: string): Promise<Sandbox> {
   const s = await ctx.sidecar.request('sandbox/adopt', { name });
   ctx.store.apply({ name, sandbox: s });
@@ -308,14 +319,7 @@ function registerWork(ctx: Ctx, reg: Reg): void {
   reg('openClaude', 'Open Claude', term('claude'));
   reg('newClaude', 'New Claude session', async (a, sel) => {
     const [name] = await targets(ctx, a, sel, running, false, 'start a new Claude session in');
-    if (!name) return [];
-    const agent = ctx.store.get(name)?.agent.state ?? 'none';
-    if (agent !== 'none') {
-      const yes = 'End It and Start New';
-      const answer = await ui().ask('warning', `End the Claude session in ${name} and start a new one?`, { modal: true, detail: `Its agent is ${agent}. The conversation stays in the sandbox (Open Claude continues the latest one after a restart).` }, yes);
-      if (answer !== yes) return [];
-    }
-    return openTerminals(sidecarBinary(ctx), 'claude', [name], undefined, true);
+    return name ? newClaude(ctx, name) : [];
   });
   reg('revealWaiting', 'Show waiting agent', async () => ctx.revealWaiting());
   reg('openShell', 'Open Shell', term('shell'));
