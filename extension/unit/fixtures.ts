@@ -1,5 +1,5 @@
 // Protocol values for the unit tests (what the sidecar sends), with overrides.
-import type { GoldenInfo, Health, PortForward, Sandbox, ServerStatus } from '../src/protocol.generated';
+import type { Agent, GoldenInfo, Health, PortForward, Sandbox, ServerStatus } from '../src/protocol.generated';
 
 export function sandbox(over: Partial<Sandbox> = {}): Sandbox {
   const name = over.name ?? 'box';
@@ -7,8 +7,12 @@ export function sandbox(over: Partial<Sandbox> = {}): Sandbox {
     name, instance: `agent-${name}`, state: 'running', slot: 3, stack: 'minimal', repo: null, branch: null,
     ip: '10.100.0.103', ports: [port('ssh', 2203, 22), port('app', 8003, 8080), port('alt', 9003, 9090)],
     egress: 'open', cpu: null, memory: null, createdAt: '2025-01-01T00:00:00Z', location: null, managed: true,
-    health: null, sshAlias: `sandbox-${name}`, usage: null, reachable: true, ...over,
+    health: null, sshAlias: `sandbox-${name}`, usage: null, agent: agent(), reachable: true, ...over,
   };
+}
+
+export function agent(over: Partial<Agent> = {}): Agent {
+  return { state: 'none', since: null, message: null, dropped: { tooBig: 0, malformed: 0, unknownEvent: 0, rateLimited: 0 }, ...over };
 }
 
 export function port(role: PortForward['role'], hostPort: number, containerPort: number, proto: PortForward['proto'] = 'tcp'): PortForward {
