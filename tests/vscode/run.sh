@@ -100,6 +100,8 @@ JSON
 CS=("$CODE_SERVER" --config "$E2E/data/config.yaml" --user-data-dir "$E2E/data/user" --extensions-dir "$E2E/data/extensions")
 
 ts "simulated Anthropic API (target/debug/sim-anthropic) as the sandboxes' upstream"
+# The tests start with no credential on the host, even after a run that was killed before its trap.
+"$BIN" auth rm anthropic >/dev/null 2>&1 || true
 export ANTHROPIC_SIM_LOG=$E2E/anthropic-requests.jsonl
 "$REPO/target/debug/sim-anthropic" --listen 127.0.0.1:0 --log "$ANTHROPIC_SIM_LOG" > "$E2E/sim-url" &
 SIM_PID=$!
