@@ -230,6 +230,10 @@ fn claude_sessions_outlive_the_terminal_and_continue_after_a_restart() {
     let answer = format!("persistent-{:08x}", rand::random::<u32>());
     let sim = Sim::loopback(&answer);
     let n = ready(&mut h, "keep", &sim);
+    // A scripted `claude -p` ran first: Claude Code's interactive --continue skips such sessions
+    // ("No conversation found to continue"), so Open Claude must still give a running Claude.
+    let o = h.claude_p(&n, "scripted");
+    assert!(o.status.success(), "{}", text(&o.stderr));
 
     let term = open_claude(&h, &n, "a", &[]);
     wait_for("Claude Code's prompt", Duration::from_secs(40), || at_prompt(&term));

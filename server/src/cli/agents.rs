@@ -16,7 +16,9 @@ use crate::engine::{EngineError, Result};
 /// text goes to Claude as one argument, or typed into a running session — never through a shell
 /// line). The session is tmux's `claude`: attached when it exists; else started, continuing the
 /// project's last conversation when there is one (after a restart, or after Claude was quit)
-/// unless `new`.
+/// unless `new`. Claude Code's interactive `--continue` skips the sessions of `claude -p`
+/// (scripts, `sandbox exec`) and exits at once with "No conversation found to continue" when
+/// there is no other: `RUN` then starts a fresh Claude instead.
 const LAUNCHER: &str = r#"set -u
 new=$1 mode=$2 file=${3:-} p=
 if [ -n "$file" ]; then p=$(cat -- "$file") && rm -f -- "$file" || exit 1; fi
@@ -24,8 +26,15 @@ cd /workspace/project 2>/dev/null || cd
 if [ "$mode" = bypassPermissions ]; then set -- claude --dangerously-skip-permissions
 else set -- claude --permission-mode "$mode"; fi
 project=$(pwd | sed "s/[^A-Za-z0-9]/-/g")
-if [ "$new" != new ] && ls "$HOME/.claude/projects/$project/"*.jsonl >/dev/null 2>&1; then set -- "$@" --continue; fi
-if [ -n "$file" ]; then set -- "$@" "$p"; fi
+how=fresh
+if [ "$new" != new ] && ls "$HOME/.claude/projects/$project/"*.jsonl >/dev/null 2>&1; then how=continue; fi
+RUN='how=$1 p=$2; shift 2
+if [ "$how" = continue ]; then
+  t=$SECONDS; "$@" --continue ${p:+"$p"}; s=$?
+  [ "$s" != 0 ] && [ $((SECONDS - t)) -lt 10 ] || exit "$s"
+fi
+exec "$@" ${p:+"$p"}'
+set -- bash -c "$RUN" sandbox-claude-run "$how" "$p" "$@"
 if ! command -v tmux >/dev/null 2>&1; then
   echo "sandbox: there is no tmux in this sandbox, so this Claude session ends with the terminal" >&2
   exec "$@"
