@@ -149,9 +149,20 @@ fn a_permission_prompt_is_waiting_with_its_message_then_working_then_done() {
         term.screen().contains("Do you want to proceed?").then_some(())
     });
 
-    // Answered (Yes): working while the next answer takes its time, then done.
+    // Answered (Yes): working while the next answer takes its time, then done. The dialog can
+    // be drawn a moment before it reads keys: Enter again while it is still there.
     sim.set_pause(3000);
-    term.keys(&["Enter"]);
+    let dialog = || term.screen().contains("Do you want to proceed?");
+    for _ in 0..5 {
+        term.keys(&["Enter"]);
+        let t = Instant::now();
+        while dialog() && t.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !dialog() {
+            break;
+        }
+    }
     let seen = |what: &str| format!("{what}; states {:?}; screen:\n{}", watch.agent_states(&n), term.screen());
     let done = wait_for(&seen("done"), Duration::from_secs(40), || {
         let a = agent(&h, &n);
@@ -241,7 +252,7 @@ fn claude_sessions_outlive_the_terminal_and_continue_after_a_restart() {
     wait_for("the answer", Duration::from_secs(40), || term.screen().contains(&answer).then_some(()));
     let first = claude_processes(&n);
     assert_eq!(first.len(), 1, "{first:?}");
-    assert!(!first[0].1.contains("--continue"), "a new sandbox has no conversation to continue: {first:?}");
+    assert!(!first[0].1.contains("--continue"), "no interactive conversation to continue yet: {first:?}");
 
     // The terminal closes: Claude keeps running inside.
     term.kill();
