@@ -59,13 +59,21 @@ fn at_prompt(t: &Tmux) -> Option<()> {
     (s.contains("for shortcuts") || s.contains("bypass permissions on")).then_some(())
 }
 
-/// The claude processes in the sandbox: (pid, command line).
+/// The Claude Code sessions in the sandbox: (pid, command line). Claude's own short-lived
+/// helper processes (also named claude, briefly zombies until it reaps them) are not sessions.
 fn claude_processes(n: &str) -> Vec<(String, String)> {
     let o = Command::new("incus")
         .args(["exec", &format!("agent-{n}"), "--", "pgrep", "-u", "ubuntu", "-a", "-x", "claude"])
         .output()
         .unwrap();
-    text(&o.stdout).lines().filter_map(|l| l.split_once(' ').map(|(p, c)| (p.to_string(), c.to_string()))).collect()
+    let session = |c: &str| {
+        c.starts_with("claude ") && (c.contains(" --dangerously-skip-permissions") || c.contains(" --permission-mode"))
+    };
+    text(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(p, c)| (p.to_string(), c.to_string())))
+        .filter(|(_, c)| session(c))
+        .collect()
 }
 
 #[test]
