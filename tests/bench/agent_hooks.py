@@ -10,7 +10,7 @@ notification with that state arrives.
 
     python3 tests/bench/agent_hooks.py [--bin target/release/sandbox] [--stack minimal] [--runs 20]
 """
-import argparse, json, os, queue, secrets, statistics, subprocess, tempfile, threading, time
+import argparse, json, os, queue, secrets, shutil, statistics, subprocess, tempfile, threading, time
 
 
 def main():
@@ -20,15 +20,20 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     a = ap.parse_args()
     env = dict(os.environ)
-    env.setdefault("SANDBOX_HOME", tempfile.mkdtemp(prefix="sandbox-bench-"))
+    # A scratch ~/.sandbox unless one is given; removed afterwards.
+    scratch = None if env.get("SANDBOX_HOME") else tempfile.mkdtemp(prefix="sandbox-bench-")
+    if scratch:
+        env["SANDBOX_HOME"] = scratch
     env["SANDBOX_ANTHROPIC_UPSTREAM"] = "http://127.0.0.1:9"  # no API call is made
     name = f"ah-{secrets.token_hex(3)}"
-    subprocess.run([a.bin, "start", name, "--stack", a.stack], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        subprocess.run([a.bin, "start", name, "--stack", a.stack], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         run(a, env, name)
     finally:
         subprocess.run([a.bin, "rm", name], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def hook_command(name):
