@@ -257,7 +257,8 @@ async function mainPhase() {
     await widget.locator('input').fill(AGENT);
     await page.keyboard.press('Enter');
     const created = page.locator('.pane-body .monaco-list-row', { hasText: AGENT });
-    await created.locator('.label-description', { hasText: /^minimal/ }).waitFor({ timeout: 90000 });
+    // Its agent's state comes first once Claude works on the task ("working · minimal · …").
+    await created.locator('.label-description', { hasText: /(^|· )minimal/ }).waitFor({ timeout: 90000 });
     await page.locator('.tabs-container .tab, .terminal-tabs-entry, .single-terminal-tab', { hasText: `Claude · ${AGENT}` }).first().waitFor({ timeout: 30000 });
     await page.waitForTimeout(1500);
     await page.screenshot({ path: `${SHOTS}/new-agent.png` });
@@ -302,7 +303,8 @@ async function secondHomePhase() {
     await row.hover();
     await row.locator('.action-label[aria-label^="Adopt"]').click();
     await page.locator('.notifications-toasts .notification-toast', { hasText: `You can reach ${UI_SANDBOX}` }).waitFor({ timeout: 30000 });
-    await row.locator('.label-description', { hasText: /^minimal · no repository/ }).waitFor({ timeout: 30000 });
+    // Its own description now (after its agent's state, which the main phase left at done).
+    await row.locator('.label-description', { hasText: /(^|· )minimal · no repository/ }).waitFor({ timeout: 30000 });
     const out = execFileSync('ssh', ['-F', `${process.env.SECOND_SANDBOX_HOME}/ssh_config`, '-o', 'BatchMode=yes', UI_SANDBOX, 'hostname'], { encoding: 'utf8' });
     assert.strictEqual(out.trim(), UI_SANDBOX);
     await page.waitForTimeout(500);
