@@ -254,7 +254,14 @@ describe('A first-time user', function () {
     const sent = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.sendPrompt', name);
     assert.ok(sent?.length === 1 && sent[0] === r.terminal && r.terminal.exitStatus === undefined, 'typed into the open session');
     await waitFor('the prompt sent to the agent in a request to the simulated API', () => simRequests()
-      .some((q) => q.method === 'POST' && q.target.startsWith('/v1/messages') && q.userText.includes(more)), 60_000);
+      .some((q) => q.method === 'POST' && q.target.startsWith('/v1/messages') && q.userText.includes(more)), 60_000)
+      .catch(async (e: Error) => { throw new Error(`${e.message}; Claude's screen in ${name}:\n${await claudeScreen(name)}`); });
+  }
+
+  /** What Claude's tmux session in the sandbox shows (for a failure's message). */
+  async function claudeScreen(name: string): Promise<string> {
+    const r = await api.sidecar.request('sandbox/exec', { name, command: ['tmux', 'capture-pane', '-p', '-t', '=claude'] }).catch(() => undefined);
+    return r ? r.stdout + r.stderr : '(no screen)';
   }
 
   it('Destroy closes the sandbox\'s terminals', async function () {
