@@ -331,7 +331,8 @@ describe('Agent Sandboxes in VS Code', function () {
       assert.strictEqual(notices(`${AI} is waiting`).length, 0, JSON.stringify(u.asked));
       const revealed = await vscode.commands.executeCommand<string>('agentSandboxes.revealWaiting');
       assert.strictEqual(revealed, AI);
-      assert.ok(api.view.selection.some((n) => n.kind === 'sandbox' && n.name === AI), 'the waiting sandbox is selected');
+      // The selection comes back from the workbench a moment after reveal() resolves.
+      await waitFor('the waiting sandbox selected', () => api.view.selection.some((n) => n.kind === 'sandbox' && n.name === AI), 10_000);
 
       // Another terminal active: the next wait is announced, once, as text (no link in it).
       const [shell] = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openShell', AI);
