@@ -1,7 +1,9 @@
 //! Live state, pushed: follows Incus's `/1.0/events` (lifecycle) and turns each event about a
 //! sandbox into its new state, and each change of the daemon's reachability or of the golden
 //! images into a new server status — no polling. After a (re)connect every sandbox is re-sent,
-//! since events may have been missed while the daemon was away.
+//! since events may have been missed while the daemon was away. Each follower ends as soon as its
+//! receiver is dropped (a subscriber that vanished), closing its Incus event socket: nothing is
+//! kept for it.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +42,16 @@ pub fn follow(engine: Engine) -> mpsc::Receiver<Push> {
         let mut connected_before = false;
         let mut last: Option<ServerStatus> = None;
         let healths = Healths::default();
-        while let Some(msg) = events.recv().await {
+        loop {
+            // Waiting for the next event must not outlive the receiver: a subscriber that left
+            // ends this follower (and its event socket) at once, not at the next event.
+            let msg = tokio::select! {
+                _ = tx.closed() => return,
+                msg = events.recv() => match msg {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
             let sent = match msg {
                 EventMsg::Connected => {
                     let resent = !connected_before || resend_all(&engine, &tx, &healths).await;
@@ -193,7 +204,10 @@ pub fn follow_denials() -> mpsc::Receiver<super::Denied> {
                 }
             }
             first = false;
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
         }
     });
     rx
