@@ -3,6 +3,7 @@ mod adopt;
 pub mod agents;
 pub mod anthropic;
 pub mod base_image;
+pub mod blocks;
 pub mod claude;
 pub mod create;
 pub mod creds;

@@ -161,7 +161,8 @@ impl Engine {
         let n = plan.name.clone();
         rb.push(format!("remove ssh entry for {n}"), async move {
             let _g = lock::acquire().await?;
-            Ok(sshcfg::remove_entry(&n)?)
+            sshcfg::remove_entry(&n)?;
+            Ok(())
         });
         Ok(())
     }
