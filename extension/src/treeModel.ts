@@ -75,6 +75,8 @@ export function description(s: Sandbox): string {
   const parts = [...(agent ? [agent] : []), s.stack ?? 'unknown stack', branchText(s)];
   const tokens = tokensShort(s);
   if (tokens) parts.push(tokens);
+  // A create that did not finish: `sandbox start NAME` makes it again, Destroy removes it.
+  if (s.incomplete) parts.unshift(s.incomplete);
   return parts.join(' · ');
 }
 
@@ -91,7 +93,7 @@ export function tooltip(s: Sandbox): string {
   row('branch', s.branch);
   row('IP', s.ip);
   row('egress', egressText(s.egress));
-  row('limits', [s.cpu && `${s.cpu} CPU`, s.memory].filter(Boolean).join(', ') || null);
+  row('limits', [s.cpu && `${s.cpu} CPU`, s.memory, s.disk && `${s.disk} disk`].filter(Boolean).join(', ') || null);
   row('SSH host', s.sshAlias);
   row('slot', s.slot !== null ? String(s.slot) : null);
   if (s.ports.length > 0) {

@@ -151,3 +151,5 @@ impl Drop for Sandboxes {
         }
     }
 }
+
+pub mod faults;

@@ -146,6 +146,16 @@ impl Api {
     }
 }
 
+/// A sidecar starting: what killed processes left (interrupted creates) is removed, and said.
+pub(crate) async fn sweep(engine: &Engine) {
+    for (name, r) in engine.sweep_interrupted().await {
+        match r {
+            Ok(()) => tracing::info!("removed what an interrupted create of '{name}' left"),
+            Err(e) => tracing::warn!("an interrupted create of '{name}' left things behind: {e}"),
+        }
+    }
+}
+
 fn parse<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> {
     let params = if params.is_null() { Value::Object(Default::default()) } else { params };
     serde_json::from_value(params).map_err(ApiError::invalid_params)
@@ -220,7 +230,7 @@ fn declarations() -> Vec<String> {
     use crate::engine::egress::denials::{Denial, DenialKind};
     use crate::engine::golden::{GoldenInfo, GoldenState};
     use crate::engine::ports::PortRole;
-    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
+    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, Incomplete, PortForward, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
     use crate::engine::validate::Proto;
     vec![
@@ -247,6 +257,7 @@ fn declarations() -> Vec<String> {
         CredentialStatus::decl(),
         AuthSetParams::decl(),
         ProviderParams::decl(),
+        Incomplete::decl(),
         // Results.
         StartResult::decl(),
         StartAction::decl(),

@@ -1,8 +1,42 @@
-//! Rendering helpers: JSON to stdout for scripts, tables for people.
+//! Rendering helpers: JSON to stdout for scripts, tables for people. Every write ignores a closed
+//! stream: SIGPIPE is ignored (a reader that goes away must never kill a command half-way), and
+//! a failed write of output changes nothing the command did.
 use serde::Serialize;
 
+/// A line to stdout (data); a closed stdout is not an error.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// Text to stdout without a newline.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// A line to stderr (progress, errors); a closed stderr is not an error.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Text to stderr without a newline.
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub fn json<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
+    outln!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
 }
 
 /// A closed set's value as the protocol spells it (`created`, `filtered`, …).
@@ -25,7 +59,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<String>| {
         let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|s| s.to_string()).collect());
     for r in rows {

@@ -95,6 +95,7 @@ pub fn refill_in_background(stack: &str) {
     // process group (a Ctrl-C in the terminal is for the command that was typed).
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    super::host::inherit_stdio_only(&mut cmd);
     match cmd.spawn() {
         // Reaped by a thread so that a long-lived caller (the sidecar) leaves no zombie.
         Ok(mut child) => {

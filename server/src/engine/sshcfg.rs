@@ -95,6 +95,13 @@ fn ensure_key_at(path: &Path) -> Result<String> {
     Ok(public)
 }
 
+/// SHA256 fingerprint of a public key line (empty when it does not parse).
+pub fn fingerprint(public: &str) -> String {
+    ssh_key::PublicKey::from_openssh(public.trim())
+        .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string())
+        .unwrap_or_default()
+}
+
 /// Public keys allowed to log in: the managed key plus the user's `~/.ssh/id_*.pub`.
 pub fn authorized_keys() -> Result<String> {
     let mut keys = vec![ensure_client_key()?];

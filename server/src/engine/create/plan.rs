@@ -31,8 +31,12 @@ pub(super) struct Plan {
     pub read_only_key: bool,
     pub cpu: Option<u32>,
     pub memory: Option<String>,
+    /// The root disk's size (`--disk`, else the default; None: no limit).
+    pub disk: Option<String>,
     /// `--env` pairs (stored, so a restart keeps them).
     pub env: Vec<(String, String)>,
+    /// `~/.sandbox/env`, read (and checked) before anything changes.
+    pub user_env: Vec<(String, String)>,
     pub target: Option<String>,
     /// `--slot`: this one or fail (default: the first free one).
     pub slot: Option<u32>,
@@ -52,6 +56,14 @@ impl Plan {
     pub fn spare_ok(&self, clustered: bool) -> bool {
         self.carried && !clustered && self.target.is_none() && spares::enabled()
     }
+}
+
+/// `~/.sandbox/env`, read now (a file that cannot be read fails before anything changes), and
+/// with `--env` within the environment's bounds.
+fn checked_env(v: &Validated) -> Result<Vec<(String, String)>> {
+    let user_env = super::env::user_env()?;
+    crate::engine::validate::env_list(&super::env::merge(user_env.clone(), &v.env))?;
+    Ok(user_env)
 }
 
 impl Engine {
@@ -81,6 +93,11 @@ impl Engine {
         if let Some(t) = &o.target {
             self.check_member(t).await?;
         }
+        if let Some(c) = v.cpu {
+            self.check_cpus(c, o.target.as_deref()).await?;
+        }
+        let (user_env, disk) =
+            (checked_env(v)?, v.disk.clone().map_or_else(super::options::default_disk, |d| Ok(Some(d)))?);
         let stack = stack.unwrap_or_else(default_stack);
         let golden = golden_name(&stack);
         let Some(golden_config) = golden::ready_config(&self.incus, &golden).await? else {
@@ -120,10 +137,27 @@ impl Engine {
             read_only_key: o.read_only_key,
             cpu: v.cpu,
             memory: v.memory.clone(),
+            disk,
             env: v.env.clone(),
+            user_env,
             target: o.target.clone(),
             slot: o.slot,
         })
+    }
+
+    /// `--cpu N` within what the server (or the member) has: Incus would take more, and the limit
+    /// would mean nothing.
+    pub(crate) async fn check_cpus(&self, cpus: u32, member: Option<&str>) -> Result<()> {
+        let total = self.incus.cpu_total(member).await?;
+        if total > 0 && u64::from(cpus) > total {
+            let on = member.map(|m| format!("member {m}")).unwrap_or_else(|| "this host".into());
+            return Err(EngineError::invalid(
+                "cpu",
+                format!("{cpus} CPUs asked for, and {on} has {total} CPU{}", if total == 1 { "" } else { "s" }),
+                format!("give --cpu {total} or less"),
+            ));
+        }
+        Ok(())
     }
 
     /// `--target` must name a member of a cluster; said before anything changes.
