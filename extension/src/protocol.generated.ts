@@ -26,7 +26,15 @@ agent: Agent,
  * This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
  * for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
  */
-reachable: boolean, };
+reachable: boolean, 
+/**
+ * Its create has not finished (absent once it has).
+ */
+incomplete?: Incomplete, 
+/**
+ * The size of its root disk (`--disk`, else the default), as Incus has it.
+ */
+disk: string | null, };
 
 export type SandboxState = "running" | "stopped" | "frozen" | "error" | "starting" | "stopping" | "unknown";
 
@@ -133,6 +141,8 @@ credential: string,
 kind?: CredentialKind, };
 
 export type ProviderParams = { provider: Provider, };
+
+export type Incomplete = "creating" | "interrupted";
 
 export type StartResult = { action: StartAction, sandbox: Sandbox, seconds: number, };
 
@@ -320,9 +330,13 @@ slot?: number,
  */
 cpu?: string, 
 /**
- * Memory limit, e.g. 4GiB.
+ * Memory limit, e.g. 4GiB (at least 128MiB).
  */
 memory?: string, 
+/**
+ * Root disk size, e.g. 20GiB (at least 1GiB; default: SANDBOX_DEFAULT_DISK, else 10GiB).
+ */
+disk?: string, 
 /**
  * Environment variable for login shells (repeatable); the value is stored literally.
  */
@@ -355,7 +369,11 @@ export type ExposeParams = { name: string, port: number,
 /**
  * Default: tcp.
  */
-proto?: ExposeProto, hostPort?: number, };
+proto?: ExposeProto, hostPort?: number, 
+/**
+ * A host port below 1024 is refused unless this is true.
+ */
+allowLowPort?: boolean, };
 
 export type ExposeProto = "tcp" | "udp" | "both";
 

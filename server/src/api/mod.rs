@@ -230,7 +230,9 @@ fn declarations() -> Vec<String> {
     use crate::engine::egress::denials::{Denial, DenialKind};
     use crate::engine::golden::{GoldenInfo, GoldenState};
     use crate::engine::ports::PortRole;
-    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, Incomplete, PortForward, Sandbox, SandboxState};
+    use crate::engine::sandbox::{
+        ClaudeAuth, DockerState, Egress, Health, Incomplete, PortForward, Sandbox, SandboxState,
+    };
     use crate::engine::setup::{SetupAction, SetupReport};
     use crate::engine::validate::Proto;
     vec![

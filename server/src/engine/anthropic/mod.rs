@@ -69,9 +69,7 @@ pub fn endpoint_names() -> Vec<String> {
     let dir_names = |d: PathBuf, suffix: &str| -> Vec<String> {
         std::fs::read_dir(d)
             .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(suffix).map(str::to_owned))
-                    .collect()
+                rd.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(suffix).map(str::to_owned)).collect()
             })
             .unwrap_or_default()
     };
