@@ -11,7 +11,7 @@ use super::request::{self, Slot};
 use crate::engine::creds::{self, KeySource, Token};
 use crate::engine::golden::BRIDGE;
 use crate::engine::rollback::Rollback;
-use crate::engine::{Engine, identity, lock, ports, sandbox, spares, sshcfg};
+use crate::engine::{Engine, identity, keys, lock, ports, sandbox, spares, sshcfg};
 use crate::error::{EngineError, Result};
 use crate::incus::{FileWrite, InstancesPost};
 use crate::progress::Progress;
@@ -143,7 +143,8 @@ impl Engine {
         let (incus, inst) = (self.incus.clone(), plan.instance.clone());
         rb.push(format!("delete {inst}"), async move { Ok(incus.delete_force(&inst).await?) });
         let spare_ok = templated && plan.spare_ok(clustered);
-        if spare_ok && spares::claim(&self.incus, &plan.stack, &plan.golden_config, &plan.instance).await {
+        let creating = req.config.get(keys::CREATING).map(String::as_str).unwrap_or_default();
+        if spare_ok && spares::claim(&self.incus, &plan.stack, &plan.golden_config, &plan.instance, creating).await {
             progress.step(&format!("Took the warm spare {}", spares::name(&plan.stack)));
             let mut config = req.config.clone();
             config.extend(spares::claimed_config());
