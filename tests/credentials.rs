@@ -538,7 +538,12 @@ fn a_create_killed_at_any_step_leaves_no_deploy_key_or_agent_behind() {
     for (i, moment) in moments.iter().enumerate() {
         let name = unique(&format!("credk{i}"));
         let mut run = home.spawn(&["start", &name, &gh.url(REPO)], &env);
-        run.wait_for(moment);
+        let reached = run.wait_for(moment);
+        assert!(
+            reached || matches!(moment, Moment::After(_)),
+            "the create never reached {moment:?}: {}",
+            run.seen.join("\n")
+        );
         run.signal(libc::SIGKILL);
         let (_, log) = run.finish(std::time::Duration::from_secs(60));
         let context = format!("kill -9 at {moment:?}:\n{log}\n");

@@ -33,7 +33,12 @@ fn kill_at_every_moment(spares: bool) {
             let _ = home.run(&["__spare", "minimal"], &[]);
         }
         let mut run = home.spawn(&["start", &name], env);
-        run.wait_for(moment);
+        let reached = run.wait_for(moment);
+        assert!(
+            reached || matches!(moment, Moment::After(_)),
+            "the create never reached {moment:?}: {}",
+            run.seen.join("\n")
+        );
         run.signal(SIGKILL);
         let (_, log) = run.finish(Duration::from_secs(60));
         let context = format!("kill -9 at {moment:?} (spares {spares}); its progress:\n{log}\n");
@@ -84,7 +89,12 @@ fn term_hup_and_int_roll_a_create_back() {
         for moment in &moments {
             let name = unique("sig");
             let mut run = home.spawn(&["start", &name], &[]);
-            run.wait_for(moment);
+            let reached = run.wait_for(moment);
+            assert!(
+                reached || matches!(moment, Moment::After(_)),
+                "the create never reached {moment:?}: {}",
+                run.seen.join("\n")
+            );
             run.signal(sig);
             let (st, log) = run.finish(Duration::from_secs(60));
             let context = format!("{sig_name} at {moment:?}: {st:?}\n{log}\n");
@@ -230,7 +240,20 @@ fn start_repairs_what_a_sandbox_must_have() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(!home.ssh(&name).status.success(), "unreachable without its ports");
+    if home.ssh(&name).status.success() {
+        let show = std::process::Command::new("incus")
+            .args(["config", "show", "--expanded", &format!("agent-{name}")])
+            .output()
+            .unwrap();
+        let nft = std::process::Command::new("nft").args(["list", "ruleset"]).output().unwrap();
+        let port = home.listed(&name).map(|s| s.to_string()).unwrap_or_default();
+        let rules: Vec<&str> =
+            std::str::from_utf8(&nft.stdout).unwrap_or("").lines().filter(|l| l.contains("dnat")).collect();
+        panic!(
+            "still reachable without its ports device:\n{}\nlisted: {port}\nNAT rules: {rules:#?}",
+            text(&show.stdout)
+        );
+    }
     let o = home.run(&["start", &name], &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(home.ssh(&name).status.success(), "start put the ports back");
