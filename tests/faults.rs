@@ -30,7 +30,7 @@ fn kill_at_every_moment(spares: bool) {
         let name = unique(&format!("k9{}{i}", if spares { "s" } else { "c" }));
         if spares {
             // A warm spare to take (made now, as a create's background refill would).
-            let _ = home.run(&["__spare", "minimal"], &[]);
+            home.warm_spare("minimal");
         }
         let mut run = home.spawn(&["start", &name], env);
         let reached = run.wait_for(moment);

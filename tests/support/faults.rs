@@ -30,9 +30,32 @@ impl Home {
     /// The command with this home (and the test stack as default).
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(sandbox_bin());
-        cmd.args(args).env("SANDBOX_HOME", &self.dir).env("SANDBOX_DEFAULT_STACK", "minimal");
+        // No warm spares unless a test asks (`SANDBOX_SPARES=1`): the spare is one per stack on the
+        // machine, and creates of tests running alongside would take the one a test made for itself.
+        cmd.args(args)
+            .env("SANDBOX_HOME", &self.dir)
+            .env("SANDBOX_DEFAULT_STACK", "minimal")
+            .env("SANDBOX_SPARES", "0");
         cmd.envs(env.iter().copied());
         cmd
+    }
+
+    /// A warm spare of STACK ready to be taken (`sandbox __spare` returns at once while another
+    /// refill — a create's background one — is still warming it: this waits for it to be warm).
+    pub fn warm_spare(&self, stack: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let spare = format!("spare-{stack}");
+        loop {
+            let o = self.run(&["__spare", stack], &[]);
+            assert!(o.status.success(), "__spare {stack}: {}", text(&o.stderr));
+            let warm =
+                Command::new("incus").args(["config", "get", &spare, "user.sandbox.spare-warm"]).output().unwrap();
+            if text(&warm.stdout).trim() == "1" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{spare} never became warm");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
