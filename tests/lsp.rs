@@ -506,19 +506,23 @@ fn a_sidecar_killed_mid_create_is_cleaned_up_by_the_next_and_term_rolls_back() {
     let home = sandbox_e2e::faults::Home::new("lspkill");
     let home_dir = home.dir.display().to_string();
     let env = [("SANDBOX_FAULT", "slow-after-copy"), ("SANDBOX_HOME", home_dir.as_str())];
-    let wait_instance = |name: &str| {
+    // Until the instance exists; a create that ended first (an error) fails the test with its reply.
+    let wait_instance = |lsp: &mut Lsp, id: i64, name: &str| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sandbox_e2e::faults::exists(name) {
-            assert!(Instant::now() < deadline, "create never started");
-            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(v) = lsp.rx.recv_timeout(Duration::from_millis(50)) {
+                assert!(v.get("id") != Some(&json!(id)) || v.get("method").is_some(), "the create ended: {v}");
+                lsp.seen.push(v);
+            }
+            assert!(Instant::now() < deadline, "create never started: {:?}", lsp.seen);
         }
     };
     // kill -9: the half-made sandbox stays until a sidecar starts.
     let name = unique("lspk9");
     let mut lsp = Lsp::spawn(&env);
     lsp.initialize();
-    lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
-    wait_instance(&name);
+    let id = lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    wait_instance(&mut lsp, id, &name);
     lsp.child.kill().unwrap();
     lsp.child.wait().unwrap();
     assert!(sandbox_e2e::faults::exists(&name), "half-made: the instance is there");
@@ -538,8 +542,8 @@ fn a_sidecar_killed_mid_create_is_cleaned_up_by_the_next_and_term_rolls_back() {
     let name = unique("lspterm");
     let mut lsp = Lsp::spawn(&env);
     lsp.initialize();
-    lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
-    wait_instance(&name);
+    let id = lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    wait_instance(&mut lsp, id, &name);
     unsafe { libc::kill(lsp.child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(60);
     while lsp.child.try_wait().unwrap().is_none() {

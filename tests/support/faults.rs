@@ -18,8 +18,9 @@ pub struct Home {
 
 impl Home {
     pub fn new(tag: &str) -> Home {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-homes");
-        let dir = root.join(format!("{tag}-{:06x}", rand::random::<u32>() & 0xff_ffff));
+        // Short (under the temporary directory, not the worktree): the sockets inside it
+        // (`anthropic/sandboxes/NAME/api.sock`, `agents/NAME.sock`) must fit in 107 bytes.
+        let dir = std::env::temp_dir().join(format!("sbx-{tag}-{:06x}", rand::random::<u32>() & 0xff_ffff));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let secret = format!("s3cret-{:016x}", rand::random::<u64>());
