@@ -148,6 +148,23 @@ fn a_closed_output_pipe_does_not_kill_a_create() {
         std::thread::sleep(Duration::from_millis(300));
     }
     home.assert_working(&name, "after | head -1");
+    // An endless output whose reader goes away still ends the command (SIGPIPE is ignored: the
+    // write error ends it instead).
+    let script = format!("'{}' exec '{name}' -- yes | head -1", sandbox_e2e::sandbox_bin().display());
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("SANDBOX_HOME", &home.dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`sandbox exec {name} -- yes | head -1` still runs after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     home.remove(&name, "after | head -1");
 }
 

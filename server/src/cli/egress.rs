@@ -70,11 +70,8 @@ pub async fn denials(ctx: &Ctx, a: DenialsArgs) -> Result<ExitCode> {
         }
     }
     let print = |d: &Denial| {
-        if a.json {
-            outln!("{}", serde_json::to_string(d).unwrap_or_default());
-        } else {
-            outln!("{}", line(d));
-        }
+        let text = if a.json { serde_json::to_string(d).unwrap_or_default() } else { line(d) };
+        output::stream(&mut std::io::stdout(), format!("{text}\n").as_bytes(), true);
     };
     seen.iter().for_each(print);
     if !a.follow {

@@ -35,6 +35,18 @@ macro_rules! err {
     }};
 }
 
+/// Output of an endless stream (`denials --follow`, `exec`'s output) to `out`: once the reader of
+/// stdout has gone (`| head`), the command ends as SIGPIPE would end it (exit 141) rather than
+/// write to nobody for ever; a closed stderr alone changes nothing.
+pub fn stream(out: &mut dyn std::io::Write, data: &[u8], is_stdout: bool) {
+    if let Err(e) = out.write_all(data).and_then(|()| out.flush())
+        && is_stdout
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(141);
+    }
+}
+
 pub fn json<T: Serialize>(value: &T) {
     outln!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
 }

@@ -1,5 +1,5 @@
 //! `sandbox start | list | stop | rm | expose | unexpose | exec | adopt | nuke`.
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -153,15 +153,15 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
     );
     let claude = |c: ClaudeAuth| all.iter().any(|s| s.health.as_ref().is_some_and(|h| h.claude == c));
     if claude(ClaudeAuth::HostUnset) {
-        eprintln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
+        errln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
     }
     if claude(ClaudeAuth::Env) {
-        eprintln!(
+        errln!(
             "warning: CLAUDE 'env': a credential in the sandbox's environment is readable inside; sandbox auth set anthropic keeps it on the host"
         );
     }
     if all.iter().any(|s| !s.reachable) {
-        eprintln!(
+        errln!(
             "* not reachable from here: made by another user (or SANDBOX_HOME); `sandbox adopt NAME` adds your SSH key and entry"
         );
     }
@@ -306,11 +306,9 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
         let out = ctx
             .engine
             .incus
-            .exec_streamed(&s.instance, &spec, |stream, data| {
-                let _ = match stream {
-                    crate::incus::Stream::Stdout => std::io::stdout().write_all(data),
-                    crate::incus::Stream::Stderr => std::io::stderr().write_all(data),
-                };
+            .exec_streamed(&s.instance, &spec, |stream, data| match stream {
+                crate::incus::Stream::Stdout => output::stream(&mut std::io::stdout(), data, true),
+                crate::incus::Stream::Stderr => output::stream(&mut std::io::stderr(), data, false),
             })
             .await?;
         return Ok(ExitCode::from(out.status.clamp(0, 255) as u8));
@@ -376,6 +374,6 @@ fn typed_yes(prompt: &str) -> bool {
 
 pub async fn adopt(ctx: &Ctx, a: AdoptArgs) -> Result<ExitCode> {
     let s = ctx.engine.adopt(&a.name).await?;
-    println!("{}: reachable — ssh -F {} {}", s.name, sshcfg::config_path().display(), s.name);
+    outln!("{}: reachable — ssh -F {} {}", s.name, sshcfg::config_path().display(), s.name);
     Ok(ExitCode::SUCCESS)
 }
