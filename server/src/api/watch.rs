@@ -148,7 +148,11 @@ impl Healths {
     fn probe_later(&self, engine: Engine, tx: mpsc::Sender<Push>, c: Changed, generation: u64) {
         let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(PROBE_AFTER).await;
+            // A subscriber that left gets no probe (each one execs into the sandbox).
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(PROBE_AFTER) => {}
+            }
             let current = |gens: &HashMap<String, u64>| gens.get(&c.name) == Some(&generation);
             let Some(mut s) = c.sandbox else { return };
             if !current(&*this.generations.lock().await) {
