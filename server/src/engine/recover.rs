@@ -33,11 +33,7 @@ impl Engine {
     /// What NAME is now.
     pub async fn inspect(&self, name: &str) -> Result<Found> {
         let record = journal::read(name).map(Box::new);
-        let inst = match self.incus.instance(&instance_name(name)).await {
-            Ok(i) => Some(Box::new(i)),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e.into()),
-        };
+        let mut inst = self.instance_of(name).await?;
         let creator = match (&record, &inst) {
             (Some(r), _) => Some((r.owner.clone(), r.started_at.clone())),
             (None, Some(i)) => marked_owner(i),
@@ -47,6 +43,9 @@ impl Engine {
             && busy(owner, started)
         {
             return Ok(Found::Creating(owner.describe()));
+        }
+        if (record.is_some() || inst.as_deref().is_some_and(half_made)) && self.settle(&instance_name(name)).await? {
+            inst = self.instance_of(name).await?;
         }
         Ok(match inst {
             Some(i) if !half_made(&i) => {
@@ -61,6 +60,26 @@ impl Engine {
             None if record.is_some() => Found::Interrupted(Interrupted { instance: None, record }),
             None => Found::Absent,
         })
+    }
+
+    async fn instance_of(&self, name: &str) -> Result<Option<Box<Instance>>> {
+        match self.incus.instance(&instance_name(name)).await {
+            Ok(i) => Ok(Some(Box::new(i))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A create killed while Incus was copying its instance: the copy goes on without it, and
+    /// what it leaves is known only once it ends. Waits for what still runs on the instance;
+    /// true if anything did.
+    async fn settle(&self, instance: &str) -> Result<bool> {
+        let running = self.incus.running_operations_on(instance).await?;
+        for op in &running {
+            // Its outcome does not matter here (the instance is looked at again).
+            let _ = self.incus.wait_operation(&op.id, instance).await;
+        }
+        Ok(!running.is_empty())
     }
 
     /// Removes NAME entirely: its deploy key on GitHub first (if that fails nothing else goes,

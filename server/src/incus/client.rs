@@ -153,6 +153,19 @@ impl Incus {
         }
     }
 
+    /// Operations still running on an instance: a create whose client was killed goes on in
+    /// Incus, and its instance appears when it ends.
+    pub async fn running_operations_on(&self, instance: &str) -> Result<Vec<Operation>> {
+        let all: Value = self.sync(Method::GET, "/1.0/operations?recursion=1", None, "operations").await?;
+        let running: Vec<Operation> =
+            all.get("running").cloned().map(|v| serde_json::from_value(v).unwrap_or_default()).unwrap_or_default();
+        let me = format!("/1.0/instances/{}", enc(instance));
+        let on_me = |op: &Operation| {
+            op.resources.as_ref().is_some_and(|r| r.values().flatten().any(|p| p.split('?').next() == Some(&me)))
+        };
+        Ok(running.into_iter().filter(on_me).collect())
+    }
+
     pub async fn cancel_operation(&self, id: &str) -> Result<()> {
         self.call(Method::DELETE, &format!("/1.0/operations/{}", enc(id)), None, "operation").await.map(|_| ())
     }
