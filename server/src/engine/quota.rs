@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::host::Host;
 use crate::error::Result;
+use crate::progress::Progress;
 
 /// Where Incus mounts a storage pool on its host.
 fn pool_path(pool: &str) -> PathBuf {
@@ -47,7 +48,7 @@ fn qgroups_dir(path: &Path) -> Option<PathBuf> {
 /// Makes the pool's disk limits hold: drops accounted from now on, and a rescan when the
 /// accounting is inconsistent. Only where Incus runs on this machine (elsewhere its own
 /// `sandbox` does it); best effort on the tuning, an error if the rescan cannot run.
-pub async fn ensure_enforced(host: &Host, pool: &str) -> Result<()> {
+pub async fn ensure_enforced(host: &Host, pool: &str, progress: &dyn Progress) -> Result<()> {
     if *host != Host::Local || !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
@@ -59,7 +60,7 @@ pub async fn ensure_enforced(host: &Host, pool: &str) -> Result<()> {
         let _ = std::fs::write(&threshold, "8");
     }
     if std::fs::read_to_string(q.join("inconsistent")).is_ok_and(|v| v.trim() == "1") {
-        tracing::info!("btrfs quota accounting of {} is inconsistent; rescanning", path.display());
+        progress.step(&format!("Rescanning the disk accounting of {} (disk limits hold only then)", path.display()));
         let argv = ["btrfs", "quota", "rescan", "-w"].map(String::from).into_iter().chain([path.display().to_string()]);
         let out = host.run(&argv.collect::<Vec<_>>(), None, |_| {}).await?;
         if out.status != 0 {

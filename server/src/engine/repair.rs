@@ -19,7 +19,7 @@ impl Engine {
         self.ensure_ports_device(s, inst, progress).await?;
         self.ensure_client_key(s, inst, progress).await?;
         if inst.devices.get("root").is_some_and(|d| d.contains_key("size")) {
-            super::quota::ensure_enforced(&self.host, super::golden::STORAGE_POOL).await?;
+            super::quota::ensure_enforced(&self.host, super::golden::STORAGE_POOL, progress).await?;
         }
         Ok(())
     }

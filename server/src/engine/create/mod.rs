@@ -158,7 +158,7 @@ impl Engine {
         drop(guard);
         if plan.disk.is_some() {
             // The size is a btrfs quota: enforced only while the accounting is consistent.
-            super::quota::ensure_enforced(&self.host, super::golden::STORAGE_POOL).await?;
+            super::quota::ensure_enforced(&self.host, super::golden::STORAGE_POOL, progress).await?;
         }
         self.fault_point("after-copy", progress, cancel).await?;
         check()?;
