@@ -155,7 +155,7 @@ pub fn base_list(domains_file: Option<&Path>) -> Result<List> {
             let text = crate::paths::read_text(&p, crate::paths::MAX_INPUT_FILE, "domains file")?.ok_or_else(|| {
                 EngineError::invalid(
                     "domains file",
-                    format!("{} does not exist", p.display()),
+                    format!("cannot read {}: it does not exist", p.display()),
                     "give a readable file with one domain per line",
                 )
             })?;
