@@ -30,7 +30,7 @@ reachable: boolean,
 /**
  * Its create has not finished (absent once it has).
  */
-incomplete?: Incomplete, 
+incomplete?: "creating" | "interrupted", 
 /**
  * The size of its root disk (`--disk`, else the default), as Incus has it.
  */
@@ -141,8 +141,6 @@ credential: string,
 kind?: CredentialKind, };
 
 export type ProviderParams = { provider: Provider, };
-
-export type Incomplete = "creating" | "interrupted";
 
 export type StartResult = { action: StartAction, sandbox: Sandbox, seconds: number, };
 

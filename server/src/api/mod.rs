@@ -230,9 +230,7 @@ fn declarations() -> Vec<String> {
     use crate::engine::egress::denials::{Denial, DenialKind};
     use crate::engine::golden::{GoldenInfo, GoldenState};
     use crate::engine::ports::PortRole;
-    use crate::engine::sandbox::{
-        ClaudeAuth, DockerState, Egress, Health, Incomplete, PortForward, Sandbox, SandboxState,
-    };
+    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
     use crate::engine::validate::Proto;
     vec![
@@ -259,7 +257,6 @@ fn declarations() -> Vec<String> {
         CredentialStatus::decl(),
         AuthSetParams::decl(),
         ProviderParams::decl(),
-        Incomplete::decl(),
         // Results.
         StartResult::decl(),
         StartAction::decl(),

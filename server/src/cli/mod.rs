@@ -142,10 +142,13 @@ pub fn main() -> ExitCode {
     };
     rt.block_on(async move {
         let cancel = CancellationToken::new();
-        // Commands that roll back (or stop serving) on cancel; any other ends at the first signal.
-        let cancellable =
-            matches!(command, Command::Start(_) | Command::Setup(_) | Command::Lsp | Command::Serve { .. });
-        signals::watch(cancel.clone(), cancellable);
+        use signals::OnSignal;
+        let on_signal = match &command {
+            Command::Start(_) | Command::Setup(_) | Command::Lsp | Command::Serve { .. } => OnSignal::Undo,
+            Command::Wait(_) | Command::Denials(_) => OnSignal::End,
+            _ => OnSignal::Exit,
+        };
+        signals::watch(cancel.clone(), on_signal);
         let command = match command {
             Command::Remote(r) => return remote::run(r).await.unwrap_or_else(|e| report(&e)),
             c => c,

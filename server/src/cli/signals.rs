@@ -13,9 +13,19 @@ pub fn ignore_sigpipe() {
     }
 }
 
-/// Watches INT, TERM and HUP for the rest of the process (call inside the runtime). A command
-/// that does not watch `cancel` (`list`, `exec`, `denials --follow`, …) ends at the first signal.
-pub fn watch(cancel: CancellationToken, cancellable: bool) {
+/// What the first signal does to a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSignal {
+    /// It undoes what it started (a create rolls back; a sidecar rolls its calls back).
+    Undo,
+    /// It watches `cancel` and ends by itself (`wait`, `denials --follow`).
+    End,
+    /// It ends the process at once (`list`, `exec`, …: nothing to undo).
+    Exit,
+}
+
+/// Watches INT, TERM and HUP for the rest of the process (call inside the runtime).
+pub fn watch(cancel: CancellationToken, on: OnSignal) {
     let kinds = [
         (SignalKind::interrupt(), "interrupted", "Ctrl-C"),
         (SignalKind::terminate(), "terminated", "a signal"),
@@ -35,11 +45,14 @@ pub fn watch(cancel: CancellationToken, cancellable: bool) {
     }
     tokio::spawn(async move {
         let Some((what, again)) = rx.recv().await else { return };
-        if !cancellable {
-            errln!("\n{what}");
-            std::process::exit(130);
+        match on {
+            OnSignal::Exit => {
+                errln!("\n{what}");
+                std::process::exit(130);
+            }
+            OnSignal::End => {}
+            OnSignal::Undo => errln!("\n{what} — undoing what was started ({again} again to quit at once)"),
         }
-        errln!("\n{what} — undoing what was started ({again} again to quit at once)");
         cancel.cancel();
         if rx.recv().await.is_some() {
             left_behind();

@@ -177,7 +177,7 @@ pub struct Sandbox {
     pub reachable: bool,
     /// Its create has not finished (absent once it has).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
+    #[ts(optional, inline)]
     pub incomplete: Option<Incomplete>,
     /// The size of its root disk (`--disk`, else the default), as Incus has it.
     pub disk: Option<String>,
