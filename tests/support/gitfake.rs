@@ -415,6 +415,32 @@ impl GitHub {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// Commits FILES (path, content) on BRANCH of the server's repository (made from `main` when
+    /// new) as a push would; returns the new commit.
+    pub fn commit(&self, slug: &str, branch: &str, files: &[(&str, &str)]) -> String {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path().to_str().unwrap().to_string();
+        let bare = self.repo_dir(slug);
+        run(&["git", "clone", "-q", bare.to_str().unwrap(), &w]);
+        let git = |args: &[&str]| {
+            let mut v = vec!["git", "-C", &w, "-c", "user.name=t", "-c", "user.email=t@example.invalid"];
+            v.extend_from_slice(args);
+            run(&v)
+        };
+        let exists = self.rev(slug, &format!("refs/heads/{branch}")).is_some();
+        let start = if exists { format!("origin/{branch}") } else { "origin/main".to_string() };
+        git(&["checkout", "-q", "-B", branch, &start]);
+        for (path, content) in files {
+            let p = work.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            git(&["add", path]);
+        }
+        git(&["commit", "-q", "-m", &format!("update {}", files.iter().map(|f| f.0).collect::<Vec<_>>().join(", "))]);
+        git(&["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")]);
+        self.rev(slug, &format!("refs/heads/{branch}")).unwrap()
+    }
+
     pub fn sshd_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }

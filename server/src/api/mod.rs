@@ -5,6 +5,7 @@ mod frames;
 pub mod lsp;
 mod methods;
 pub mod serve;
+mod snapshots;
 pub mod status;
 pub mod watch;
 
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 pub use methods::*;
+pub use snapshots::*;
 
 use crate::engine::{Engine, EngineError};
 pub use crate::error::ErrorCode;
@@ -49,13 +51,31 @@ macro_rules! for_each_method {
             "sandbox/authSet" => auth_set(AuthSetParams) -> CredentialStatus;
             "sandbox/authRemove" => auth_remove(ProviderParams) -> CredentialStatus;
             "sandbox/adopt" => adopt(NameParams) -> Sandbox;
+            "sandbox/snapshot" => snapshot(SnapshotParams) -> SnapshotInfo;
+            "sandbox/snapshots" => snapshots(NameParams) -> Vec<SnapshotInfo>;
+            "sandbox/snapshotRemove" => snapshot_remove(LabelParams) -> Done;
+            "sandbox/snapshotPin" => snapshot_pin(PinParams) -> SnapshotInfo;
+            "sandbox/checkpointKeep" => checkpoint_keep(KeepParams) -> Vec<SnapshotInfo>;
+            "sandbox/restore" => restore(LabelParams) -> Sandbox;
+            "sandbox/fork" => fork(ForkOptions) -> StartResult;
+            "sandbox/prepare" => prepare(PrepareOptions) -> PreparedInfo;
+            "sandbox/preparedImages" => prepared_images(Empty) -> Vec<PreparedInfo>;
+            "sandbox/preparedRemove" => prepared_remove(ImageParams) -> Done;
         }
     };
 }
 
 /// Methods that report progress: their params may carry a `workDoneToken` (each transport takes
 /// it out before the params are decoded).
-pub const WITH_PROGRESS: &[&str] = &["sandbox/create", "sandbox/start", "sandbox/setup", "sandbox/exec"];
+pub const WITH_PROGRESS: &[&str] = &[
+    "sandbox/create",
+    "sandbox/start",
+    "sandbox/setup",
+    "sandbox/exec",
+    "sandbox/restore",
+    "sandbox/fork",
+    "sandbox/prepare",
+];
 
 /// Server → client notification: the new state of one sandbox (null: it is gone).
 pub const CHANGED: &str = "sandbox/changed";
@@ -251,6 +271,8 @@ fn declarations() -> Vec<String> {
         Usage::decl(),
         Tokens::decl(),
         ModelUsage::decl(),
+        crate::engine::snapshots::SnapshotInfo::decl(),
+        crate::engine::snapshots::SnapshotKind::decl(),
         // Credentials on the host.
         Provider::decl(),
         CredentialKind::decl(),
@@ -262,6 +284,8 @@ fn declarations() -> Vec<String> {
         StartAction::decl(),
         GoldenInfo::decl(),
         GoldenState::decl(),
+        crate::engine::prepared::PreparedInfo::decl(),
+        crate::engine::prepared::PreparedState::decl(),
         SetupReport::decl(),
         SetupAction::decl(),
         Check::decl(),
@@ -297,6 +321,13 @@ fn declarations() -> Vec<String> {
         ExecParams::decl(),
         SetupParams::decl(),
         DomainsParams::decl(),
+        SnapshotParams::decl(),
+        LabelParams::decl(),
+        PinParams::decl(),
+        KeepParams::decl(),
+        ForkOptions::decl(),
+        PrepareOptions::decl(),
+        ImageParams::decl(),
         Empty::decl(),
     ]
 }
@@ -328,7 +359,7 @@ mod tests {
     proptest! {
         /// Any JSON as params, for any method name: decoding answers Ok or a typed error, never panics.
         #[test]
-        fn request_decoding_never_panics(params in json(), pick in 0usize..20, junk in ".{0,20}") {
+        fn request_decoding_never_panics(params in json(), pick in 0usize..32, junk in ".{0,20}") {
             let method = super::METHODS.get(pick).map(|s| s.to_string()).unwrap_or(junk);
             match super::decode_params(&method, params) {
                 Ok(()) => prop_assert!(super::METHODS.contains(&method.as_str())),

@@ -6,11 +6,13 @@ mod auth;
 mod complete;
 mod egress;
 mod host;
+mod prepared;
 mod remote;
 mod sandboxes;
 mod setup;
 mod signals;
 mod terminal;
+mod snapshots;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -76,6 +78,22 @@ enum Command {
     Wait(agents::WaitArgs),
     /// Run a command as ubuntu in /workspace/project: sandbox exec NAME… -- CMD…
     Exec(sandboxes::ExecArgs),
+    /// Snapshot a whole sandbox: sandbox snapshot NAME [LABEL]; also snapshot rm|pin|unpin NAME
+    /// LABEL, snapshot keep NAME N (per-turn checkpoints kept).
+    Snapshot(snapshots::SnapshotArgs),
+    /// A sandbox's snapshots (manual ones and per-turn checkpoints), oldest first.
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Put a sandbox's disk back to a snapshot (stopped and started again as needed); its identity,
+    /// slot, keys and egress policy stay.
+    Restore(snapshots::RestoreArgs),
+    /// A new sandbox from another's current state or snapshot, with its own identity, slot, keys
+    /// and branch (default NAME-fork-N).
+    Fork(snapshots::ForkArgs),
+    /// Make a prepared image of a repository: its golden image with the repository cloned and its
+    /// setup (.sandbox/setup.sh, or what its lockfiles call for) done; `start` then uses it.
+    Prepare(prepared::PrepareArgs),
+    /// List prepared images; `prepared rm IMAGE…` removes them.
+    Prepared(prepared::PreparedArgs),
     /// Let a restricted sandbox reach more domains, live: sandbox allow NAME DOMAIN…
     Allow(egress::DomainsArgs),
     /// Take domains off a restricted sandbox's allowlist, live.
@@ -181,6 +199,12 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Claude(a) => terminal::claude(ctx, a).await,
         Command::Wait(a) => agents::wait_cmd(ctx, a).await,
         Command::Exec(a) => sandboxes::exec(ctx, a).await,
+        Command::Snapshot(a) => snapshots::snapshot(ctx, a).await,
+        Command::Snapshots(a) => snapshots::snapshots(ctx, a).await,
+        Command::Restore(a) => snapshots::restore(ctx, a).await,
+        Command::Fork(a) => snapshots::fork(ctx, a).await,
+        Command::Prepare(a) => prepared::prepare(ctx, a).await,
+        Command::Prepared(a) => prepared::prepared(ctx, a).await,
         Command::Nuke(a) => sandboxes::nuke(ctx, a).await,
         Command::Adopt(a) => sandboxes::adopt(ctx, a).await,
         Command::Allow(a) => egress::change(ctx, a, true).await,

@@ -94,8 +94,14 @@ pub struct NukeArgs {
 
 pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
     let r = ctx.engine.start(&a.options, ctx.progress.as_ref(), &ctx.cancel).await?;
-    if a.json {
-        output::json(&r);
+    print_start(&r, a.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A start's (or fork's) result: JSON, or how to reach the sandbox.
+pub fn print_start(r: &crate::engine::create::StartResult, json: bool) {
+    if json {
+        output::json(r);
     } else {
         let s = &r.sandbox;
         match r.action {
@@ -112,8 +118,10 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
                 output::word(&p.proto)
             );
         }
+        if let Some(p) = &s.prepared {
+            println!("  from the prepared image {p} (dependencies installed)");
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {

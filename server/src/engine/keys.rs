@@ -58,6 +58,16 @@ pub const AGENT_MESSAGE: &str = "user.sandbox.agent.message";
 pub const AGENT_SESSIONS: &str = "user.sandbox.agent.sessions";
 /// Hook messages dropped by the relay, by reason, as JSON.
 pub const AGENT_DROPPED: &str = "user.sandbox.agent.dropped";
+/// One per snapshot made through us: `user.sandbox.snapshot.LABEL` = JSON (snapshots/meta.rs:
+/// kind, turn, message, pinned, when). Kept on the instance, so a restore keeps every snapshot's
+/// record and `sandbox/changed` carries them.
+pub const SNAPSHOT_PREFIX: &str = "user.sandbox.snapshot.";
+/// The last checkpoint's turn number (never reused, so turn-N names never collide).
+pub const CHECKPOINT_TURNS: &str = "user.sandbox.checkpoint-turns";
+/// How many checkpoints to keep (besides pinned ones); absent = the default, "0" = none taken.
+pub const CHECKPOINT_KEEP: &str = "user.sandbox.checkpoint-keep";
+/// The prepared image a sandbox was created from (`prepared-STACK-KEY`).
+pub const PREPARED_FROM: &str = "user.sandbox.prepared-from";
 /// Identity values Incus renders into a new sandbox's files at its first start
 /// (`user.sandbox.boot.hostname`, …; see identity.rs).
 pub const BOOT_PREFIX: &str = "user.sandbox.boot.";
@@ -75,6 +85,27 @@ pub const GOLDEN_BASE_IMAGE: &str = "user.sandbox.golden-base-image";
 pub const GOLDEN_CLAUDE_CODE: &str = "user.sandbox.golden-claude-code";
 /// The golden image carries the identity templates (version).
 pub const GOLDEN_IDENTITY: &str = "user.sandbox.golden-identity";
+
+// ---- a prepared image (`prepared-STACK-KEY`, a `ready` snapshot like a golden image) --------
+
+/// The repository it holds, as `HOST/OWNER/REPO` (how a start finds it, whatever URL form).
+pub const PREPARED_REPO: &str = "user.sandbox.prepared-repo";
+/// The URL it was prepared from (shown to users).
+pub const PREPARED_URL: &str = "user.sandbox.prepared-url";
+pub const PREPARED_STACK: &str = "user.sandbox.prepared-stack";
+pub const PREPARED_BRANCH: &str = "user.sandbox.prepared-branch";
+pub const PREPARED_COMMIT: &str = "user.sandbox.prepared-commit";
+/// Hash of the lockfiles and setup script (prepared/key.rs): the image matches a branch whose
+/// files hash the same.
+pub const PREPARED_KEY: &str = "user.sandbox.prepared-key";
+/// The files that went into the key, and what ran (for people).
+pub const PREPARED_FILES: &str = "user.sandbox.prepared-files";
+pub const PREPARED_SETUP: &str = "user.sandbox.prepared-setup";
+pub const PREPARED_AT: &str = "user.sandbox.prepared-at";
+/// The golden build (`GOLDEN_BUILT_AT`) it was made from: a rebuilt golden image makes it stale.
+pub const PREPARED_GOLDEN: &str = "user.sandbox.prepared-golden";
+/// Set on the temporary instance while the repository's setup runs.
+pub const PREPARING: &str = "user.sandbox.preparing";
 
 // ---- a warm spare (`spare-STACK`) ------------------------------------------------------------
 

@@ -97,6 +97,19 @@ pub fn slot_address(bridge: &str, cidr: &str, slot: u32) -> Result<(Ipv4Addr, Ip
     Ok((Ipv4Addr::from((u32::from(gateway) & mask) + 100 + slot), gateway, prefix))
 }
 
+/// The DHCP range of the bridge: network + 2 … network + 100, below the pinned sandbox addresses
+/// (network + 101 … + 199), so a lease never lands where the egress rules refuse unregistered
+/// sandboxes. None for an address that is not IPv4/prefix ≤ 24.
+pub fn dhcp_range(cidr: &str) -> Option<String> {
+    let (addr, prefix) = cidr.split_once('/')?;
+    let (addr, prefix): (Ipv4Addr, u32) = (addr.parse().ok()?, prefix.parse().ok()?);
+    if prefix > 24 || prefix == 0 {
+        return None;
+    }
+    let base = u32::from(addr) & (u32::MAX << (32 - prefix));
+    Some(format!("{}-{}", Ipv4Addr::from(base + 2), Ipv4Addr::from(base + 100)))
+}
+
 /// A fixed MAC per slot, like the fixed address: the host's neighbour cache still maps the slot's
 /// address to the MAC of the sandbox that held the slot before, and a new random MAC would leave
 /// the forwarded ports silent until that entry expires. (The egress rules key on this prefix.)
@@ -172,6 +185,10 @@ mod tests {
         assert!(slot_address("br", "10.100.0.1/28", 1).is_err());
         assert!(slot_address("br", "", 1).is_err());
         assert_eq!(slot_mac(10), "0a:5b:5a:00:00:0a");
+        assert_eq!(dhcp_range("10.100.0.1/24").as_deref(), Some("10.100.0.2-10.100.0.100"));
+        assert_eq!(dhcp_range("10.8.0.1/16").as_deref(), Some("10.8.0.2-10.8.0.100"));
+        assert_eq!(dhcp_range("10.8.0.1/28"), None);
+        assert_eq!(dhcp_range("none"), None);
         let d = slot_device(3, "10.0.0.103");
         assert_eq!(d["listen"], "tcp:127.0.0.1:2203,8003,9003");
         assert_eq!(d["connect"], "tcp:10.0.0.103:22,8080,9090");

@@ -128,6 +128,9 @@ impl Engine {
         if o.restrict_domains || o.domains_file.is_some() {
             config.insert(keys::RESTRICT_DOMAINS.into(), "yes".into());
         }
+        if let Some(n) = o.checkpoints {
+            config.insert(keys::CHECKPOINT_KEEP.into(), n.to_string());
+        }
         if let Some(f) = &o.domains_file {
             config.insert(keys::DOMAINS_FILE.into(), f.display().to_string());
         }

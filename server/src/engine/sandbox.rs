@@ -168,6 +168,10 @@ pub struct Sandbox {
     pub usage: Option<crate::engine::anthropic::usage::Usage>,
     /// What its Claude Code sessions are doing (from their hooks).
     pub agent: crate::engine::agents::Agent,
+    /// The prepared image it was created from (its repository's dependencies were installed).
+    pub prepared: Option<String>,
+    /// Its snapshots made through us (checkpoints among them), oldest first.
+    pub snapshots: Vec<crate::engine::snapshots::SnapshotInfo>,
     /// Has the host's Anthropic endpoint (the `anthropic` device).
     #[serde(skip)]
     #[ts(skip)]
@@ -288,6 +292,8 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         usage: crate::engine::anthropic::usage::Usage::from_config(
             inst.config.get(crate::engine::anthropic::usage::KEY).map(String::as_str),
         ),
+        prepared: key(keys::PREPARED_FROM),
+        snapshots: crate::engine::snapshots::meta::from_config(&inst.config),
         claude_endpoint: devices.contains_key(crate::engine::anthropic::DEVICE),
         agent: crate::engine::agents::Agent::from_config(&inst.config, inst.status.eq_ignore_ascii_case("running")),
         incomplete: incomplete(inst),

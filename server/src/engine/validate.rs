@@ -265,6 +265,32 @@ pub fn member_name(v: &str) -> Result<()> {
     }
 }
 
+/// A snapshot's label: what Incus names the snapshot and commands take (`sandbox restore NAME
+/// LABEL`). `turn-N` is for checkpoints (`checkpoint` true: allowed).
+pub fn snapshot_label(v: &str, checkpoint: bool) -> Result<()> {
+    let hint = "use letters, digits and - _ . (a letter or digit first), at most 63 characters, e.g. before-refactor";
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.as_bytes()[0].is_ascii_alphanumeric()
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        return Err(EngineError::invalid("label", format!("'{}' is not a snapshot label", printable(v)), hint));
+    }
+    if !checkpoint && turn_of(v).is_some() {
+        return Err(EngineError::invalid(
+            "label",
+            format!("'{v}': turn-N labels are the per-turn checkpoints'"),
+            "pick another label, e.g. before-refactor",
+        ));
+    }
+    Ok(())
+}
+
+/// The turn number of a checkpoint's label (`turn-12` → 12).
+pub fn turn_of(label: &str) -> Option<u32> {
+    label.strip_prefix("turn-").and_then(digits)
+}
+
 /// Git branch names we accept (a safe subset of `git check-ref-format`).
 pub fn branch(v: &str) -> Result<String> {
     let ok = !v.is_empty()
@@ -366,6 +392,12 @@ mod tests {
         }
         assert_eq!(shell_single_quote("it's $(x)"), r"'it'\''s $(x)'");
         assert!(branch("feature/x").is_ok());
+        assert!(snapshot_label("before-refactor_1.2", false).is_ok());
+        for bad in ["", "-x", ".x", "a b", "a/b", "é", &"x".repeat(64), "turn-3"] {
+            assert!(snapshot_label(bad, false).is_err(), "{bad}");
+        }
+        assert!(snapshot_label("turn-3", true).is_ok());
+        assert_eq!((turn_of("turn-12"), turn_of("turn-+1"), turn_of("turn-")), (Some(12), None, None));
         for bad in ["-x", "a..b", "a b", "x.lock", "$(x)"] {
             assert!(branch(bad).is_err(), "{bad}");
         }

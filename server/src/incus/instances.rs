@@ -186,6 +186,20 @@ impl Incus {
         .await
     }
 
+    /// Puts the instance's disk back to the snapshot (and, Incus's way, its config and devices
+    /// too: callers that keep their own put them back). The instance must be stopped.
+    pub async fn restore_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
+        let body = json!({ "restore": snapshot });
+        self.run(
+            Method::PUT,
+            &format!("/1.0/instances/{}", enc(name)),
+            Some(&body),
+            &format!("snapshot '{name}/{snapshot}'"),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
         self.run(
             Method::DELETE,

@@ -2,9 +2,11 @@
 //! it (steps.rs); a failure, or a cancel between steps, undoes them all. An existing sandbox is
 //! restarted instead (restart.rs).
 mod env;
+mod fork;
 mod options;
 mod plan;
 mod request;
+mod source;
 mod steps;
 
 use std::time::{Duration, Instant};
@@ -13,10 +15,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use env::{digest as env_digest, merge as merge_env, script as env_script, user_env};
+pub use fork::ForkOptions;
 pub use options::{CreateOptions, StartAction, default_stack};
 pub(crate) use options::{Validated, validate};
 pub use request::root_disk;
+use plan::Plan;
 
+use super::creds::Token;
 use super::journal::{Begin, Journal};
 use super::recover::Found;
 use super::rollback::Rollback;
@@ -47,6 +52,8 @@ impl Engine {
         let v = validate(o)?;
         super::anthropic::upstream::from_env()?;
         super::anthropic::warn_visible_credential(&merge_env(user_env()?, &v.env), progress);
+        // A restore that was interrupted is finished first (snapshots/restore.rs).
+        self.finish_restore(&o.name).await?;
         let (action, sandbox) = match self.inspect(&o.name).await? {
             Found::Exists(inst) => {
                 let s = sandbox::from_instance(&inst).ok_or_else(|| EngineError::sandbox_not_found(&o.name))?;
@@ -66,35 +73,52 @@ impl Engine {
                     None => o.clone(),
                 };
                 let v = validate(&o)?;
-                (StartAction::Created, self.create_transaction(&o, &v, progress, cancel).await?)
+                (StartAction::Created, self.create_asked(&o, &v, progress, cancel).await?)
             }
-            Found::Absent => (StartAction::Created, self.create_transaction(o, &v, progress, cancel).await?),
+            Found::Absent => (StartAction::Created, self.create_asked(o, &v, progress, cancel).await?),
         };
         Ok(StartResult { action, sandbox, seconds: started.elapsed().as_secs_f64() })
     }
 
-    async fn create_transaction(
+    /// A create of what was asked (from the stack's golden image, or a prepared image of its
+    /// repository).
+    async fn create_asked(
         &self,
         o: &CreateOptions,
         v: &Validated,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Sandbox> {
-        // Recorded before the first change; removed once complete or fully undone.
+        let plan = self.plan(o, v).await?;
         // What was asked, without the GitHub token (never written to disk).
         let asked = serde_json::to_value(CreateOptions { github_token: Default::default(), ..o.clone() });
-        let mut journal = match Journal::begin(&o.name, asked.unwrap_or_default()) {
+        self.create_transaction(plan, asked.unwrap_or_default(), &o.github_token, progress, cancel).await
+    }
+
+    /// The create as one transaction (`asked`: what the journal records of the request): on a
+    /// failure, or a cancel, every step's undo runs.
+    async fn create_transaction(
+        &self,
+        plan: Plan,
+        asked: serde_json::Value,
+        token: &Token,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Sandbox> {
+        // Recorded before the first change; removed once complete or fully undone.
+        let name = plan.name.clone();
+        let mut journal = match Journal::begin(&name, asked) {
             Ok(j) => j,
             Err(Begin::Exists(r)) => {
                 let by = r.map(|r| r.owner.describe()).unwrap_or_else(|| "another process".into());
-                return Err(busy(&o.name, &by));
+                return Err(busy(&name, &by));
             }
             Err(Begin::Failed(e)) => return Err(e),
         };
         let mut rb = Rollback::new();
         // Cancellation is checked between steps (and during the long waits), never by dropping an
         // Incus call half-way, so every undo sees the state it expects.
-        match self.create(o, v, progress, &mut rb, &mut journal, cancel).await {
+        match self.create(plan, token, progress, &mut rb, &mut journal, cancel).await {
             Ok(s) => {
                 rb.commit();
                 journal.finish();
@@ -110,7 +134,7 @@ impl Engine {
                 // The record stays: the next `start` or `rm` of NAME removes what is left.
                 Err(EngineError::failed(
                     format!("{e}; and the rollback could not undo: {}", failures.join("; ")),
-                    format!("remove what is left with `sandbox rm {}`", o.name),
+                    format!("remove what is left with `sandbox rm {name}`"),
                 ))
             }
         }
@@ -119,28 +143,29 @@ impl Engine {
     /// The create, step by step (each step registers its undo in `rb`).
     async fn create(
         &self,
-        o: &CreateOptions,
-        v: &Validated,
+        mut plan: Plan,
+        token: &Token,
         progress: &dyn Progress,
         rb: &mut Rollback,
         journal: &mut Journal,
         cancel: &CancellationToken,
     ) -> Result<Sandbox> {
         let check = || if cancel.is_cancelled() { Err(EngineError::Cancelled) } else { Ok(()) };
-        let plan = self.plan(o, v).await?;
         self.fault_point("before-copy", progress, cancel).await?;
         check()?;
         if let Some(url) = plan.repo_url.as_deref().filter(|_| plan.ssh_key.is_none()) {
             journal.note_repo(url)?;
         }
         // Credentials before the container: a refused key or a missing token fails fast.
-        let mut key_config = self.prepare_key(&plan, &o.github_token, progress, rb).await?;
+        let mut key_config = self.prepare_key(&plan, token, progress, rb).await?;
         if let Some(id) = key_config.iter().find(|(k, _)| k == keys::DEPLOY_KEY_ID).and_then(|(_, v)| v.parse().ok()) {
             journal.note_key(id)?;
         }
         // The instance says it is half-made until the last step (see journal.rs).
         key_config.push((keys::CREATING.to_string(), journal.owner().to_key()));
         check()?;
+        // With the new sandbox's own key in its agent, the repository's lockfiles can be read.
+        self.use_prepared_if_current(&mut plan, progress).await?;
         let endpoint = self.anthropic_prepare(&plan.name, &plan.golden_config, rb).await?;
         super::hostnet::ensure(&self.host, super::golden::BRIDGE).await?;
         let identity = steps::IdentityMaterial::new(&plan)?;
@@ -154,6 +179,7 @@ impl Engine {
         let (mut req, templated) = identity.request(&plan, &slot, &files, &key_config, clustered);
         req.devices.extend(endpoint);
         self.place_instance(&plan, &req, templated, clustered, progress, rb).await?;
+        self.fault_point("after-place", progress, cancel).await?;
         self.add_ssh_entry(&plan, &slot, &identity, rb)?;
         drop(guard);
         if plan.disk.is_some() {

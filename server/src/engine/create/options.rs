@@ -64,6 +64,9 @@ pub struct CreateOptions {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(as = "Option<bool>")]
     pub allow_quic: bool,
+    /// Per-turn checkpoints to keep (default 20; 0: none are taken); pinned ones are kept too.
+    #[arg(long, value_name = "N")]
+    pub checkpoints: Option<u32>,
     /// Cluster member to create on (default: Incus places it).
     #[arg(long, value_name = "MEMBER")]
     pub target: Option<String>,
@@ -119,6 +122,9 @@ pub(crate) fn validate(o: &CreateOptions) -> Result<Validated> {
     }
     if let Some(t) = &o.target {
         validate::member_name(t)?;
+    }
+    if let Some(n) = o.checkpoints {
+        crate::engine::snapshots::validate_keep(n)?;
     }
     let ssh_key = o.ssh_key.as_deref().map(ssh_key_file).transpose()?;
     if o.read_only_key && o.ssh_key.is_some() {

@@ -10,12 +10,24 @@ use crate::engine::{Engine, identity, keys, sandbox, spares, stacks};
 use crate::error::{EngineError, Result};
 use crate::incus::Config;
 
-pub(super) struct Plan {
+/// What the new sandbox's disk is a copy of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The stack's golden image (`golden-STACK/ready`, its cluster image, or a warm spare of it).
+    Golden,
+    /// A prepared image of the repository (`prepared-STACK-KEY/ready`): fetched, not cloned.
+    Prepared { image: String },
+    /// Another sandbox as it is now, or one of its snapshots (`sandbox fork`).
+    Fork { from: String, snapshot: Option<String> },
+}
+
+pub(crate) struct Plan {
     pub name: String,
     pub instance: String,
     pub stack: String,
     pub golden: String,
-    /// The golden `ready` snapshot's config (what copies start from).
+    pub source: Source,
+    /// The source's config (the golden `ready` snapshot's, …): what copies start from.
     pub golden_config: Config,
     /// The golden image carries the identity templates (ours); the seed's get the files pushed.
     pub carried: bool,
@@ -38,6 +50,8 @@ pub(super) struct Plan {
     /// `~/.sandbox/env`, read (and checked) before anything changes.
     pub user_env: Vec<(String, String)>,
     pub target: Option<String>,
+    /// `--checkpoints`: how many per-turn checkpoints to keep (absent: the default).
+    pub checkpoints: Option<u32>,
     /// `--slot`: this one or fail (default: the first free one).
     pub slot: Option<u32>,
 }
@@ -48,13 +62,19 @@ impl Plan {
         self.repo.is_some() || self.ssh_key.is_some()
     }
 
+    /// What Incus copies: `instance/snapshot`, or a sandbox as it is now.
     pub fn source_label(&self) -> String {
-        format!("{}/{READY}", self.golden)
+        match &self.source {
+            Source::Golden => format!("{}/{READY}", self.golden),
+            Source::Prepared { image } => crate::engine::prepared::source(image),
+            Source::Fork { from, snapshot: Some(s) } => format!("{}/{s}", instance_name(from)),
+            Source::Fork { from, snapshot: None } => instance_name(from),
+        }
     }
 
-    /// A warm spare may stand in for the copy (see spares.rs).
+    /// A warm spare may stand in for the copy (see spares.rs): copies of the golden image only.
     pub fn spare_ok(&self, clustered: bool) -> bool {
-        self.carried && !clustered && self.target.is_none() && spares::enabled()
+        self.source == Source::Golden && self.carried && !clustered && self.target.is_none() && spares::enabled()
     }
 }
 
@@ -125,6 +145,7 @@ impl Engine {
             name,
             stack,
             golden,
+            source: Source::Golden,
             golden_config,
             repo_url,
             repo,
@@ -141,6 +162,7 @@ impl Engine {
             env: v.env.clone(),
             user_env,
             target: o.target.clone(),
+            checkpoints: o.checkpoints,
             slot: o.slot,
         })
     }

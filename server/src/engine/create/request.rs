@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use super::plan::Plan;
+use super::plan::{Plan, Source};
 use crate::engine::golden::{self, BRIDGE};
 use crate::engine::{keys, ports};
 use crate::incus::{Config, Devices, InstanceSource, InstancesPost};
@@ -55,11 +55,16 @@ pub(super) fn config(
         (keys::REPO, plan.repo_url.clone()),
         (keys::BRANCH, plan.branch.clone()),
         (keys::FROM, plan.from.clone()),
+        (keys::PREPARED_FROM, match &plan.source {
+            Source::Prepared { image } => Some(image.clone()),
+            _ => None,
+        }),
         (keys::RESTRICT_DOMAINS, plan.restrict.then(|| "yes".into())),
         (keys::DOMAINS_FILE, plan.domains_file.clone()),
         (keys::ALLOW_QUIC, plan.allow_quic.then(|| "yes".into())),
         (keys::SSH_KEY, plan.ssh_key.as_ref().map(|k| k.display().to_string())),
         (keys::AGENT, plan.uses_agent().then(|| "yes".into())),
+        (keys::CHECKPOINT_KEEP, plan.checkpoints.map(|n| n.to_string())),
         ("limits.cpu", plan.cpu.map(|c| c.to_string())),
         ("limits.memory", plan.memory.clone()),
     ];
@@ -107,9 +112,9 @@ pub fn root_disk(size: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The create request: a copy of the golden snapshot (on a cluster: of its published image).
+/// The create request: a copy of the source (the golden snapshot; on a cluster its published image).
 pub(super) fn instance(plan: &Plan, config: Config, devices: Devices, clustered: bool) -> InstancesPost {
-    let source = if clustered {
+    let source = if clustered && plan.source == Source::Golden {
         InstanceSource::image_alias(golden::cluster_alias(&plan.stack))
     } else {
         InstanceSource::copy(plan.source_label())

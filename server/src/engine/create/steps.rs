@@ -151,6 +151,7 @@ impl Engine {
             self.incus.patch_instance(&plan.instance, config, req.devices.clone()).await?;
         } else {
             self.incus.create_instance(req).await?;
+            self.keep_own_record(plan, req).await?;
         }
         if plan.carried && !templated {
             // The files are pushed: the image's templates must not overwrite them at the start.
@@ -248,26 +249,21 @@ impl Engine {
         }
     }
 
-    /// The agent's socket into the sandbox, then the clone (a `--from` branch starts from the
-    /// other sandbox's branch).
+    /// The agent's socket into the sandbox, then the checkout (source.rs: a clone, a fetch on top
+    /// of a prepared image, a fork's new branch).
     pub(super) async fn attach_repo(
         &self,
         plan: &Plan,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let check = || if cancel.is_cancelled() { Err(EngineError::Cancelled) } else { Ok(()) };
         if plan.uses_agent() {
-            check()?;
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
             progress.step("Carrying the agent's socket into the sandbox");
             self.plug_agent(&plan.name, &plan.instance).await?;
         }
-        let Some(repo) = &plan.repo else { return Ok(()) };
-        check()?;
-        let base = match &plan.from {
-            Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
-            None => None,
-        };
-        self.clone_repo(&plan.instance, repo, plan.branch.as_deref(), base.as_deref(), progress).await
+        self.checkout(plan, progress, cancel).await
     }
 }

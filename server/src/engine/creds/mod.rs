@@ -2,6 +2,7 @@
 //! host-side ssh-agent the sandbox can use but never read, and the clone into
 //! /workspace/project. Private keys stay on the host; the sandbox gets a socket.
 pub mod agent;
+mod checkout;
 pub mod github;
 pub mod repo;
 
@@ -45,7 +46,8 @@ pub fn git_known_hosts_path() -> PathBuf {
     sandbox_home().join("git_known_hosts")
 }
 
-fn known_hosts() -> String {
+/// What `/etc/ssh/ssh_known_hosts` holds in sandboxes (and the host's own checks use).
+pub(crate) fn known_hosts() -> String {
     let mut s =
         String::from("# Written by Agent Sandboxes: github.com's published keys, then ~/.sandbox/git_known_hosts.\n");
     s.push_str(GITHUB_KNOWN_HOSTS);
@@ -56,6 +58,22 @@ fn known_hosts() -> String {
         }
     }
     s
+}
+
+/// git in the sandbox as ubuntu, over the agent, with pinned host keys only (an unknown or changed
+/// key fails, never accept-new).
+pub(crate) fn git<'a>(args: impl IntoIterator<Item = &'a str>) -> ExecSpec {
+    ExecSpec::new(std::iter::once("git").chain(args))
+        .as_user(1000, 1000, "/home/ubuntu")
+        .env("USER", "ubuntu")
+        .env("SSH_AUTH_SOCK", AGENT_SOCKET)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes")
+}
+
+/// `git` in the project.
+pub(crate) fn project_git(args: &[&str]) -> ExecSpec {
+    git(["-C", PROJECT].into_iter().chain(args.iter().copied()))
 }
 
 /// Where the key the agent loads comes from.
@@ -233,6 +251,12 @@ impl Engine {
         Ok(true)
     }
 
+    /// The host keys git in the sandbox trusts (github.com's and ~/.sandbox/git_known_hosts).
+    pub(crate) async fn pin_git_hosts(&self, instance: &str) -> Result<()> {
+        let f = FileWrite::root("/etc/ssh/ssh_known_hosts", known_hosts(), 0o644);
+        Ok(self.incus.push_file(instance, &f).await?)
+    }
+
     /// Writes the pinned host keys and clones the repository as ubuntu over the agent; checks out
     /// `branch` (existing on the remote) or creates it from `base` (when the remote has it) or HEAD.
     pub(crate) async fn clone_repo(
@@ -243,19 +267,10 @@ impl Engine {
         base: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<()> {
-        self.incus.push_file(instance, &FileWrite::root("/etc/ssh/ssh_known_hosts", known_hosts(), 0o644)).await?;
+        self.pin_git_hosts(instance).await?;
         progress.step(&format!("Cloning {} into {PROJECT}", repo.slug()));
-        let git = |args: &[&str]| {
-            ExecSpec::new(std::iter::once("git").chain(args.iter().copied()))
-                .as_user(1000, 1000, "/home/ubuntu")
-                .env("USER", "ubuntu")
-                .env("SSH_AUTH_SOCK", AGENT_SOCKET)
-                .env("GIT_TERMINAL_PROMPT", "0")
-                // Pinned host keys only: an unknown or changed key fails, never accept-new.
-                .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes")
-        };
         let url = repo.ssh_url();
-        let out = self.incus.exec(instance, &git(&["clone", "--quiet", "--", &url, PROJECT])).await?;
+        let out = self.incus.exec(instance, &git(["clone", "--quiet", "--", url.as_str(), PROJECT])).await?;
         if !out.ok() {
             let err = out.stderr_str();
             let hint = if err.contains("Host key verification failed")
@@ -274,11 +289,7 @@ impl Engine {
             return Err(EngineError::failed(format!("git clone {url} failed: {}", err.trim()), hint));
         }
         if let Some(b) = branch {
-            let p = |args: &[&str]| {
-                let mut v = vec!["-C", PROJECT];
-                v.extend_from_slice(args);
-                git(&v)
-            };
+            let p = project_git;
             let remote = format!("refs/remotes/origin/{b}");
             let exists = self.incus.exec(instance, &p(&["rev-parse", "--verify", "--quiet", &remote])).await?.ok();
             let spec = if exists {

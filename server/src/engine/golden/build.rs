@@ -30,7 +30,7 @@ const PRELUDE: &str = "/root/sandbox-prelude.sh";
 /// Run in the finished build: no per-machine identity, /etc and /var marked up to date with /usr
 /// (the units that catch up after a package change — ConditionNeedsUpdate: sysusers, ldconfig… —
 /// do not run at every boot), and the build's journal does not go into every sandbox.
-const STRIP: &str = "rm -f /etc/ssh/ssh_host_* /root/sandbox-*.sh; : > /etc/machine-id; rm -f /var/lib/dbus/machine-id; \
+pub(crate) const STRIP: &str = "rm -f /etc/ssh/ssh_host_* /root/sandbox-*.sh; : > /etc/machine-id; rm -f /var/lib/dbus/machine-id; \
      chmod 0644 /etc/hostname /etc/hosts /etc/resolv.conf /etc/network/interfaces 2>/dev/null; \
      rm -rf /var/lib/apt/lists/* /tmp/* /var/tmp/*; truncate -s0 /root/.bash_history 2>/dev/null; \
      touch /etc/.updated /var/.updated; \
@@ -135,7 +135,7 @@ impl Build<'_> {
 }
 
 /// Puts `tmp` in place of `target`; the previous `target` is kept until the rename succeeded.
-async fn swap(incus: &Incus, tmp: &str, target: &str) -> Result<()> {
+pub(crate) async fn swap(incus: &Incus, tmp: &str, target: &str) -> Result<()> {
     if !incus.exists(target).await? {
         incus.rename_instance(tmp, target).await?;
         return Ok(());
@@ -167,7 +167,7 @@ fn ignore_not_running(e: IncusError) -> Result<(), IncusError> {
 
 /// Waits until systemd finished booting (running or degraded; at most 20 s), so scripts do not
 /// race early boot. Polls: `is-system-running --wait` was seen to hang past the end of boot.
-async fn wait_booted(incus: &Incus, name: &str) {
+pub(crate) async fn wait_booted(incus: &Incus, name: &str) {
     let spec = ExecSpec::new(["systemctl", "is-system-running"]);
     let booted = crate::poll::until(Duration::from_secs(20), Duration::from_millis(100), || async {
         let out = incus.exec(name, &spec).await.ok()?;

@@ -142,18 +142,28 @@ pub async fn ensure_initialised(incus: &Incus, progress: &dyn Progress) -> Resul
         let cfg: Config = [("size".to_string(), "20GiB".to_string())].into();
         incus.create_storage_pool(STORAGE_POOL, "btrfs", cfg).await?;
     }
-    if let Err(e) = incus.network(BRIDGE).await {
-        if !e.is_not_found() {
-            return Err(e.into());
+    match incus.network(BRIDGE).await {
+        Err(e) if e.is_not_found() => {
+            progress.step(&format!("Creating the bridge '{BRIDGE}' (no NAT)"));
+            let cfg: Config = [
+                ("ipv4.address".to_string(), "10.100.0.1/24".to_string()),
+                ("ipv4.nat".to_string(), "false".to_string()),
+                ("ipv6.address".to_string(), "none".to_string()),
+                ("ipv4.dhcp.ranges".to_string(), crate::engine::ports::dhcp_range("10.100.0.1/24").unwrap_or_default()),
+            ]
+            .into();
+            incus.create_network(BRIDGE, cfg).await?;
         }
-        progress.step(&format!("Creating the bridge '{BRIDGE}' (no NAT)"));
-        let cfg: Config = [
-            ("ipv4.address".to_string(), "10.100.0.1/24".to_string()),
-            ("ipv4.nat".to_string(), "false".to_string()),
-            ("ipv6.address".to_string(), "none".to_string()),
-        ]
-        .into();
-        incus.create_network(BRIDGE, cfg).await?;
+        Err(e) => return Err(e.into()),
+        Ok(net) => {
+            // Leases only below the sandboxes' pinned addresses: an instance on the default profile's
+            // NIC (a stack build, a prepare) must never get one, where the egress rules refuse it.
+            let cidr = net.config.get("ipv4.address").cloned().unwrap_or_default();
+            if let (None, Some(range)) = (net.config.get("ipv4.dhcp.ranges"), crate::engine::ports::dhcp_range(&cidr)) {
+                progress.step(&format!("Keeping DHCP leases on '{BRIDGE}' below the sandboxes' addresses ({range})"));
+                incus.patch_network(BRIDGE, [("ipv4.dhcp.ranges".to_string(), range)].into()).await?;
+            }
+        }
     }
     let profile = incus.profile("default").await?;
     let devices = profile.get("devices").cloned().unwrap_or_default();

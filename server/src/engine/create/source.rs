@@ -1,0 +1,136 @@
+//! Creates whose disk is not a golden image's: a prepared image of the repository, or another
+//! sandbox (a fork). Incus copies the source's config and devices along with its disk wherever the
+//! request does not name them, so the new sandbox would carry the other instance's record — its
+//! deploy key id, token counters, snapshot records, forwards, agent and endpoint devices. One step
+//! leaves it only its own; and its checkout is brought to its branch instead of cloned.
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Plan, Source};
+use crate::engine::{Engine, keys, prepared, sandbox};
+use crate::error::{EngineError, Result};
+use crate::incus::{Config, Devices, InstancesPost};
+use crate::progress::Progress;
+
+/// Settings a fork keeps from the sandbox it copies: its allowlist changes and resolver, its
+/// checkpoint limit. (Its egress mode, `--env`, key source and limits come through the plan.)
+const FORK_KEEPS: [&str; 4] = [keys::DOMAINS_ALLOW, keys::DOMAINS_DENY, keys::DNS_UPSTREAM, keys::CHECKPOINT_KEEP];
+
+/// What of a copied instance's record stays: its request's keys, the golden image's (`golden-*`),
+/// Incus's own, and (forks) FORK_KEEPS. Devices: exactly the request's (and a root disk).
+pub(super) fn own_only(config: &mut Config, devices: &mut Devices, req: &InstancesPost, fork: bool) {
+    config.retain(|k, _| {
+        !k.starts_with("user.sandbox.")
+            || req.config.contains_key(k)
+            || k.starts_with("user.sandbox.golden-")
+            || (fork && FORK_KEEPS.contains(&k.as_str()))
+    });
+    let root = devices.remove("root");
+    *devices = req.devices.clone();
+    if let Some(r) = root {
+        devices.insert("root".into(), r);
+    }
+}
+
+impl Engine {
+    /// After the copy of a prepared image or a sandbox: the record is the new sandbox's only.
+    pub(super) async fn keep_own_record(&self, plan: &Plan, req: &InstancesPost) -> Result<()> {
+        if plan.source == Source::Golden {
+            return Ok(());
+        }
+        let fork = matches!(plan.source, Source::Fork { .. });
+        Ok(self
+            .incus
+            .modify_instance(&plan.instance, |i| own_only(&mut i.config, &mut i.devices, req, fork))
+            .await?)
+    }
+
+    /// A repository's sandbox from its prepared image, when one still matches the branch's
+    /// lockfiles (prepared/choose.rs says which and why not).
+    pub(super) async fn use_prepared_if_current(&self, plan: &mut Plan, progress: &dyn Progress) -> Result<()> {
+        if plan.source != Source::Golden || plan.target.is_some() {
+            return Ok(());
+        }
+        let (Some(repo), Some(url)) = (&plan.repo, &plan.repo_url) else { return Ok(()) };
+        let base = match &plan.from {
+            Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
+            None => None,
+        };
+        let ask = prepared::Ask { stack: &plan.stack, repo, url, branch: plan.branch.as_deref(), base: base.as_deref() };
+        if let Some(c) = self.choose_prepared(&ask, &plan.name, progress).await? {
+            plan.carried = crate::engine::identity::carried_by(&c.config);
+            plan.golden_config = c.config;
+            plan.source = Source::Prepared { image: c.image };
+        }
+        Ok(())
+    }
+
+    /// The checkout: cloned (golden image), fetched and switched (prepared image), or a new
+    /// branch from the other sandbox's (fork; its name is recorded).
+    pub(super) async fn checkout(&self, plan: &Plan, progress: &dyn Progress, cancel: &CancellationToken) -> Result<()> {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let base = match &plan.from {
+            Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
+            None => None,
+        };
+        match (&plan.source, &plan.repo) {
+            (Source::Golden, Some(repo)) => {
+                self.clone_repo(&plan.instance, repo, plan.branch.as_deref(), base.as_deref(), progress).await
+            }
+            (Source::Prepared { .. }, Some(_)) => {
+                self.update_checkout(&plan.instance, plan.branch.as_deref(), base.as_deref(), progress).await
+            }
+            (Source::Fork { from, .. }, _) => {
+                let taken: Vec<String> = sandbox::list(&self.incus).await?.into_iter().filter_map(|s| s.branch).collect();
+                let made = self.fork_branch(&plan.instance, from, plan.branch.as_deref(), &taken, progress).await?;
+                if let Some(b) = made {
+                    let mut c = Config::new();
+                    c.insert(keys::BRANCH.into(), b);
+                    self.incus.patch_instance(&plan.instance, c, Devices::new()).await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> Config {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_copy_keeps_only_its_own_record_and_devices() {
+        let mut config = map(&[
+            (keys::DEPLOY_KEY_ID, "7"),
+            (keys::USAGE, "{}"),
+            ("user.sandbox.snapshot.turn-1", "{}"),
+            (keys::DOMAINS_ALLOW, "x.example"),
+            (keys::GOLDEN_BUILT_AT, "t"),
+            (keys::SLOT, "3"),
+            ("limits.cpu", "2"),
+            ("volatile.uuid", "u"),
+        ]);
+        let mut devices = Devices::new();
+        for d in ["eth0", "ports", "port-7000-tcp", "ssh-agent", "anthropic", "root"] {
+            devices.insert(d.into(), map(&[("type", "x")]));
+        }
+        let mut req = InstancesPost::default();
+        req.config = map(&[(keys::SLOT, "9")]);
+        req.devices.insert("eth0".into(), map(&[("type", "nic")]));
+        req.devices.insert("ports".into(), map(&[("type", "proxy")]));
+        let (mut c2, mut d2) = (config.clone(), devices.clone());
+        own_only(&mut config, &mut devices, &req, true);
+        let keys: Vec<&str> = config.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["limits.cpu", keys::DOMAINS_ALLOW, keys::GOLDEN_BUILT_AT, keys::SLOT, "volatile.uuid"]);
+        assert_eq!(devices.keys().map(String::as_str).collect::<Vec<_>>(), ["eth0", "ports", "root"]);
+        assert_eq!(devices["eth0"]["type"], "nic");
+        own_only(&mut c2, &mut d2, &req, false);
+        assert!(!c2.contains_key(keys::DOMAINS_ALLOW), "a prepared image's copy keeps no allowlist of another");
+    }
+}

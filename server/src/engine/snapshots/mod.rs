@@ -1,0 +1,158 @@
+//! Snapshots of whole sandboxes (btrfs: nearly free): files, installed packages, everything on
+//! disk. `snapshot` and `snapshots` here, `restore` in restore.rs, the per-turn checkpoints in
+//! checkpoint.rs. A snapshot is Incus's own (`agent-NAME/LABEL`); what else we know of it is a
+//! config key on the instance (meta.rs).
+mod checkpoint;
+pub mod meta;
+mod restore;
+
+use std::collections::BTreeMap;
+
+pub use checkpoint::{DEFAULT_KEEP, validate_keep};
+pub use meta::{SnapshotInfo, SnapshotKind};
+use meta::Meta;
+
+use super::sandbox::{self, Sandbox};
+use super::{Engine, validate};
+use crate::error::{EngineError, Result};
+use crate::incus::{Config, Devices, IncusError};
+
+impl Engine {
+    /// The sandbox, or a not-found error that says what exists.
+    pub(crate) async fn existing(&self, name: &str) -> Result<Sandbox> {
+        validate::sandbox_name(name)?;
+        sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))
+    }
+
+    /// `sandbox snapshots NAME`: every snapshot Incus has of it (with our records), oldest first.
+    pub async fn snapshots(&self, name: &str) -> Result<Vec<SnapshotInfo>> {
+        let s = self.existing(name).await?;
+        let (inst, real) =
+            futures::future::try_join(self.incus.instance(&s.instance), self.incus.snapshots(&s.instance)).await?;
+        let real: Vec<(String, String)> = real.into_iter().map(|r| (r.name, r.created_at)).collect();
+        Ok(meta::merged(&inst.config, &real))
+    }
+
+    /// `sandbox snapshot NAME [LABEL]`: a snapshot of the sandbox as it is now, running or not
+    /// (a running one's disk as it is at this instant). Default label: `snap-N`.
+    pub async fn snapshot(&self, name: &str, label: Option<&str>) -> Result<SnapshotInfo> {
+        if let Some(l) = label {
+            validate::snapshot_label(l, false)?;
+        }
+        let s = self.existing(name).await?;
+        let have = self.snapshots(name).await?;
+        let label = match label {
+            Some(l) => l.to_string(),
+            None => next_label(&have),
+        };
+        self.take(&s, &label, Meta::manual()).await
+    }
+
+    /// The Incus snapshot, then our record of it (a snapshot without a record still lists; a
+    /// record without a snapshot would show one that is not there).
+    async fn take(&self, s: &Sandbox, label: &str, meta: Meta) -> Result<SnapshotInfo> {
+        self.incus.create_snapshot(&s.instance, label).await.map_err(|e| match e {
+            IncusError::AlreadyExists { .. } => taken(&s.name, label),
+            e if e.to_string().contains("already exists") => taken(&s.name, label),
+            e => e.into(),
+        })?;
+        self.set_meta(&s.instance, label, Some(&meta)).await?;
+        let created = self.incus.snapshots(&s.instance).await?.into_iter().find(|r| r.name == label);
+        let all = meta::merged(
+            &[(meta::key(label), meta.to_json())].into_iter().collect(),
+            &[(label.to_string(), created.map(|r| r.created_at).unwrap_or_else(|| meta.at.clone()))],
+        );
+        all.into_iter().next().ok_or_else(|| EngineError::failed("snapshot vanished", ""))
+    }
+
+    /// `sandbox snapshot rm NAME LABEL`: the snapshot and our record of it.
+    pub async fn snapshot_rm(&self, name: &str, label: &str) -> Result<()> {
+        validate::snapshot_label(label, true)?;
+        let s = self.existing(name).await?;
+        match self.incus.delete_snapshot(&s.instance, label).await {
+            Err(e) if e.is_not_found() => {
+                let inst = self.incus.instance(&s.instance).await?;
+                if meta::stored(&inst.config, label).is_none() {
+                    return Err(snapshot_not_found(name, label));
+                }
+            }
+            r => r?,
+        }
+        self.set_meta(&s.instance, label, None).await
+    }
+
+    /// `sandbox snapshot pin|unpin NAME LABEL`: a pinned checkpoint is kept whatever the limit.
+    pub async fn snapshot_pin(&self, name: &str, label: &str, pinned: bool) -> Result<SnapshotInfo> {
+        validate::snapshot_label(label, true)?;
+        let all = self.snapshots(name).await?;
+        let mut info = all.into_iter().find(|i| i.label == label).ok_or_else(|| snapshot_not_found(name, label))?;
+        let meta = Meta {
+            kind: info.kind,
+            turn: info.turn,
+            message: info.message.clone(),
+            pinned,
+            at: info.created_at.clone(),
+        };
+        self.set_meta(&validate::instance_name(name), label, Some(&meta)).await?;
+        info.pinned = pinned;
+        Ok(info)
+    }
+
+    /// Writes (or, with None, removes) one snapshot's record: one key, so concurrent writers of
+    /// other keys (the token counter, other snapshots) are never overwritten.
+    async fn set_meta(&self, instance: &str, label: &str, meta: Option<&Meta>) -> Result<()> {
+        let mut c = Config::new();
+        c.insert(meta::key(label), meta.map(Meta::to_json).unwrap_or_default());
+        Ok(self.incus.patch_instance(instance, c, Devices::new()).await?)
+    }
+}
+
+/// `snap-N`, one past the highest in use.
+fn next_label(have: &[SnapshotInfo]) -> String {
+    let n = have.iter().filter_map(|s| s.label.strip_prefix("snap-")?.parse::<u32>().ok()).max().unwrap_or(0);
+    format!("snap-{}", n + 1)
+}
+
+fn taken(name: &str, label: &str) -> EngineError {
+    EngineError::Conflict {
+        what: format!("snapshot '{label}' of '{name}'"),
+        hint: format!("pick another label, or remove it first: sandbox snapshot rm {name} {label}"),
+    }
+}
+
+pub(crate) fn snapshot_not_found(name: &str, label: &str) -> EngineError {
+    EngineError::not_found(
+        format!("snapshot '{label}' of sandbox '{name}'"),
+        format!("`sandbox snapshots {name}` lists its snapshots"),
+    )
+}
+
+/// Config keys that are Incus's own bookkeeping, not settings (kept as Incus has them).
+pub(crate) fn is_volatile(key: &str) -> bool {
+    key.starts_with("volatile.")
+}
+
+/// An instance's settings without Incus's bookkeeping.
+pub(crate) fn settings(config: &Config) -> BTreeMap<String, String> {
+    config.iter().filter(|(k, _)| !is_volatile(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_labels_count_up() {
+        let s = |l: &str| SnapshotInfo {
+            label: l.into(),
+            kind: SnapshotKind::Manual,
+            title: l.into(),
+            turn: None,
+            message: None,
+            pinned: false,
+            created_at: String::new(),
+        };
+        assert_eq!(next_label(&[]), "snap-1");
+        assert_eq!(next_label(&[s("snap-2"), s("snap-x"), s("turn-9"), s("snap-10")]), "snap-11");
+    }
+}
