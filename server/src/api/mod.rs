@@ -271,8 +271,6 @@ fn declarations() -> Vec<String> {
         Usage::decl(),
         Tokens::decl(),
         ModelUsage::decl(),
-        crate::engine::snapshots::SnapshotInfo::decl(),
-        crate::engine::snapshots::SnapshotKind::decl(),
         // Credentials on the host.
         Provider::decl(),
         CredentialKind::decl(),
@@ -284,8 +282,6 @@ fn declarations() -> Vec<String> {
         StartAction::decl(),
         GoldenInfo::decl(),
         GoldenState::decl(),
-        crate::engine::prepared::PreparedInfo::decl(),
-        crate::engine::prepared::PreparedState::decl(),
         SetupReport::decl(),
         SetupAction::decl(),
         Check::decl(),
@@ -308,7 +304,15 @@ fn declarations() -> Vec<String> {
         // Errors.
         ApiError::decl(),
         ErrorCode::decl(),
-        // Params.
+    ]
+    .into_iter()
+    .chain(param_declarations())
+    .chain(snapshots::declarations())
+    .collect()
+}
+
+fn param_declarations() -> Vec<String> {
+    vec![
         ListParams::decl(),
         NameParams::decl(),
         NamesParams::decl(),
@@ -321,13 +325,6 @@ fn declarations() -> Vec<String> {
         ExecParams::decl(),
         SetupParams::decl(),
         DomainsParams::decl(),
-        SnapshotParams::decl(),
-        LabelParams::decl(),
-        PinParams::decl(),
-        KeepParams::decl(),
-        ForkOptions::decl(),
-        PrepareOptions::decl(),
-        ImageParams::decl(),
         Empty::decl(),
     ]
 }

@@ -10,6 +10,25 @@ use crate::engine::{prepared, validate};
 
 type R<T> = Result<T, ApiError>;
 
+/// The TypeScript declarations of what these methods take and return.
+pub(super) fn declarations() -> Vec<String> {
+    use crate::engine::prepared::PreparedState;
+    use crate::engine::snapshots::SnapshotKind;
+    vec![
+        SnapshotInfo::decl(),
+        SnapshotKind::decl(),
+        PreparedInfo::decl(),
+        PreparedState::decl(),
+        SnapshotParams::decl(),
+        LabelParams::decl(),
+        PinParams::decl(),
+        KeepParams::decl(),
+        ForkOptions::decl(),
+        PrepareOptions::decl(),
+        ImageParams::decl(),
+    ]
+}
+
 #[derive(Debug, Deserialize, Serialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[ts(optional_fields)]

@@ -171,7 +171,7 @@ pub struct Sandbox {
     /// The prepared image it was created from (its repository's dependencies were installed).
     pub prepared: Option<String>,
     /// Its snapshots made through us (checkpoints among them), oldest first.
-    pub snapshots: Vec<crate::engine::snapshots::SnapshotInfo>,
+    pub snapshots: Vec<crate::engine::snapshots::meta::SnapshotInfo>,
     /// Has the host's Anthropic endpoint (the `anthropic` device).
     #[serde(skip)]
     #[ts(skip)]

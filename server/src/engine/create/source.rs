@@ -38,10 +38,7 @@ impl Engine {
             return Ok(());
         }
         let fork = matches!(plan.source, Source::Fork { .. });
-        Ok(self
-            .incus
-            .modify_instance(&plan.instance, |i| own_only(&mut i.config, &mut i.devices, req, fork))
-            .await?)
+        Ok(self.incus.modify_instance(&plan.instance, |i| own_only(&mut i.config, &mut i.devices, req, fork)).await?)
     }
 
     /// A repository's sandbox from its prepared image, when one still matches the branch's
@@ -55,7 +52,8 @@ impl Engine {
             Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
             None => None,
         };
-        let ask = prepared::Ask { stack: &plan.stack, repo, url, branch: plan.branch.as_deref(), base: base.as_deref() };
+        let ask =
+            prepared::Ask { stack: &plan.stack, repo, url, branch: plan.branch.as_deref(), base: base.as_deref() };
         if let Some(c) = self.choose_prepared(&ask, &plan.name, progress).await? {
             plan.carried = crate::engine::identity::carried_by(&c.config);
             plan.golden_config = c.config;
@@ -66,7 +64,12 @@ impl Engine {
 
     /// The checkout: cloned (golden image), fetched and switched (prepared image), or a new
     /// branch from the other sandbox's (fork; its name is recorded).
-    pub(super) async fn checkout(&self, plan: &Plan, progress: &dyn Progress, cancel: &CancellationToken) -> Result<()> {
+    pub(super) async fn checkout(
+        &self,
+        plan: &Plan,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
@@ -82,7 +85,8 @@ impl Engine {
                 self.update_checkout(&plan.instance, plan.branch.as_deref(), base.as_deref(), progress).await
             }
             (Source::Fork { from, .. }, _) => {
-                let taken: Vec<String> = sandbox::list(&self.incus).await?.into_iter().filter_map(|s| s.branch).collect();
+                let taken: Vec<String> =
+                    sandbox::list(&self.incus).await?.into_iter().filter_map(|s| s.branch).collect();
                 let made = self.fork_branch(&plan.instance, from, plan.branch.as_deref(), &taken, progress).await?;
                 if let Some(b) = made {
                     let mut c = Config::new();
@@ -120,8 +124,7 @@ mod tests {
         for d in ["eth0", "ports", "port-7000-tcp", "ssh-agent", "anthropic", "root"] {
             devices.insert(d.into(), map(&[("type", "x")]));
         }
-        let mut req = InstancesPost::default();
-        req.config = map(&[(keys::SLOT, "9")]);
+        let mut req = InstancesPost { config: map(&[(keys::SLOT, "9")]), ..Default::default() };
         req.devices.insert("eth0".into(), map(&[("type", "nic")]));
         req.devices.insert("ports".into(), map(&[("type", "proxy")]));
         let (mut c2, mut d2) = (config.clone(), devices.clone());
