@@ -26,11 +26,15 @@ struct World {
 impl World {
     fn new() -> World {
         let gh = GitHub::start(&[REPO, BARE]);
-        gh.commit(REPO, "main", &[
-            (".sandbox/setup.sh", SETUP),
-            ("package-lock.json", "{\"lockfileVersion\": 3, \"v\": 1}\n"),
-            (".gitignore", "node_modules/\n"),
-        ]);
+        gh.commit(
+            REPO,
+            "main",
+            &[
+                (".sandbox/setup.sh", SETUP),
+                ("package-lock.json", "{\"lockfileVersion\": 3, \"v\": 1}\n"),
+                (".gitignore", "node_modules/\n"),
+            ],
+        );
         let env = gh.env();
         World { gh, env }
     }
@@ -40,7 +44,13 @@ impl World {
     }
     fn ok(&self, args: &[&str]) -> Output {
         let o = self.run(args);
-        assert!(o.status.success(), "sandbox {args:?}: {}{}\nsshd: {}", text(&o.stdout), text(&o.stderr), self.gh.sshd_log());
+        assert!(
+            o.status.success(),
+            "sandbox {args:?}: {}{}\nsshd: {}",
+            text(&o.stdout),
+            text(&o.stderr),
+            self.gh.sshd_log()
+        );
         o
     }
     fn json(&self, args: &[&str]) -> Value {
@@ -184,7 +194,11 @@ fn failed_prepares_leave_nothing_behind() {
     // A branch that does not exist, and bad input.
     let o = w.run(&["prepare", &url, "--stack", "minimal", "--branch", "no-such-branch"]);
     assert!(!o.status.success(), "{}", text(&o.stderr));
-    for args in [vec!["prepare", "not a url"], vec!["prepare", &url, "--stack", "Bad!"], vec!["prepared", "rm", "golden-minimal"]] {
+    for args in [
+        vec!["prepare", "not a url"],
+        vec!["prepare", &url, "--stack", "Bad!"],
+        vec!["prepared", "rm", "golden-minimal"],
+    ] {
         let o = w.run(&args);
         assert!(!o.status.success() && text(&o.stderr).contains("hint:"), "{args:?}: {}", text(&o.stderr));
     }

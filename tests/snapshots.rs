@@ -51,7 +51,8 @@ fn config(name: &str, key: &str) -> String {
 }
 
 fn mac(name: &str) -> String {
-    let o = Command::new("incus").args(["config", "device", "get", &format!("agent-{name}"), "eth0", "hwaddr"]).output();
+    let o =
+        Command::new("incus").args(["config", "device", "get", &format!("agent-{name}"), "eth0", "hwaddr"]).output();
     text(&o.unwrap().stdout).trim().to_string()
 }
 
@@ -138,7 +139,11 @@ fn snapshot_labels_rm_pin_and_errors() {
     assert_eq!(json(&["snapshot", &n, "--json"], &[])["label"], "snap-2");
     let dup = sb(&["snapshot", &n, "snap-1"], &[]);
     assert!(!dup.status.success());
-    assert!(text(&dup.stderr).contains("already exists") && text(&dup.stderr).contains("hint:"), "{}", text(&dup.stderr));
+    assert!(
+        text(&dup.stderr).contains("already exists") && text(&dup.stderr).contains("hint:"),
+        "{}",
+        text(&dup.stderr)
+    );
     // Bad labels are refused before anything happens, with what to do.
     for bad in ["a b", "../x", "-x", "turn-3", &"x".repeat(64)] {
         let o = sb(&["snapshot", &n, bad], &[]);
@@ -159,7 +164,11 @@ fn snapshot_labels_rm_pin_and_errors() {
     assert!(listed(&n).unwrap()["snapshots"].as_array().unwrap().iter().all(|s| s["label"] != "snap-1"));
     let o = sb(&["restore", &n, "snap-1"], &[]);
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("not found") && text(&o.stderr).contains("sandbox snapshots"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not found") && text(&o.stderr).contains("sandbox snapshots"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = sb(&["snapshot", "t-no-such-sandbox-x"], &[]);
     assert!(!o.status.success() && text(&o.stderr).contains("not found"), "{}", text(&o.stderr));
 }
@@ -179,7 +188,10 @@ fn an_interrupted_restore_is_finished_by_the_next_start() {
     let journal = sandbox_home().join("restores").join(format!("{n}.json"));
     assert!(journal.exists(), "the journal outlives the interrupted restore");
     let ports = listed(&n).unwrap()["ports"].clone();
-    assert!(ports.as_array().unwrap().iter().all(|p| p["containerPort"] != 7001), "Incus put the snapshot's devices back");
+    assert!(
+        ports.as_array().unwrap().iter().all(|p| p["containerPort"] != 7001),
+        "Incus put the snapshot's devices back"
+    );
     // The next start finishes it: the forward is back, the disk is the snapshot's.
     ok(&["start", &n], &[]);
     assert!(!journal.exists());
@@ -226,7 +238,8 @@ fn a_fork_gets_the_files_and_its_own_identity_keys_and_branch_and_is_isolated() 
     user_ok(&a, &["sh", "-c", "echo later > later.txt"]);
     // Token counters and snapshot records are A's own.
     let usage = r#"{"requests":1,"input":1,"output":1,"cacheRead":0,"cacheWrite":0,"models":{}}"#;
-    let set = Command::new("incus").args(["config", "set", &format!("agent-{a}"), "user.sandbox.usage", usage]).status();
+    let set =
+        Command::new("incus").args(["config", "set", &format!("agent-{a}"), "user.sandbox.usage", usage]).status();
     assert!(set.unwrap().success());
 
     let b = g.name("fkb");
@@ -248,8 +261,14 @@ fn a_fork_gets_the_files_and_its_own_identity_keys_and_branch_and_is_isolated() 
     let titles: Vec<&str> = keys.iter().map(|k| k.title.as_str()).collect();
     assert_eq!(keys.len(), 2, "{titles:?}");
     assert!(titles.contains(&format!("sandbox-{b}").as_str()), "{titles:?}");
-    assert_eq!(config(&b, "user.sandbox.deploy-key-id"), keys.iter().find(|k| k.title.ends_with(&b)).unwrap().id.to_string());
-    user_ok(&b, &["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "x", "--allow-empty"]);
+    assert_eq!(
+        config(&b, "user.sandbox.deploy-key-id"),
+        keys.iter().find(|k| k.title.ends_with(&b)).unwrap().id.to_string()
+    );
+    user_ok(
+        &b,
+        &["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "x", "--allow-empty"],
+    );
     user_ok(&b, &["git", "push", "-q", "origin", &format!("{a}-fork-1")]);
     assert!(gh.rev(REPO, &format!("refs/heads/{a}-fork-1")).is_some());
     // No counters, no snapshots of A's; it says where it came from.
@@ -260,7 +279,8 @@ fn a_fork_gets_the_files_and_its_own_identity_keys_and_branch_and_is_isolated() 
     assert_eq!(json(&["snapshots", &b, "--json"], &[]).as_array().unwrap().len(), 0);
     // Both run at once and cannot reach each other.
     assert_eq!(listed(&a).unwrap()["state"], "running");
-    let (ip_a, ip_b) = (listed(&a).unwrap()["ip"].as_str().unwrap().to_string(), sb_["ip"].as_str().unwrap().to_string());
+    let (ip_a, ip_b) =
+        (listed(&a).unwrap()["ip"].as_str().unwrap().to_string(), sb_["ip"].as_str().unwrap().to_string());
     assert_ne!(tcp_connect(&b, &ip_a, "22"), "connected");
     assert_ne!(tcp_connect(&a, &ip_b, "22"), "connected");
     assert!(ssh(&b, "true").status.success() && ssh(&a, "true").status.success());

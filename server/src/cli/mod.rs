@@ -11,8 +11,8 @@ mod remote;
 mod sandboxes;
 mod setup;
 mod signals;
-mod terminal;
 mod snapshots;
+mod terminal;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -40,7 +40,11 @@ pub async fn prepare(ctx: &Ctx, a: PrepareArgs) -> Result<ExitCode> {
         output::json(&p);
     } else {
         println!("{}: {} at {} ({})", p.name, p.repo, short(&p.commit), p.setup);
-        println!("  `sandbox start NAME {}` uses it while these files stay as they are: {}", p.repo, p.files.join(", "));
+        println!(
+            "  `sandbox start NAME {}` uses it while these files stay as they are: {}",
+            p.repo,
+            p.files.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

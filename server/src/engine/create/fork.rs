@@ -68,7 +68,10 @@ impl Engine {
         crate::engine::anthropic::upstream::from_env()?;
         let src = self.existing(&o.from).await?;
         if sandbox::get(&self.incus, &o.name).await?.is_some() {
-            return Err(EngineError::Conflict { what: format!("sandbox '{}'", o.name), hint: "pick another name".into() });
+            return Err(EngineError::Conflict {
+                what: format!("sandbox '{}'", o.name),
+                hint: "pick another name".into(),
+            });
         }
         let plan = self.fork_plan(o, &src, branch).await?;
         progress.step(&format!("Forking {} into {}", plan.source_label(), o.name));

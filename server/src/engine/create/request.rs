@@ -55,10 +55,13 @@ pub(super) fn config(
         (keys::REPO, plan.repo_url.clone()),
         (keys::BRANCH, plan.branch.clone()),
         (keys::FROM, plan.from.clone()),
-        (keys::PREPARED_FROM, match &plan.source {
-            Source::Prepared { image } => Some(image.clone()),
-            _ => None,
-        }),
+        (
+            keys::PREPARED_FROM,
+            match &plan.source {
+                Source::Prepared { image } => Some(image.clone()),
+                _ => None,
+            },
+        ),
         (keys::RESTRICT_DOMAINS, plan.restrict.then(|| "yes".into())),
         (keys::DOMAINS_FILE, plan.domains_file.clone()),
         (keys::ALLOW_QUIC, plan.allow_quic.then(|| "yes".into())),

@@ -41,7 +41,9 @@ impl Engine {
         let default = head.trim().to_string();
         let exists = |b: String| async move {
             let r = format!("refs/remotes/origin/{b}");
-            self.git_ok(instance, &["rev-parse", "--verify", "--quiet", &r]).await.map(|o| o.0.then_some(format!("origin/{b}")))
+            self.git_ok(instance, &["rev-parse", "--verify", "--quiet", &r])
+                .await
+                .map(|o| o.0.then_some(format!("origin/{b}")))
         };
         let (name, start) = match branch {
             Some(b) => match exists(b.to_string()).await? {

@@ -151,16 +151,17 @@ impl Engine {
             return Ok(None);
         }
         let refs = vec![w.branch.clone().unwrap_or_else(|| "HEAD".into())];
-        let probed = super::probe::probe(&w.repo, &creds::agent::socket_path(&w.cred), &refs).await.map_err(|e| {
-            match (&w.branch, e.to_string().contains("couldn't find remote ref")) {
-                (Some(b), true) => EngineError::invalid(
-                    "branch",
-                    format!("{} has no branch '{b}'", w.repo.slug()),
-                    "give an existing branch, or drop --branch for the default branch",
-                ),
-                _ => e,
-            }
-        })?;
+        let probed =
+            super::probe::probe(&w.repo, &creds::agent::socket_path(&w.cred), &refs).await.map_err(|e| {
+                match (&w.branch, e.to_string().contains("couldn't find remote ref")) {
+                    (Some(b), true) => EngineError::invalid(
+                        "branch",
+                        format!("{} has no branch '{b}'", w.repo.slug()),
+                        "give an existing branch, or drop --branch for the default branch",
+                    ),
+                    _ => e,
+                }
+            })?;
         let want = key::key(&w.stack, &repo_id(&w.repo), &probed.files);
         let have = list(&self.incus).await?.into_iter().find(|p| p.key == want && p.state == PreparedState::Current);
         if let Some(p) = &have {
@@ -247,7 +248,12 @@ impl Engine {
             lines.finish(|l| progress.line(l));
             if out.status != 0 {
                 return Err(EngineError::failed(
-                    format!("`{}` failed (exit {}); its last lines:\n{}", cmd.join(" "), out.status, lines.tail().join("\n")),
+                    format!(
+                        "`{}` failed (exit {}); its last lines:\n{}",
+                        cmd.join(" "),
+                        out.status,
+                        lines.tail().join("\n")
+                    ),
                     format!("fix the repository's setup and run `sandbox prepare {}` again", w.url),
                 ));
             }

@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn only_lockfiles_and_the_setup_script_are_keyed() {
-        let mut l = listing(&["README.md", "Cargo.lock", "requirements-dev.txt", ".sandbox/setup.sh", "src/Cargo.lock"]);
+        let mut l =
+            listing(&["README.md", "Cargo.lock", "requirements-dev.txt", ".sandbox/setup.sh", "src/Cargo.lock"]);
         l.push_str("040000 tree 89abcdef0123456789abcdef0123456789abcdef\tsrc\n");
         l.push_str("100644 blob nothex\tgo.sum\n");
         let e = entries(&l);

@@ -43,7 +43,8 @@ pub async fn probe(repo: &RepoRef, agent_sock: &Path, refs: &[String]) -> Result
         if out.0 {
             let commit = git(&git_dir, agent_sock, &known, &["rev-parse", "FETCH_HEAD"]).await?.1.trim().to_string();
             let mut listing = git(&git_dir, agent_sock, &known, &["ls-tree", &commit]).await?.1;
-            listing.push_str(&git(&git_dir, agent_sock, &known, &["ls-tree", &commit, "--", key::SETUP_SCRIPT]).await?.1);
+            listing
+                .push_str(&git(&git_dir, agent_sock, &known, &["ls-tree", &commit, "--", key::SETUP_SCRIPT]).await?.1);
             drop(scratch);
             return Ok(Probed { commit, found: r.clone(), files: key::entries(&listing) });
         }
@@ -82,5 +83,9 @@ async fn git(git_dir: &Path, agent: &Path, known: &Path, args: &[&str]) -> Resul
         .await
         .map_err(|_| EngineError::failed("git on the host took over 60 s", ""))?
         .map_err(|e| EngineError::failed(format!("cannot run git on the host: {e}"), "install git on the host"))?;
-    Ok((out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }

@@ -114,7 +114,9 @@ pub(super) fn stored(config: &Config, label: &str) -> Option<Meta> {
 /// What a snapshot without a record of ours is: `turn-N` a checkpoint, anything else manual.
 fn guessed(label: &str, created_at: &str) -> Meta {
     match validate::turn_of(label) {
-        Some(t) => Meta { kind: SnapshotKind::Checkpoint, turn: Some(t), message: None, pinned: false, at: created_at.into() },
+        Some(t) => {
+            Meta { kind: SnapshotKind::Checkpoint, turn: Some(t), message: None, pinned: false, at: created_at.into() }
+        }
         None => Meta { kind: SnapshotKind::Manual, turn: None, message: None, pinned: false, at: created_at.into() },
     }
 }
@@ -149,8 +151,7 @@ fn sort(v: &mut [SnapshotInfo]) {
 
 /// Checkpoints to remove so that at most `keep` unpinned ones stay (the newest by turn).
 pub fn beyond_limit(all: &[SnapshotInfo], keep: usize) -> Vec<String> {
-    let mut cps: Vec<&SnapshotInfo> =
-        all.iter().filter(|s| s.kind == SnapshotKind::Checkpoint && !s.pinned).collect();
+    let mut cps: Vec<&SnapshotInfo> = all.iter().filter(|s| s.kind == SnapshotKind::Checkpoint && !s.pinned).collect();
     cps.sort_by_key(|s| std::cmp::Reverse(s.turn.unwrap_or(0)));
     cps.into_iter().skip(keep).map(|s| s.label.clone()).collect()
 }
@@ -180,7 +181,11 @@ mod tests {
         assert_eq!(recorded.len(), 2);
         let t = recorded.iter().find(|s| s.label == "turn-2").unwrap();
         assert_eq!((t.title.as_str(), t.kind, t.turn), ("turn 2: Wrote x", SnapshotKind::Checkpoint, Some(2)));
-        let real = [("turn-2".to_string(), "2026-01-01T00:00:02Z".to_string()), ("turn-9".into(), "2026-01-01T00:00:09Z".into()), ("mine".into(), "2026-01-01T00:00:01Z".into())];
+        let real = [
+            ("turn-2".to_string(), "2026-01-01T00:00:02Z".to_string()),
+            ("turn-9".into(), "2026-01-01T00:00:09Z".into()),
+            ("mine".into(), "2026-01-01T00:00:01Z".into()),
+        ];
         let all = merged(&c, &real);
         assert_eq!(all.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), ["mine", "turn-2", "turn-9"]);
         assert_eq!(all[2].kind, SnapshotKind::Checkpoint, "turn-N without a record is a checkpoint");
