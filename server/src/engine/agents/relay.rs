@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::{self, Refused, Sessions, Shown};
 use super::{Dropped, written};
+use crate::engine::snapshots::turns::TurnCheckpoints;
 use crate::engine::validate;
 use crate::incus::{Config, Devices, Incus};
 
@@ -81,6 +82,8 @@ pub struct Relay {
     stop: CancellationToken,
     conns: Arc<Semaphore>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Takes a checkpoint at each turn's end (snapshots/turns.rs); none without Incus.
+    checkpoints: Option<Arc<TurnCheckpoints>>,
 }
 
 impl Relay {
@@ -89,9 +92,11 @@ impl Relay {
         let get = |k: &str| stored.and_then(|c| c.get(k)).map(String::as_str);
         let sessions = Sessions::from_json(get(crate::engine::keys::AGENT_SESSIONS));
         let shown = sessions.shown();
+        let checkpoints = incus.clone().map(|i| TurnCheckpoints::start(name, i));
         Arc::new(Relay {
             name: name.to_string(),
             incus,
+            checkpoints,
             t: Mutex::new(Tracked {
                 shown,
                 sessions,
@@ -121,6 +126,9 @@ impl Relay {
     /// No more connections; what is pending is written; returns once nothing will write again.
     pub async fn close(&self) {
         self.stop.cancel();
+        if let Some(c) = &self.checkpoints {
+            c.close();
+        }
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for t in tasks {
             let _ = t.await;
@@ -163,6 +171,14 @@ impl Relay {
         let mut t = self.tracked();
         if !t.sessions.apply(hook, super::now_ms()) {
             return;
+        }
+        // A turn ended: its checkpoint (a Stop that changed nothing is a repeat, not a turn).
+        if hook.event == state::HookEvent::Stop
+            && let Some(c) = &self.checkpoints
+        {
+            c.turn_ended(
+                &hook.payload.last_assistant_message.as_deref().and_then(state::first_line).unwrap_or_default(),
+            );
         }
         let shown = t.sessions.shown();
         if shown != t.shown {

@@ -5,12 +5,13 @@
 mod checkpoint;
 pub mod meta;
 mod restore;
+pub mod turns;
 
 use std::collections::BTreeMap;
 
 pub use checkpoint::{DEFAULT_KEEP, validate_keep};
-pub use meta::{SnapshotInfo, SnapshotKind};
 use meta::Meta;
+pub use meta::{SnapshotInfo, SnapshotKind};
 
 use super::sandbox::{self, Sandbox};
 use super::{Engine, validate};

@@ -1,0 +1,124 @@
+//! Per-turn checkpoints: golden-minimal's real Claude Code against the simulated Anthropic API
+//! (tests/support/anthropic.rs); each turn's Stop hook reaches the host's relay, which takes a
+//! `turn-N` checkpoint labelled with the answer's first line; a rewind (`sandbox restore NAME
+//! turn-N`) undoes the later turns' files; the retention limit holds (pinned ones kept); a flood
+//! of forged Stop events from inside the sandbox does not become a flood of snapshots.
+//!
+//! Each test has its own SANDBOX_HOME (its own host daemon and sandboxes).
+use std::process::Command;
+use std::time::Duration;
+
+use sandbox_e2e::anthropic::Sim;
+use sandbox_e2e::home::{Home, secret, wait_for};
+use sandbox_e2e::text;
+use serde_json::Value;
+
+const ANSWER: &str = "Checkpoint me.\nA second line that is not shown.";
+
+fn root(name: &str, script: &str) -> String {
+    let o = Command::new("incus").args(["exec", &format!("agent-{name}"), "--", "sh", "-c", script]).output().unwrap();
+    assert!(o.status.success(), "{script}: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+fn snapshots(h: &Home, n: &str) -> Vec<Value> {
+    let o = h.sb(&["snapshots", n, "--json"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    serde_json::from_slice::<Value>(&o.stdout).unwrap().as_array().unwrap().clone()
+}
+
+fn labels(h: &Home, n: &str) -> Vec<String> {
+    snapshots(h, n).iter().map(|s| s["label"].as_str().unwrap().to_string()).collect()
+}
+
+/// One `claude -p` turn, then its checkpoint (taken by the host daemon, shortly after the Stop).
+fn turn(h: &Home, n: &str, expect: &str) {
+    let o = h.claude_p(n, "do the next step");
+    assert!(o.status.success(), "claude -p: {}{}", text(&o.stdout), text(&o.stderr));
+    wait_for(&format!("checkpoint {expect} of {n}"), Duration::from_secs(30), || {
+        labels(h, n).iter().any(|l| l == expect).then_some(())
+    });
+}
+
+#[test]
+fn three_turns_make_three_labelled_checkpoints_and_a_rewind_undoes_the_later_turns() {
+    let mut h = Home::new();
+    let sim = Sim::loopback(ANSWER);
+    h.set_credential(&secret("sk-ant-api03-"));
+    let n = h.name("ckpt");
+    h.create(&n, &sim.url, &[]);
+
+    // Each turn leaves a file behind it (written between turns, as an agent's edits would be).
+    for (i, t) in ["turn-1", "turn-2", "turn-3"].iter().enumerate() {
+        turn(&h, &n, t);
+        root(&n, &format!("echo {i} > /home/ubuntu/after-{t}.txt"));
+    }
+    let all = snapshots(&h, &n);
+    let cps: Vec<&Value> = all.iter().filter(|s| s["kind"] == "checkpoint").collect();
+    assert_eq!(cps.len(), 3, "{all:?}");
+    for (i, c) in cps.iter().enumerate() {
+        assert_eq!(c["turn"], i as u64 + 1);
+        assert_eq!(c["message"], "Checkpoint me.");
+        assert_eq!(c["title"], format!("turn {}: Checkpoint me.", i + 1));
+    }
+    // The tree sees them in the sandbox's own state.
+    assert_eq!(h.listed(&n)["snapshots"].as_array().unwrap().len(), 3);
+
+    // Rewind to the first turn: what came after it is gone; the sandbox runs again, same slot.
+    let slot = h.listed(&n)["slot"].clone();
+    let o = h.sb(&["restore", &n, "turn-1"], &[]);
+    assert!(o.status.success(), "rewind: {}", text(&o.stderr));
+    assert_eq!(root(&n, "ls /home/ubuntu | grep after- || true").trim(), "");
+    let s = h.listed(&n);
+    assert_eq!((s["state"].as_str(), &s["slot"]), (Some("running"), &slot));
+    // Every checkpoint is still there (a rewind can be undone), and the next turn is turn-4.
+    assert_eq!(labels(&h, &n), ["turn-1", "turn-2", "turn-3"]);
+    turn(&h, &n, "turn-4");
+}
+
+#[test]
+fn the_retention_limit_holds_pinned_ones_stay_and_forged_stops_are_bounded() {
+    let mut h = Home::new();
+    let sim = Sim::loopback(ANSWER);
+    h.set_credential(&secret("sk-ant-api03-"));
+    let n = h.name("ckpk");
+    h.create(&n, &sim.url, &["--checkpoints", "2"]);
+    turn(&h, &n, "turn-1");
+    let o = h.sb(&["snapshot", "pin", &n, "turn-1"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = h.sb(&["snapshot", &n, "mine"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for t in ["turn-2", "turn-3", "turn-4"] {
+        turn(&h, &n, t);
+    }
+    // The last 2, the pinned one and the manual one.
+    wait_for("the oldest unpinned checkpoint to go", Duration::from_secs(10), || {
+        (labels(&h, &n) == ["turn-1", "mine", "turn-3", "turn-4"]).then_some(())
+    });
+
+    // A root attacker inside posts 200 Stop events as fast as it can: they are coalesced and
+    // rate-bounded, and the limit still holds.
+    let flood = "for i in $(seq 200); do curl -s --unix-socket /var/lib/sandbox/anthropic/hooks.sock \
+        -H 'content-type: application/json' -d '{\"hook_event_name\":\"UserPromptSubmit\",\"session_id\":\"f\"}' \
+        http://x/hook; curl -s --unix-socket /var/lib/sandbox/anthropic/hooks.sock -H 'content-type: application/json' \
+        -d \"{\\\"hook_event_name\\\":\\\"Stop\\\",\\\"session_id\\\":\\\"f\\\",\\\"last_assistant_message\\\":\\\"forged $i\\\"}\" \
+        http://x/hook; done";
+    root(&n, flood);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wait_for("the limit to hold after the flood", Duration::from_secs(15), || {
+        let l = labels(&h, &n);
+        (l.iter().filter(|l| l.starts_with("turn-")).count() <= 3).then_some(l)
+    });
+    assert!(after.contains(&"turn-1".to_string()) && after.contains(&"mine".to_string()), "{after:?}");
+    let highest = after.iter().filter_map(|l| l.strip_prefix("turn-")?.parse::<u32>().ok()).max().unwrap();
+    assert!(highest < 4 + 20, "200 forged Stops made {} checkpoints in ~3 s", highest - 4);
+
+    // `snapshot keep 0`: no more checkpoints; those beyond it go (the pinned one stays).
+    let o = h.sb(&["snapshot", "keep", &n, "0"], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(labels(&h, &n), ["turn-1", "mine"]);
+    let o = h.claude_p(&n, "one more");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(labels(&h, &n), ["turn-1", "mine"]);
+}
