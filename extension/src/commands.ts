@@ -17,6 +17,7 @@ import type { Store } from './store';
 import { openTerminals, type TerminalKind } from './terminals';
 import { portUrl, type Node } from './tree';
 import { listeningOn } from './treeModel';
+import { registerSnapshots } from './snapshots';
 import { BACK, ui } from './ui';
 import * as v from './validate';
 import { branchWizard } from './wizard';
@@ -249,6 +250,7 @@ export function registerCommands(ctx: Ctx): void {
   const reg = registrar(ctx);
   registerLifecycle(ctx, reg);
   registerWork(ctx, reg);
+  registerSnapshots(ctx, reg as Parameters<typeof registerSnapshots>[1], async (a, sel, verb) => (await targets(ctx, a as Arg, sel as Arg[] | undefined, mine, false, verb))[0]);
   reg('setup', 'Setup', async () => setup(ctx));
   reg('rebuildStack', 'Rebuild stack', async (a) => {
     if (a && typeof a === 'object' && 'kind' in a && a.kind === 'golden') await setup(ctx, a.stack);

@@ -1,8 +1,9 @@
-// The Sandboxes view: one item per sandbox with its ports, health and recent egress refusals as
-// children; what each item shows comes from treeModel.ts.
+// The Sandboxes view: one item per sandbox with its ports, health, recent egress refusals and
+// snapshots as children; what each item shows comes from treeModel.ts.
 import * as vscode from 'vscode';
 import type { Denials } from './denials';
-import type { Denial, PortForward } from './protocol.generated';
+import type { Denial, PortForward, SnapshotInfo } from './protocol.generated';
+import { snapshotsNewestFirst, snapshotView } from './snapshotModel';
 import type { Store } from './store';
 import { denialView, healthIcon, healthViews, portView, sandboxView, type Icon } from './treeModel';
 
@@ -12,7 +13,8 @@ export type Node =
   | { kind: 'sandbox'; name: string }
   | { kind: 'port'; name: string; port: PortForward }
   | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string; fix?: string }
-  | { kind: 'denial'; name: string; denial: Denial };
+  | { kind: 'denial'; name: string; denial: Denial }
+  | { kind: 'snapshot'; name: string; snapshot: SnapshotInfo };
 
 function themeIcon(i: Icon): vscode.ThemeIcon {
   return new vscode.ThemeIcon(i.id, i.color ? new vscode.ThemeColor(i.color) : undefined);
@@ -35,6 +37,7 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
     const kids: Node[] = s.ports.map((port) => ({ kind: 'port', name: s.name, port }));
     for (const h of s.health ? healthViews(s.health) : []) kids.push({ kind: 'health', name: s.name, ...h });
     for (const denial of this.denials.of(s.name)) kids.push({ kind: 'denial', name: s.name, denial });
+    for (const snapshot of snapshotsNewestFirst(s.snapshots)) kids.push({ kind: 'snapshot', name: s.name, snapshot });
     return kids;
   }
 
@@ -82,6 +85,16 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         item.contextValue = v.contextValue;
         item.iconPath = themeIcon(v.icon);
         item.tooltip = v.tooltip;
+        return item;
+      }
+      case 'snapshot': {
+        const v = snapshotView(node.name, node.snapshot, (t) => new Date(t).toLocaleString());
+        const item = new vscode.TreeItem(v.label, vscode.TreeItemCollapsibleState.None);
+        item.id = `snapshot:${node.name}:${node.snapshot.label}`;
+        item.description = v.description;
+        item.contextValue = v.contextValue;
+        item.iconPath = themeIcon(v.icon);
+        item.tooltip = new vscode.MarkdownString(v.tooltip);
         return item;
       }
     }
