@@ -1,7 +1,8 @@
 //! Snapshots, restore and forks of whole sandboxes against real Incus (btrfs), a real sshd git
 //! server and the simulated GitHub API (tests/support/gitfake.rs): what a restore undoes and what
 //! it keeps, an interrupted restore finished by the next start, forks with their own identity,
-//! keys and branch, isolated from their source, and a fork that fails half-way leaving nothing.
+//! keys and branch, isolated from their source, and a fork that fails half-way (or is
+//! interrupted with Ctrl-C) leaving nothing.
 use std::process::{Command, Output};
 
 use sandbox_e2e::gitfake::GitHub;
@@ -309,11 +310,16 @@ fn a_fork_that_fails_half_way_leaves_nothing_and_bad_forks_are_refused() {
     let mut g = Guard { gh: &gh, names: Vec::new() };
     let a = g.name("fkf");
     ok(&["start", &a, &gh.url(REPO), "--stack", "minimal"], &env);
-    for point in ["after-place", "after-clone"] {
+    for point in ["after-place", "after-clone", "ctrl-c"] {
         let d = unique("fkd");
-        env.push(("SANDBOX_FAULT", point));
-        let o = sb(&["fork", &a, &d], &env);
-        env.pop();
+        let o = if point == "ctrl-c" {
+            interrupted_fork(&a, &d, &env)
+        } else {
+            env.push(("SANDBOX_FAULT", point));
+            let o = sb(&["fork", &a, &d], &env);
+            env.pop();
+            o
+        };
         assert!(!o.status.success(), "{point}: the fault was not injected");
         assert!(text(&o.stderr).contains("undoing"), "{}", text(&o.stderr));
         assert!(!incus_names().contains(&format!("agent-{d}")), "{point}: the instance was left");
@@ -337,4 +343,27 @@ fn a_fork_that_fails_half_way_leaves_nothing_and_bad_forks_are_refused() {
         assert!(text(&o.stderr).contains(want), "{args:?}: {}", text(&o.stderr));
     }
     assert_eq!(gh.keys(REPO).len(), 1);
+}
+
+/// `sandbox fork A D` interrupted (SIGINT, as Ctrl-C) once D's instance is there: its key made on
+/// "GitHub", its agent started, its disk copied, its slot taken (the create's test pause
+/// `slow-after-copy` holds it there until the cancel).
+fn interrupted_fork(a: &str, d: &str, env: &[(&str, &str)]) -> Output {
+    use std::process::Stdio;
+    let mut c = Command::new(sandbox_bin());
+    c.args(["fork", a, d]).env("SANDBOX_FAULT", "slow-after-copy");
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    while !incus_names().contains(&format!("agent-{d}")) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "the fork's instance never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "interrupted: {}", text(&o.stderr));
+    o
 }
