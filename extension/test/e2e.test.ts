@@ -18,6 +18,7 @@ const HOME = process.env.SANDBOX_HOME ?? path.join(os.homedir(), '.sandbox');
 const suffix = randomBytes(3).toString('hex');
 const NAME = `t-ext-${suffix}`;
 const BRANCHED = `t-ext-${suffix}-b`;
+const FORKED = `t-ext-${suffix}-f`;
 /** A sandbox whose Claude Code talks to the simulated API. */
 const AI = `t-ext-${suffix}-ai`;
 /** The simulated Anthropic API's request log (one JSON object per line; tests/vscode/run.sh). */
@@ -399,6 +400,34 @@ describe('Agent Sandboxes in VS Code', function () {
     }, 10_000);
     assert.deepStrictEqual(groups.map((g) => g.viewColumn), [vscode.ViewColumn.One, vscode.ViewColumn.Two]);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('Snapshot… → a child of the sandbox; Restore… (modal) undoes a change; Fork… of the snapshot → the fork in the tree', async function () {
+    const read = async (n: string) => (await cli('exec', n, '--', 'cat', 'snap.txt')).stdout.trim();
+    assert.strictEqual((await cli('exec', NAME, '--', 'sh', '-c', 'echo before > snap.txt')).code, 0);
+    scripted().script('e2e-snap');
+    const taken = await vscode.commands.executeCommand<{ label: string }>('agentSandboxes.snapshot', NAME);
+    assert.strictEqual(taken?.label, 'e2e-snap');
+    const snapNode = await waitFor('the snapshot child', () => api.tree.getChildren({ kind: 'sandbox', name: NAME })
+      .find((k): k is Extract<Node, { kind: 'snapshot' }> => k.kind === 'snapshot' && k.snapshot.label === 'e2e-snap'), 15_000);
+    const item = api.tree.getTreeItem(snapNode);
+    assert.strictEqual(item.contextValue, 'snapshot.manual.unpinned');
+    assert.strictEqual(item.label, 'e2e-snap');
+
+    assert.strictEqual((await cli('exec', NAME, '--', 'sh', '-c', 'echo after > snap.txt')).code, 0);
+    const u = scripted();
+    u.replies.set('Restore ', 'Restore');
+    assert.strictEqual(await vscode.commands.executeCommand('agentSandboxes.restoreSnapshot', snapNode), true, JSON.stringify(u.asked));
+    assert.ok(u.asked.some((a) => a.modal && a.message.includes(NAME) && a.message.includes('e2e-snap')), JSON.stringify(u.asked));
+    assert.strictEqual(await read(NAME), 'before');
+    await waitFor('running again in the tree', () => treeItem(NAME)?.contextValue === 'sandbox.running');
+
+    scripted().script(FORKED);
+    created.push(FORKED);
+    assert.strictEqual(await vscode.commands.executeCommand('agentSandboxes.fork', snapNode), FORKED);
+    await waitFor('the fork in the tree', () => treeItem(FORKED)?.contextValue === 'sandbox.running');
+    assert.strictEqual(await read(FORKED), 'before');
+    assert.deepStrictEqual(api.tree.getChildren({ kind: 'sandbox', name: FORKED }).filter((k) => k.kind === 'snapshot'), [], 'no snapshots of the source');
   });
 
   it('Cancel during a create (the progress notification\'s Cancel) rolls it back: nothing is left', async function () {
