@@ -97,8 +97,11 @@ export function activate(context: vscode.ExtensionContext): Api {
 function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch } {
   const list = async () => {
     const mark = store.mark();
-    const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
+    const [all, images, prepared] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {}),
+      // Prepared images are extras: the views work without them.
+      s.request('sandbox/preparedImages', {}).catch((e) => { log.warn(`prepared images not listed: ${e instanceof Error ? e.message : String(e)}`); return []; })]);
     store.setGolden(images);
+    store.setPrepared(prepared);
     store.reset(all, mark);
     // Health probes run a command in each sandbox: fill them in once they are back.
     const mark2 = store.mark();

@@ -3,11 +3,12 @@
 import * as vscode from 'vscode';
 import { goldenContext } from './goldenModel';
 import { SandboxSet } from './model';
-import type { Changed, GoldenInfo, Sandbox, ServerStatus } from './protocol.generated';
+import type { Changed, GoldenInfo, PreparedInfo, Sandbox, ServerStatus } from './protocol.generated';
 
 export class Store implements vscode.Disposable {
   private readonly set = new SandboxSet();
   private golden: GoldenInfo[] | undefined;
+  private prepared: PreparedInfo[] = [];
   private serverStatus: ServerStatus | undefined;
   private readonly emitter = new vscode.EventEmitter<void>();
   readonly onDidChange = this.emitter.event;
@@ -18,17 +19,21 @@ export class Store implements vscode.Disposable {
   mine(): number { return this.set.mine(); }
   others(): number { return this.set.others(); }
   goldenImages(): GoldenInfo[] | undefined { return this.golden; }
+  /** Prepared images (a repository's dependencies installed), shown under their stack. */
+  preparedImages(): PreparedInfo[] { return this.prepared; }
   status(): ServerStatus | undefined { return this.serverStatus; }
 
   mark(): number { return this.set.mark(); }
   reset(list: Sandbox[], mark: number) { this.set.reset(list, mark); this.fire(); }
   apply(c: Changed) { this.set.apply(c); this.fire(); }
   setGolden(g: GoldenInfo[] | undefined) { this.golden = g; this.fire(); }
+  setPrepared(p: PreparedInfo[]) { this.prepared = p; this.fire(); }
   setStatus(s: ServerStatus | undefined) { this.serverStatus = s; this.fire(); }
 
   clear() {
     this.set.clear();
     this.golden = undefined;
+    this.prepared = [];
     this.serverStatus = undefined;
     this.fire();
   }
