@@ -218,3 +218,61 @@ impl World {
         sandbox(&["prepare", url, "--stack", "minimal", "--rebuild"], &env)
     }
 }
+
+/// Benchmark (tests/bench/prepared.sh runs it; ignored otherwise): how long until a new agent
+/// has its repository's dependencies, with a prepared image (`start` alone) and without one
+/// (`start` from the golden image, then the setup) — on a repository whose setup takes 10 s (a
+/// sleep standing in for a slow dependency install; no network). Two repositories with the
+/// same files: only the first one is prepared.
+#[test]
+#[ignore]
+fn bench_start_with_and_without_a_prepared_image() {
+    const WITH: &str = "acme/slow";
+    const WITHOUT: &str = "acme/slow-unprepared";
+    const SLOW: &str =
+        "#!/bin/bash\nset -eu\nsleep 10\nmkdir -p node_modules/dep && echo installed > node_modules/dep/index.js\n";
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let gh = GitHub::start(&[WITH, WITHOUT]);
+    for r in [WITH, WITHOUT] {
+        gh.commit(
+            r,
+            "main",
+            &[(".sandbox/setup.sh", SLOW), ("package-lock.json", "{}\n"), (".gitignore", "node_modules/\n")],
+        );
+    }
+    let w = World { env: gh.env(), gh };
+    let mut g = Guard { w: &w, sandboxes: Vec::new(), images: Vec::new() };
+    let t = std::time::Instant::now();
+    let p = w.json(&["prepare", &w.gh.url(WITH), "--stack", "minimal", "--json"]);
+    let prepare = t.elapsed().as_secs_f64();
+    g.images.push(p["name"].as_str().unwrap().to_string());
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let a = unique("bprep");
+        g.sandboxes.push(a.clone());
+        let t = std::time::Instant::now();
+        let r = w.json(&["start", &a, &w.gh.url(WITH), "--stack", "minimal", "--json"]);
+        with.push(t.elapsed().as_secs_f64());
+        assert!(r["sandbox"]["prepared"].is_string(), "{r}");
+        assert_eq!(user(&a, "cat node_modules/dep/index.js").trim(), "installed");
+        let b = unique("bprep");
+        g.sandboxes.push(b.clone());
+        let t = std::time::Instant::now();
+        let r = w.json(&["start", &b, &w.gh.url(WITHOUT), "--stack", "minimal", "--json"]);
+        assert!(r["sandbox"]["prepared"].is_null(), "{r}");
+        user(&b, "bash .sandbox/setup.sh");
+        without.push(t.elapsed().as_secs_f64());
+        for n in [&a, &b] {
+            assert!(w.run(&["rm", n]).status.success());
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mw, mo) = (median(&mut with), median(&mut without));
+    println!("prepare (once, setup 10 s):                        {prepare:.2} s");
+    println!("start → dependencies there, prepared image:        {mw:.2} s median  runs {with:.2?}");
+    println!("start → dependencies there, golden image + setup:  {mo:.2} s median  runs {without:.2?}");
+    println!("ratio: {:.1}× faster with the prepared image", mo / mw);
+}
