@@ -66,7 +66,8 @@ fn three_turns_make_three_labelled_checkpoints_and_a_rewind_undoes_the_later_tur
 
     // Rewind to the first turn: what came after it is gone; the sandbox runs again, same slot.
     let slot = h.listed(&n)["slot"].clone();
-    let o = h.sb(&["restore", &n, "turn-1"], &[]);
+    // (A restore starts the sandbox again, which applies the upstream: the simulated API's.)
+    let o = h.sb(&["restore", &n, "turn-1"], &[("SANDBOX_ANTHROPIC_UPSTREAM", sim.url.as_str())]);
     assert!(o.status.success(), "rewind: {}", text(&o.stderr));
     assert_eq!(root(&n, "ls /home/ubuntu | grep after- || true").trim(), "");
     let s = h.listed(&n);
