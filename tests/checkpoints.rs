@@ -31,13 +31,27 @@ fn labels(h: &Home, n: &str) -> Vec<String> {
     snapshots(h, n).iter().map(|s| s["label"].as_str().unwrap().to_string()).collect()
 }
 
-/// One `claude -p` turn, then its checkpoint (taken by the host daemon, shortly after the Stop).
+/// One `claude -p` turn, then its checkpoint (taken by the host daemon, shortly after the Stop):
+/// the snapshot and its record (the answer's first line), and the older ones beyond the limit gone.
 fn turn(h: &Home, n: &str, expect: &str) {
     let o = h.claude_p(n, "do the next step");
     assert!(o.status.success(), "claude -p: {}{}", text(&o.stdout), text(&o.stderr));
     wait_for(&format!("checkpoint {expect} of {n}"), Duration::from_secs(30), || {
-        labels(h, n).iter().any(|l| l == expect).then_some(())
+        snapshots(h, n).iter().any(|s| s["label"] == expect && s["message"].is_string()).then_some(())
     });
+}
+
+/// Waits until NAME's snapshots are `want` (oldest first); says what they were when they never are.
+fn wait_labels(h: &Home, n: &str, want: &[&str]) {
+    let t = std::time::Instant::now();
+    loop {
+        let have = labels(h, n);
+        if have == want {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "snapshots of {n}: {have:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -93,9 +107,7 @@ fn the_retention_limit_holds_pinned_ones_stay_and_forged_stops_are_bounded() {
         turn(&h, &n, t);
     }
     // The last 2, the pinned one and the manual one.
-    wait_for("the oldest unpinned checkpoint to go", Duration::from_secs(10), || {
-        (labels(&h, &n) == ["turn-1", "mine", "turn-3", "turn-4"]).then_some(())
-    });
+    wait_labels(&h, &n, &["turn-1", "mine", "turn-3", "turn-4"]);
 
     // A root attacker inside posts 200 Stop events as fast as it can: they are coalesced and
     // rate-bounded, and the limit still holds.
@@ -117,7 +129,7 @@ fn the_retention_limit_holds_pinned_ones_stay_and_forged_stops_are_bounded() {
     // `snapshot keep 0`: no more checkpoints; those beyond it go (the pinned one stays).
     let o = h.sb(&["snapshot", "keep", &n, "0"], &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!(labels(&h, &n), ["turn-1", "mine"]);
+    wait_labels(&h, &n, &["turn-1", "mine"]);
     let o = h.claude_p(&n, "one more");
     assert!(o.status.success(), "{}", text(&o.stderr));
     std::thread::sleep(Duration::from_secs(3));

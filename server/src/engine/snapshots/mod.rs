@@ -49,15 +49,25 @@ impl Engine {
         self.take(&s, &label, Meta::manual()).await
     }
 
-    /// The Incus snapshot, then our record of it (a snapshot without a record still lists; a
-    /// record without a snapshot would show one that is not there).
+    /// Our record, then the Incus snapshot (the record removed again if that fails): whoever sees
+    /// the snapshot sees its record, so a pin right after a checkpoint appeared is never lost to
+    /// the record being written after it. A record without its snapshot lists nowhere but the
+    /// instance's keys, for the moment the snapshot takes.
     async fn take(&self, s: &Sandbox, label: &str, meta: Meta) -> Result<SnapshotInfo> {
-        self.incus.create_snapshot(&s.instance, label).await.map_err(|e| match e {
-            IncusError::AlreadyExists { .. } => taken(&s.name, label),
-            e if e.to_string().contains("already exists") => taken(&s.name, label),
-            e => e.into(),
-        })?;
+        if self.incus.snapshots(&s.instance).await?.iter().any(|r| r.name == label) {
+            return Err(taken(&s.name, label));
+        }
         self.set_meta(&s.instance, label, Some(&meta)).await?;
+        if let Err(e) = self.incus.create_snapshot(&s.instance, label).await {
+            if let Err(e2) = self.set_meta(&s.instance, label, None).await {
+                tracing::warn!("the record of {}/{label} stayed: {e2}", s.instance);
+            }
+            return Err(match e {
+                IncusError::AlreadyExists { .. } => taken(&s.name, label),
+                e if e.to_string().contains("already exists") => taken(&s.name, label),
+                e => e.into(),
+            });
+        }
         let created = self.incus.snapshots(&s.instance).await?.into_iter().find(|r| r.name == label);
         let all = meta::merged(
             &[(meta::key(label), meta.to_json())].into_iter().collect(),
