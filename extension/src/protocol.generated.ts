@@ -23,6 +23,14 @@ usage: Usage | null,
  */
 agent: Agent, 
 /**
+ * The prepared image it was created from (its repository's dependencies were installed).
+ */
+prepared: string | null, 
+/**
+ * Its snapshots made through us (checkpoints among them), oldest first.
+ */
+snapshots: Array<SnapshotInfo>, 
+/**
  * This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
  * for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
  */
@@ -352,6 +360,10 @@ domainsFile?: string,
  */
 allowQuic?: boolean, 
 /**
+ * Per-turn checkpoints to keep (default 20; 0: none are taken); pinned ones are kept too.
+ */
+checkpoints?: number, 
+/**
  * Cluster member to create on (default: Incus places it).
  */
 target?: string, 
@@ -403,6 +415,128 @@ everywhere?: boolean, };
 
 export type Empty = Record<string, never>;
 
+export type SnapshotInfo = { 
+/**
+ * What commands take (`sandbox restore NAME LABEL`): the Incus snapshot's name.
+ */
+label: string, kind: SnapshotKind, 
+/**
+ * For people: the label, or `turn 3: <first line of the agent's answer>`.
+ */
+title: string, 
+/**
+ * A checkpoint's turn number.
+ */
+turn: number | null, 
+/**
+ * A checkpoint's message (first line of the last assistant message).
+ */
+message: string | null, 
+/**
+ * Kept whatever the checkpoint limit.
+ */
+pinned: boolean, 
+/**
+ * RFC 3339.
+ */
+createdAt: string, };
+
+export type SnapshotKind = "manual" | "checkpoint";
+
+export type PreparedInfo = { 
+/**
+ * The instance (`prepared-STACK-KEY`): what `sandbox prepared rm` takes.
+ */
+name: string, stack: string, 
+/**
+ * The repository URL it was prepared from.
+ */
+repo: string, 
+/**
+ * The branch it was prepared on (absent: the default branch).
+ */
+branch: string | null, commit: string, 
+/**
+ * What ran (`bash .sandbox/setup.sh`, `npm ci`, …).
+ */
+setup: string, 
+/**
+ * The lockfiles and setup script its key covers.
+ */
+files: Array<string>, 
+/**
+ * RFC 3339.
+ */
+preparedAt: string, state: PreparedState, };
+
+export type PreparedState = "current" | "stale";
+
+export type SnapshotParams = { name: string, 
+/**
+ * Letters, digits, - _ . (default: snap-N).
+ */
+label?: string, };
+
+export type LabelParams = { name: string, label: string, };
+
+export type PinParams = { name: string, label: string, pinned: boolean, };
+
+export type KeepParams = { name: string, 
+/**
+ * Per-turn checkpoints to keep (0: none are taken).
+ */
+keep: number, };
+
+export type ForkOptions = { 
+/**
+ * The sandbox to fork.
+ */
+from: string, 
+/**
+ * The new sandbox's name.
+ */
+name: string, 
+/**
+ * Fork this snapshot of NAME (`sandbox snapshots NAME`) instead of NAME as it is now.
+ */
+at?: string, 
+/**
+ * The new sandbox's branch (default NAME-fork-N), made from NAME's checkout.
+ */
+branch?: string, 
+/**
+ * GitHub token for the new deploy key; else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+ */
+githubToken?: string, };
+
+export type PrepareOptions = { 
+/**
+ * The repository (as for `sandbox start`).
+ */
+repo: string, 
+/**
+ * The stack whose golden image it starts from.
+ */
+stack?: string, 
+/**
+ * The branch whose lockfiles to install (default: the repository's default branch).
+ */
+branch?: string, 
+/**
+ * Prepare again even when an image of these exact files exists.
+ */
+rebuild?: boolean, 
+/**
+ * GitHub token for the temporary deploy key; else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+ */
+githubToken?: string, };
+
+export type ImageParams = { 
+/**
+ * A prepared image (`prepared-STACK-KEY`).
+ */
+name: string, };
+
 /** Params of a method that reports progress (`$/progress` on this token). */
 export type WithProgress<P> = P & { workDoneToken?: string | number };
 
@@ -428,6 +562,16 @@ export interface Methods {
   "sandbox/authSet": { params: AuthSetParams; result: CredentialStatus };
   "sandbox/authRemove": { params: ProviderParams; result: CredentialStatus };
   "sandbox/adopt": { params: NameParams; result: Sandbox };
+  "sandbox/snapshot": { params: SnapshotParams; result: SnapshotInfo };
+  "sandbox/snapshots": { params: NameParams; result: Array<SnapshotInfo> };
+  "sandbox/snapshotRemove": { params: LabelParams; result: Done };
+  "sandbox/snapshotPin": { params: PinParams; result: SnapshotInfo };
+  "sandbox/checkpointKeep": { params: KeepParams; result: Array<SnapshotInfo> };
+  "sandbox/restore": { params: WithProgress<LabelParams>; result: Sandbox };
+  "sandbox/fork": { params: WithProgress<ForkOptions>; result: StartResult };
+  "sandbox/prepare": { params: WithProgress<PrepareOptions>; result: PreparedInfo };
+  "sandbox/preparedImages": { params: Empty; result: Array<PreparedInfo> };
+  "sandbox/preparedRemove": { params: ImageParams; result: Done };
 }
 
 export const METHODS = [
@@ -451,6 +595,16 @@ export const METHODS = [
   "sandbox/authSet",
   "sandbox/authRemove",
   "sandbox/adopt",
+  "sandbox/snapshot",
+  "sandbox/snapshots",
+  "sandbox/snapshotRemove",
+  "sandbox/snapshotPin",
+  "sandbox/checkpointKeep",
+  "sandbox/restore",
+  "sandbox/fork",
+  "sandbox/prepare",
+  "sandbox/preparedImages",
+  "sandbox/preparedRemove",
 ] as const;
 
 /** Server → client notification. */

@@ -75,7 +75,11 @@ impl Engine {
         }
         let plan = self.fork_plan(o, &src, branch).await?;
         progress.step(&format!("Forking {} into {}", plan.source_label(), o.name));
-        let sandbox = self.create_transaction(plan, &o.github_token, progress, cancel).await?;
+        // The journal records the fork as asked (a `start` of NEW after a killed fork removes what
+        // it left, then makes NEW afresh: the fork's options are not a create's).
+        let asked = serde_json::to_value(ForkOptions { github_token: Token::default(), ..o.clone() });
+        let sandbox =
+            self.create_transaction(plan, asked.unwrap_or_default(), &o.github_token, progress, cancel).await?;
         Ok(StartResult { action: StartAction::Created, sandbox, seconds: started.elapsed().as_secs_f64() })
     }
 
@@ -94,6 +98,10 @@ impl Engine {
         let repo = src.repo.as_deref().map(RepoRef::parse).transpose()?;
         let env: Vec<(String, String)> =
             inst.setting(keys::ENV).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        let user_env = super::env::user_env()?;
+        validate::env_list(&super::env::merge(user_env.clone(), &env))?;
+        // NAME's disk size (the copy is as big as NAME's disk may grow).
+        let disk = inst.devices.get("root").and_then(|d| d.get("size")).cloned();
         Ok(Plan {
             name: o.name.clone(),
             instance: instance_name(&o.name),
@@ -114,7 +122,9 @@ impl Engine {
             // Limits come with NAME's config (the copy carries them).
             cpu: None,
             memory: None,
+            disk,
             env,
+            user_env,
             target: None,
             // NAME's limit comes with its record (source.rs keeps it).
             checkpoints: None,

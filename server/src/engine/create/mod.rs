@@ -18,8 +18,8 @@ pub use env::{digest as env_digest, merge as merge_env, script as env_script, us
 pub use fork::ForkOptions;
 pub use options::{CreateOptions, StartAction, default_stack};
 pub(crate) use options::{Validated, validate};
-pub use request::root_disk;
 use plan::Plan;
+pub use request::root_disk;
 
 use super::creds::Token;
 use super::journal::{Begin, Journal};

@@ -16,7 +16,8 @@ use crate::progress::Progress;
 const FORK_KEEPS: [&str; 4] = [keys::DOMAINS_ALLOW, keys::DOMAINS_DENY, keys::DNS_UPSTREAM, keys::CHECKPOINT_KEEP];
 
 /// What of a copied instance's record stays: its request's keys, the golden image's (`golden-*`),
-/// Incus's own, and (forks) FORK_KEEPS. Devices: exactly the request's (and a root disk).
+/// Incus's own, and (forks) FORK_KEEPS. Devices: exactly the request's (and the copy's root disk
+/// when the request has none).
 pub(super) fn own_only(config: &mut Config, devices: &mut Devices, req: &InstancesPost, fork: bool) {
     config.retain(|k, _| {
         !k.starts_with("user.sandbox.")
@@ -26,8 +27,9 @@ pub(super) fn own_only(config: &mut Config, devices: &mut Devices, req: &Instanc
     });
     let root = devices.remove("root");
     *devices = req.devices.clone();
+    // The request's root disk (with its size) wins; else the copy's stays.
     if let Some(r) = root {
-        devices.insert("root".into(), r);
+        devices.entry("root".into()).or_insert(r);
     }
 }
 
