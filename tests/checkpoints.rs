@@ -113,9 +113,9 @@ fn the_retention_limit_holds_pinned_ones_stay_and_forged_stops_are_bounded() {
     // rate-bounded, and the limit still holds.
     let flood = "for i in $(seq 200); do curl -s --unix-socket /var/lib/sandbox/anthropic/hooks.sock \
         -H 'content-type: application/json' -d '{\"hook_event_name\":\"UserPromptSubmit\",\"session_id\":\"f\"}' \
-        http://x/hook; curl -s --unix-socket /var/lib/sandbox/anthropic/hooks.sock -H 'content-type: application/json' \
+        http://x/hook || true; curl -s --unix-socket /var/lib/sandbox/anthropic/hooks.sock -H 'content-type: application/json' \
         -d \"{\\\"hook_event_name\\\":\\\"Stop\\\",\\\"session_id\\\":\\\"f\\\",\\\"last_assistant_message\\\":\\\"forged $i\\\"}\" \
-        http://x/hook; done";
+        http://x/hook || true; done; true";
     root(&n, flood);
     std::thread::sleep(Duration::from_secs(3));
     let after = wait_for("the limit to hold after the flood", Duration::from_secs(15), || {

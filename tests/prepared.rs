@@ -116,7 +116,7 @@ fn prepare_once_then_start_from_it_until_a_lockfile_changes() {
     assert_eq!(p["files"], serde_json::json!([".sandbox/setup.sh", "package-lock.json"]));
     assert_eq!(p["commit"], w.gh.rev(REPO, "refs/heads/main").unwrap().as_str());
     // The temporary instance and deploy key are gone; the image is listed.
-    assert!(incus_names().iter().all(|n| !n.starts_with("tmp-prep-")), "{:?}", incus_names());
+    assert!(leftovers(&url).iter().all(|n| !n.starts_with("tmp-prep-")), "{:?}", leftovers(&url));
     assert!(w.gh.keys(REPO).is_empty(), "the temporary key stayed: {:?}", w.gh.keys(REPO));
     let listed_images = w.json(&["prepared", "--json"]);
     assert!(listed_images.as_array().unwrap().iter().any(|i| i["name"] == image.as_str()));

@@ -163,6 +163,8 @@ pub fn main() -> ExitCode {
         use signals::OnSignal;
         let on_signal = match &command {
             Command::Start(_) | Command::Setup(_) | Command::Lsp | Command::Serve { .. } => OnSignal::Undo,
+            // A fork and a prepare roll back; a restore and a snapshot finish what they started.
+            Command::Fork(_) | Command::Prepare(_) | Command::Restore(_) | Command::Snapshot(_) => OnSignal::Undo,
             Command::Wait(_) | Command::Denials(_) => OnSignal::End,
             _ => OnSignal::Exit,
         };

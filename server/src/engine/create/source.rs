@@ -87,8 +87,10 @@ impl Engine {
                 self.update_checkout(&plan.instance, plan.branch.as_deref(), base.as_deref(), progress).await
             }
             (Source::Fork { from, .. }, _) => {
+                // The other sandboxes' branches (this one's record already names the one asked for).
+                let all = sandbox::list(&self.incus).await?;
                 let taken: Vec<String> =
-                    sandbox::list(&self.incus).await?.into_iter().filter_map(|s| s.branch).collect();
+                    all.into_iter().filter(|s| s.name != plan.name).filter_map(|s| s.branch).collect();
                 let made = self.fork_branch(&plan.instance, from, plan.branch.as_deref(), &taken, progress).await?;
                 if let Some(b) = made {
                     let mut c = Config::new();
