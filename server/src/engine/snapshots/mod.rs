@@ -104,7 +104,19 @@ impl Engine {
             pinned,
             at: info.created_at.clone(),
         };
-        self.set_meta(&validate::instance_name(name), label, Some(&meta)).await?;
+        // Incus applies a config PATCH as read-merge-write: a writer that read before this one
+        // (the host daemon's counters and agent state) can put the old record back. Checked, and
+        // written again, a few times.
+        let instance = validate::instance_name(name);
+        for _ in 0..4 {
+            self.set_meta(&instance, label, Some(&meta)).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let now = self.incus.instance(&instance).await?;
+            if meta::stored(&now.config, label).is_some_and(|m| m.pinned == pinned) {
+                break;
+            }
+            tracing::debug!("the record of {instance}/{label} was overwritten; writing it again");
+        }
         info.pinned = pinned;
         Ok(info)
     }

@@ -80,7 +80,7 @@ impl Engine {
         // From here on the restore runs to its end: a cancel would leave the disk half-way.
         if running {
             progress.step(&format!("Stopping {name}"));
-            let (_, stopped) = self.stop(&[name.to_string()], false, &Token::default()).await.remove(0);
+            let stopped = self.stop_for_restore(name).await;
             if let Err(e) = stopped {
                 remove_journal(name)?;
                 return Err(e);
@@ -97,6 +97,22 @@ impl Engine {
         }
         restored?;
         sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))
+    }
+
+    /// Stops NAME; Incus refuses while a config update runs (the host daemon writing the agent
+    /// state or counters at that moment): tried again, for a few seconds.
+    async fn stop_for_restore(&self, name: &str) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            let (_, stopped) = self.stop(&[name.to_string()], false, &Token::default()).await.remove(0);
+            match stopped {
+                Err(e) if tries < 10 && e.to_string().contains("busy") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                r => return r.map(|_| ()),
+            }
+        }
     }
 
     /// Puts back what a restore (maybe interrupted) took from the sandbox's settings and devices.
