@@ -1,80 +1,19 @@
 //! Repositories and credentials against real Incus, a real sshd git server and a simulated
 //! GitHub API (tests/support/gitfake.rs): deploy keys, the host-side agent, clone and branches,
-//! `--from`, `--ssh-key`, cleanup, rollback, and no private key material in the sandbox.
+//! `--from`, `--ssh-key`, cleanup, rollback, and no private key material in the sandbox. Tests
+//! of the agent inside the sandbox make it with `--allow-push-any` (with the push gate, the key
+//! stays on the host: tests/push_gate.rs).
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use sandbox_e2e::gitfake::{Fail, GitHub};
 use sandbox_e2e::secrets::{init_pid, scan, virtual_mounts};
+use sandbox_e2e::repo::{Guard, commit, create_ok, exec, exec_ok, sb};
 use sandbox_e2e::*;
 
 const REPO: &str = "acme/app";
 const OTHER: &str = "acme/other";
-
-/// Runs the binary with the fake GitHub's API and token (and extra variables).
-fn sb(gh: &GitHub, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let env = gh.env();
-    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.extend_from_slice(extra);
-    sandbox(args, &all)
-}
-
-fn create_ok(gh: &GitHub, name: &str, args: &[&str]) {
-    let mut a = vec!["start", name, "--stack", "minimal"];
-    a.extend_from_slice(args);
-    let o = sb(gh, &a, &[]);
-    assert!(o.status.success(), "create {name} failed: {}\nsshd: {}", text(&o.stderr), gh.sshd_log());
-}
-
-/// `sandbox exec NAME -- ARGV` (ubuntu, login shell, /workspace/project).
-fn exec(name: &str, argv: &[&str]) -> Output {
-    let mut a = vec!["exec", name, "--"];
-    a.extend_from_slice(argv);
-    sandbox(&a, &[])
-}
-
-fn exec_ok(name: &str, argv: &[&str]) -> String {
-    let o = exec(name, argv);
-    assert!(o.status.success(), "{argv:?} in {name}: {}{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
-
-/// Commits in the sandbox's checkout (as ubuntu).
-fn commit(name: &str, msg: &str) -> String {
-    exec_ok(
-        name,
-        &["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", msg],
-    );
-    exec_ok(name, &["git", "rev-parse", "HEAD"]).trim().to_string()
-}
-
-/// Removes sandboxes with the fake's token (their deploy keys are deleted there), falling back
-/// to deleting the instances. Declare it after the GitHub fixture so it runs first.
-struct Guard<'a> {
-    gh: &'a GitHub,
-    names: Vec<String>,
-}
-impl<'a> Guard<'a> {
-    fn new(gh: &'a GitHub) -> Self {
-        Guard { gh, names: Vec::new() }
-    }
-    fn name(&mut self, prefix: &str) -> String {
-        let n = unique(prefix);
-        self.names.push(n.clone());
-        n
-    }
-}
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let o = sb(self.gh, &["rm", n], &[]);
-            if !o.status.success() {
-                let _ = Command::new("incus").args(["delete", "--force", &format!("agent-{n}")]).output();
-            }
-        }
-    }
-}
 
 fn key_path(name: &str) -> PathBuf {
     sandbox_home().join("keys").join(format!("deploy_{name}"))
@@ -100,7 +39,7 @@ fn clone_and_push_over_the_agent_and_another_sandboxs_key_cannot_push() {
     let gh = GitHub::start(&[REPO, OTHER]);
     let mut g = Guard::new(&gh);
     let a = g.name("cred");
-    create_ok(&gh, &a, &[&gh.url(REPO)]);
+    create_ok(&gh, &a, &[&gh.url(REPO), "--allow-push-any"]);
 
     // One key on "GitHub", titled sandbox-NAME, with write access; its id stored on the instance.
     let keys = gh.keys(REPO);
@@ -129,7 +68,7 @@ fn clone_and_push_over_the_agent_and_another_sandboxs_key_cannot_push() {
 
     // Another sandbox, with a deploy key for another repository, cannot push to this one.
     let b = g.name("cred");
-    create_ok(&gh, &b, &[&gh.url(OTHER)]);
+    create_ok(&gh, &b, &[&gh.url(OTHER), "--allow-push-any"]);
     assert_eq!(gh.keys(OTHER).len(), 1);
     assert_eq!(gh.keys(REPO).len(), 1, "b's key went to its own repository");
     commit(&b, "intruder");
@@ -147,12 +86,19 @@ fn read_only_key_clones_but_cannot_push() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO), "--read-only-key"]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--read-only-key", "--allow-push-any"]);
     assert!(gh.keys(REPO)[0].read_only);
     commit(&n, "x");
     let o = exec(&n, &["git", "push", "origin", "HEAD:refs/heads/ro"]);
     assert!(!o.status.success());
     assert_eq!(gh.rev(REPO, "refs/heads/ro"), None);
+    // Through the push gate, its own branch: the server refuses the read-only key, and says so.
+    let m = g.name("cred");
+    create_ok(&gh, &m, &[&gh.url(REPO), "--read-only-key", "--branch", "ro2"]);
+    commit(&m, "y");
+    let o = exec(&m, &["git", "push", "origin", "ro2"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("read only"), "{}", text(&o.stderr));
+    assert_eq!(gh.rev(REPO, "refs/heads/ro2"), None);
 }
 
 /// What in a private key must never be in a sandbox: the ed25519 seed, every line of the
@@ -216,7 +162,7 @@ fn no_private_key_material_in_the_sandbox_yet_the_agent_signs() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--allow-push-any"]);
     let private = std::fs::read_to_string(key_path(&n)).unwrap();
     let public = std::fs::read_to_string(key_path(&n).with_extension("pub")).unwrap();
     // The needles do find a key where one is (the scanner can fail).
@@ -332,7 +278,7 @@ fn ssh_key_is_used_through_the_agent_and_never_copied() {
     assert!(o.status.success());
     gh.add_user_key(REPO, &std::fs::read_to_string(key.with_extension("pub")).unwrap());
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO), "--ssh-key", key.to_str().unwrap()]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--ssh-key", key.to_str().unwrap(), "--allow-push-any"]);
     // No deploy key: nothing registered, no key pair made.
     assert!(gh.keys(REPO).is_empty());
     assert!(gh.requests().is_empty(), "no GitHub call: {:?}", gh.requests());
@@ -352,7 +298,7 @@ fn agent_is_ended_on_stop_back_on_start_and_everything_goes_on_rm() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--allow-push-any"]);
     let pid = agent_pid(&n).expect("agent pid file");
     assert!(alive(pid));
     // The agent outlived the CLI that started it (it is in its own session).
@@ -483,7 +429,7 @@ fn ssh_key_applies_on_restart_and_rm_finds_a_key_without_stored_id_by_title() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--allow-push-any"]);
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("id_user");
     assert!(

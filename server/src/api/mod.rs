@@ -4,6 +4,7 @@
 mod frames;
 pub mod lsp;
 mod methods;
+mod review;
 pub mod serve;
 pub mod status;
 pub mod watch;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 pub use methods::*;
+pub use review::*;
 
 use crate::engine::{Engine, EngineError};
 pub use crate::error::ErrorCode;
@@ -49,13 +51,19 @@ macro_rules! for_each_method {
             "sandbox/authSet" => auth_set(AuthSetParams) -> CredentialStatus;
             "sandbox/authRemove" => auth_remove(ProviderParams) -> CredentialStatus;
             "sandbox/adopt" => adopt(NameParams) -> Sandbox;
+            "sandbox/diff" => diff(DiffParams) -> Diff;
+            "sandbox/blob" => blob(BlobParams) -> Blob;
+            "sandbox/fetch" => fetch(FetchParams) -> FetchResult;
+            "sandbox/pr" => pull_request(PrParams) -> PullRequest;
+            "sandbox/prStatus" => pull_request_status(PrStatusParams) -> Option<PullRequest>;
         }
     };
 }
 
 /// Methods that report progress: their params may carry a `workDoneToken` (each transport takes
 /// it out before the params are decoded).
-pub const WITH_PROGRESS: &[&str] = &["sandbox/create", "sandbox/start", "sandbox/setup", "sandbox/exec"];
+pub const WITH_PROGRESS: &[&str] =
+    &["sandbox/create", "sandbox/start", "sandbox/setup", "sandbox/exec", "sandbox/fetch", "sandbox/pr"];
 
 /// Server → client notification: the new state of one sandbox (null: it is gone).
 pub const CHANGED: &str = "sandbox/changed";
@@ -220,8 +228,12 @@ fn declarations() -> Vec<String> {
     use crate::engine::egress::denials::{Denial, DenialKind};
     use crate::engine::golden::{GoldenInfo, GoldenState};
     use crate::engine::ports::PortRole;
-    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
+    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Push, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
+    use crate::engine::review::blob::{Blob, BlobKind};
+    use crate::engine::review::fetch::FetchResult;
+    use crate::engine::review::pr::{PrState, PullRequest};
+    use crate::engine::review::{ChangeKind, ChangeSummary, Diff, FileChange};
     use crate::engine::validate::Proto;
     vec![
         // What clients see of a sandbox.
@@ -231,6 +243,7 @@ fn declarations() -> Vec<String> {
         PortRole::decl(),
         Proto::decl(),
         Egress::decl(),
+        Push::decl(),
         Health::decl(),
         crate::engine::listen::Listener::decl(),
         DockerState::decl(),
@@ -247,6 +260,9 @@ fn declarations() -> Vec<String> {
         CredentialStatus::decl(),
         AuthSetParams::decl(),
         ProviderParams::decl(),
+        ChangeSummary::decl(),
+        PullRequest::decl(),
+        PrState::decl(),
         // Results.
         StartResult::decl(),
         StartAction::decl(),
@@ -263,6 +279,12 @@ fn declarations() -> Vec<String> {
         NameOutcome::decl(),
         ExecResult::decl(),
         Done::decl(),
+        Diff::decl(),
+        FileChange::decl(),
+        ChangeKind::decl(),
+        Blob::decl(),
+        BlobKind::decl(),
+        FetchResult::decl(),
         // Notifications.
         Changed::decl(),
         Denied::decl(),
@@ -287,6 +309,11 @@ fn declarations() -> Vec<String> {
         ExecParams::decl(),
         SetupParams::decl(),
         DomainsParams::decl(),
+        DiffParams::decl(),
+        BlobParams::decl(),
+        FetchParams::decl(),
+        PrParams::decl(),
+        PrStatusParams::decl(),
         Empty::decl(),
     ]
 }

@@ -6,6 +6,7 @@ mod egress;
 mod host;
 mod output;
 mod remote;
+mod review;
 mod sandboxes;
 mod setup;
 mod terminal;
@@ -87,6 +88,12 @@ enum Command {
     /// Reach a sandbox another user (or another SANDBOX_HOME) made: adds your SSH keys to it and
     /// its entry to your ~/.sandbox/ssh_config.
     Adopt(sandboxes::AdoptArgs),
+    /// What the agent changed since its branch started: commits, uncommitted and untracked files.
+    Diff(review::DiffArgs),
+    /// Fetch the sandbox's branch into this clone as refs/remotes/sandbox-NAME/BRANCH (no GitHub).
+    Fetch(review::FetchArgs),
+    /// Push the sandbox's branch and open a pull request against the branch it started from.
+    Pr(review::PrArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
     /// Incus servers and clusters over HTTPS: add (with a trust token), list, use, remove.
@@ -103,6 +110,12 @@ enum Command {
     /// (internal) Make the stack's warm spare; creates start it in the background.
     #[command(name = "__spare", hide = true)]
     Spare { stack: String },
+    /// (internal) The host's git push gate; `start` runs it in the background.
+    #[command(name = "__git-gate", hide = true)]
+    GitGate,
+    /// (internal) The push gate's check, run by git on the host for each push.
+    #[command(name = "__git-gate-hook", hide = true)]
+    GitGateHook,
     /// The API for scripts and other editors: JSON-RPC over HTTP/WebSocket on loopback, with a token.
     Serve {
         /// Loopback address to listen on.
@@ -188,6 +201,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Exec(a) => sandboxes::exec(ctx, a).await,
         Command::Nuke(a) => sandboxes::nuke(ctx, a).await,
         Command::Adopt(a) => sandboxes::adopt(ctx, a).await,
+        Command::Diff(a) => review::diff(ctx, a).await,
+        Command::Fetch(a) => review::fetch(ctx, a).await,
+        Command::Pr(a) => review::pr(ctx, a).await,
         Command::Allow(a) => egress::change(ctx, a, true).await,
         Command::Deny(a) => egress::change(ctx, a, false).await,
         Command::Denials(a) => egress::denials(ctx, a).await,
@@ -213,6 +229,11 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
                 Err(e) => Err(EngineError::failed(format!("spare-{stack}: {e:#}"), "")),
             }
         }
+        Command::GitGate => crate::engine::gate::run_daemon()
+            .await
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(|e| EngineError::failed(format!("git push gate: {e:#}"), "")),
+        Command::GitGateHook => Ok(crate::engine::gate::hook::main()),
         Command::Serve { listen } => {
             crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
                 .await

@@ -137,11 +137,13 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
             "ALT",
             "EXTRA",
             "EGRESS",
+            "PUSH",
             "DOCKER",
             "SSH-AGENT",
             "CLAUDE",
             "TOKENS",
             "REPO",
+            "CHANGES",
             "IP",
         ],
         &rows,
@@ -191,11 +193,13 @@ fn row(s: &Sandbox) -> Vec<String> {
         port(PortRole::Alt),
         if extra.is_empty() { "-".into() } else { extra.join(",") },
         output::word(&s.egress),
+        output::word(&s.push),
         docker,
         ssh_agent,
         claude,
         super::auth::tokens_cell(s),
         repo,
+        changes(s),
         s.ip.clone().unwrap_or("-".into()),
     ]
 }
@@ -208,6 +212,18 @@ fn claude_cell(c: ClaudeAuth) -> &'static str {
         ClaudeAuth::Login => "login",
         ClaudeAuth::None => "no",
     }
+}
+
+/// `+12 −3 · 4 files · 2 commits`, and the pull request's number and state.
+fn changes(s: &Sandbox) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &s.changes {
+        parts.push(c.line());
+    }
+    if let Some(p) = &s.pull_request {
+        parts.push(format!("PR #{} {}", p.number, output::word(&p.state)));
+    }
+    if parts.is_empty() { "-".into() } else { parts.join(" · ") }
 }
 
 fn yes_no(b: bool) -> String {

@@ -53,6 +53,17 @@ pub const AGENT_MESSAGE: &str = "user.sandbox.agent.message";
 pub const AGENT_SESSIONS: &str = "user.sandbox.agent.sessions";
 /// Hook messages dropped by the relay, by reason, as JSON.
 pub const AGENT_DROPPED: &str = "user.sandbox.agent.dropped";
+/// Where the sandbox's branch started (recorded after the clone): the commit `sandbox diff`
+/// compares with, and the branch a pull request goes to.
+pub const BASE_COMMIT: &str = "user.sandbox.base-commit";
+pub const BASE_BRANCH: &str = "user.sandbox.base-branch";
+/// The last `sandbox diff` summary, as JSON (review/summary.rs): what the tree shows.
+pub const CHANGES: &str = "user.sandbox.changes";
+/// The sandbox's pull request, as JSON (review/pr.rs): number, URL, state.
+pub const PULL_REQUEST: &str = "user.sandbox.pull-request";
+/// "yes": the sandbox pushes straight to the server with its key (`--allow-push-any`); otherwise
+/// every push goes through the host's push gate (gate/).
+pub const PUSH_ANY: &str = "user.sandbox.push-any";
 /// Identity values Incus renders into a new sandbox's files at its first start
 /// (`user.sandbox.boot.hostname`, …; see identity.rs).
 pub const BOOT_PREFIX: &str = "user.sandbox.boot.";
@@ -68,6 +79,8 @@ pub const GOLDEN_BUILT_AT: &str = "user.sandbox.golden-built-at";
 pub const GOLDEN_BASE_IMAGE: &str = "user.sandbox.golden-base-image";
 /// The Claude Code version the golden image carries (pushed at build; see claude/).
 pub const GOLDEN_CLAUDE_CODE: &str = "user.sandbox.golden-claude-code";
+/// The golden image carries the push gate's socket units (version; gate/units.rs).
+pub const GOLDEN_GIT_GATE: &str = "user.sandbox.golden-git-gate";
 /// The golden image carries the identity templates (version).
 pub const GOLDEN_IDENTITY: &str = "user.sandbox.golden-identity";
 

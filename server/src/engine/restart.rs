@@ -34,13 +34,15 @@ impl Engine {
         if let Some(k) = &v.ssh_key {
             inst = self.switch_agent_key(&s, k, progress).await?;
         }
-        // The agent answers again (after a reboot, or if it was killed), with the same key.
-        let uses_agent = self.revive_agent(&s.name, &inst).await?;
+        // The agent answers again (after a reboot, or if it was killed), with the same key; with
+        // the push gate it stays on the host, and the gate's endpoint answers again.
+        let uses_agent = self.revive_agent(&s.name, &inst).await? && !crate::engine::gate::gated(&inst);
         if !s.is_running() {
             // Its Claude Code sessions ended with it (also when the host went down).
             super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
         }
         self.anthropic_revive(&s.name, &inst, s.is_running()).await?;
+        self.gate_revive(&s.name, &inst).await?;
         if s.is_running() {
             self.recheck_running(&s, uses_agent, v.ssh_key.is_some(), progress).await?;
             return Ok((StartAction::Running, s));
@@ -229,6 +231,7 @@ fn refuse_immutable(o: &CreateOptions, s: &Sandbox) -> Result<()> {
         ("--slot", o.slot.is_some()),
         ("--target", o.target.is_some()),
         ("REPO_URL", o.repo.is_some()),
+        ("--allow-push-any", o.allow_push_any),
     ];
     let refused: Vec<&str> = given.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
     if refused.is_empty() {

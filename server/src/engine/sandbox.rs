@@ -5,6 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::listen::{self, Listener};
+use super::review::ChangeSummary;
+use super::review::pr::PullRequest;
 use super::ports::{Held, PortRole, SLOT_PORTS, SLOT_PORTS_DEVICE};
 use super::validate::{INSTANCE_PREFIX, Proto, sandbox_of};
 use super::{keys, sshcfg};
@@ -130,6 +132,18 @@ pub enum Egress {
     Filtered,
 }
 
+/// How a sandbox's pushes reach its repository's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Push {
+    /// Through the host's push gate: its own branch only.
+    Gate,
+    /// Straight to the server with its key (`--allow-push-any`): anything the key may.
+    Any,
+    /// No repository.
+    None,
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Sandbox {
@@ -143,6 +157,7 @@ pub struct Sandbox {
     pub ip: Option<String>,
     pub ports: Vec<PortForward>,
     pub egress: Egress,
+    pub push: Push,
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub created_at: String,
@@ -164,6 +179,12 @@ pub struct Sandbox {
     /// This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
     /// for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
     pub reachable: bool,
+    /// The branch a pull request goes to (where the sandbox's branch started).
+    pub base_branch: Option<String>,
+    /// What the agent changed, as of the last diff (`sandbox diff`, or the end of an agent's turn).
+    pub changes: Option<ChangeSummary>,
+    /// The pull request opened with `sandbox pr`.
+    pub pull_request: Option<PullRequest>,
 }
 
 impl Sandbox {
@@ -259,6 +280,13 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         ip,
         ports,
         egress: if restricted { Egress::Filtered } else { Egress::Open },
+        push: if devices.contains_key(super::gate::DEVICE) {
+            Push::Gate
+        } else if inst.setting(keys::REPO).is_some() {
+            Push::Any
+        } else {
+            Push::None
+        },
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),
         // A sandbox made from a spare was created (as the spare) earlier than it was asked for.
@@ -273,6 +301,9 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         ),
         claude_endpoint: devices.contains_key(crate::engine::anthropic::DEVICE),
         agent: crate::engine::agents::Agent::from_config(&inst.config, inst.status.eq_ignore_ascii_case("running")),
+        base_branch: key(keys::BASE_BRANCH),
+        changes: ChangeSummary::from_config(inst.setting(keys::CHANGES)),
+        pull_request: PullRequest::from_config(inst.setting(keys::PULL_REQUEST)),
     })
 }
 

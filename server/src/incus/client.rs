@@ -204,6 +204,25 @@ impl Incus {
         Ok(resp.bytes().await.map_err(|e| self.map_transport(e))?.to_vec())
     }
 
+    /// The first `max` bytes of a file the daemon serves, and whether there was more.
+    pub(crate) async fn get_bytes_capped(&self, path: &str, max: usize) -> Result<(Vec<u8>, bool)> {
+        let mut resp =
+            self.http.get(format!("{}{}", self.base, path)).send().await.map_err(|e| self.map_transport(e))?;
+        if !resp.status().is_success() {
+            return Err(self.envelope(resp, path).await.err().unwrap_or(IncusError::Decode(path.into())));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.map_transport(e))? {
+            let room = max - out.len();
+            if chunk.len() > room {
+                out.extend_from_slice(&chunk[..room]);
+                return Ok((out, true));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok((out, false))
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -95,6 +95,7 @@ impl Engine {
         let key_config = self.prepare_key(&plan, &o.github_token, progress, rb).await?;
         check()?;
         let endpoint = self.anthropic_prepare(&plan.name, &plan.golden_config, rb).await?;
+        let gate = self.prepare_gate(&plan, progress, rb).await?;
         super::hostnet::ensure(&self.host, super::golden::BRIDGE).await?;
         let identity = steps::IdentityMaterial::new(&plan)?;
         progress.step(&format!("Creating {} from {}", plan.instance, plan.source_label()));
@@ -105,6 +106,7 @@ impl Engine {
         let files = identity.files(&plan, &slot);
         let (mut req, templated) = identity.request(&plan, &slot, &files, &key_config, clustered);
         req.devices.extend(endpoint);
+        req.devices.extend(gate);
         self.place_instance(&plan, &req, templated, clustered, progress, rb).await?;
         self.add_ssh_entry(&plan, &slot, &identity, rb)?;
         drop(guard);
@@ -114,6 +116,7 @@ impl Engine {
         if !templated {
             self.push_identity(&plan, &files, progress).await?;
         }
+        self.push_gate_units(&plan).await?;
         check()?;
         self.start_with_egress(&plan, progress, rb).await?;
         self.fail_at("after-egress")?;

@@ -29,6 +29,9 @@ pub(super) struct Plan {
     pub allow_quic: bool,
     pub ssh_key: Option<PathBuf>,
     pub read_only_key: bool,
+    /// Its repository's fetches and pushes go through the host's push gate (gate/): it has a
+    /// repository, no `--allow-push-any`, and the gate can run here.
+    pub gated: bool,
     pub cpu: Option<u32>,
     pub memory: Option<String>,
     /// `--env` pairs (stored, so a restart keeps them).
@@ -42,6 +45,12 @@ impl Plan {
     /// The sandbox runs an ssh-agent on the host (deploy key or `--ssh-key`).
     pub fn uses_agent(&self) -> bool {
         self.repo.is_some() || self.ssh_key.is_some()
+    }
+
+    /// The agent's socket is plugged into the sandbox: only when no gate stands between it and
+    /// the server (with the gate, the key is the gate's alone).
+    pub fn plugs_agent(&self) -> bool {
+        self.uses_agent() && !self.gated
     }
 
     pub fn source_label(&self) -> String {
@@ -102,6 +111,10 @@ impl Engine {
                 "give REPO_URL (or --from a sandbox that has one)",
             ));
         }
+        let gated = repo.is_some() && !o.allow_push_any && self.gate_here();
+        if repo.is_some() && !o.allow_push_any && !self.gate_here() {
+            tracing::warn!("the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can");
+        }
         Ok(Plan {
             instance: instance_name(&name),
             carried: identity::carried_by(&golden_config),
@@ -118,6 +131,7 @@ impl Engine {
             allow_quic: o.allow_quic,
             ssh_key: v.ssh_key.clone(),
             read_only_key: o.read_only_key,
+            gated,
             cpu: v.cpu,
             memory: v.memory.clone(),
             env: v.env.clone(),

@@ -60,6 +60,7 @@ pub(super) fn config(
         (keys::ALLOW_QUIC, plan.allow_quic.then(|| "yes".into())),
         (keys::SSH_KEY, plan.ssh_key.as_ref().map(|k| k.display().to_string())),
         (keys::AGENT, plan.uses_agent().then(|| "yes".into())),
+        (keys::PUSH_ANY, (plan.repo.is_some() && !plan.gated).then(|| "yes".into())),
         ("limits.cpu", plan.cpu.map(|c| c.to_string())),
         ("limits.memory", plan.memory.clone()),
     ];

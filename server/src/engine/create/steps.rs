@@ -11,7 +11,7 @@ use super::request::{self, Slot};
 use crate::engine::creds::{self, KeySource, Token};
 use crate::engine::golden::BRIDGE;
 use crate::engine::rollback::Rollback;
-use crate::engine::{Engine, identity, lock, ports, sandbox, spares, sshcfg};
+use crate::engine::{Engine, gate, identity, lock, ports, sandbox, spares, sshcfg};
 use crate::error::{EngineError, Result};
 use crate::incus::{FileWrite, InstancesPost};
 use crate::progress::Progress;
@@ -95,6 +95,28 @@ impl Engine {
             creds::agent::fresh(&self.host, &plan.name, k).await?;
         }
         Ok(Vec::new())
+    }
+
+    /// The push gate's endpoint for the sandbox (its repository's fetches and pushes go through
+    /// the host), and the device that carries it in. Undo: the endpoint and the gate's mirror.
+    pub(super) async fn prepare_gate(
+        &self,
+        plan: &Plan,
+        progress: &dyn Progress,
+        rb: &mut Rollback,
+    ) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>> {
+        let (true, Some(repo)) = (plan.gated, &plan.repo) else { return Ok(None) };
+        progress.step(&format!("Opening the push gate: {} may push only its own branch", plan.name));
+        Ok(Some(self.gate_prepare(&plan.name, repo, plan.branch.as_deref(), rb).await?))
+    }
+
+    /// The gate's socket units, into a sandbox whose golden image does not carry them (built
+    /// before the gate, or by the seed's scripts): before its first start, so systemd has them.
+    pub(super) async fn push_gate_units(&self, plan: &Plan) -> Result<()> {
+        if plan.gated && !gate::units::carried_by(&plan.golden_config) {
+            gate::units::install(&self.incus, &plan.instance).await?;
+        }
+        Ok(())
     }
 
     /// The slot and its address. The caller holds the host lock until the instance exists.
@@ -233,7 +255,7 @@ impl Engine {
     }
 
     /// The agent's socket into the sandbox, then the clone (a `--from` branch starts from the
-    /// other sandbox's branch).
+    /// other sandbox's branch) and its base, recorded for `sandbox diff` and `sandbox pr`.
     pub(super) async fn attach_repo(
         &self,
         plan: &Plan,
@@ -241,7 +263,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<()> {
         let check = || if cancel.is_cancelled() { Err(EngineError::Cancelled) } else { Ok(()) };
-        if plan.uses_agent() {
+        if plan.plugs_agent() {
             check()?;
             progress.step("Carrying the agent's socket into the sandbox");
             self.plug_agent(&plan.name, &plan.instance).await?;
@@ -252,6 +274,15 @@ impl Engine {
             Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
             None => None,
         };
-        self.clone_repo(&plan.instance, repo, plan.branch.as_deref(), base.as_deref(), progress).await
+        let url = if plan.gated { gate::sandbox_url(repo) } else { repo.ssh_url() };
+        let made_from =
+            self.clone_repo(&plan.instance, repo, &url, plan.branch.as_deref(), base.as_deref(), progress).await?;
+        self.record_base(&plan.name, &plan.instance, made_from.as_deref()).await?;
+        if plan.gated && plan.branch.is_none() {
+            // Its branch is the one the clone checked out: the gate learns it from Incus.
+            let inst = self.incus.instance(&plan.instance).await?;
+            self.gate_revive(&plan.name, &inst).await?;
+        }
+        Ok(())
     }
 }

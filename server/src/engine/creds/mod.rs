@@ -45,7 +45,7 @@ pub fn git_known_hosts_path() -> PathBuf {
     sandbox_home().join("git_known_hosts")
 }
 
-fn known_hosts() -> String {
+pub(crate) fn known_hosts() -> String {
     let mut s =
         String::from("# Written by Agent Sandboxes: github.com's published keys, then ~/.sandbox/git_known_hosts.\n");
     s.push_str(GITHUB_KNOWN_HOSTS);
@@ -218,16 +218,19 @@ impl Engine {
         Ok(true)
     }
 
-    /// Writes the pinned host keys and clones the repository as ubuntu over the agent; checks out
+    /// Writes the pinned host keys and clones the repository as ubuntu from `url` (the server
+    /// over the agent, or the push gate); checks out
     /// `branch` (existing on the remote) or creates it from `base` (when the remote has it) or HEAD.
+    /// Returns `base` when the new branch was made from it.
     pub(crate) async fn clone_repo(
         &self,
         instance: &str,
         repo: &RepoRef,
+        url: &str,
         branch: Option<&str>,
         base: Option<&str>,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         self.incus.push_file(instance, &FileWrite::root("/etc/ssh/ssh_known_hosts", known_hosts(), 0o644)).await?;
         progress.step(&format!("Cloning {} into {PROJECT}", repo.slug()));
         let git = |args: &[&str]| {
@@ -239,8 +242,7 @@ impl Engine {
                 // Pinned host keys only: an unknown or changed key fails, never accept-new.
                 .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes")
         };
-        let url = repo.ssh_url();
-        let out = self.incus.exec(instance, &git(&["clone", "--quiet", "--", &url, PROJECT])).await?;
+        let out = self.incus.exec(instance, &git(&["clone", "--quiet", "--", url, PROJECT])).await?;
         if !out.ok() {
             let err = out.stderr_str();
             let hint = if err.contains("Host key verification failed")
@@ -266,6 +268,7 @@ impl Engine {
             };
             let remote = format!("refs/remotes/origin/{b}");
             let exists = self.incus.exec(instance, &p(&["rev-parse", "--verify", "--quiet", &remote])).await?.ok();
+            let mut from_base = None;
             let spec = if exists {
                 progress.step(&format!("Checking out branch {b}"));
                 p(&["checkout", "--quiet", b, "--"])
@@ -283,6 +286,7 @@ impl Engine {
                 let mut args = vec!["checkout", "--quiet", "-b", b];
                 if let Some(s) = &start {
                     args.push(s);
+                    from_base = base.map(str::to_owned);
                 }
                 args.push("--");
                 p(&args)
@@ -291,8 +295,9 @@ impl Engine {
             if !out.ok() {
                 return Err(EngineError::failed(format!("git checkout {b} failed: {}", out.stderr_str().trim()), ""));
             }
+            return Ok(from_base);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// rm: the key on GitHub (by stored id; by title/key for seed sandboxes), then — once the
