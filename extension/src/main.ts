@@ -5,6 +5,8 @@ import * as vscode from 'vscode';
 import { AgentWatch } from './agents';
 import { SandboxError, Sidecar } from './client';
 import { registerCommands, type Ctx } from './commands';
+import type { ReviewContent } from './review';
+import { registerReviewCommands } from './reviewCommands';
 import { SIDECAR_SETTINGS } from './config';
 import { Denials } from './denials';
 import { configureErrors, reportError } from './errors';
@@ -33,6 +35,8 @@ export interface Api {
   loadMs: number;
   /** The sidecar's state when activate() returned: activation does not wait for it. */
   sidecarAtActivation: string;
+  /** Serves both sides of Review Changes (absent in a sandbox's own window). */
+  review: ReviewContent | undefined;
   /** In a sandbox's own window: its name. */
   inSandbox: string | undefined;
   /** The file the log (the Agent Sandboxes output channel) is written to. */
@@ -66,6 +70,7 @@ export function activate(context: vscode.ExtensionContext): Api {
   const inSandbox = sandboxOfThisWindow();
   let loaded: Promise<void>;
   let agents: AgentWatch | undefined;
+  let review: ReviewContent | undefined;
   if (inSandbox) {
     void vscode.commands.executeCommand('setContext', 'agentSandboxes.sidecar', 'inSandbox');
     view.message = `In sandbox ${inSandbox}: sandboxes are managed from the window on the host.`;
@@ -78,7 +83,7 @@ export function activate(context: vscode.ExtensionContext): Api {
     }
     loaded = Promise.resolve();
   } else {
-    ({ loaded, agents } = manage(context, sidecar, store, denials, view, log));
+    ({ loaded, agents, review } = manage(context, sidecar, store, denials, view, log));
   }
 
   const activationMs = performance.now() - t0;
@@ -86,15 +91,15 @@ export function activate(context: vscode.ExtensionContext): Api {
   log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
   // VS Code writes an extension's log channel to LOGS/EXTENSION-ID/NAME.log: context.logUri/NAME.log.
   const logFile = vscode.Uri.joinPath(context.logUri, 'Agent Sandboxes.log').fsPath;
-  return { sidecar, store, denials, tree, golden, view, status, agents, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
+  return { sidecar, store, denials, tree, golden, view, status, agents, review, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
 }
 
 /**
  * Manages sandboxes from this window: commands, the sidecar's pushes into the store, reloads
  * after each (re)start, the agents waiting for the user; starts the sidecar. `loaded` resolves
- * once the first lists arrived.
+ * once the first lists arrived; `review` serves the sides of Review Changes.
  */
-function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch } {
+function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch; review: ReviewContent } {
   const list = async () => {
     const mark = store.mark();
     const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
@@ -126,6 +131,7 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
   const ctx: Ctx = { context, sidecar: s, store, view, reload, revealWaiting: () => agents.revealFirst() };
   configureErrors(log, () => (store.status()?.remote ?? 'local') === 'local');
   registerCommands(ctx);
+  const review = registerReviewCommands(ctx);
   context.subscriptions.push(
     s.onDidChangeSandbox((c) => {
       store.apply(c);
@@ -152,7 +158,7 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
     }),
   );
   void s.start();
-  return { loaded, agents };
+  return { loaded, agents, review };
 }
 
 export async function deactivate(): Promise<void> {

@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import type { Denials } from './denials';
 import type { Denial, PortForward } from './protocol.generated';
 import type { Store } from './store';
-import { denialView, healthIcon, healthViews, portView, sandboxView, type Icon } from './treeModel';
+import { changesView, denialView, healthIcon, healthViews, portView, pullRequestView, sandboxView, type Icon, type SandboxView } from './treeModel';
 
 export { isHttp, portUrl } from './treeModel';
 
@@ -12,7 +12,9 @@ export type Node =
   | { kind: 'sandbox'; name: string }
   | { kind: 'port'; name: string; port: PortForward }
   | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string; fix?: string }
-  | { kind: 'denial'; name: string; denial: Denial };
+  | { kind: 'denial'; name: string; denial: Denial }
+  | { kind: 'changes'; name: string }
+  | { kind: 'pullRequest'; name: string };
 
 function themeIcon(i: Icon): vscode.ThemeIcon {
   return new vscode.ThemeIcon(i.id, i.color ? new vscode.ThemeColor(i.color) : undefined);
@@ -32,7 +34,10 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
     if (node.kind !== 'sandbox') return [];
     const s = this.store.get(node.name);
     if (!s) return [];
-    const kids: Node[] = s.ports.map((port) => ({ kind: 'port', name: s.name, port }));
+    const kids: Node[] = [];
+    if (changesView(s)) kids.push({ kind: 'changes', name: s.name });
+    if (pullRequestView(s)) kids.push({ kind: 'pullRequest', name: s.name });
+    kids.push(...s.ports.map((port): Node => ({ kind: 'port', name: s.name, port })));
     for (const h of s.health ? healthViews(s.health) : []) kids.push({ kind: 'health', name: s.name, ...h });
     for (const denial of this.denials.of(s.name)) kids.push({ kind: 'denial', name: s.name, denial });
     return kids;
@@ -74,6 +79,11 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         if (node.fix) item.command = { command: node.fix, title: node.detail };
         return item;
       }
+      case 'changes': case 'pullRequest': {
+        const s = this.store.get(node.name);
+        const v = s && (node.kind === 'changes' ? changesView(s) : pullRequestView(s));
+        return v ? this.child(node, v) : new vscode.TreeItem(node.kind);
+      }
       case 'denial': {
         const v = denialView(node.name, node.denial, (t) => new Date(t * 1000).toLocaleTimeString());
         const item = new vscode.TreeItem(v.label, vscode.TreeItemCollapsibleState.None);
@@ -85,6 +95,18 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         return item;
       }
     }
+  }
+
+  private child(node: Node & { kind: 'changes' | 'pullRequest' }, v: SandboxView): vscode.TreeItem {
+    const item = new vscode.TreeItem(v.label, vscode.TreeItemCollapsibleState.None);
+    item.id = `${node.kind}:${node.name}`;
+    item.description = v.description;
+    item.contextValue = v.contextValue;
+    item.iconPath = themeIcon(v.icon);
+    item.tooltip = v.tooltip;
+    const command = node.kind === 'changes' ? 'agentSandboxes.reviewChanges' : 'agentSandboxes.openPullRequest';
+    item.command = { command, title: v.label, arguments: [node] };
+    return item;
   }
 
   getParent(node: Node): Node | undefined {

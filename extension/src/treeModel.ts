@@ -1,9 +1,11 @@
 // What the Sandboxes view shows for a sandbox, its ports, its health and its recent egress
 // refusals, without VS Code: the tree (tree.ts) turns these into TreeItems. `contextValue` drives
-// the menus in package.json: `sandbox.<state>` (this user's), `foreign.<state>` (another user's:
-// not reachable until adopted), `port.<http|other>.<role>`, `health`, `denial.<name|address>`.
-import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Sandbox, SandboxState } from './protocol.generated';
+// the menus in package.json: `sandbox.<state>[.repo]` (this user's), `foreign.<state>` (another
+// user's: not reachable until adopted), `port.<http|other>.<role>`, `health`,
+// `denial.<name|address>`, `changes`, `pullRequest`.
+import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Push, Sandbox, SandboxState } from './protocol.generated';
 import { agentIcon, agentText, agentTooltip } from './agentState';
+import { changesLine, prIcon, prLine } from './reviewModel';
 import { claudeHealth, tokensLine, tokensShort } from './usage';
 
 export interface Icon { id: string; color?: string }
@@ -63,6 +65,14 @@ function egressText(e: Egress): string {
   }
 }
 
+function pushText(p: Push): string | null {
+  switch (p) {
+    case 'gate': return 'its own branch only (push gate)';
+    case 'any': return 'anything its key may (--allow-push-any)';
+    case 'none': return null;
+  }
+}
+
 /** The branch it works on, in words. */
 export function branchText(s: Sandbox): string {
   return s.branch ?? (s.repo ? 'default branch' : 'no repository');
@@ -91,6 +101,9 @@ export function tooltip(s: Sandbox): string {
   row('branch', s.branch);
   row('IP', s.ip);
   row('egress', egressText(s.egress));
+  row('pushes', pushText(s.push));
+  row('changes', s.changes ? `${changesLine(s.changes)}${s.baseBranch ? ` since ${s.baseBranch}` : ''}` : null);
+  row('pull request', s.pullRequest ? `${prLine(s.pullRequest)} ${s.pullRequest.url}` : null);
   row('limits', [s.cpu && `${s.cpu} CPU`, s.memory].filter(Boolean).join(', ') || null);
   row('SSH host', s.sshAlias);
   row('slot', s.slot !== null ? String(s.slot) : null);
@@ -117,11 +130,31 @@ export function sandboxView(s: Sandbox): SandboxView {
   return {
     label: s.name,
     description: description(s),
-    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}`,
+    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}${s.repo ? '.repo' : ''}`,
     // The agent's state, when there is one, says more than the container's.
     icon: mine ? (agentIcon(s.agent.state) ?? stateIcon(s.state)) : { id: 'lock', color: 'disabledForeground' },
     tooltip: tooltip(s),
   };
+}
+
+/** A child of a sandbox with a repository: what it changed (a click reviews it). */
+export function changesView(s: Sandbox): SandboxView | undefined {
+  if (!s.repo) return undefined;
+  const c = s.changes;
+  return {
+    label: c ? changesLine(c) : 'changes',
+    description: c ? `${c.uncommitted ? 'uncommitted work · ' : ''}${s.baseBranch ? `since ${s.baseBranch}` : ''}` : 'not read yet: Refresh',
+    contextValue: 'changes',
+    icon: { id: 'diff' },
+    tooltip: c ? `What ${s.name} changed, as of ${c.at}. Click to review it; Refresh reads it again.` : `Refresh reads what ${s.name} changed.`,
+  };
+}
+
+/** A child of a sandbox that opened a pull request (a click opens it). */
+export function pullRequestView(s: Sandbox): SandboxView | undefined {
+  const p = s.pullRequest;
+  if (!p) return undefined;
+  return { label: prLine(p), description: `${p.branch} → ${p.base}`, contextValue: 'pullRequest', icon: prIcon(p.state), tooltip: `${p.title}\n${p.url}` };
 }
 
 /** Whether anything answers behind a forwarded TCP port (undefined: not known, or not TCP). */
