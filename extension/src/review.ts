@@ -101,9 +101,8 @@ export async function createPullRequest(sidecar: Sidecar, store: Store, name: st
   return pr;
 }
 
-/** A reviewed file in the sandbox's Remote-SSH window (the editor's link handler); `state` holds
- * the consent to the Include line in ~/.ssh/config. */
-export async function openInSandbox(sidecar: Sidecar, store: Store, state: vscode.Memento, uri: vscode.Uri | undefined): Promise<string | undefined> {
+/** A reviewed file in the sandbox's Remote-SSH window (the editor's link handler). */
+export async function openInSandbox(sidecar: Sidecar, store: Store, uri: vscode.Uri | undefined): Promise<string | undefined> {
   const target = uri ?? vscode.window.activeTextEditor?.document.uri;
   if (!target || target.scheme !== SCHEME) {
     throw new SandboxError('invalid_input', 'no reviewed file is open', 'open one with Review Changes first');
@@ -112,7 +111,7 @@ export async function openInSandbox(sidecar: Sidecar, store: Store, state: vscod
   const s = store.get(side.name) ?? (await sidecar.request('sandbox/get', { name: side.name })) ?? undefined;
   if (!s) throw new SandboxError('not_found', `sandbox '${side.name}' does not exist`, 'refresh the Sandboxes view');
   const info = await sidecar.request('sandbox/hostInfo', {});
-  if (!(await ensureRemoteSsh()) || !(await ensureInclude(state, info))) return undefined;
+  if (!(await ensureRemoteSsh(side.name)) || !(await ensureInclude(info))) return undefined;
   const link = openInSandboxLink(vscode.env.uriScheme, s.sshAlias, info.projectDir, side.path);
   await ui().openExternal(vscode.Uri.parse(link));
   return link;

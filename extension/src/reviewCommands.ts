@@ -31,12 +31,12 @@ export function registerReviewCommands(ctx: Ctx): ReviewContent {
     return name ? createPullRequest(ctx.sidecar, ctx.store, name) : undefined;
   });
   register('openPullRequest', 'Open pull request', async (a) => {
-    const name = typeof a === 'string' ? a : a && a.kind !== 'golden' ? a.name : undefined;
+    const name = typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' ? a.name : undefined;
     const pr = name ? ctx.store.get(name)?.pullRequest : undefined;
     if (pr) await ui().openExternal(vscode.Uri.parse(pr.url));
     return pr?.url;
   });
   register('openInSandbox', 'Open in sandbox', async (a) =>
-    openInSandbox(ctx.sidecar, ctx.store, ctx.context.globalState, (a as unknown) instanceof vscode.Uri ? (a as unknown as vscode.Uri) : undefined));
+    openInSandbox(ctx.sidecar, ctx.store, (a as unknown) instanceof vscode.Uri ? (a as unknown as vscode.Uri) : undefined));
   return content;
 }

@@ -8,7 +8,7 @@ test('a sandbox item: state icon and menu, stack · branch, a tooltip with slot 
   const v = sandboxView(sandbox({ name: 'web', branch: 'feat/x', repo: 'git@github.com:o/r.git', egress: 'filtered', cpu: '2', memory: '4GiB' }));
   assert.equal(v.label, 'web');
   assert.equal(v.description, 'minimal · feat/x');
-  assert.equal(v.contextValue, 'sandbox.running');
+  assert.equal(v.contextValue, 'sandbox.running.repo', 'a repository: the review menus');
   assert.deepEqual(v.icon, { id: 'vm-running', color: 'charts.green' });
   assert.match(v.tooltip, /\| ssh \| 127\.0\.0\.1:2203\/tcp \| 22 \|/);
   assert.match(v.tooltip, /slot: `3`/);
