@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sandbox_e2e::gitfake::{Fail, GitHub};
-use sandbox_e2e::secrets::{init_pid, scan, virtual_mounts};
 use sandbox_e2e::repo::{Guard, commit, create_ok, exec, exec_ok, sb};
+use sandbox_e2e::secrets::{init_pid, scan, virtual_mounts};
 use sandbox_e2e::*;
 
 const REPO: &str = "acme/app";

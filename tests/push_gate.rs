@@ -86,7 +86,8 @@ fn a_sandbox_pushes_its_own_branch_and_nothing_else_even_as_root() {
     let head = commit(&n, "mine");
     exec_ok(&n, &["git", "push", "-q", "origin", "feature"]);
     assert_eq!(gh.rev(REPO, "refs/heads/feature").as_deref(), Some(head.as_str()));
-    let o = root(&n, "git -c user.name=r -c user.email=r@x commit -q --allow-empty -m root && git push -q origin feature");
+    let o =
+        root(&n, "git -c user.name=r -c user.email=r@x commit -q --allow-empty -m root && git push -q origin feature");
     assert!(o.status.success(), "{}", text(&o.stderr));
     let head = exec_ok(&n, &["git", "rev-parse", "HEAD"]).trim().to_string();
     assert_eq!(gh.rev(REPO, "refs/heads/feature").as_deref(), Some(head.as_str()));
@@ -106,13 +107,34 @@ fn a_sandbox_pushes_its_own_branch_and_nothing_else_even_as_root() {
     exec_ok(&n, &["git", "merge", "-q", "--ff-only", "origin/feature"]);
     let mine = commit(&n, "draft");
     exec_ok(&n, &["git", "push", "-q", "origin", "feature"]);
-    exec_ok(&n, &["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "--amend", "--allow-empty", "-m", "final"]);
+    exec_ok(
+        &n,
+        &[
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@x",
+            "commit",
+            "-q",
+            "--amend",
+            "--allow-empty",
+            "-m",
+            "final",
+        ],
+    );
     let amended = exec_ok(&n, &["git", "rev-parse", "HEAD"]).trim().to_string();
     assert_ne!(amended, mine);
     exec_ok(&n, &["git", "push", "-q", "--force", "origin", "feature"]);
     assert_eq!(gh.rev(REPO, "refs/heads/feature").as_deref(), Some(amended.as_str()));
     assert!(
-        Command::new("git").arg("--git-dir").arg(gh.repo_dir(REPO)).args(["merge-base", "--is-ancestor", &theirs, "feature"]).status().unwrap().success(),
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(gh.repo_dir(REPO))
+            .args(["merge-base", "--is-ancestor", &theirs, "feature"])
+            .status()
+            .unwrap()
+            .success(),
         "the colleague's commit is still on the branch"
     );
 
@@ -121,13 +143,18 @@ fn a_sandbox_pushes_its_own_branch_and_nothing_else_even_as_root() {
     refused(
         &gh,
         &n,
-        &format!("GIT_SSH_COMMAND='ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes' git push {url} HEAD:main"),
+        &format!(
+            "GIT_SSH_COMMAND='ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes' git push {url} HEAD:main"
+        ),
         "Permission denied",
     );
     refused(
         &gh,
         &n,
-        &format!("ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes git@{} \"git-receive-pack 'acme/app.git'\" </dev/null", gh.ip),
+        &format!(
+            "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes git@{} \"git-receive-pack 'acme/app.git'\" </dev/null",
+            gh.ip
+        ),
         "Permission denied",
     );
     // Raw requests to the gate itself: another repository, another service, garbage.

@@ -63,12 +63,18 @@ fn diff_sees_commits_uncommitted_untracked_renames_deletions_binaries_and_odd_pa
     let renamed = file(&d, "new dir/renamed file.txt");
     assert_eq!((renamed["kind"].as_str(), renamed["oldPath"].as_str()), (Some("renamed"), Some("old name.txt")));
     let guide = file(&d, "docs/guide.md");
-    assert_eq!((guide["kind"].as_str(), guide["added"].as_u64(), guide["deleted"].as_u64()), (Some("modified"), Some(1), Some(1)));
+    assert_eq!(
+        (guide["kind"].as_str(), guide["added"].as_u64(), guide["deleted"].as_u64()),
+        (Some("modified"), Some(1), Some(1))
+    );
     let logo = file(&d, "logo.png");
     assert_eq!((logo["kind"].as_str(), logo["binary"].as_bool()), (Some("deleted"), Some(true)));
     assert!(logo["newBlob"].is_null() && logo["oldBlob"].is_string());
     let bin = file(&d, "data.bin");
-    assert_eq!((bin["kind"].as_str(), bin["binary"].as_bool(), bin["added"].as_u64()), (Some("added"), Some(true), None));
+    assert_eq!(
+        (bin["kind"].as_str(), bin["binary"].as_bool(), bin["added"].as_u64()),
+        (Some("added"), Some(true), None)
+    );
     let odd = file(&d, "notes\nday 1.md");
     assert_eq!((odd["kind"].as_str(), odd["added"].as_u64()), (Some("added"), Some(2)));
     let readme = file(&d, "README.md");
@@ -92,16 +98,26 @@ fn diff_sees_commits_uncommitted_untracked_renames_deletions_binaries_and_odd_pa
 
     let patch = sandbox(&["diff", &n], &[]);
     let p = text(&patch.stdout);
-    assert!(patch.status.success() && p.contains("-step 7\n+step seven\n") && p.contains("rename to new dir/renamed file.txt"), "{p}");
+    assert!(
+        patch.status.success()
+            && p.contains("-step 7\n+step seven\n")
+            && p.contains("rename to new dir/renamed file.txt"),
+        "{p}"
+    );
     assert!(p.contains("Binary files a/logo.png and /dev/null differ"), "{p}");
 
     // Another base: only what is not committed.
     let since_head = diff_json(&n, &["--base", "HEAD"]);
     assert_eq!(since_head["commits"].as_u64(), Some(0));
     assert!(since_head["files"].as_array().unwrap().iter().all(|f| f["path"] != "docs/guide.md"));
-    for (bad, says) in [("--output=/tmp/x", "is not a revision we accept"), ("nope", "does not know the base revision")] {
+    for (bad, says) in [("--output=/tmp/x", "is not a revision we accept"), ("nope", "does not know the base revision")]
+    {
         let o = sandbox(&["diff", &n, "--base", bad], &[]);
-        assert!(!o.status.success() && text(&o.stderr).contains(says) && text(&o.stderr).contains("hint:"), "{}", text(&o.stderr));
+        assert!(
+            !o.status.success() && text(&o.stderr).contains(says) && text(&o.stderr).contains("hint:"),
+            "{}",
+            text(&o.stderr)
+        );
     }
 }
 
@@ -155,9 +171,15 @@ fn fetch_brings_the_sandboxs_branch_into_the_local_clone_and_changes_nothing_els
     assert!(o.status.success(), "{}", text(&o.stderr));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     let tracking = format!("refs/remotes/sandbox-{n}/feature");
-    assert_eq!((r["ref"].as_str(), r["commit"].as_str(), r["branch"].as_str()), (Some(tracking.as_str()), Some(head.as_str()), Some("feature")));
+    assert_eq!(
+        (r["ref"].as_str(), r["commit"].as_str(), r["branch"].as_str()),
+        (Some(tracking.as_str()), Some(head.as_str()), Some("feature"))
+    );
     assert_eq!(host_git(&clone, &["rev-parse", &tracking]).trim(), head);
-    assert_eq!(host_git(&clone, &["remote", "get-url", &format!("sandbox-{n}")]).trim(), format!("sandbox-{n}:/workspace/project"));
+    assert_eq!(
+        host_git(&clone, &["remote", "get-url", &format!("sandbox-{n}")]).trim(),
+        format!("sandbox-{n}:/workspace/project")
+    );
     let after = ["rev-parse HEAD", "symbolic-ref HEAD", "for-each-ref refs/heads", "status --porcelain"]
         .map(|a| host_git(&clone, &a.split(' ').collect::<Vec<_>>()));
     assert_eq!(before, after, "the working tree, HEAD and branches are the user's");
@@ -192,11 +214,17 @@ fn pr_opens_a_pull_request_against_the_base_and_records_its_state() {
     let pulls = gh.pulls(REPO);
     assert_eq!(pulls.len(), 1);
     let p = &pulls[0];
-    assert_eq!((p.head.as_str(), p.base.as_str(), p.title.as_str(), p.body.as_str()), ("feature", "main", "Add the feature", "It does the thing."));
+    assert_eq!(
+        (p.head.as_str(), p.base.as_str(), p.title.as_str(), p.body.as_str()),
+        ("feature", "main", "Add the feature", "It does the thing.")
+    );
     assert_eq!(gh.rev(REPO, "refs/heads/feature").as_deref(), Some(head.as_str()), "the branch was pushed");
     assert_eq!((pr["number"].as_u64(), pr["state"].as_str()), (Some(p.number), Some("open")));
     let l = listed(&n).unwrap();
-    assert_eq!((l["pullRequest"]["number"].as_u64(), l["pullRequest"]["url"].as_str()), (Some(p.number), pr["url"].as_str()));
+    assert_eq!(
+        (l["pullRequest"]["number"].as_u64(), l["pullRequest"]["url"].as_str()),
+        (Some(p.number), pr["url"].as_str())
+    );
 
     // Again: GitHub says it exists (422); the message names it, nothing else is opened.
     let o = sb(&gh, &["pr", &n, "--title", "Another"], &[]);

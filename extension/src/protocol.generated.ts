@@ -148,24 +148,6 @@ kind?: CredentialKind, };
 
 export type ProviderParams = { provider: Provider, };
 
-export type ChangeSummary = { added: number, deleted: number, files: number, commits: number, 
-/**
- * Uncommitted or untracked changes in the working tree.
- */
-uncommitted: boolean, 
-/**
- * When it was computed (RFC 3339).
- */
-at: string, };
-
-export type PullRequest = { number: number, url: string, state: PrState, draft: boolean, title: string, 
-/**
- * head → base
- */
-branch: string, base: string, };
-
-export type PrState = "open" | "closed" | "merged";
-
 export type StartResult = { action: StartAction, sandbox: Sandbox, seconds: number, };
 
 export type StartAction = "created" | "restarted" | "running";
@@ -255,91 +237,6 @@ export type NameOutcome = { name: string, ok: boolean, error: ApiError | null, }
 export type ExecResult = { status: number, stdout: string, stderr: string, };
 
 export type Done = Record<string, never>;
-
-export type Diff = { name: string, 
-/**
- * The commit the changes are counted from.
- */
-base: string, 
-/**
- * The branch a pull request goes to (the one the sandbox's branch started from).
- */
-baseBranch: string | null, 
-/**
- * The sandbox's current branch (absent: detached HEAD).
- */
-branch: string | null, head: string, 
-/**
- * The working tree as a tree object (the right side of the review).
- */
-tree: string, 
-/**
- * Commits on HEAD since the base.
- */
-commits: number, 
-/**
- * The working tree differs from HEAD (uncommitted or untracked changes).
- */
-uncommitted: boolean, added: number, deleted: number, files: Array<FileChange>, 
-/**
- * Changed files left out of `files` (past 20000); the counts include them.
- */
-omitted: number, };
-
-export type FileChange = { 
-/**
- * The path in the sandbox's working tree (the new path of a rename).
- */
-path: string, 
-/**
- * The path at the base, for renames and copies.
- */
-oldPath: string | null, kind: ChangeKind, 
-/**
- * Lines added and deleted (absent for binary files).
- */
-added: number | null, deleted: number | null, binary: boolean, 
-/**
- * The blob at the base and in the working tree (absent on the side where the file is not):
- * what `sandbox/blob` reads for the two sides of a review.
- */
-oldBlob: string | null, newBlob: string | null, 
-/**
- * Git file modes (0o100644, 0o100755, 0o120000 symlink, 0o160000 submodule).
- */
-oldMode: number | null, newMode: number | null, };
-
-export type ChangeKind = "added" | "modified" | "deleted" | "renamed" | "copied" | "typeChanged";
-
-export type Blob = { kind: BlobKind, 
-/**
- * Bytes (0 when missing).
- */
-size: number, 
-/**
- * The content, for `text` only (invalid UTF-8 replaced).
- */
-text: string | null, };
-
-export type BlobKind = "text" | "binary" | "tooLarge" | "missing";
-
-export type FetchResult = { 
-/**
- * The remote added or updated in the user's clone (`sandbox-NAME`).
- */
-remote: string, branch: string, 
-/**
- * Where it landed: `refs/remotes/sandbox-NAME/BRANCH`.
- */
-ref: string, commit: string, 
-/**
- * The clone's top directory.
- */
-directory: string, 
-/**
- * Changed files in the sandbox's working tree that are not committed, so not fetched.
- */
-uncommitted: number, };
 
 export type Changed = { name: string, sandbox: Sandbox | null, };
 
@@ -507,6 +404,111 @@ domains: Array<string>,
  */
 everywhere?: boolean, };
 
+export type Empty = Record<string, never>;
+
+export type ChangeSummary = { added: number, deleted: number, files: number, commits: number, 
+/**
+ * Uncommitted or untracked changes in the working tree.
+ */
+uncommitted: boolean, 
+/**
+ * When it was computed (RFC 3339).
+ */
+at: string, };
+
+export type PullRequest = { number: number, url: string, state: PrState, draft: boolean, title: string, 
+/**
+ * head → base
+ */
+branch: string, base: string, };
+
+export type PrState = "open" | "closed" | "merged";
+
+export type Diff = { name: string, 
+/**
+ * The commit the changes are counted from.
+ */
+base: string, 
+/**
+ * The branch a pull request goes to (the one the sandbox's branch started from).
+ */
+baseBranch: string | null, 
+/**
+ * The sandbox's current branch (absent: detached HEAD).
+ */
+branch: string | null, head: string, 
+/**
+ * The working tree as a tree object (the right side of the review).
+ */
+tree: string, 
+/**
+ * Commits on HEAD since the base.
+ */
+commits: number, 
+/**
+ * The working tree differs from HEAD (uncommitted or untracked changes).
+ */
+uncommitted: boolean, added: number, deleted: number, files: Array<FileChange>, 
+/**
+ * Changed files left out of `files` (past 20000); the counts include them.
+ */
+omitted: number, };
+
+export type FileChange = { 
+/**
+ * The path in the sandbox's working tree (the new path of a rename).
+ */
+path: string, 
+/**
+ * The path at the base, for renames and copies.
+ */
+oldPath: string | null, kind: ChangeKind, 
+/**
+ * Lines added and deleted (absent for binary files).
+ */
+added: number | null, deleted: number | null, binary: boolean, 
+/**
+ * The blob at the base and in the working tree (absent on the side where the file is not):
+ * what `sandbox/blob` reads for the two sides of a review.
+ */
+oldBlob: string | null, newBlob: string | null, 
+/**
+ * Git file modes (0o100644, 0o100755, 0o120000 symlink, 0o160000 submodule).
+ */
+oldMode: number | null, newMode: number | null, };
+
+export type ChangeKind = "added" | "modified" | "deleted" | "renamed" | "copied" | "typeChanged";
+
+export type Blob = { kind: BlobKind, 
+/**
+ * Bytes (0 when missing).
+ */
+size: number, 
+/**
+ * The content, for `text` only (invalid UTF-8 replaced).
+ */
+text: string | null, };
+
+export type BlobKind = "text" | "binary" | "tooLarge" | "missing";
+
+export type FetchResult = { 
+/**
+ * The remote added or updated in the user's clone (`sandbox-NAME`).
+ */
+remote: string, branch: string, 
+/**
+ * Where it landed: `refs/remotes/sandbox-NAME/BRANCH`.
+ */
+ref: string, commit: string, 
+/**
+ * The clone's top directory.
+ */
+directory: string, 
+/**
+ * Changed files in the sandbox's working tree that are not committed, so not fetched.
+ */
+uncommitted: number, };
+
 export type DiffParams = { name: string, 
 /**
  * A revision to compare with instead of where the sandbox's branch started.
@@ -532,8 +534,6 @@ export type PrParams = { name: string, title?: string, body?: string, draft?: bo
 githubToken?: string, };
 
 export type PrStatusParams = { name: string, githubToken?: string, };
-
-export type Empty = Record<string, never>;
 
 /** Params of a method that reports progress (`$/progress` on this token). */
 export type WithProgress<P> = P & { workDoneToken?: string | number };

@@ -290,7 +290,8 @@ async fn create_pull(
 }
 
 fn rev_in(bare: &Path, r: &str) -> Option<String> {
-    let out = Command::new("git").arg("--git-dir").arg(bare).args(["rev-parse", "--verify", "--quiet", r]).output().ok()?;
+    let out =
+        Command::new("git").arg("--git-dir").arg(bare).args(["rev-parse", "--verify", "--quiet", r]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 

@@ -192,7 +192,7 @@ macro_rules! define_dispatch {
                 "// Generated from server/src/api (the method table) by `cargo test -p sandbox protocol_ts`.\n\
                  // Do not edit: change the Rust types, then run with UPDATE_PROTOCOL=1.\n\n",
             );
-            for decl in declarations() {
+            for decl in declarations().into_iter().chain(review::declarations()) {
                 out.push_str("export ");
                 out.push_str(&decl);
                 out.push_str("\n\n");
@@ -230,10 +230,6 @@ fn declarations() -> Vec<String> {
     use crate::engine::ports::PortRole;
     use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Push, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
-    use crate::engine::review::blob::{Blob, BlobKind};
-    use crate::engine::review::fetch::FetchResult;
-    use crate::engine::review::pr::{PrState, PullRequest};
-    use crate::engine::review::{ChangeKind, ChangeSummary, Diff, FileChange};
     use crate::engine::validate::Proto;
     vec![
         // What clients see of a sandbox.
@@ -260,9 +256,6 @@ fn declarations() -> Vec<String> {
         CredentialStatus::decl(),
         AuthSetParams::decl(),
         ProviderParams::decl(),
-        ChangeSummary::decl(),
-        PullRequest::decl(),
-        PrState::decl(),
         // Results.
         StartResult::decl(),
         StartAction::decl(),
@@ -279,12 +272,6 @@ fn declarations() -> Vec<String> {
         NameOutcome::decl(),
         ExecResult::decl(),
         Done::decl(),
-        Diff::decl(),
-        FileChange::decl(),
-        ChangeKind::decl(),
-        Blob::decl(),
-        BlobKind::decl(),
-        FetchResult::decl(),
         // Notifications.
         Changed::decl(),
         Denied::decl(),
@@ -309,11 +296,6 @@ fn declarations() -> Vec<String> {
         ExecParams::decl(),
         SetupParams::decl(),
         DomainsParams::decl(),
-        DiffParams::decl(),
-        BlobParams::decl(),
-        FetchParams::decl(),
-        PrParams::decl(),
-        PrStatusParams::decl(),
         Empty::decl(),
     ]
 }

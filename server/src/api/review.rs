@@ -58,6 +58,32 @@ pub struct PrStatusParams {
     pub github_token: Option<String>,
 }
 
+/// The review's types for the generated TypeScript (api/mod.rs declares the rest).
+pub(super) fn declarations() -> Vec<String> {
+    use crate::engine::review::blob::BlobKind;
+    use crate::engine::review::record::{ChangeSummary, PrState};
+    use crate::engine::review::{ChangeKind, FileChange};
+    vec![
+        // What clients see of a sandbox.
+        ChangeSummary::decl(),
+        PullRequest::decl(),
+        PrState::decl(),
+        // Results.
+        Diff::decl(),
+        FileChange::decl(),
+        ChangeKind::decl(),
+        Blob::decl(),
+        BlobKind::decl(),
+        FetchResult::decl(),
+        // Params.
+        DiffParams::decl(),
+        BlobParams::decl(),
+        FetchParams::decl(),
+        PrParams::decl(),
+        PrStatusParams::decl(),
+    ]
+}
+
 impl Api {
     pub async fn diff(&self, p: DiffParams, _cx: CallCx) -> R<Diff> {
         Ok(self.engine.diff(&p.name, p.base.as_deref()).await?)
@@ -72,7 +98,8 @@ impl Api {
     }
 
     pub async fn pull_request(&self, p: PrParams, cx: CallCx) -> R<PullRequest> {
-        let o = PrOptions { title: p.title, body: p.body, draft: p.draft.unwrap_or(false), token: Token(p.github_token) };
+        let o =
+            PrOptions { title: p.title, body: p.body, draft: p.draft.unwrap_or(false), token: Token(p.github_token) };
         Ok(self.engine.pull_request(&p.name, &o, cx.progress.as_ref()).await?)
     }
 

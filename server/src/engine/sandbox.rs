@@ -5,9 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::listen::{self, Listener};
-use super::review::ChangeSummary;
-use super::review::pr::PullRequest;
 use super::ports::{Held, PortRole, SLOT_PORTS, SLOT_PORTS_DEVICE};
+use super::review::record::{ChangeSummary, PullRequest};
 use super::validate::{INSTANCE_PREFIX, Proto, sandbox_of};
 use super::{keys, sshcfg};
 use crate::incus::{ExecSpec, Incus, Instance};

@@ -151,23 +151,16 @@ impl Incus {
         Ok(out)
     }
 
-    /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
-    /// everything with the exit code.
-    pub async fn exec_streamed(
-        &self,
-        name: &str,
-        spec: &ExecSpec,
-        mut on_output: impl FnMut(Stream, &[u8]),
-    ) -> Result<ExecOutput> {
-        let what = format!("instance '{name}'");
+    /// Starts a streamed exec and connects its four websockets (control, stdin, stdout, stderr).
+    async fn exec_streams(&self, name: &str, spec: &ExecSpec, what: &str) -> Result<(String, [super::ws::Ws; 4])> {
         // The handshakes are bounded: they once hung here (the cause was idle pooled connections,
         // see `connect`). The command only starts once all four streams are connected, so
         // cancelling and retrying is safe.
         let mut attempt = 0;
-        let (id, [control, mut stdin, mut stdout, mut stderr]) = loop {
+        loop {
             attempt += 1;
             let env = self
-                .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), &what)
+                .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), what)
                 .await?;
             let id = op_id(&env)?;
             let fds = env.metadata.pointer("/metadata/fds").cloned().unwrap_or_default();
@@ -185,7 +178,7 @@ impl Incus {
             };
             match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
                 Ok(Ok(socks)) => {
-                    break (id, <[_; 4]>::try_from(socks).map_err(|_| IncusError::Decode("websockets".into()))?);
+                    return Ok((id, <[_; 4]>::try_from(socks).map_err(|_| IncusError::Decode("websockets".into()))?));
                 }
                 Ok(Err(e)) if attempt >= 3 => return Err(e),
                 Err(_) if attempt >= 3 => {
@@ -197,7 +190,19 @@ impl Incus {
                     let _ = self.cancel_operation(&id).await;
                 }
             }
-        };
+        }
+    }
+
+    /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
+    /// everything with the exit code.
+    pub async fn exec_streamed(
+        &self,
+        name: &str,
+        spec: &ExecSpec,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<ExecOutput> {
+        let what = format!("instance '{name}'");
+        let (id, [control, mut stdin, mut stdout, mut stderr]) = self.exec_streams(name, spec, &what).await?;
         let wserr = |e: tokio_tungstenite::tungstenite::Error| IncusError::Websocket(e.to_string());
 
         if let Some(data) = &spec.stdin {

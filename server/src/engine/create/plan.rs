@@ -113,7 +113,9 @@ impl Engine {
         }
         let gated = repo.is_some() && !o.allow_push_any && self.gate_here();
         if repo.is_some() && !o.allow_push_any && !self.gate_here() {
-            tracing::warn!("the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can");
+            tracing::warn!(
+                "the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can"
+            );
         }
         Ok(Plan {
             instance: instance_name(&name),

@@ -62,7 +62,13 @@ pub trait History {
 }
 
 /// The decision for one update; Err is the refusal the pusher reads.
-pub fn check(u: &Update, name: &str, branch: Option<&str>, made: &HashSet<String>, h: &dyn History) -> Result<(), String> {
+pub fn check(
+    u: &Update,
+    name: &str,
+    branch: Option<&str>,
+    made: &HashSet<String>,
+    h: &dyn History,
+) -> Result<(), String> {
     let Some(branch) = branch else {
         return Err(format!("push gate: sandbox '{name}' has no branch of its own to push yet"));
     };
@@ -156,7 +162,8 @@ fn load_made(name: &str) -> HashSet<String> {
 /// Adds the commits an accepted update brought (those no ref of the mirror had before it).
 fn record_made(name: &str, u: &Update, known: usize) -> Result<(), String> {
     let out = git(&["rev-list", "--max-count=100000", &u.new, "--not", "--all"])?;
-    let new: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|l| is_oid(l)).map(str::to_owned).collect();
+    let new: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| is_oid(l)).map(str::to_owned).collect();
     let room = MAX_MADE.saturating_sub(known);
     if new.is_empty() || room == 0 {
         return Ok(());

@@ -59,7 +59,13 @@ impl Endpoints for Gate {
         r.check()
     }
 
-    fn serve(self: Arc<Self>, name: String, reg: Value, listener: UnixListener, stop: CancellationToken) -> BoxFuture<'static, ()> {
+    fn serve(
+        self: Arc<Self>,
+        name: String,
+        reg: Value,
+        listener: UnixListener,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let Ok(reg) = serde_json::from_value::<Register>(reg) else { return };
             let reg = Arc::new(reg);
@@ -94,7 +100,13 @@ impl Endpoints for Gate {
 }
 
 impl Gate {
-    async fn request(&self, name: &str, reg: &Register, mut stream: UnixStream, stop: &CancellationToken) -> Result<(), String> {
+    async fn request(
+        &self,
+        name: &str,
+        reg: &Register,
+        mut stream: UnixStream,
+        stop: &CancellationToken,
+    ) -> Result<(), String> {
         let req = match tokio::time::timeout(REQUEST_TIMEOUT, wire::read_request(&mut stream)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return refuse(stream, &format!("the push gate speaks git only: {e}")).await,
@@ -151,7 +163,12 @@ impl Gate {
             Some(s) => Err(format!("{} {} ended with {s}", req.service.command(), req.path)),
             None => {
                 let _ = child.kill().await;
-                Err(format!("{} {} cut (stopped, or past {}s)", req.service.command(), req.path, SESSION_LIMIT.as_secs()))
+                Err(format!(
+                    "{} {} cut (stopped, or past {}s)",
+                    req.service.command(),
+                    req.path,
+                    SESSION_LIMIT.as_secs()
+                ))
             }
         }
     }

@@ -36,7 +36,8 @@ const MAX: usize = 4096;
 pub async fn read_request<R: AsyncRead + Unpin>(r: &mut R) -> Result<Request, String> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await.map_err(|e| format!("no request: {e}"))?;
-    let n = std::str::from_utf8(&len).ok().and_then(|s| usize::from_str_radix(s, 16).ok()).ok_or("not git's protocol")?;
+    let n =
+        std::str::from_utf8(&len).ok().and_then(|s| usize::from_str_radix(s, 16).ok()).ok_or("not git's protocol")?;
     if !(5..=MAX).contains(&n) {
         return Err("a request of the wrong size".into());
     }
@@ -88,7 +89,10 @@ mod tests {
         wire.extend_from_slice(b"0000more");
         let mut r = &wire[..];
         let req = read_request(&mut r).await.unwrap();
-        assert_eq!(req, Request { service: Service::UploadPack, path: "/acme/app.git".into(), protocol: Some("version=2".into()) });
+        assert_eq!(
+            req,
+            Request { service: Service::UploadPack, path: "/acme/app.git".into(), protocol: Some("version=2".into()) }
+        );
         assert_eq!(r, b"0000more");
         let v0 = parse(b"git-receive-pack /acme/app.git\0host=h\0").unwrap();
         assert_eq!((v0.service, v0.protocol), (Service::ReceivePack, None));

@@ -47,9 +47,8 @@ pub async fn ensure_running(svc: &Service) -> Result<Health> {
     let mut cmd = std::process::Command::new(exe);
     cmd.arg(svc.command).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(log);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| EngineError::failed(format!("cannot start {}: {e}", svc.title), see_log(svc)))?;
+    let mut child =
+        cmd.spawn().map_err(|e| EngineError::failed(format!("cannot start {}: {e}", svc.title), see_log(svc)))?;
     // Reaped by a thread so that a long-lived caller (the sidecar) leaves no zombie.
     let pid = child.id();
     std::thread::spawn(move || child.wait());

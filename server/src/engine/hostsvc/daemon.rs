@@ -32,8 +32,13 @@ pub trait Endpoints: Send + Sync + 'static {
     /// Checks a registration before its socket is opened (a stored one that fails is dropped).
     fn accept(&self, name: &str, reg: &Value) -> Result<(), String>;
     /// Serves the sandbox's socket until `stop` is cancelled.
-    fn serve(self: Arc<Self>, name: String, reg: Value, listener: UnixListener, stop: CancellationToken)
-    -> BoxFuture<'static, ()>;
+    fn serve(
+        self: Arc<Self>,
+        name: String,
+        reg: Value,
+        listener: UnixListener,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, ()>;
     /// The sandbox left: stopped, or removed (then what was kept for it goes).
     fn release(&self, name: &str, how: Release);
 }

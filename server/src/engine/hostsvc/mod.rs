@@ -112,7 +112,10 @@ mod tests {
         assert!(SVC.state_file("a").ends_with("svc/state/a.json"));
         assert!(SVC.socket_path(&"x".repeat(120), "s.sock").is_err());
         let d = device(&SVC, "a", "/var/lib/sandbox/svc");
-        assert_eq!((d["type"].as_str(), d["readonly"].as_str(), d["path"].as_str()), ("disk", "true", "/var/lib/sandbox/svc"));
+        assert_eq!(
+            (d["type"].as_str(), d["readonly"].as_str(), d["path"].as_str()),
+            ("disk", "true", "/var/lib/sandbox/svc")
+        );
         assert!(d["source"].ends_with("svc/sandboxes/a"));
     }
 }

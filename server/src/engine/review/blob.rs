@@ -38,7 +38,11 @@ pub fn check_oid(oid: &str) -> Result<()> {
     if (oid.len() == 40 || oid.len() == 64) && oid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(());
     }
-    Err(EngineError::invalid("blob", format!("'{}' is not an object id", oid.escape_default()), "pass a blob id from sandbox/diff"))
+    Err(EngineError::invalid(
+        "blob",
+        format!("'{}' is not an object id", oid.escape_default()),
+        "pass a blob id from sandbox/diff",
+    ))
 }
 
 impl Engine {

@@ -37,9 +37,11 @@ async fn host_git(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Result<S
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.stdin(std::process::Stdio::null()).output().await.map_err(|e| {
-        EngineError::failed(format!("cannot run git: {e}"), "install git on this machine")
-    })?;
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| EngineError::failed(format!("cannot run git: {e}"), "install git on this machine"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(EngineError::failed(format!("git {} failed: {}", args[0], err.trim()), ""));
@@ -105,7 +107,10 @@ impl Engine {
         host_git(&top, &argv, &[("GIT_SSH_COMMAND", ssh)]).await.map_err(|e| match e {
             EngineError::Failed { message, .. } => EngineError::failed(
                 message,
-                format!("is sandbox '{name}' reachable? `ssh -F {} {name} true` should work", sshcfg::config_path().display()),
+                format!(
+                    "is sandbox '{name}' reachable? `ssh -F {} {name} true` should work",
+                    sshcfg::config_path().display()
+                ),
             ),
             e => e,
         })?;

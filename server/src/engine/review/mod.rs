@@ -13,11 +13,11 @@ pub mod fetch;
 mod git;
 mod parse;
 pub mod pr;
-mod summary;
+pub mod record;
 
 use serde::{Deserialize, Serialize};
 
-pub use summary::ChangeSummary;
+pub use record::ChangeSummary;
 
 use super::Engine;
 use super::sandbox::{self, Sandbox};
@@ -159,7 +159,7 @@ impl Engine {
             tree,
             commits,
         };
-        summary::record(&self.incus, &s.instance, &inst, diff.summary()).await?;
+        record::record(&self.incus, &s.instance, &inst, diff.summary()).await?;
         Ok(diff)
     }
 

@@ -154,9 +154,15 @@ mod tests {
         let [del, ren, add] = &p.files[..] else { panic!("{:?}", p.files) };
         assert_eq!((del.kind, del.binary, del.added, del.new_blob.as_deref()), (ChangeKind::Deleted, true, None, None));
         assert_eq!(del.old_blob.as_deref(), Some(A));
-        assert_eq!((ren.kind, ren.path.as_str(), ren.old_path.as_deref()), (ChangeKind::Renamed, "moved dir/new name.txt", Some("big.txt")));
+        assert_eq!(
+            (ren.kind, ren.path.as_str(), ren.old_path.as_deref()),
+            (ChangeKind::Renamed, "moved dir/new name.txt", Some("big.txt"))
+        );
         assert_eq!((ren.added, ren.deleted), (Some(1), Some(0)));
-        assert_eq!((add.kind, add.path.as_str(), add.added, add.old_mode), (ChangeKind::Added, "new\nline.txt", Some(3), None));
+        assert_eq!(
+            (add.kind, add.path.as_str(), add.added, add.old_mode),
+            (ChangeKind::Added, "new\nline.txt", Some(3), None)
+        );
         assert_eq!(add.new_mode, Some(0o100644));
     }
 
@@ -167,12 +173,9 @@ mod tests {
 
     #[test]
     fn malformed_output_is_an_error() {
-        for bad in [
-            &b":100644 100644 xyz abc M\0a\0"[..],
-            b":100644 100644\0a\0",
-            b"1\t2\tonly-stat\0",
-            b"one\ttwo\tx\0",
-        ] {
+        for bad in
+            [&b":100644 100644 xyz abc M\0a\0"[..], b":100644 100644\0a\0", b"1\t2\tonly-stat\0", b"one\ttwo\tx\0"]
+        {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         let mut unpaired = sample();

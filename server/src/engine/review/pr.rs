@@ -3,9 +3,8 @@
 //! branch it started from, its title and body taken from the commits unless given. The pull
 //! request is recorded in Incus (`user.sandbox.pull-request`), so every client shows it; its
 //! state (open, merged, closed) is read again on `refresh`.
-use serde::{Deserialize, Serialize};
-
 use super::git::{self, Git};
+pub use super::record::{PrState, PullRequest};
 use super::running;
 use crate::engine::creds::{self, RepoRef, Token, github};
 use crate::engine::{Engine, keys, validate};
@@ -15,34 +14,6 @@ use crate::progress::Progress;
 
 const MAX_TITLE: usize = 256;
 const MAX_BODY: usize = 60_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-pub enum PrState {
-    Open,
-    Closed,
-    Merged,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-pub struct PullRequest {
-    #[ts(type = "number")]
-    pub number: u64,
-    pub url: String,
-    pub state: PrState,
-    pub draft: bool,
-    pub title: String,
-    /// head → base
-    pub branch: String,
-    pub base: String,
-}
-
-impl PullRequest {
-    pub fn from_config(v: Option<&str>) -> Option<PullRequest> {
-        serde_json::from_str(v?).ok()
-    }
-}
 
 /// What `sandbox pr` asks for.
 #[derive(Debug, Clone, Default)]
@@ -129,8 +100,9 @@ impl Engine {
         let s = running(self, name).await?;
         let inst = self.incus.instance(&s.instance).await?;
         let repo = repo_of(name, &inst)?;
-        let token = github::token(&self.host, o.token.0.as_deref(), &format!("to open a pull request on {}", repo.slug()))
-            .await?;
+        let token =
+            github::token(&self.host, o.token.0.as_deref(), &format!("to open a pull request on {}", repo.slug()))
+                .await?;
         let gh = github::GitHub::new(&repo, &token)?;
         let git = Git { incus: &self.incus, instance: &s.instance, name };
         let branch = current_branch(&git).await?;
@@ -164,14 +136,19 @@ impl Engine {
     /// Reads the recorded pull request's state again from GitHub (and records it when it changed).
     pub async fn refresh_pull_request(&self, name: &str, token: &Token) -> Result<Option<PullRequest>> {
         validate::sandbox_name(name)?;
-        let inst = self.incus.instance(&validate::instance_name(name)).await.map_err(|e| {
-            if e.is_not_found() { EngineError::sandbox_not_found(name) } else { e.into() }
-        })?;
+        let inst = self
+            .incus
+            .instance(&validate::instance_name(name))
+            .await
+            .map_err(|e| if e.is_not_found() { EngineError::sandbox_not_found(name) } else { e.into() })?;
         let Some(old) = PullRequest::from_config(inst.setting(keys::PULL_REQUEST)) else { return Ok(None) };
         let repo = repo_of(name, &inst)?;
-        let token =
-            github::token(&self.host, token.0.as_deref(), &format!("to read pull request #{} on {}", old.number, repo.slug()))
-                .await?;
+        let token = github::token(
+            &self.host,
+            token.0.as_deref(),
+            &format!("to read pull request #{} on {}", old.number, repo.slug()),
+        )
+        .await?;
         let now = github::GitHub::new(&repo, &token)?.get_pull(old.number).await?;
         let pr = record_of(&now, &old.branch, &old.base);
         if pr != old {

@@ -1,5 +1,6 @@
-//! The diff's summary in Incus (`user.sandbox.changes`): what every client shows as
-//! `+A −D · N files · K commits`, carried by `sandbox/changed` like the rest of a sandbox's state.
+//! What clients see of the review, recorded in Incus so `sandbox/changed` carries it like the rest
+//! of a sandbox's state: the diff's summary (`user.sandbox.changes`, shown as
+//! `+A −D · N files · K commits`) and the pull request (`user.sandbox.pull-request`).
 use serde::{Deserialize, Serialize};
 
 use crate::engine::keys;
@@ -43,6 +44,34 @@ impl ChangeSummary {
             plural(self.files.into(), "file"),
             plural(self.commits.into(), "commit")
         )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum PrState {
+    Open,
+    Closed,
+    Merged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    #[ts(type = "number")]
+    pub number: u64,
+    pub url: String,
+    pub state: PrState,
+    pub draft: bool,
+    pub title: String,
+    /// head → base
+    pub branch: String,
+    pub base: String,
+}
+
+impl PullRequest {
+    pub fn from_config(v: Option<&str>) -> Option<PullRequest> {
+        serde_json::from_str(v?).ok()
     }
 }
 
