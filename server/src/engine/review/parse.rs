@@ -37,8 +37,17 @@ struct Raw {
     new_mode: u32,
 }
 
+/// The fields of a raw entry's header.
+struct Header {
+    old_mode: u32,
+    new_mode: u32,
+    old_blob: Option<String>,
+    new_blob: Option<String>,
+    kind: ChangeKind,
+}
+
 /// `:100644 100644 OID OID M` → its fields.
-fn raw_header(h: &str) -> Option<(u32, u32, Option<String>, Option<String>, ChangeKind)> {
+fn raw_header(h: &str) -> Option<Header> {
     let mut f = h.strip_prefix(':')?.split(' ');
     let (om, nm, oo, no, st) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
     if f.next().is_some() {
@@ -53,7 +62,7 @@ fn raw_header(h: &str) -> Option<(u32, u32, Option<String>, Option<String>, Chan
         b'T' => ChangeKind::TypeChanged,
         _ => return None,
     };
-    Some((mode(om)?, mode(nm)?, oid(oo)?, oid(no)?, kind))
+    Some(Header { old_mode: mode(om)?, new_mode: mode(nm)?, old_blob: oid(oo)?, new_blob: oid(no)?, kind })
 }
 
 /// Splits the output into its raw entries and its numstat entries (same order), then pairs them.
@@ -67,7 +76,7 @@ pub fn parse(out: &[u8]) -> Result<Parsed, String> {
             break;
         }
         if tok.first() == Some(&b':') {
-            let (old_mode, new_mode, old_blob, new_blob, kind) =
+            let Header { old_mode, new_mode, old_blob, new_blob, kind } =
                 raw_header(std::str::from_utf8(tok).map_err(|_| bad("header"))?).ok_or_else(|| bad("header"))?;
             let first = tokens.next().filter(|p| !p.is_empty()).ok_or_else(|| bad("path"))?;
             let (old_path, path) = if matches!(kind, ChangeKind::Renamed | ChangeKind::Copied) {

@@ -110,7 +110,7 @@ impl Engine {
         if branch == base {
             return Err(EngineError::failed(
                 format!("sandbox '{name}' works on {base} itself: there is no branch to open a pull request from"),
-                format!("create a branch in the sandbox (git switch -c NAME), or create sandboxes with --branch"),
+                "create a branch in the sandbox (git switch -c NAME), or create sandboxes with --branch",
             ));
         }
         let since = inst.setting(keys::BASE_COMMIT).unwrap_or("origin/HEAD").to_string();
@@ -179,7 +179,7 @@ impl Engine {
                 .lines()
                 .chain(out.stdout_str().lines())
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| git::first_line(l))
+                .map(git::first_line)
                 .take(6)
                 .collect();
             return Err(EngineError::failed(
