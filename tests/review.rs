@@ -112,7 +112,8 @@ fn diff_sees_commits_uncommitted_untracked_renames_deletions_binaries_and_odd_pa
     assert!(since_head["files"].as_array().unwrap().iter().all(|f| f["path"] != "docs/guide.md"));
     for (bad, says) in [("--output=/tmp/x", "is not a revision we accept"), ("nope", "does not know the base revision")]
     {
-        let o = sandbox(&["diff", &n, "--base", bad], &[]);
+        // `--base=…`: a value that looks like an option reaches the engine's own check.
+        let o = sandbox(&["diff", &n, &format!("--base={bad}")], &[]);
         assert!(
             !o.status.success() && text(&o.stderr).contains(says) && text(&o.stderr).contains("hint:"),
             "{}",
