@@ -12,7 +12,8 @@ use sandbox_e2e::*;
 
 const REPO: &str = "acme/app";
 
-/// One test at a time here: one of them kills the gate's daemon, which every sandbox of this
+/// One test at a time here: one of them kills the host daemon (the gate's endpoints and the
+/// Anthropic proxy), which every sandbox of this
 /// ~/.sandbox shares (the other suites run in other processes, one after another).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -165,7 +166,7 @@ fn a_sandbox_pushes_its_own_branch_and_nothing_else_even_as_root() {
 }
 
 fn daemon_pid() -> Option<i32> {
-    let p = sandbox_home().join("gate").join("daemon.pid");
+    let p = sandbox_home().join("anthropic").join("daemon.pid");
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
@@ -180,7 +181,7 @@ fn the_gate_comes_back_after_a_restart_and_a_killed_daemon_and_goes_with_rm() {
     assert!(mirror.join("HEAD").is_file());
 
     assert!(sandbox(&["stop", &n], &[]).status.success());
-    assert!(!sandbox_home().join("gate/sandboxes").join(&n).join("git.sock").exists(), "closed on stop");
+    assert!(!sandbox_home().join("anthropic/sandboxes").join(&n).join("git.sock").exists(), "closed on stop");
     let o = sandbox(&["start", &n], &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let head = commit(&n, "after a restart");
@@ -188,7 +189,7 @@ fn the_gate_comes_back_after_a_restart_and_a_killed_daemon_and_goes_with_rm() {
     assert_eq!(gh.rev(REPO, "refs/heads/feature").as_deref(), Some(head.as_str()));
 
     // The daemon killed (as by a reboot): `start` of the running sandbox brings it back.
-    let pid = daemon_pid().expect("the gate's daemon runs");
+    let pid = daemon_pid().expect("the host daemon runs");
     assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!exec(&n, &["git", "fetch", "-q", "origin"]).status.success(), "nothing answers for the sandbox");
@@ -200,6 +201,6 @@ fn the_gate_comes_back_after_a_restart_and_a_killed_daemon_and_goes_with_rm() {
     let o = sb(&gh, &["rm", &n], &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!mirror.exists(), "the mirror goes with the sandbox");
-    assert!(!Path::new(&sandbox_home().join("gate/sandboxes").join(&n)).exists());
-    assert!(!sandbox_home().join("gate/state").join(format!("{n}.json")).exists());
+    assert!(!Path::new(&sandbox_home().join("anthropic/sandboxes").join(&n)).exists());
+    assert!(!sandbox_home().join("anthropic/state").join(format!("{n}.json")).exists());
 }

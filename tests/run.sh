@@ -87,8 +87,8 @@ rm -f "$SANDBOX_HOME"/credentials/anthropic.json
 # Claude Code in the tests' sandboxes sends no telemetry (nothing leaves this machine)
 grep -qs '^CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=' "$SANDBOX_HOME/env" \
   || echo 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1' >> "$SANDBOX_HOME/env"
-# push gate: test sandboxes' endpoints, registrations and mirrors (the daemon ends once none is left)
-rm -rf "$SANDBOX_HOME"/gate/sandboxes/t-* "$SANDBOX_HOME"/gate/state/t-*.json "$SANDBOX_HOME"/gate/mirrors/t-*.git
+# push gate: test sandboxes' mirrors (their endpoints are the Anthropic ones above)
+rm -rf "$SANDBOX_HOME"/gate/mirrors/t-*.git
 for ns in $(ip netns list | awk '/^sbx-git-/{print $1}'); do ip netns pids "$ns" | xargs -r kill 2>/dev/null; ip netns del "$ns"; done
 
 step "golden image for the tests: sandbox setup --stack minimal"

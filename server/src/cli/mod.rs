@@ -110,9 +110,6 @@ enum Command {
     /// (internal) Make the stack's warm spare; creates start it in the background.
     #[command(name = "__spare", hide = true)]
     Spare { stack: String },
-    /// (internal) The host's git push gate; `start` runs it in the background.
-    #[command(name = "__git-gate", hide = true)]
-    GitGate,
     /// (internal) The push gate's check, run by git on the host for each push.
     #[command(name = "__git-gate-hook", hide = true)]
     GitGateHook,
@@ -229,10 +226,6 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
                 Err(e) => Err(EngineError::failed(format!("spare-{stack}: {e:#}"), "")),
             }
         }
-        Command::GitGate => crate::engine::gate::run_daemon()
-            .await
-            .map(|_| ExitCode::SUCCESS)
-            .map_err(|e| EngineError::failed(format!("git push gate: {e:#}"), "")),
         Command::GitGateHook => Ok(crate::engine::gate::hook::main()),
         Command::Serve { listen } => {
             crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())

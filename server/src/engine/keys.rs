@@ -61,9 +61,9 @@ pub const BASE_BRANCH: &str = "user.sandbox.base-branch";
 pub const CHANGES: &str = "user.sandbox.changes";
 /// The sandbox's pull request, as JSON (review/pr.rs): number, URL, state.
 pub const PULL_REQUEST: &str = "user.sandbox.pull-request";
-/// "yes": the sandbox pushes straight to the server with its key (`--allow-push-any`); otherwise
-/// every push goes through the host's push gate (gate/).
-pub const PUSH_ANY: &str = "user.sandbox.push-any";
+/// How a sandbox with a repository pushes: "gate" (through the host's push gate, its own branch
+/// only: gate/) or "any" (straight to the server with its key: `--allow-push-any`).
+pub const PUSH: &str = "user.sandbox.push";
 /// Identity values Incus renders into a new sandbox's files at its first start
 /// (`user.sandbox.boot.hostname`, …; see identity.rs).
 pub const BOOT_PREFIX: &str = "user.sandbox.boot.";

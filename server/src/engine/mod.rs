@@ -14,7 +14,6 @@ pub mod golden;
 pub mod host;
 pub mod host_install;
 pub mod hostnet;
-pub mod hostsvc;
 pub mod identity;
 pub mod keys;
 pub mod listen;

@@ -42,7 +42,6 @@ impl Engine {
             super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
         }
         self.anthropic_revive(&s.name, &inst, s.is_running()).await?;
-        self.gate_revive(&s.name, &inst).await?;
         if s.is_running() {
             self.recheck_running(&s, uses_agent, v.ssh_key.is_some(), progress).await?;
             return Ok((StartAction::Running, s));

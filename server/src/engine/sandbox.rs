@@ -279,12 +279,11 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         ip,
         ports,
         egress: if restricted { Egress::Filtered } else { Egress::Open },
-        push: if devices.contains_key(super::gate::DEVICE) {
-            Push::Gate
-        } else if inst.setting(keys::REPO).is_some() {
-            Push::Any
-        } else {
-            Push::None
+        push: match inst.setting(keys::PUSH) {
+            Some(super::gate::PUSH_GATE) => Push::Gate,
+            // A repository from before the gate: its agent is plugged in.
+            _ if inst.setting(keys::REPO).is_some() => Push::Any,
+            _ => Push::None,
         },
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),

@@ -32,7 +32,6 @@ impl Engine {
                     // After the relay closed: its sessions ended with the sandbox.
                     let inst = self.incus.instance(&s.instance).await?;
                     super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
-                    self.gate_release(n, false).await?;
                     self.drop_local_credentials(&s.name, false).await
                 }
             }
@@ -53,7 +52,6 @@ impl Engine {
         self.egress_unregister(&s.name).await?;
         super::egress::denials::forget(&s.name);
         self.anthropic_release(&s.name, true).await?;
-        self.gate_release(&s.name, true).await?;
         self.drop_local_credentials(&s.name, true).await?;
         let _g = lock::acquire().await?;
         sshcfg::remove_entry(&s.name)?;
@@ -102,11 +100,9 @@ impl Engine {
                 self.egress_unregister(s).await?;
                 super::egress::denials::forget(s);
                 self.anthropic_release(s, true).await?;
-                self.gate_release(s, true).await?;
             }
         }
         super::anthropic::control::shutdown().await?;
-        super::hostsvc::control::shutdown(&super::gate::SERVICE).await?;
         let mut failed: Vec<String> =
             doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
         // A spare that a create's background refill was still making when the list was taken

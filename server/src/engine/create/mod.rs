@@ -94,8 +94,7 @@ impl Engine {
         // Credentials before the container: a refused key or a missing token fails fast.
         let key_config = self.prepare_key(&plan, &o.github_token, progress, rb).await?;
         check()?;
-        let endpoint = self.anthropic_prepare(&plan.name, &plan.golden_config, rb).await?;
-        let gate = self.prepare_gate(&plan, progress, rb).await?;
+        let endpoint = self.prepare_endpoint(&plan, progress, rb).await?;
         super::hostnet::ensure(&self.host, super::golden::BRIDGE).await?;
         let identity = steps::IdentityMaterial::new(&plan)?;
         progress.step(&format!("Creating {} from {}", plan.instance, plan.source_label()));
@@ -106,7 +105,6 @@ impl Engine {
         let files = identity.files(&plan, &slot);
         let (mut req, templated) = identity.request(&plan, &slot, &files, &key_config, clustered);
         req.devices.extend(endpoint);
-        req.devices.extend(gate);
         self.place_instance(&plan, &req, templated, clustered, progress, rb).await?;
         self.add_ssh_entry(&plan, &slot, &identity, rb)?;
         drop(guard);

@@ -111,8 +111,8 @@ impl Engine {
                 "give REPO_URL (or --from a sandbox that has one)",
             ));
         }
-        let gated = repo.is_some() && !o.allow_push_any && self.gate_here();
-        if repo.is_some() && !o.allow_push_any && !self.gate_here() {
+        let gated = repo.is_some() && !o.allow_push_any && self.anthropic_here();
+        if repo.is_some() && !o.allow_push_any && !self.anthropic_here() {
             tracing::warn!(
                 "the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can"
             );

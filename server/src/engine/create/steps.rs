@@ -97,17 +97,23 @@ impl Engine {
         Ok(Vec::new())
     }
 
-    /// The push gate's endpoint for the sandbox (its repository's fetches and pushes go through
-    /// the host), and the device that carries it in. Undo: the endpoint and the gate's mirror.
-    pub(super) async fn prepare_gate(
+    /// The sandbox's endpoints on the host daemon — the Anthropic API and, when its
+    /// repository's fetches and pushes go through the host, the push gate — and the device that
+    /// carries them in. Undo: the endpoints, their directory and the gate's mirror.
+    pub(super) async fn prepare_endpoint(
         &self,
         plan: &Plan,
         progress: &dyn Progress,
         rb: &mut Rollback,
     ) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>> {
-        let (true, Some(repo)) = (plan.gated, &plan.repo) else { return Ok(None) };
-        progress.step(&format!("Opening the push gate: {} may push only its own branch", plan.name));
-        Ok(Some(self.gate_prepare(&plan.name, repo, plan.branch.as_deref(), rb).await?))
+        let git = match (plan.gated, &plan.repo) {
+            (true, Some(repo)) => {
+                progress.step(&format!("Opening the push gate: {} may push only its own branch", plan.name));
+                Some(gate::Register::new(&plan.name, repo, plan.branch.as_deref()))
+            }
+            _ => None,
+        };
+        self.anthropic_prepare(&plan.name, &plan.golden_config, git, rb).await
     }
 
     /// The gate's socket units, into a sandbox whose golden image does not carry them (built
@@ -281,7 +287,7 @@ impl Engine {
         if plan.gated && plan.branch.is_none() {
             // Its branch is the one the clone checked out: the gate learns it from Incus.
             let inst = self.incus.instance(&plan.instance).await?;
-            self.gate_revive(&plan.name, &inst).await?;
+            self.anthropic_revive(&plan.name, &inst, true).await?;
         }
         Ok(())
     }

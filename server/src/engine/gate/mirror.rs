@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use super::{Register, SERVICE};
+use super::{Register, root};
 use crate::engine::validate;
 
 /// A push bigger than this is refused by receive-pack itself.
 const MAX_PUSH: &str = "2g";
 
 pub fn mirror_dir(name: &str) -> PathBuf {
-    SERVICE.root().join("mirrors").join(format!("{name}.git"))
+    root().join("mirrors").join(format!("{name}.git"))
 }
 
 /// The commits this sandbox put on its branch through the gate (one id per line): what a
@@ -22,11 +22,11 @@ pub fn made_file(name: &str) -> PathBuf {
 }
 
 pub fn known_hosts_file() -> PathBuf {
-    SERVICE.root().join("known_hosts")
+    root().join("known_hosts")
 }
 
 pub fn hooks_dir() -> PathBuf {
-    SERVICE.root().join("hooks")
+    root().join("hooks")
 }
 
 /// `GIT_SSH_COMMAND` for the server: pinned host keys only, no user config, the agent's key.

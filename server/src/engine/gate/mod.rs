@@ -2,38 +2,43 @@
 //! push its own branch and nothing else, against a sandbox that is root inside.
 //!
 //! The sandbox's key (deploy key, or `--ssh-key`) lives only in the sandbox's ssh-agent on the
-//! host, which is not plugged into the sandbox: nothing inside can sign for GitHub, so a
+//! host, which is not plugged into the sandbox: nothing inside can sign for the server, so a
 //! hand-made SSH connection gets nowhere. Its `origin` is `git://127.0.0.1/OWNER/REPO.git`, a
-//! socket unit forwarding to the gate's socket for this sandbox (units.rs). The gate — a host
-//! service (hostsvc) run as `sandbox __git-gate` — keeps a bare mirror per sandbox: fetches
-//! refresh it from the server first, pushes go into it and are decided by its pre-receive hook
-//! (hook.rs), which forwards the allowed updates to the server with the sandbox's key before the
-//! mirror's refs move. `--allow-push-any` at create turns the gate off for that sandbox: its
-//! agent is plugged in and it talks to the server directly, as before.
+//! socket unit forwarding to `git.sock` in the sandbox's directory of the host daemon (units.rs),
+//! the one daemon for per-sandbox services (anthropic/daemon.rs opens it with the sandbox's
+//! registration: endpoint.rs). The gate keeps a bare mirror per sandbox: fetches refresh it from
+//! the server first, pushes go into it and are decided by its pre-receive hook (hook.rs), which
+//! forwards the allowed updates to the server with the sandbox's key before the mirror's refs
+//! move. `--allow-push-any` at create turns the gate off for that sandbox: its agent is plugged
+//! in and it talks to the server directly.
+pub mod endpoint;
 pub mod hook;
 mod mirror;
-mod service;
 pub mod units;
 mod wire;
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
-use super::hostsvc::{self, Release, Service};
-use super::rollback::Rollback;
-use super::{Engine, creds, keys, validate};
+use super::{creds, keys, validate};
 use crate::error::Result;
 use crate::incus::Instance;
 
-pub const SERVICE: Service = Service { dir: "gate", command: "__git-gate", title: "the git push gate" };
+/// The socket's file name in the sandbox's directory of the host daemon.
 pub const SOCKET: &str = "git.sock";
-/// The Incus device that carries the gate's socket in.
-pub const DEVICE: &str = "git-gate";
-/// Where that directory appears inside (outside /run: systemd mounts a tmpfs there at boot).
-pub const SANDBOX_DIR: &str = "/var/lib/sandbox/gate";
 /// git's own port, on the sandbox's loopback.
 pub const PORT: u16 = 9418;
+/// `user.sandbox.push` values.
+pub const PUSH_GATE: &str = "gate";
+pub const PUSH_ANY: &str = "any";
 
-/// What the gate knows of a sandbox.
+/// `~/.sandbox/gate` (0700): the mirrors, the hook and the pinned host keys the gate's ssh uses.
+pub fn root() -> PathBuf {
+    crate::paths::sandbox_home().join("gate")
+}
+
+/// What the gate knows of a sandbox (part of its registration with the host daemon).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Register {
     /// The server's SSH URL (RepoRef::ssh_url).
@@ -45,12 +50,21 @@ pub struct Register {
 }
 
 impl Register {
-    fn new(name: &str, repo: &creds::RepoRef, branch: Option<&str>) -> Register {
+    pub fn new(name: &str, repo: &creds::RepoRef, branch: Option<&str>) -> Register {
         Register {
             url: repo.ssh_url(),
             branch: branch.map(str::to_owned),
             agent: creds::agent::socket_path(name).display().to_string(),
         }
+    }
+
+    /// A registration as Incus records the sandbox: None unless its pushes go through the gate.
+    pub fn of(name: &str, inst: &Instance) -> Result<Option<Register>> {
+        if !gated(inst) {
+            return Ok(None);
+        }
+        let Some(repo) = inst.setting(keys::REPO).map(creds::RepoRef::parse).transpose()? else { return Ok(None) };
+        Ok(Some(Register::new(name, &repo, inst.setting(keys::BRANCH))))
     }
 
     pub fn check(&self) -> std::result::Result<(), String> {
@@ -73,65 +87,28 @@ pub fn sandbox_url(repo: &creds::RepoRef) -> String {
     format!("git://127.0.0.1/{}.git", repo.slug())
 }
 
-/// The daemon's entry point (`sandbox __git-gate`).
-pub async fn run_daemon() -> anyhow::Result<()> {
-    crate::engine::creds::private_dir(&SERVICE.root()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    service::write_hook()?;
-    hostsvc::daemon::run(SERVICE, service::Gate::default()).await
-}
-
-/// Whether this sandbox's pushes go through the gate.
+/// Whether this sandbox's pushes go through the gate (recorded at create).
 pub fn gated(inst: &Instance) -> bool {
-    inst.devices.contains_key(DEVICE)
+    inst.setting(keys::PUSH) == Some(PUSH_GATE)
 }
 
-impl Engine {
-    /// The gate runs where Incus runs: here, on a local daemon.
-    pub(crate) fn gate_here(&self) -> bool {
-        self.host == super::host::Host::Local && matches!(self.incus.endpoint(), crate::incus::Endpoint::Unix(_))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Create: the sandbox's endpoint answers before the sandbox starts; returns its device for
-    /// the create request. Undo: the endpoint, its directory and mirror.
-    pub(crate) async fn gate_prepare(
-        &self,
-        name: &str,
-        repo: &creds::RepoRef,
-        branch: Option<&str>,
-        rb: &mut Rollback,
-    ) -> Result<(String, std::collections::BTreeMap<String, String>)> {
-        SERVICE.socket_path(name, SOCKET)?;
-        {
-            let n = name.to_string();
-            rb.push(format!("remove the push gate of {n}"), async move {
-                hostsvc::control::unregister(&SERVICE, &n, Release::Remove).await.map_err(|e| anyhow::anyhow!("{e}"))
-            });
+    #[test]
+    fn a_registration_names_an_ssh_url_a_branch_and_one_of_our_agents() {
+        let repo = creds::RepoRef::parse("git@github.com:acme/app.git").unwrap();
+        let r = Register::new("t", &repo, Some("feature"));
+        assert!(r.check().is_ok(), "{r:?}");
+        assert_eq!(sandbox_url(&repo), "git://127.0.0.1/acme/app.git");
+        let bad = [
+            Register { url: "https://github.com/acme/app".into(), ..r.clone() },
+            Register { branch: Some("-x".into()), ..r.clone() },
+            Register { agent: "/tmp/other.sock".into(), ..r.clone() },
+        ];
+        for b in bad {
+            assert!(b.check().is_err(), "{b:?}");
         }
-        hostsvc::control::register(&SERVICE, name, &Register::new(name, repo, branch)).await?;
-        Ok((DEVICE.to_string(), hostsvc::device(&SERVICE, name, SANDBOX_DIR)))
-    }
-
-    /// Restart, a `start` of a running sandbox, or its branch now known: the endpoint answers
-    /// again, for the branch Incus records.
-    pub(crate) async fn gate_revive(&self, name: &str, inst: &Instance) -> Result<()> {
-        if !gated(inst) || !self.gate_here() {
-            return Ok(());
-        }
-        let Some(repo) = inst.setting(keys::REPO).map(creds::RepoRef::parse).transpose()? else { return Ok(()) };
-        let reg = Register::new(name, &repo, inst.setting(keys::BRANCH));
-        hostsvc::control::register(&SERVICE, name, &reg).await
-    }
-
-    /// Stop, or rm (the mirror goes too).
-    pub(crate) async fn gate_release(&self, name: &str, removed: bool) -> Result<()> {
-        if !self.gate_here() {
-            return Ok(());
-        }
-        let how = if removed { Release::Remove } else { Release::Stop };
-        hostsvc::control::unregister(&SERVICE, name, how).await?;
-        if removed {
-            let _ = std::fs::remove_dir_all(mirror::mirror_dir(name));
-        }
-        Ok(())
     }
 }

@@ -1,15 +1,17 @@
 //! Inside a sandbox: git's own port on loopback, 127.0.0.1:9418, is a systemd socket unit whose
-//! `systemd-socket-proxyd` forwards each connection to the gate's socket, which the sandbox's
-//! `git-gate` disk device carries in. So `origin` is a plain `git://127.0.0.1/OWNER/REPO.git`
+//! `systemd-socket-proxyd` forwards each connection to the gate's socket in the sandbox's directory
+//! of the host daemon, which the sandbox's `anthropic` disk device carries in. So `origin` is a plain `git://127.0.0.1/OWNER/REPO.git`
 //! and git needs nothing else. Golden images get the units at build (marked); a sandbox from an
 //! image without them gets them pushed before its first start.
-use super::{PORT, SANDBOX_DIR, SOCKET};
+use super::{PORT, SOCKET};
+use crate::engine::anthropic::SANDBOX_DIR;
 use crate::error::Result;
 use crate::incus::{Config, FileWrite, Incus};
 
 /// On a golden image: it carries the units (version).
 pub const MARK: &str = crate::engine::keys::GOLDEN_GIT_GATE;
-const VERSION: &str = "1";
+/// 2: the socket in the host daemon's directory.
+const VERSION: &str = "2";
 const UNIT: &str = "sandbox-git-gate.socket";
 const SERVICE: &str = "sandbox-git-gate.service";
 const UNITS: &str = "/etc/systemd/system";
