@@ -1,0 +1,150 @@
+// Review and hand-back in a real VS Code, against the real sidecar, real Incus and the simulated
+// GitHub of the credentials suite (target/debug/sim-github: its API on loopback, a real sshd git
+// server in a network namespace; tests/vscode/run.sh starts it and names it in SIM_GITHUB_*).
+// Review Changes opens the multi-file diff editor, and both sides of each file are read back
+// through the extension's own content provider (the sidecar reading the sandbox's repository);
+// then Fetch Branch to Workspace and Create Pull Request.
+import * as assert from 'assert';
+import { execFile } from 'child_process';
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { Api } from '../src/main';
+import type { Node } from '../src/tree';
+import type { Opened } from '../src/review';
+import { ScriptedUi } from './scriptedUi';
+
+const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
+const REPO_URL = process.env.SIM_GITHUB_REPO_URL ?? '';
+const REPO_DIR = process.env.SIM_GITHUB_REPO_DIR ?? '';
+const TOKEN = process.env.SIM_GITHUB_TOKEN ?? '';
+const NAME = `t-rev-${randomBytes(3).toString('hex')}`;
+
+function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 120_000, cwd }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A file of the server's repository at `main`, as the test expects the base side. */
+async function atBase(file: string): Promise<string> {
+  const r = await run('git', ['--git-dir', REPO_DIR, 'show', `main:${file}`]);
+  assert.strictEqual(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+describe('Review and hand-back in VS Code', function () {
+  let api: Api;
+  let restoreUi: () => void = () => undefined;
+  const scripted = () => {
+    restoreUi();
+    const u = new ScriptedUi();
+    restoreUi = api.setUi(u);
+    return u;
+  };
+  const exec = async (...command: string[]) => {
+    const r = await api.sidecar.request('sandbox/exec', { name: NAME, command });
+    assert.strictEqual(r.status, 0, `${command.join(' ')}: ${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+
+  before(async function () {
+    if (!REPO_URL) {
+      this.skip(); // only with tests/vscode/run.sh's simulated GitHub
+    }
+    const ext = vscode.extensions.getExtension<Api>('agent-sandboxes.agent-sandboxes');
+    assert.ok(ext);
+    api = await ext.activate();
+    await api.whenLoaded();
+    const s = await api.sidecar.request('sandbox/create', { name: NAME, repo: REPO_URL, branch: 'feature', stack: 'minimal', githubToken: TOKEN });
+    assert.strictEqual(s.sandbox.push, 'gate');
+    // Three kinds of change: committed (an edit), untracked (a new file), uncommitted (a deletion);
+    // and a binary, which the review shows as a placeholder.
+    await exec('sed', '-i', 's/^step 3$/step three/', 'docs/guide.md');
+    await exec('git', '-c', 'user.name=t', '-c', 'user.email=t@example.invalid', 'commit', '-qam', 'Say three');
+    await exec('sh', '-c', 'printf "new work\\n" > "notes for review.md"');
+    await exec('rm', 'old name.txt');
+    await exec('python3', '-c', "open('logo.png','wb').write(bytes(range(256)))");
+  });
+
+  after(async function () {
+    restoreUi();
+    if (api) await run(BIN, ['rm', NAME]);
+  });
+
+  it('Review Changes opens the multi-file diff editor; each side is the base or the sandbox, read through the provider', async function () {
+    const before = api.review?.served ?? 0;
+    const opened = await vscode.commands.executeCommand<Opened>('agentSandboxes.reviewChanges', { kind: 'sandbox', name: NAME } satisfies Node);
+    assert.ok(opened, 'the review opened');
+    assert.match(opened.title, new RegExp(`^${NAME}: \\+\\d+ −\\d+ · 4 files · 1 commit since main$`));
+    await waitFor('the multi-diff editor tab', () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === opened.title, 15_000);
+
+    const byPath = new Map(opened.resources.map(([label, left, right]) => [label.path.replace(/^\//, ''), { left, right }]));
+    assert.deepStrictEqual([...byPath.keys()].sort(), ['docs/guide.md', 'logo.png', 'notes for review.md', 'old name.txt']);
+    const text = async (u: vscode.Uri) => (await vscode.workspace.openTextDocument(u)).getText();
+    const guide = byPath.get('docs/guide.md')!;
+    assert.strictEqual(guide.left.scheme, 'sandbox-review');
+    assert.strictEqual(await text(guide.left), await atBase('docs/guide.md'));
+    assert.strictEqual(await text(guide.right), (await atBase('docs/guide.md')).replace('step 3\n', 'step three\n'));
+    const added = byPath.get('notes for review.md')!;
+    assert.strictEqual(await text(added.left), '', 'an added file has nothing on the left');
+    assert.strictEqual(await text(added.right), 'new work\n');
+    const deleted = byPath.get('old name.txt')!;
+    assert.strictEqual(await text(deleted.left), await atBase('old name.txt'));
+    assert.strictEqual(await text(deleted.right), '', 'a deleted file has nothing on the right');
+    assert.match(await text(byPath.get('logo.png')!.right), /^\(binary file logo\.png, 256 bytes: not shown here/);
+    assert.ok((api.review?.served ?? 0) - before >= 5, 'both sides came from the sandbox through the sidecar');
+
+    // The summary reached the tree through Incus (sandbox/changed), as its changes child.
+    const kid = await waitFor('the changes child', () => api.tree.getChildren({ kind: 'sandbox', name: NAME }).find((k) => k.kind === 'changes'));
+    const item = api.tree.getTreeItem(kid);
+    assert.match(String(item.label), /^\+\d+ −\d+ · 4 files · 1 commit$/);
+    assert.strictEqual(item.description, 'uncommitted work · since main');
+    assert.strictEqual(item.command?.command, 'agentSandboxes.reviewChanges');
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('Fetch Branch to Workspace: the commit on refs/remotes/sandbox-NAME/feature, the workspace otherwise untouched', async function () {
+    const ws = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? '';
+    assert.ok(fs.existsSync(path.join(ws, '.git')), `the workspace is a git checkout: ${ws}`);
+    const state = async () => (await Promise.all([['symbolic-ref', 'HEAD'], ['for-each-ref', 'refs/heads'], ['status', '--porcelain']]
+      .map((a) => run('git', ['-C', ws, ...a])))).map((r) => r.stdout);
+    const before = await state();
+    scripted();
+    const r = await vscode.commands.executeCommand<{ ref: string; commit: string; uncommitted: number }>('agentSandboxes.fetchBranch', NAME);
+    assert.strictEqual(r?.ref, `refs/remotes/sandbox-${NAME}/feature`);
+    const head = (await exec('git', 'rev-parse', 'HEAD')).trim();
+    assert.strictEqual(r.commit, head);
+    assert.strictEqual((await run('git', ['-C', ws, 'rev-parse', r.ref])).stdout.trim(), head);
+    assert.ok(r.uncommitted >= 3, `uncommitted files are counted: ${r.uncommitted}`);
+    assert.deepStrictEqual(await state(), before, "the workspace's HEAD, branches and files are as they were");
+  });
+
+  it('Create Pull Request: the branch pushed through the gate, the pull request on "GitHub" and in the tree', async function () {
+    const u = scripted().script('Open Pull Request');
+    const pr = await vscode.commands.executeCommand<{ number: number; state: string; branch: string; base: string; title: string }>('agentSandboxes.createPullRequest', NAME);
+    u.done();
+    assert.ok(pr, JSON.stringify(u.asked));
+    assert.deepStrictEqual([pr.state, pr.branch, pr.base, pr.title], ['open', 'feature', 'main', 'Say three']);
+    const pushed = await run('git', ['--git-dir', REPO_DIR, 'rev-parse', 'refs/heads/feature']);
+    assert.strictEqual(pushed.stdout.trim(), (await exec('git', 'rev-parse', 'HEAD')).trim(), 'the branch is on the server');
+    const kid = await waitFor('the pull request child', () => api.tree.getChildren({ kind: 'sandbox', name: NAME }).find((k) => k.kind === 'pullRequest'));
+    const item = api.tree.getTreeItem(kid);
+    assert.strictEqual(item.label, `#${pr.number} open`);
+    assert.strictEqual(item.description, 'feature → main');
+    const link = await vscode.commands.executeCommand<string>('agentSandboxes.openPullRequest', kid);
+    assert.match(link ?? '', new RegExp(`/pull/${pr.number}$`));
+  });
+});
