@@ -89,7 +89,6 @@ describe('Review and hand-back in VS Code', function () {
     const opened = await vscode.commands.executeCommand<Opened>('agentSandboxes.reviewChanges', { kind: 'sandbox', name: NAME } satisfies Node);
     assert.ok(opened, 'the review opened');
     assert.match(opened.title, new RegExp(`^${NAME}: \\+\\d+ −\\d+ · 4 files · 1 commit since main$`));
-    await waitFor('the multi-diff editor tab', () => vscode.window.tabGroups.activeTabGroup.activeTab?.label === opened.title, 15_000);
 
     const byPath = new Map(opened.resources.map(([label, left, right]) => [label.path.replace(/^\//, ''), { left, right }]));
     assert.deepStrictEqual([...byPath.keys()].sort(), ['docs/guide.md', 'logo.png', 'notes for review.md', 'old name.txt']);
@@ -106,6 +105,12 @@ describe('Review and hand-back in VS Code', function () {
     assert.strictEqual(await text(deleted.right), '', 'a deleted file has nothing on the right');
     assert.match(await text(byPath.get('logo.png')!.right), /^\(binary file logo\.png, 256 bytes: not shown here/);
     assert.ok((api.review?.served ?? 0) - before >= 5, 'both sides came from the sandbox through the sidecar');
+    // The multi-file diff editor is open, under the review's title.
+    const tabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs);
+    await waitFor(`the multi-diff editor tab (tabs: ${tabs().map((t) => t.label).join(' | ')})`,
+      () => tabs().some((t) => t.label === opened.title), 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}; tabs now: ${tabs().map((t) => `${t.label} [${t.input?.constructor?.name}]`).join(' | ')}`);
+    });
 
     // The summary reached the tree through Incus (sandbox/changed), as its changes child.
     const kid = await waitFor('the changes child', () => api.tree.getChildren({ kind: 'sandbox', name: NAME }).find((k) => k.kind === 'changes'));
