@@ -227,11 +227,13 @@ fn pr_opens_a_pull_request_against_the_base_and_records_its_state() {
         (Some(p.number), pr["url"].as_str())
     );
 
-    // Again: GitHub says it exists (422); the message names it, nothing else is opened.
+    // Again, with a new commit: the open pull request is named, nothing else is opened or pushed.
+    commit(&n, "more");
     let o = sb(&gh, &["pr", &n, "--title", "Another"], &[]);
     let err = text(&o.stderr);
     assert!(!o.status.success() && err.contains("already exists") && err.contains(&format!("#{}", p.number)), "{err}");
     assert_eq!(gh.pulls(REPO).len(), 1);
+    assert_eq!(gh.rev(REPO, "refs/heads/feature").as_deref(), Some(head.as_str()), "nothing pushed");
 
     // Merged on GitHub: --status reads it again and records it.
     gh.set_pull_state(REPO, p.number, "merged");
@@ -257,8 +259,24 @@ fn pr_errors_are_clear_and_leave_nothing_half_done() {
     gh.set_fail(None);
     assert!(!o.status.success() && err.contains("(403)") && err.contains("Pull requests: write"), "{err}");
     assert!(gh.pulls(REPO).is_empty());
+    assert_eq!(gh.rev(REPO, "refs/heads/feature"), None, "GitHub refused before anything was pushed");
     assert_eq!(incus_config(&n, "user.sandbox.pull-request"), "", "no pull request recorded");
     assert!(listed(&n).unwrap()["pullRequest"].is_null());
+
+    // GitHub's own 422 when it opens it (the base branch went away meanwhile): its message, said.
+    let o = Command::new("git")
+        .arg("--git-dir")
+        .arg(gh.repo_dir(REPO))
+        .args(["branch", "-m", "main", "trunk"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = sb(&gh, &["pr", &n], &[]);
+    let err = text(&o.stderr);
+    assert!(!o.status.success() && err.contains("(422)") && err.contains("base 'main' does not exist"), "{err}");
+    assert!(err.contains("hint: GitHub refused the pull request"), "{err}");
+    assert!(gh.pulls(REPO).is_empty());
+    assert_eq!(incus_config(&n, "user.sandbox.pull-request"), "", "no pull request recorded");
 
     // A sandbox on the default branch itself has no branch to propose.
     let m = g.name("pr");

@@ -217,19 +217,32 @@ impl GitHub {
                 if source.status_code.as_u16() == 422 && detail(&source).contains("already exists") =>
             {
                 let existing = self.open_pull_from(head).await.ok().flatten();
-                Err(EngineError::Conflict {
-                    what: format!("a pull request from {head} on {}", self.repo.slug()),
-                    hint: match existing {
-                        Some(p) => format!(
-                            "it is #{} ({}); push more commits to {head} to update it",
-                            p.number,
-                            p.html_url.map(|u| u.to_string()).unwrap_or(p.url)
-                        ),
-                        None => format!("see the repository's pull requests for {head}"),
-                    },
-                })
+                Err(self.exists(head, existing))
             }
             Err(e) => Err(self.error_with("opening the pull request", e, |s| self.pull_hint(s))),
+        }
+    }
+
+    /// Before anything is pushed: an open pull request from `head` is refused (naming it), and a
+    /// token that may not read pull requests fails here.
+    pub async fn refuse_existing_pull(&self, head: &str) -> Result<()> {
+        match self.open_pull_from(head).await? {
+            Some(p) => Err(self.exists(head, Some(p))),
+            None => Ok(()),
+        }
+    }
+
+    fn exists(&self, head: &str, existing: Option<octocrab::models::pulls::PullRequest>) -> EngineError {
+        EngineError::Conflict {
+            what: format!("a pull request from {head} on {}", self.repo.slug()),
+            hint: match existing {
+                Some(p) => format!(
+                    "it is #{} ({}); commits pushed to {head} (git push origin {head} in the sandbox) update it",
+                    p.number,
+                    p.html_url.map(|u| u.to_string()).unwrap_or(p.url)
+                ),
+                None => format!("see the repository's pull requests for {head}"),
+            },
         }
     }
 

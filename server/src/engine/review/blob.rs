@@ -48,8 +48,8 @@ pub fn check_oid(oid: &str) -> Result<()> {
 impl Engine {
     pub async fn blob(&self, name: &str, oid: &str) -> Result<Blob> {
         check_oid(oid)?;
-        let s = running(self, name).await?;
-        let git = Git { incus: &self.incus, instance: &s.instance, name };
+        let inst = running(self, name).await?;
+        let git = Git { incus: &self.incus, instance: &inst.name, name };
         let out = git.run(&git::spec(&["cat-file", "-s", oid])).await?;
         let size: Option<u64> = out.ok().then(|| out.stdout_str().trim().parse().ok()).flatten();
         let Some(size) = size else {

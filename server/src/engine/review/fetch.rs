@@ -73,9 +73,8 @@ impl Engine {
     pub async fn fetch(&self, name: &str, dir: &Path, progress: &dyn Progress) -> Result<FetchResult> {
         validate::sandbox_name(name)?;
         let top = toplevel(dir).await?;
-        let s = running(self, name).await?;
-        let inst = self.incus.instance(&s.instance).await?;
-        let git = Git { incus: &self.incus, instance: &s.instance, name };
+        let inst = running(self, name).await?;
+        let git = Git { incus: &self.incus, instance: &inst.name, name };
         let (head, dirty) = futures::future::try_join(
             git.ok(&["rev-parse", "--abbrev-ref", "HEAD"]),
             git.ok(&["status", "--porcelain", "-z", "--untracked-files=all"]),

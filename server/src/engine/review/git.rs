@@ -35,6 +35,19 @@ pub fn spec<S: AsRef<str>>(args: &[S]) -> ExecSpec {
         .max_output(MAX_OUTPUT)
 }
 
+/// `sh -c SCRIPT sh ARGS…` as ubuntu: a constant script of ours, the values only as its positional
+/// parameters (never in the script's text).
+pub fn script(script: &'static str, args: &[&str]) -> ExecSpec {
+    let mut argv = vec!["sh".to_string(), "-c".into(), script.into(), "sh".into()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    ExecSpec::new(argv)
+        .as_user(1000, 1000, "/home/ubuntu")
+        .env("USER", "ubuntu")
+        .env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .max_output(MAX_OUTPUT)
+}
+
 impl Git<'_> {
     /// Runs a command; its output whatever the exit status (bounded in size and time).
     pub async fn run(&self, spec: &ExecSpec) -> Result<ExecOutput> {

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use record::ChangeSummary;
 
 use super::Engine;
-use super::sandbox::{self, Sandbox};
+use super::sandbox::SandboxState;
 use crate::error::{EngineError, Result};
+use crate::incus::Instance;
 use git::Git;
 
 /// How a file changed between the base and the sandbox's working tree.
@@ -100,28 +101,49 @@ impl Diff {
     }
 }
 
-/// The sandbox, which must be running (git runs inside it).
-pub(crate) async fn running(engine: &Engine, name: &str) -> Result<Sandbox> {
+/// The sandbox's instance, which must be running (git runs inside it).
+pub(crate) async fn running(engine: &Engine, name: &str) -> Result<Instance> {
     super::validate::sandbox_name(name)?;
-    let s = sandbox::get(&engine.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))?;
-    if !s.is_running() {
+    let inst = engine
+        .incus
+        .instance(&super::validate::instance_name(name))
+        .await
+        .map_err(|e| if e.is_not_found() { EngineError::sandbox_not_found(name) } else { e.into() })?;
+    if SandboxState::from_incus(&inst.status) != SandboxState::Running {
         return Err(EngineError::failed(
             format!("sandbox '{name}' is not running"),
             format!("start it: sandbox start {name}"),
         ));
     }
-    Ok(s)
+    Ok(inst)
 }
 
 const DIFF_OPTS: &[&str] = &["diff", "--raw", "--numstat", "-z", "-M", "--no-abbrev", "--no-ext-diff", "--no-textconv"];
 
-/// The revisions a diff starts from, read in one call.
+/// In the checkout, one exec: the revisions a diff starts from, then the working tree (untracked
+/// files included) written as a tree object through a copy of the index — `git add -A` there
+/// reuses the file stats, and the sandbox's own index and working tree are never touched. A
+/// constant script; the base revision (checked by validate::git_rev) and a random tag are its
+/// positional parameters, never part of the script. Exit 3: no repository; 4: a revision is
+/// missing; 5: the snapshot failed.
+const SNAPSHOT: &str = r#"
+cd /workspace/project 2>/dev/null && dir=$(git rev-parse --absolute-git-dir 2>/dev/null) || { echo "not a git repository" >&2; exit 3; }
+git rev-parse HEAD 'HEAD^{tree}' "$1^{commit}" --abbrev-ref HEAD || exit 4
+idx="$dir/sandbox-review-$2.index"
+trap 'rm -f -- "$idx"' EXIT
+if [ -f "$dir/index" ]; then cp -- "$dir/index" "$idx" || exit 5; fi
+GIT_INDEX_FILE="$idx" GIT_OPTIONAL_LOCKS=1 git add -A >/dev/null || exit 5
+GIT_INDEX_FILE="$idx" GIT_OPTIONAL_LOCKS=1 git write-tree || exit 5
+"#;
+
+/// What the snapshot answered.
 struct Revs {
-    git_dir: String,
     head: String,
     head_tree: String,
     base: String,
     branch: Option<String>,
+    /// The working tree as a tree object.
+    tree: String,
 }
 
 impl Engine {
@@ -129,17 +151,15 @@ impl Engine {
     /// not; records the summary in Incus.
     pub async fn diff(&self, name: &str, base: Option<&str>) -> Result<Diff> {
         let base = base.map(super::validate::git_rev).transpose()?;
-        let s = running(self, name).await?;
-        let inst = self.incus.instance(&s.instance).await?;
+        let inst = running(self, name).await?;
         let recorded = inst.setting(super::keys::BASE_COMMIT).map(str::to_owned);
         let base_branch = inst.setting(super::keys::BASE_BRANCH).map(str::to_owned);
         // Sandboxes made before the base was recorded: their clone's default branch.
         let from = base.or(recorded).unwrap_or_else(|| "origin/HEAD".into());
-        let git = Git { incus: &self.incus, instance: &s.instance, name };
-        let revs = revisions(&git, &from).await?;
-        let tree = snapshot(&git, &revs.git_dir).await?;
+        let git = Git { incus: &self.incus, instance: &inst.name, name };
+        let revs = snapshot(&git, &from).await?;
         let range = format!("{}..{}", revs.base, revs.head);
-        let diff_args = [DIFF_OPTS, &[revs.base.as_str(), tree.as_str()]].concat();
+        let diff_args = [DIFF_OPTS, &[revs.base.as_str(), revs.tree.as_str()]].concat();
         let count_args = ["rev-list", "--count", range.as_str()];
         let (changes, count) = futures::future::try_join(git.ok(&diff_args), git.ok(&count_args)).await?;
         let parsed = parse::parse(&changes)
@@ -149,83 +169,53 @@ impl Engine {
             name: name.to_string(),
             added: parsed.files.iter().filter_map(|f| f.added).sum(),
             deleted: parsed.files.iter().filter_map(|f| f.deleted).sum(),
-            uncommitted: tree != revs.head_tree,
+            uncommitted: revs.tree != revs.head_tree,
             files: parsed.files,
             omitted: parsed.omitted as u32,
             base: revs.base,
             base_branch,
             branch: revs.branch,
             head: revs.head,
-            tree,
+            tree: revs.tree,
             commits,
         };
-        record::record(&self.incus, &s.instance, &inst, diff.summary()).await?;
+        record::record(&self.incus, &inst.name, &inst, diff.summary()).await?;
         Ok(diff)
     }
 
     /// The patch of a diff (`git diff` between its base and its snapshot), as git prints it.
     pub async fn patch(&self, d: &Diff) -> Result<Vec<u8>> {
-        let s = running(self, &d.name).await?;
-        let git = Git { incus: &self.incus, instance: &s.instance, name: &d.name };
+        let inst = running(self, &d.name).await?;
+        let git = Git { incus: &self.incus, instance: &inst.name, name: &d.name };
         git.ok(&["diff", "-M", "--no-ext-diff", "--no-textconv", "--no-color", &d.base, &d.tree]).await
     }
 }
 
-async fn revisions(git: &Git<'_>, base: &str) -> Result<Revs> {
-    let commit = format!("{base}^{{commit}}");
-    let out = git
-        .run(&git::spec(&["rev-parse", "--absolute-git-dir", "HEAD", "HEAD^{tree}", &commit, "--abbrev-ref", "HEAD"]))
-        .await?;
+/// The revisions and the working tree's snapshot (SNAPSHOT), or what is missing, said clearly.
+async fn snapshot(git: &Git<'_>, base: &str) -> Result<Revs> {
+    let tag = format!("{:016x}", rand::random::<u64>());
+    let out = git.run(&git::script(SNAPSHOT, &[base, &tag])).await?;
     let text = out.stdout_str();
     let lines: Vec<&str> = text.lines().collect();
     let hex = |s: &&str| (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if out.ok() && lines.len() == 5 && lines[1..4].iter().all(hex) {
-        let branch = Some(lines[4].to_string()).filter(|b| b != "HEAD" && super::validate::branch(b).is_ok());
-        let [dir, head, head_tree, base] = [0, 1, 2, 3].map(|i| lines[i].to_string());
-        return Ok(Revs { git_dir: dir, head, head_tree, base, branch });
+    if out.ok() && lines.len() == 5 && [0, 1, 2, 4].iter().all(|i| hex(&lines[*i])) {
+        let branch = Some(lines[3].to_string()).filter(|b| b != "HEAD" && super::validate::branch(b).is_ok());
+        let [head, head_tree, base, tree] = [0, 1, 2, 4].map(|i| lines[i].to_string());
+        return Ok(Revs { head, head_tree, base, branch, tree });
     }
     let err = out.stderr_str();
     let name = git.name;
-    if lines.is_empty() || err.contains("not a git repository") || err.contains("cannot change to") {
-        return Err(EngineError::failed(
-            format!("sandbox '{name}' has no git repository in {}", crate::engine::creds::PROJECT),
-            "create the sandbox with a REPO_URL (sandbox start NAME REPO_URL), or run `git init` there",
-        ));
-    }
-    if lines.len() < 2 || !hex(&lines[1]) {
-        return Err(EngineError::failed(
-            format!("the repository in sandbox '{name}' has no commit yet"),
-            "commit something first",
-        ));
-    }
-    Err(EngineError::failed(
-        format!("sandbox '{name}' does not know the base revision '{base}': {}", git::first_line(&err)),
-        "pass --base with a branch or commit it has (e.g. --base origin/main)",
-    ))
-}
-
-/// The working tree, untracked files included, as a tree object: `git add -A` into a copy of the
-/// index (so file stats are reused and nothing of the sandbox's own changes), then write-tree.
-async fn snapshot(git: &Git<'_>, git_dir: &str) -> Result<String> {
-    let index = format!("{git_dir}/sandbox-review-{:016x}.index", rand::random::<u64>());
-    let copy = crate::incus::ExecSpec::new(["cp", "--", &format!("{git_dir}/index"), &index]).as_user(
-        1000,
-        1000,
-        "/home/ubuntu",
-    );
-    // A repository without an index yet starts from an empty one.
-    git.run(&copy).await?;
-    let with_index = |args: &[&str]| git::spec(args).env("GIT_INDEX_FILE", &index).env("GIT_OPTIONAL_LOCKS", "1");
-    let made = async {
-        git.ok_spec(with_index(&["add", "-A"])).await?;
-        git.ok_spec(with_index(&["write-tree"])).await
-    }
-    .await;
-    let rm = crate::incus::ExecSpec::new(["rm", "-f", "--", &index]).as_user(1000, 1000, "/home/ubuntu");
-    let _ = git.run(&rm).await;
-    let tree = String::from_utf8_lossy(&made?).trim().to_string();
-    if !(tree.len() == 40 || tree.len() == 64) || !tree.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(EngineError::failed(format!("sandbox '{}': git write-tree said {tree:?}", git.name), ""));
-    }
-    Ok(tree)
+    let missing = match out.status {
+        3 => format!("sandbox '{name}' has no git repository in {}", crate::engine::creds::PROJECT),
+        4 if lines.first().is_none_or(|l| !hex(l)) => format!("the repository in sandbox '{name}' has no commit yet"),
+        4 => format!("sandbox '{name}' does not know the base revision '{base}': {}", git::first_line(&err)),
+        _ => format!("sandbox '{name}': git could not snapshot the working tree: {}", git::first_line(&err)),
+    };
+    let hint = match out.status {
+        3 => "create the sandbox with a REPO_URL (sandbox start NAME REPO_URL), or run `git init` there",
+        4 if lines.first().is_none_or(|l| !hex(l)) => "commit something first",
+        4 => "pass --base with a branch or commit it has (e.g. --base origin/main)",
+        _ => "is the sandbox's disk full, or its git broken? `sandbox exec NAME -- git status` shows more",
+    };
+    Err(EngineError::failed(missing, hint))
 }

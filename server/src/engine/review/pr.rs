@@ -97,14 +97,13 @@ impl Engine {
     pub async fn pull_request(&self, name: &str, o: &PrOptions, progress: &dyn Progress) -> Result<PullRequest> {
         let title = o.title.as_deref().map(|t| bounded("title", t, MAX_TITLE)).transpose()?;
         let body = o.body.as_deref().map(|b| bounded("body", b, MAX_BODY)).transpose()?;
-        let s = running(self, name).await?;
-        let inst = self.incus.instance(&s.instance).await?;
+        let inst = running(self, name).await?;
         let repo = repo_of(name, &inst)?;
         let token =
             github::token(&self.host, o.token.0.as_deref(), &format!("to open a pull request on {}", repo.slug()))
                 .await?;
         let gh = github::GitHub::new(&repo, &token)?;
-        let git = Git { incus: &self.incus, instance: &s.instance, name };
+        let git = Git { incus: &self.incus, instance: &inst.name, name };
         let branch = current_branch(&git).await?;
         let base = inst.setting(keys::BASE_BRANCH).unwrap_or("main").to_string();
         if branch == base {
@@ -122,6 +121,9 @@ impl Engine {
             ));
         }
         let (auto_title, auto_body) = from_commits(&log, &branch);
+        // GitHub first (an open pull request, a token that may not): a refusal leaves the server as
+        // it was.
+        gh.refuse_existing_pull(&branch).await?;
         progress.step(&format!("Pushing {branch} from sandbox {name}"));
         self.push_from_sandbox(&git, &inst, &branch).await?;
         progress.step(&format!("Opening a pull request {branch} → {base} on {}", repo.slug()));
@@ -129,7 +131,7 @@ impl Engine {
         let body = body.unwrap_or(auto_body);
         let made = gh.create_pull(&title, &branch, &base, &body, o.draft).await?;
         let pr = record_of(&made, &branch, &base);
-        self.store_pull_request(&s.instance, &pr).await?;
+        self.store_pull_request(&inst.name, &pr).await?;
         Ok(pr)
     }
 
