@@ -263,6 +263,14 @@ fn pr_errors_are_clear_and_leave_nothing_half_done() {
     assert_eq!(incus_config(&n, "user.sandbox.pull-request"), "", "no pull request recorded");
     assert!(listed(&n).unwrap()["pullRequest"].is_null());
 
+    // A sandbox on the default branch itself has no branch to propose.
+    let m = g.name("pr");
+    create_ok(&gh, &m, &[&gh.url(REPO)]);
+    commit(&m, "on main");
+    let o = sb(&gh, &["pr", &m], &[]);
+    assert!(!o.status.success() && text(&o.stderr).contains("works on main itself"), "{}", text(&o.stderr));
+    assert!(gh.pulls(REPO).is_empty());
+
     // GitHub's own 422 when it opens it (the base branch went away meanwhile): its message, said.
     let o = Command::new("git")
         .arg("--git-dir")
@@ -277,12 +285,4 @@ fn pr_errors_are_clear_and_leave_nothing_half_done() {
     assert!(err.contains("hint: GitHub refused the pull request"), "{err}");
     assert!(gh.pulls(REPO).is_empty());
     assert_eq!(incus_config(&n, "user.sandbox.pull-request"), "", "no pull request recorded");
-
-    // A sandbox on the default branch itself has no branch to propose.
-    let m = g.name("pr");
-    create_ok(&gh, &m, &[&gh.url(REPO)]);
-    commit(&m, "on main");
-    let o = sb(&gh, &["pr", &m], &[]);
-    assert!(!o.status.success() && text(&o.stderr).contains("works on main itself"), "{}", text(&o.stderr));
-    assert!(gh.pulls(REPO).is_empty());
 }
