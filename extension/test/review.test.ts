@@ -105,10 +105,10 @@ describe('Review and hand-back in VS Code', function () {
     assert.strictEqual(await text(deleted.right), '', 'a deleted file has nothing on the right');
     assert.match(await text(byPath.get('logo.png')!.right), /^\(binary file logo\.png, 256 bytes: not shown here/);
     assert.ok((api.review?.served ?? 0) - before >= 5, 'both sides came from the sandbox through the sidecar');
-    // The multi-file diff editor is open, under the review's title.
+    // The multi-file diff editor is open, under the review's title (VS Code adds the count).
     const tabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs);
     await waitFor(`the multi-diff editor tab (tabs: ${tabs().map((t) => t.label).join(' | ')})`,
-      () => tabs().some((t) => t.label === opened.title), 15_000).catch((e: Error) => {
+      () => tabs().some((t) => t.label === `${opened.title} (4 files)`), 15_000).catch((e: Error) => {
       throw new Error(`${e.message}; tabs now: ${tabs().map((t) => `${t.label} [${t.input?.constructor?.name}]`).join(' | ')}`);
     });
 
