@@ -47,6 +47,7 @@ async function atBase(file: string): Promise<string> {
 
 describe('Review and hand-back in VS Code', function () {
   let api: Api;
+  let reviewed: Opened | undefined;
   let restoreUi: () => void = () => undefined;
   const scripted = () => {
     restoreUi();
@@ -88,6 +89,7 @@ describe('Review and hand-back in VS Code', function () {
     const before = api.review?.served ?? 0;
     const opened = await vscode.commands.executeCommand<Opened>('agentSandboxes.reviewChanges', { kind: 'sandbox', name: NAME } satisfies Node);
     assert.ok(opened, 'the review opened');
+    reviewed = opened;
     assert.match(opened.title, new RegExp(`^${NAME}: \\+\\d+ −\\d+ · 4 files · 1 commit since main$`));
 
     const byPath = new Map(opened.resources.map(([label, left, right]) => [label.path.replace(/^\//, ''), { left, right }]));
@@ -119,6 +121,21 @@ describe('Review and hand-back in VS Code', function () {
     assert.strictEqual(item.description, 'uncommitted work · since main');
     assert.strictEqual(item.command?.command, 'agentSandboxes.reviewChanges');
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it("Open in Sandbox: a reviewed file opens in the sandbox's Remote-SSH window, at that file", async function () {
+    const right = reviewed?.resources.find(([label]) => label.path === '/docs/guide.md')?.[2];
+    assert.ok(right, 'the review of the previous test');
+    const u = scripted();
+    u.remoteSshAnswer = 'ready'; // no Remote-SSH window can open in this browser-based editor: the seam says one can
+    u.replies.set('Add `Include', 'Add the Include line');
+    const link = await vscode.commands.executeCommand<string>('agentSandboxes.openInSandbox', right);
+    assert.strictEqual(link, `${vscode.env.uriScheme}://vscode-remote/ssh-remote+sandbox-${NAME}/workspace/project/docs/guide.md:1:1`);
+    assert.strictEqual(u.links.length, 1, JSON.stringify(u.asked));
+    assert.deepStrictEqual([u.links[0].authority, u.links[0].path], ['vscode-remote', `/ssh-remote+sandbox-${NAME}/workspace/project/docs/guide.md:1:1`]);
+    // Anything but a reviewed file is refused with what to do.
+    await vscode.commands.executeCommand('agentSandboxes.openInSandbox', vscode.Uri.file('/etc/hostname'));
+    assert.ok(u.asked.some((a) => a.severity === 'error' && a.message.includes('no reviewed file is open')), JSON.stringify(u.asked));
   });
 
   it('Fetch Branch to Workspace: the commit on refs/remotes/sandbox-NAME/feature, the workspace otherwise untouched', async function () {
