@@ -55,8 +55,6 @@ export type Proto = "tcp" | "udp";
 
 export type Egress = "open" | "filtered";
 
-export type Push = "gate" | "any" | "none";
-
 export type Health = { docker: DockerState, sshAgent: boolean, 
 /**
  * Claude Code can reach the API with a credential (host, env or login).
@@ -405,6 +403,8 @@ domains: Array<string>,
 everywhere?: boolean, };
 
 export type Empty = Record<string, never>;
+
+export type Push = "gate" | "any" | "none";
 
 export type ChangeSummary = { added: number, deleted: number, files: number, commits: number, 
 /**

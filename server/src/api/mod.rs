@@ -228,7 +228,7 @@ fn declarations() -> Vec<String> {
     use crate::engine::egress::denials::{Denial, DenialKind};
     use crate::engine::golden::{GoldenInfo, GoldenState};
     use crate::engine::ports::PortRole;
-    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Push, Sandbox, SandboxState};
+    use crate::engine::sandbox::{ClaudeAuth, DockerState, Egress, Health, PortForward, Sandbox, SandboxState};
     use crate::engine::setup::{SetupAction, SetupReport};
     use crate::engine::validate::Proto;
     vec![
@@ -239,7 +239,6 @@ fn declarations() -> Vec<String> {
         PortRole::decl(),
         Proto::decl(),
         Egress::decl(),
-        Push::decl(),
         Health::decl(),
         crate::engine::listen::Listener::decl(),
         DockerState::decl(),

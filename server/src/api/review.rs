@@ -65,6 +65,7 @@ pub(super) fn declarations() -> Vec<String> {
     use crate::engine::review::{ChangeKind, FileChange};
     vec![
         // What clients see of a sandbox.
+        crate::engine::sandbox::Push::decl(),
         ChangeSummary::decl(),
         PullRequest::decl(),
         PrState::decl(),
