@@ -5,8 +5,7 @@ import * as vscode from 'vscode';
 import { AgentWatch } from './agents';
 import { SandboxError, Sidecar } from './client';
 import { registerCommands, type Ctx } from './commands';
-import type { ReviewContent } from './review';
-import { registerReviewCommands } from './reviewCommands';
+import { registerReviewCommands, type Review } from './reviewCommands';
 import { SIDECAR_SETTINGS } from './config';
 import { Denials } from './denials';
 import { configureErrors, reportError } from './errors';
@@ -36,7 +35,7 @@ export interface Api {
   /** The sidecar's state when activate() returned: activation does not wait for it. */
   sidecarAtActivation: string;
   /** Serves both sides of Review Changes (absent in a sandbox's own window). */
-  review: ReviewContent | undefined;
+  review: Review | undefined;
   /** In a sandbox's own window: its name. */
   inSandbox: string | undefined;
   /** The file the log (the Agent Sandboxes output channel) is written to. */
@@ -70,7 +69,7 @@ export function activate(context: vscode.ExtensionContext): Api {
   const inSandbox = sandboxOfThisWindow();
   let loaded: Promise<void>;
   let agents: AgentWatch | undefined;
-  let review: ReviewContent | undefined;
+  let review: Review | undefined;
   if (inSandbox) {
     void vscode.commands.executeCommand('setContext', 'agentSandboxes.sidecar', 'inSandbox');
     view.message = `In sandbox ${inSandbox}: sandboxes are managed from the window on the host.`;
@@ -99,7 +98,7 @@ export function activate(context: vscode.ExtensionContext): Api {
  * after each (re)start, the agents waiting for the user; starts the sidecar. `loaded` resolves
  * once the first lists arrived; `review` serves the sides of Review Changes.
  */
-function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch; review: ReviewContent } {
+function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch; review: Review } {
   const list = async () => {
     const mark = store.mark();
     const [all, images] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {})]);
@@ -131,7 +130,7 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
   const ctx: Ctx = { context, sidecar: s, store, view, reload, revealWaiting: () => agents.revealFirst() };
   configureErrors(log, () => (store.status()?.remote ?? 'local') === 'local');
   registerCommands(ctx);
-  const review = registerReviewCommands(ctx);
+  const review = registerReviewCommands(ctx, (m) => log.warn(m));
   context.subscriptions.push(
     s.onDidChangeSandbox((c) => {
       store.apply(c);

@@ -6,9 +6,9 @@
 import * as vscode from 'vscode';
 import { SandboxError, type Sidecar } from './client';
 import { githubTokenFor } from './github';
-import type { Diff, FetchResult, PullRequest } from './protocol.generated';
+import type { Agent, Diff, FetchResult, PullRequest } from './protocol.generated';
 import { ensureInclude, ensureRemoteSsh } from './remoteSsh';
-import { MAX_REVIEW_FILES, SCHEME, address, changesLine, openInSandboxLink, pairs, shown, sideOf, withoutRequest, type Side } from './reviewModel';
+import { MAX_REVIEW_FILES, SCHEME, address, changesLine, openInSandboxLink, pairs, shown, sideOf, turnEnded, withoutRequest, type Side } from './reviewModel';
 import type { Store } from './store';
 import { BACK, ui } from './ui';
 
@@ -26,6 +26,34 @@ export class ReviewContent implements vscode.TextDocumentContentProvider {
     const blob = await this.sidecar.request('sandbox/blob', { name: side.name, oid: side.blob ?? '' });
     this.served++;
     return shown(blob, side.path);
+  }
+}
+
+/** When an agent finishes a turn, its changes are read again (`sandbox/diff` records the summary
+ * in Incus, and `sandbox/changed` brings it to the tree): no polling. */
+export class ChangesOnTurnEnd implements vscode.Disposable {
+  private readonly last = new Map<string, Agent>();
+  private readonly sub: vscode.Disposable;
+  /** Sandboxes whose changes were read this way (the extension's tests count them). */
+  readonly refreshed: string[] = [];
+
+  constructor(private readonly store: Store, private readonly sidecar: Sidecar, private readonly log: (m: string) => void) {
+    this.sub = store.onDidChange(() => this.update());
+  }
+
+  private update() {
+    for (const s of this.store.all()) {
+      const before = this.last.get(s.name);
+      this.last.set(s.name, s.agent);
+      if (!turnEnded(before, s)) continue;
+      this.refreshed.push(s.name);
+      this.sidecar.request('sandbox/diff', { name: s.name }).catch((e: unknown) =>
+        this.log(`reading the changes of ${s.name} after its agent's turn: ${e instanceof Error ? e.message : String(e)}`));
+    }
+  }
+
+  dispose() {
+    this.sub.dispose();
   }
 }
 

@@ -2,16 +2,21 @@
 // Request, Open Pull Request (tree items, palette), and Open in Sandbox (a reviewed file).
 import * as vscode from 'vscode';
 import { registrar, running, targets, type Arg, type Ctx } from './commands';
-import { ReviewContent, createPullRequest, fetchBranch, openInSandbox, refreshChanges, reviewChanges } from './review';
+import { ChangesOnTurnEnd, ReviewContent, createPullRequest, fetchBranch, openInSandbox, refreshChanges, reviewChanges } from './review';
 import type { Sandbox } from './protocol.generated';
 import { SCHEME } from './reviewModel';
 import { ui } from './ui';
 
 const withRepo = (s: Sandbox) => !!s.repo && running(s);
 
-export function registerReviewCommands(ctx: Ctx): ReviewContent {
+/** What the review registered: the content provider, and the watch that reads an agent's changes
+ * when it finishes a turn. */
+export interface Review { content: ReviewContent; turns: ChangesOnTurnEnd }
+
+export function registerReviewCommands(ctx: Ctx, log: (m: string) => void): Review {
   const content = new ReviewContent(ctx.sidecar);
-  ctx.context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(SCHEME, content));
+  const turns = new ChangesOnTurnEnd(ctx.store, ctx.sidecar, log);
+  ctx.context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(SCHEME, content), turns);
   const register = registrar(ctx);
   const one = async (a: Arg, sel: Arg[] | undefined, verb: string) => (await targets(ctx, a, sel, withRepo, false, verb))[0];
   register('reviewChanges', 'Review changes', async (a, sel) => {
@@ -38,5 +43,5 @@ export function registerReviewCommands(ctx: Ctx): ReviewContent {
   });
   register('openInSandbox', 'Open in sandbox', async (a) =>
     openInSandbox(ctx.sidecar, ctx.store, (a as unknown) instanceof vscode.Uri ? (a as unknown as vscode.Uri) : undefined));
-  return content;
+  return { content, turns };
 }

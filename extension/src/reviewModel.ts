@@ -2,7 +2,7 @@
 // base, right: the sandbox's working tree) as `sandbox-review:` addresses, the text shown for a
 // side that is binary, too large or a submodule, the changes and pull request lines of the tree,
 // and the link that opens a file in the sandbox's Remote-SSH window.
-import type { Blob, ChangeSummary, Diff, FileChange, PrState, PullRequest } from './protocol.generated';
+import type { Agent, Blob, ChangeSummary, Diff, FileChange, PrState, PullRequest, Sandbox } from './protocol.generated';
 
 export const SCHEME = 'sandbox-review';
 /** More files than this are not opened at once (the editor would load them all). */
@@ -94,4 +94,12 @@ export function prIcon(s: PrState): { id: string; color: string } {
 export function openInSandboxLink(uriScheme: string, sshAlias: string, projectDir: string, path: string): string {
   const file = `${projectDir}/${path}`.split('/').map(encodeURIComponent).join('/');
   return `${uriScheme}://vscode-remote/ssh-remote+${sshAlias}${file}:1:1`;
+}
+
+/** The agent just finished a turn (its state became `done`, or a newer `done`): the moment the
+ * changes are read again. Nothing on first sight (`before` unknown: a list after a start). */
+export function turnEnded(before: Agent | undefined, s: Sandbox): boolean {
+  const now = s.agent;
+  if (!before || !s.repo || !s.reachable || s.state !== 'running' || now.state !== 'done') return false;
+  return before.state !== 'done' || before.since !== now.since;
 }

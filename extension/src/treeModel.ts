@@ -1,6 +1,6 @@
 // What the Sandboxes view shows for a sandbox, its ports, its health and its recent egress
 // refusals, without VS Code: the tree (tree.ts) turns these into TreeItems. `contextValue` drives
-// the menus in package.json: `sandbox.<state>[.repo]` (this user's), `foreign.<state>` (another
+// the menus in package.json: `sandbox.<state>[.repo[.agentDone]]` (this user's), `foreign.<state>` (another
 // user's: not reachable until adopted), `port.<http|other>.<role>`, `health`,
 // `denial.<name|address>`, `changes`, `pullRequest`.
 import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Push, Sandbox, SandboxState } from './protocol.generated';
@@ -130,7 +130,8 @@ export function sandboxView(s: Sandbox): SandboxView {
   return {
     label: s.name,
     description: description(s),
-    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}${s.repo ? '.repo' : ''}`,
+    // `.agentDone`: Review Changes inline, once its agent finished a turn.
+    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}${s.repo ? `.repo${s.agent.state === 'done' ? '.agentDone' : ''}` : ''}`,
     // The agent's state, when there is one, says more than the container's.
     icon: mine ? (agentIcon(s.agent.state) ?? stateIcon(s.state)) : { id: 'lock', color: 'disabledForeground' },
     tooltip: tooltip(s),

@@ -86,7 +86,7 @@ describe('Review and hand-back in VS Code', function () {
   });
 
   it('Review Changes opens the multi-file diff editor; each side is the base or the sandbox, read through the provider', async function () {
-    const before = api.review?.served ?? 0;
+    const before = api.review?.content.served ?? 0;
     const opened = await vscode.commands.executeCommand<Opened>('agentSandboxes.reviewChanges', { kind: 'sandbox', name: NAME } satisfies Node);
     assert.ok(opened, 'the review opened');
     reviewed = opened;
@@ -106,7 +106,7 @@ describe('Review and hand-back in VS Code', function () {
     assert.strictEqual(await text(deleted.left), await atBase('old name.txt'));
     assert.strictEqual(await text(deleted.right), '', 'a deleted file has nothing on the right');
     assert.match(await text(byPath.get('logo.png')!.right), /^\(binary file logo\.png, 256 bytes: not shown here/);
-    assert.ok((api.review?.served ?? 0) - before >= 5, 'both sides came from the sandbox through the sidecar');
+    assert.ok((api.review?.content.served ?? 0) - before >= 5, 'both sides came from the sandbox through the sidecar');
     // The multi-file diff editor is open, under the review's title (VS Code adds the count).
     const tabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs);
     await waitFor(`the multi-diff editor tab (tabs: ${tabs().map((t) => t.label).join(' | ')})`,
@@ -168,5 +168,33 @@ describe('Review and hand-back in VS Code', function () {
     assert.strictEqual(item.description, 'feature → main');
     const link = await vscode.commands.executeCommand<string>('agentSandboxes.openPullRequest', kid);
     assert.match(link ?? '', new RegExp(`/pull/${pr.number}$`));
+  });
+
+  it("the agent's turn ends: its changes are read again (no polling), and Review Changes sits inline on it", async function () {
+    // The image's own hook command, fired from inside the sandbox as Claude Code would.
+    const settings = await exec('cat', '/etc/claude-code/managed-settings.json');
+    const hook = (JSON.parse(settings).hooks.Stop as { hooks: { command: string }[] }[])
+      .flatMap((e) => e.hooks).find((h) => h.command.includes('hooks.sock'))?.command ?? '';
+    assert.ok(hook, settings);
+    const fire = (event: object) => exec('sh', '-c', 'printf %s "$1" | sh -c "$2"', 'fire', JSON.stringify({ session_id: 'e2e-review', ...event }), hook);
+    const files = () => api.store.get(NAME)?.changes?.files;
+    const before = files();
+    assert.strictEqual(before, 4, 'the summary the review recorded');
+    await fire({ hook_event_name: 'UserPromptSubmit' });
+    await waitFor('the agent working', () => api.store.get(NAME)?.agent.state === 'working', 15_000);
+    // The agent's work in this turn: one more file. Nothing reads it until the turn ends.
+    await exec('sh', '-c', 'printf "more\\n" > turn.txt');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.strictEqual(files(), 4, 'no polling: the summary is unchanged while the agent works');
+    const refreshed = api.review?.turns.refreshed.length ?? 0;
+    await fire({ hook_event_name: 'Stop', last_assistant_message: 'wrote turn.txt' });
+    await waitFor('the summary read again', () => files() === 5, 30_000);
+    assert.deepStrictEqual(api.review?.turns.refreshed.slice(refreshed), [NAME], 'read once, for this sandbox');
+    const kid = api.tree.getChildren({ kind: 'sandbox', name: NAME }).find((k) => k.kind === 'changes');
+    assert.ok(kid);
+    assert.match(String(api.tree.getTreeItem(kid).label), /^\+\d+ −\d+ · 5 files · 1 commit$/);
+    const node = api.tree.getChildren().find((n) => n.kind === 'sandbox' && n.name === NAME);
+    assert.ok(node);
+    assert.strictEqual(api.tree.getTreeItem(node).contextValue, 'sandbox.running.repo.agentDone', 'Review Changes inline');
   });
 });

@@ -4,9 +4,9 @@
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Diff, FileChange } from '../src/protocol.generated';
-import { MAX_REVIEW_FILES, SCHEME, address, changesLine, openInSandboxLink, pairs, prLine, shown, sideOf, withoutRequest } from '../src/reviewModel';
+import { MAX_REVIEW_FILES, SCHEME, address, changesLine, openInSandboxLink, pairs, prLine, shown, sideOf, turnEnded, withoutRequest } from '../src/reviewModel';
 import { changesView, pullRequestView } from '../src/treeModel';
-import { sandbox } from './fixtures';
+import { agent, sandbox } from './fixtures';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);
@@ -72,4 +72,19 @@ test("the tree: a sandbox with a repository has a changes child; one with a pull
 test('Open in Sandbox: a Remote-SSH link to the file, each path segment encoded', () => {
   assert.equal(openInSandboxLink('vscode', 'sandbox-web', '/workspace/project', 'dir with space/a#b.ts'),
     'vscode://vscode-remote/ssh-remote+sandbox-web/workspace/project/dir%20with%20space/a%23b.ts:1:1');
+});
+
+test("the agent's turn ended: its state became done, or a newer done; never on first sight or without a repository", () => {
+  const repo = 'git@github.com:o/r.git';
+  const working = agent({ state: 'working', since: '2026-01-01T00:00:00Z' });
+  const done = agent({ state: 'done', since: '2026-01-01T00:01:00Z' });
+  assert.equal(turnEnded(working, sandbox({ repo, agent: done })), true, 'working → done');
+  assert.equal(turnEnded(agent({ state: 'waiting' }), sandbox({ repo, agent: done })), true, 'waiting → done');
+  assert.equal(turnEnded(done, sandbox({ repo, agent: agent({ state: 'done', since: '2026-01-01T00:02:00Z' }) })), true, 'a newer done');
+  assert.equal(turnEnded(done, sandbox({ repo, agent: done })), false, 'the same done again (a list, another change)');
+  assert.equal(turnEnded(undefined, sandbox({ repo, agent: done })), false, 'first sight: a list after a start');
+  assert.equal(turnEnded(done, sandbox({ repo, agent: working })), false, 'a turn began');
+  assert.equal(turnEnded(working, sandbox({ repo: null, agent: done })), false, 'no repository');
+  assert.equal(turnEnded(working, sandbox({ repo, agent: done, state: 'stopped' })), false, 'stopped');
+  assert.equal(turnEnded(working, sandbox({ repo, agent: done, reachable: false })), false, "another user's");
 });

@@ -2,13 +2,16 @@
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { denialView, description, healthIcon, healthViews, isHttp, isName, listeningOn, portView, sandboxView, stateIcon } from '../src/treeModel';
-import { health, port, sandbox } from './fixtures';
+import { agent, health, port, sandbox } from './fixtures';
 
 test('a sandbox item: state icon and menu, stack · branch, a tooltip with slot and ports', () => {
   const v = sandboxView(sandbox({ name: 'web', branch: 'feat/x', repo: 'git@github.com:o/r.git', egress: 'filtered', cpu: '2', memory: '4GiB' }));
   assert.equal(v.label, 'web');
   assert.equal(v.description, 'minimal · feat/x');
   assert.equal(v.contextValue, 'sandbox.running.repo', 'a repository: the review menus');
+  const done = sandboxView(sandbox({ repo: 'git@github.com:o/r.git', agent: agent({ state: 'done', since: '2026-01-01T00:00:00Z' }) }));
+  assert.equal(done.contextValue, 'sandbox.running.repo.agentDone', 'its agent finished a turn: Review Changes inline');
+  assert.equal(sandboxView(sandbox({ agent: agent({ state: 'done' }) })).contextValue, 'sandbox.running', 'no repository: nothing to review');
   assert.deepEqual(v.icon, { id: 'vm-running', color: 'charts.green' });
   assert.match(v.tooltip, /\| ssh \| 127\.0\.0\.1:2203\/tcp \| 22 \|/);
   assert.match(v.tooltip, /slot: `3`/);
