@@ -143,7 +143,8 @@ fn print_mode_is_working_during_the_call_and_done_with_the_first_line_after() {
     assert!(row.contains(" done "), "the AGENT column: {row}");
 
     // Stopped, and started again: no session.
-    assert!(h.sb(&["stop", &n], &[]).status.success());
+    let o = h.sb(&["stop", &n], &[]);
+    assert!(o.status.success(), "stop: {}", text(&o.stderr));
     assert_eq!(agent(&h, &n)["state"], "none");
     let o = h.start(&n, &sim.url);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -291,7 +292,8 @@ fn claude_sessions_outlive_the_terminal_and_continue_after_a_restart() {
     drop(again);
 
     // After a restart the session is gone: Open Claude continues the last conversation.
-    assert!(h.sb(&["stop", &n], &[]).status.success());
+    let o = h.sb(&["stop", &n], &[]);
+    assert!(o.status.success(), "stop: {}", text(&o.stderr));
     assert!(h.start(&n, &sim.url).status.success());
     let after = open_claude(&h, &n, "c", &[]);
     wait_for("the continued conversation", Duration::from_secs(40), || after.screen().contains(&answer).then_some(()));

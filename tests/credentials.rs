@@ -459,3 +459,56 @@ fn ssh_key_applies_on_restart_and_rm_finds_a_key_without_stored_id_by_title() {
     assert_nothing_left(&n);
     assert!(key.exists(), "the user's key stays");
 }
+
+/// kill -9 of a create with a repository at every step that touches GitHub or the host (the key
+/// made, registered, the agent, the instance, the clone): the next `rm` deletes the key on
+/// GitHub, the key pair and the agent; the next `start` ends with exactly one key registered.
+#[test]
+fn a_create_killed_at_any_step_leaves_no_deploy_key_or_agent_behind() {
+    use sandbox_e2e::faults::{Home, Moment};
+    let gh = GitHub::start(&[REPO]);
+    let home = Home::new("credk9");
+    // The fake git server's host key, pinned in this home too.
+    std::fs::copy(sandbox_home().join("git_known_hosts"), home.dir.join("git_known_hosts")).unwrap();
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    let gh_env = gh.env();
+    env.extend(gh_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let moments = [
+        Moment::Line("Making deploy key"),
+        Moment::Line("Starting the sandbox's ssh-agent"),
+        Moment::Line("Creating agent-"),
+        Moment::Line("Carrying the agent's socket"),
+        Moment::Line("Cloning"),
+        Moment::After(std::time::Duration::from_millis(250)),
+    ];
+    for (i, moment) in moments.iter().enumerate() {
+        let name = unique(&format!("credk{i}"));
+        let mut run = home.spawn(&["start", &name, &gh.url(REPO)], &env);
+        let reached = run.wait_for(moment);
+        assert!(
+            reached || matches!(moment, Moment::After(_)),
+            "the create never reached {moment:?}: {}",
+            run.seen.join("\n")
+        );
+        run.signal(libc::SIGKILL);
+        let (_, log) = run.finish(std::time::Duration::from_secs(60));
+        let context = format!("kill -9 at {moment:?}:\n{log}\n");
+        if i % 2 == 0 {
+            let o = home.run(&["rm", &name], &env);
+            assert!(o.status.success() || text(&o.stderr).contains("not found"), "{context}{}", text(&o.stderr));
+            home.assert_absent(&name, &context);
+            let left: Vec<_> = gh.keys(REPO).into_iter().filter(|k| k.title == format!("sandbox-{name}")).collect();
+            assert!(left.is_empty(), "{context}keys left on GitHub: {left:?}");
+        } else {
+            let o = home.run(&["start", &name, &gh.url(REPO)], &env);
+            assert!(o.status.success(), "{context}{}", text(&o.stderr));
+            home.assert_working(&name, &context);
+            let mine: Vec<_> = gh.keys(REPO).into_iter().filter(|k| k.title == format!("sandbox-{name}")).collect();
+            assert_eq!(mine.len(), 1, "{context}exactly one key registered: {mine:?}");
+            let o = home.run(&["rm", &name], &env);
+            assert!(o.status.success(), "{context}{}", text(&o.stderr));
+            home.assert_absent(&name, &context);
+            assert!(gh.keys(REPO).iter().all(|k| k.title != format!("sandbox-{name}")), "{context}");
+        }
+    }
+}

@@ -193,3 +193,36 @@ async fn https_remote_with_a_trusted_client_certificate() {
     let wrong = Incus::connect(Endpoint::Https { url, tls }).unwrap();
     assert!(wrong.server().await.is_err(), "pinned server certificate enforced");
 }
+
+/// Incus answers 409 for more than names taken: a NIC address held by another instance keeps
+/// Incus's own message (it is no "already exists"); a create of a name that exists still is one.
+#[tokio::test]
+async fn a_conflict_that_is_not_a_name_taken_keeps_incus_s_message() {
+    use std::collections::BTreeMap;
+    let mut c = Cleanup::new();
+    let (a, b) = (c.add(unique("nica")), c.add(unique("nicb")));
+    let i = incus();
+    for n in [&a, &b] {
+        let req = InstancesPost {
+            name: n.clone(),
+            source: InstanceSource::copy("golden-minimal/ready"),
+            kind: "container".into(),
+            ..Default::default()
+        };
+        i.create_instance(&req).await.unwrap();
+    }
+    let ip = format!("10.100.0.{}", 200 + rand::random::<u8>() % 50);
+    let nic = |ip: &str| -> BTreeMap<String, String> {
+        [("type", "nic"), ("network", "incusbr0"), ("name", "eth0"), ("ipv4.address", ip)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    i.patch_instance(&a, Default::default(), [("eth0".to_string(), nic(&ip))].into()).await.unwrap();
+    let err = i.patch_instance(&b, Default::default(), [("eth0".to_string(), nic(&ip))].into()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(!matches!(err, sandbox::incus::IncusError::AlreadyExists { .. }), "{msg}");
+    assert!(msg.contains("already defined on another NIC"), "Incus's own words: {msg}");
+    let e = sandbox::error::EngineError::from(err);
+    assert_ne!(e.code(), sandbox::error::ErrorCode::Conflict, "{e}");
+}

@@ -262,6 +262,10 @@ fn bad_requests_get_errors_and_the_server_stays_up() {
     lsp.raw(huge.as_bytes());
     let e = lsp.wait_for(Duration::from_secs(30), |v| v["error"]["code"] == -32600);
     assert!(e["error"]["message"].as_str().unwrap().contains("limit"), "{e}");
+    // exec arguments are bounded (128 KiB each): a clear error, before any Incus call.
+    let r = lsp.call("sandbox/exec", json!({"name": "x", "command": ["echo", "a".repeat(1 << 20)]}));
+    assert_eq!(r["error"]["data"]["code"], "invalid_input", "{}", &r.to_string()[..300.min(r.to_string().len())]);
+    assert!(r["error"]["data"]["message"].as_str().unwrap().contains("128 KiB"), "{}", r["error"]);
     let r = lsp.call("sandbox/doctor", json!({}));
     assert!(r["result"].as_array().is_some_and(|a| !a.is_empty()), "still serving: {r}");
 }
@@ -441,4 +445,110 @@ fn health_is_pushed_and_exec_output_streams() {
     assert_eq!(r["result"]["stdout"], "one\nthree\n", "{r}");
     assert_eq!(r["result"]["stderr"], "err-two\n", "{r}");
     lsp.wait_for(Duration::from_secs(5), report("three"));
+}
+
+/// Valid JSON that is not a JSON-RPC 2.0 message, and header bytes that are not UTF-8: each gets
+/// an error (-32600 Invalid Request, -32700 Parse error), the server keeps serving, and a create
+/// in flight still gets its reply.
+#[test]
+fn messages_that_are_not_json_rpc_get_errors_and_a_create_in_flight_still_gets_its_reply() {
+    let home = sandbox_e2e::faults::Home::new("lspbad");
+    let home_dir = home.dir.display().to_string();
+    let name = unique("lspbad");
+    let mut lsp = Lsp::spawn(&[("SANDBOX_FAULT", "slow-after-copy"), ("SANDBOX_HOME", &home_dir)]);
+    lsp.initialize();
+    let create = lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    let bad: [(&[u8], i64); 9] = [
+        (b"{}", -32600),
+        (b"null", -32600),
+        (b"1", -32600),
+        (b"[]", -32600),
+        (b"[{\"jsonrpc\":\"2.0\",\"id\":90,\"method\":\"sandbox/list\"}]", -32600),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":91,\"method\":7}", -32600),
+        (b"{\"jsonrpc\":\"1.0\",\"id\":92,\"method\":\"sandbox/list\"}", -32600),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"sandbox/list\"}", -32600),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"method\":\"sandbox/list\"}", -32600),
+    ];
+    for (body, code) in bad {
+        lsp.raw(body);
+        let e = lsp.wait_for(Duration::from_secs(10), |v| v["error"]["code"] == code);
+        assert!(e["error"]["message"].is_string(), "{e}");
+        let r = lsp.call("sandbox/list", json!({"health": false}));
+        assert!(r["result"].is_array(), "still serving after {}: {r}", String::from_utf8_lossy(body));
+    }
+    // A header line that is not UTF-8 next to a valid Content-Length: the message is served.
+    let body = json!({"jsonrpc": "2.0", "id": 93, "method": "sandbox/list", "params": {"health": false}}).to_string();
+    let mut frame = format!("Content-Length: {}\r\nX-Note: caf", body.len()).into_bytes();
+    frame.extend_from_slice(b"\xe9\r\n\r\n");
+    frame.extend_from_slice(body.as_bytes());
+    let s = lsp.stdin.as_mut().unwrap();
+    s.write_all(&frame).unwrap();
+    s.flush().unwrap();
+    let r = lsp.response(93, Duration::from_secs(10));
+    assert!(r["result"].is_array(), "{r}");
+    // A Content-Length that is not UTF-8: a Parse error.
+    let s = lsp.stdin.as_mut().unwrap();
+    s.write_all(b"Content-Length: \xff\xfe\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    lsp.wait_for(Duration::from_secs(10), |v| v["error"]["code"] == -32700);
+    let r = lsp.call("sandbox/list", json!({"health": false}));
+    assert!(r["result"].is_array(), "{r}");
+    // The create went on all along.
+    let r = lsp.response(create, Duration::from_secs(120));
+    assert_eq!(r["result"]["action"], "created", "{r}");
+    home.remove(&name, "after bad messages");
+}
+
+/// A sidecar killed (kill -9) mid-create leaves a half-made sandbox that the next sidecar, when
+/// it starts, recognises and removes; one that gets TERM rolls its create back before it exits.
+#[test]
+fn a_sidecar_killed_mid_create_is_cleaned_up_by_the_next_and_term_rolls_back() {
+    let home = sandbox_e2e::faults::Home::new("lspkill");
+    let home_dir = home.dir.display().to_string();
+    let env = [("SANDBOX_FAULT", "slow-after-copy"), ("SANDBOX_HOME", home_dir.as_str())];
+    // Until the instance exists; a create that ended first (an error) fails the test with its reply.
+    let wait_instance = |lsp: &mut Lsp, id: i64, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sandbox_e2e::faults::exists(name) {
+            if let Ok(v) = lsp.rx.recv_timeout(Duration::from_millis(50)) {
+                assert!(v.get("id") != Some(&json!(id)) || v.get("method").is_some(), "the create ended: {v}");
+                lsp.seen.push(v);
+            }
+            assert!(Instant::now() < deadline, "create never started: {:?}", lsp.seen);
+        }
+    };
+    // kill -9: the half-made sandbox stays until a sidecar starts.
+    let name = unique("lspk9");
+    let mut lsp = Lsp::spawn(&env);
+    lsp.initialize();
+    let id = lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    wait_instance(&mut lsp, id, &name);
+    lsp.child.kill().unwrap();
+    lsp.child.wait().unwrap();
+    assert!(sandbox_e2e::faults::exists(&name), "half-made: the instance is there");
+    let mut next = Lsp::spawn(&[("SANDBOX_HOME", home_dir.as_str())]);
+    next.initialize();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sandbox_e2e::faults::exists(&name) || !home.leftovers(&name).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the next sidecar removed the half-made {name}: {:?}",
+            home.leftovers(&name)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    home.assert_absent(&name, "after the next sidecar");
+    // TERM: the create rolls back, then the sidecar exits.
+    let name = unique("lspterm");
+    let mut lsp = Lsp::spawn(&env);
+    lsp.initialize();
+    let id = lsp.request("sandbox/create", json!({"name": name, "stack": "minimal"}));
+    wait_instance(&mut lsp, id, &name);
+    unsafe { libc::kill(lsp.child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lsp.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the sidecar exits after TERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    home.assert_absent(&name, "after TERM to the sidecar");
 }

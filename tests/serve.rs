@@ -148,3 +148,90 @@ async fn a_client_vanishing_mid_create_leaves_no_orphan() {
     }
     let _ = sandbox(&["rm", &name], &[]);
 }
+
+/// Open sockets, threads and resident memory of a process, from its own /proc entries.
+fn usage(pid: u32) -> (usize, usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (fds, field("Threads:") as usize, field("VmRSS:"))
+}
+
+/// CPU time a process uses over `window` (clock ticks of /proc/PID/stat: utime + stime).
+async fn cpu_ticks(pid: u32, window: Duration) -> u64 {
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after_name = stat.rsplit_once(')').map(|(_, r)| r.to_string()).unwrap_or_default();
+        let f: Vec<u64> = after_name.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+        f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+    };
+    let t0 = ticks();
+    tokio::time::sleep(window).await;
+    ticks() - t0
+}
+
+/// Subscribers that subscribe (to changes and to denials) and vanish leave nothing running in
+/// `sandbox serve`: its open sockets, threads, memory and idle CPU come back to where they were.
+#[tokio::test]
+async fn vanished_subscribers_leave_no_socket_thread_or_memory_behind() {
+    let s = serve();
+    let pid = s.0.id();
+    let token = std::fs::read_to_string(sandbox_home().join("serve.token")).unwrap();
+    let vanish = |n: usize| {
+        let token = token.trim().to_string();
+        async move {
+            for i in 0..n {
+                let c = client(s.1, Some(&token)).await.expect("connect");
+                let (sub, unsub) = if i % 2 == 0 {
+                    ("sandbox/subscribeChanges", "sandbox/unsubscribeChanges")
+                } else {
+                    ("sandbox/subscribeDenials", "sandbox/unsubscribeDenials")
+                };
+                let sub = c.subscribe::<Value, _>(sub, rpc_params![], unsub).await.expect("subscribe");
+                // Gone without unsubscribing: the connection just drops.
+                std::mem::forget(sub);
+                drop(c);
+            }
+        }
+    };
+    // Settled: what the server holds after one round (lazy set-up, allocator pools) and idle.
+    let settled = || async {
+        let mut last = usage(pid);
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = usage(pid);
+            if now.0 == last.0 && now.1 == last.1 {
+                return now;
+            }
+            last = now;
+        }
+        last
+    };
+    vanish(20).await;
+    let before = settled().await;
+    let idle_before = cpu_ticks(pid, Duration::from_secs(5)).await;
+    vanish(200).await;
+    // Threads of tokio's blocking pool linger up to 10 s after their last task.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = usage(pid);
+    while (after.0 > before.0 + 2 || after.1 > before.1 + 1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = usage(pid);
+    }
+    // A task left per vanished subscriber (a denial poller wakes every second) costs idle CPU.
+    let idle_after = cpu_ticks(pid, Duration::from_secs(5)).await;
+    eprintln!(
+        "serve before: {before:?} (fds, threads, RSS KiB), {idle_before} ticks idle in 5 s; \
+         after 200 vanished subscribers: {after:?}, {idle_after} ticks"
+    );
+    assert!(idle_after <= idle_before + 5, "idle CPU back to {idle_before} ticks in 5 s: {idle_after}");
+    assert!(after.0 <= before.0 + 2, "open files back to {}: {}", before.0, after.0);
+    assert!(after.1 <= before.1 + 1, "threads back to {}: {}", before.1, after.1);
+    assert!(after.2 <= before.2 + 8 * 1024, "memory back to {} KiB: {} KiB", before.2, after.2);
+}

@@ -38,7 +38,15 @@ changes: ChangeSummary | null,
 /**
  * The pull request opened with `sandbox pr`.
  */
-pullRequest: PullRequest | null, };
+pullRequest: PullRequest | null, 
+/**
+ * Its create has not finished (absent once it has).
+ */
+incomplete?: "creating" | "interrupted", 
+/**
+ * The size of its root disk (`--disk`, else the default), as Incus has it.
+ */
+disk: string | null, };
 
 export type SandboxState = "running" | "stopped" | "frozen" | "error" | "starting" | "stopping" | "unknown";
 
@@ -337,9 +345,13 @@ slot?: number,
  */
 cpu?: string, 
 /**
- * Memory limit, e.g. 4GiB.
+ * Memory limit, e.g. 4GiB (at least 128MiB).
  */
 memory?: string, 
+/**
+ * Root disk size, e.g. 20GiB (at least 1GiB; default: SANDBOX_DEFAULT_DISK, else 10GiB).
+ */
+disk?: string, 
 /**
  * Environment variable for login shells (repeatable); the value is stored literally.
  */
@@ -372,7 +384,11 @@ export type ExposeParams = { name: string, port: number,
 /**
  * Default: tcp.
  */
-proto?: ExposeProto, hostPort?: number, };
+proto?: ExposeProto, hostPort?: number, 
+/**
+ * A host port below 1024 is refused unless this is true.
+ */
+allowLowPort?: boolean, };
 
 export type ExposeProto = "tcp" | "udp" | "both";
 

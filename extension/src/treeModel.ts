@@ -85,6 +85,8 @@ export function description(s: Sandbox): string {
   const parts = [...(agent ? [agent] : []), s.stack ?? 'unknown stack', branchText(s)];
   const tokens = tokensShort(s);
   if (tokens) parts.push(tokens);
+  // A create that did not finish: `sandbox start NAME` makes it again, Destroy removes it.
+  if (s.incomplete) parts.unshift(s.incomplete);
   return parts.join(' · ');
 }
 
@@ -104,7 +106,7 @@ export function tooltip(s: Sandbox): string {
   row('pushes', pushText(s.push));
   row('changes', s.changes ? `${changesLine(s.changes)}${s.baseBranch ? ` since ${s.baseBranch}` : ''}` : null);
   row('pull request', s.pullRequest ? `${prLine(s.pullRequest)} ${s.pullRequest.url}` : null);
-  row('limits', [s.cpu && `${s.cpu} CPU`, s.memory].filter(Boolean).join(', ') || null);
+  row('limits', [s.cpu && `${s.cpu} CPU`, s.memory, s.disk && `${s.disk} disk`].filter(Boolean).join(', ') || null);
   row('SSH host', s.sshAlias);
   row('slot', s.slot !== null ? String(s.slot) : null);
   if (s.ports.length > 0) {

@@ -21,9 +21,26 @@ export function cpu(v: string): string | undefined {
   return n >= 1 && n <= 1024 ? undefined : `'${v}' is not a CPU count: give a whole number of CPUs, e.g. 2`;
 }
 
+const UNITS: Record<string, number> = { KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
+
+/** A size as Incus takes it (a number with a unit), in bytes. */
+function sizeBytes(v: string): number | undefined {
+  const m = /^([1-9]\d{0,8})(KiB|MiB|GiB|TiB|KB|MB|GB|TB)$/.exec(v);
+  return m ? Number(m[1]) * UNITS[m[2]] : undefined;
+}
+
+function size(v: string, what: string, min: number, minText: string): string | undefined {
+  const b = sizeBytes(v);
+  if (b === undefined) return `'${v}' is not a ${what} size: give a size with a unit, e.g. 4GiB or 512MiB`;
+  return b >= min ? undefined : `${v} is too small: a sandbox needs at least ${minText}`;
+}
+
 export function memory(v: string): string | undefined {
-  const ok = /^[1-9]\d{0,8}(KiB|MiB|GiB|TiB|KB|MB|GB|TB)$/.test(v);
-  return ok ? undefined : `'${v}' is not a memory size: give a size with a unit, e.g. 4GiB or 512MiB`;
+  return size(v, 'memory', 128 * 2 ** 20, '128MiB');
+}
+
+export function disk(v: string): string | undefined {
+  return size(v, 'disk', 2 ** 30, '1GiB');
 }
 
 export function envPair(v: string): string | undefined {

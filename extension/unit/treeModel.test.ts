@@ -43,6 +43,12 @@ test("another user's sandbox: marked, its own menu (Adopt), no slot jargon", () 
   assert.match(v.tooltip, /Made by another user.*\*\*Adopt\*\* adds them/);
 });
 
+test('the root disk size is among the limits; a create that did not finish says so first', () => {
+  assert.match(sandboxView(sandbox({ cpu: '2', disk: '10GiB' })).tooltip, /limits: `2 CPU, 10GiB disk`/);
+  assert.equal(description(sandbox({ incomplete: 'interrupted', branch: null })), 'interrupted · minimal · no repository');
+  assert.equal(description(sandbox({ incomplete: 'creating', branch: null })), 'creating · minimal · no repository');
+});
+
 test('every state has an icon', () => {
   assert.equal(stateIcon('stopped').id, 'vm-outline');
   assert.equal(stateIcon('frozen').id, 'debug-pause');

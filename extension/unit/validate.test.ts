@@ -10,7 +10,7 @@ type Table = Record<string, { valid: string[]; invalid: string[] }>;
 const table: Table = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../tests/validation-cases.json'), 'utf8'));
 
 const validators: Record<string, (x: string) => string | undefined> = {
-  name: v.sandboxName, cpu: v.cpu, memory: v.memory, env: v.envPair, repo: v.repoUrl, branch: v.branch,
+  name: v.sandboxName, cpu: v.cpu, memory: v.memory, disk: v.disk, env: v.envPair, repo: v.repoUrl, branch: v.branch,
   credential: v.credential,
 };
 

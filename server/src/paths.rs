@@ -56,6 +56,54 @@ pub fn write(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     })
 }
 
+/// The most any file the product reads on the user's behalf may hold (lists, env files).
+pub const MAX_INPUT_FILE: u64 = 1 << 20;
+
+/// Reads a file given by the user, bounded: it must be a regular file (not a directory, a device
+/// such as /dev/zero, or a pipe) of at most `max` bytes. `None` when it does not exist.
+pub fn read_limited(path: &Path, max: u64, what: &str) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let bad = |m: String, hint: &str| EngineError::invalid(what, format!("{}: {m}", path.display()), hint);
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(format!("cannot read it: {e}"), "make it a readable file")),
+    };
+    // The descriptor's own metadata: what was opened is what is checked.
+    let meta = f.metadata().map_err(|e| bad(format!("cannot read it: {e}"), "make it a readable file"))?;
+    if meta.is_dir() {
+        return Err(bad("is a directory".into(), "give a file (or remove the directory)"));
+    }
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".into(), "give a regular file"));
+    }
+    let limit = format!("larger than {} MiB", max >> 20);
+    if meta.len() > max {
+        return Err(bad(limit, "give a smaller file"));
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(format!("cannot read it: {e}"), "make it a readable file"))?;
+    if out.len() as u64 > max {
+        return Err(bad(limit, "give a smaller file"));
+    }
+    Ok(Some(out))
+}
+
+/// `read_limited` of a text file: every byte UTF-8, or an error naming the first line that is not.
+pub fn read_text(path: &Path, max: u64, what: &str) -> Result<Option<String>> {
+    let Some(bytes) = read_limited(path, max, what)? else { return Ok(None) };
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        EngineError::invalid(
+            what,
+            format!("{}: line {line} is not UTF-8", path.display()),
+            "save the file as UTF-8 (or remove that line): nothing was read from it",
+        )
+    })
+}
+
 /// Runs `f` holding an exclusive lock on `lock_file` (created if missing): first uses of shared
 /// files (a key pair, a certificate) by several processes at once make them exactly once.
 pub fn with_file_lock<T>(lock_file: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -106,6 +154,22 @@ mod tests {
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temporary file left");
         write_atomic(&p, b"x", 0o644).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o644);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn user_files_are_read_only_when_regular_small_and_text() {
+        let d = scratch();
+        let f = d.join("list");
+        assert!(read_limited(&f, 10, "list").unwrap().is_none(), "missing: none");
+        std::fs::write(&f, b"0123456789").unwrap();
+        assert_eq!(read_limited(&f, 10, "list").unwrap().unwrap(), b"0123456789");
+        assert!(read_limited(&f, 9, "list").unwrap_err().to_string().contains("larger than"));
+        assert!(read_limited(&d, 10, "list").unwrap_err().to_string().contains("is a directory"));
+        let zero = read_limited(Path::new("/dev/zero"), 10, "list").unwrap_err().to_string();
+        assert!(zero.contains("not a regular file"), "{zero}");
+        std::fs::write(&f, b"ok\ncaf\xe9\n").unwrap();
+        assert!(read_text(&f, 100, "env").unwrap_err().to_string().contains("line 2 is not UTF-8"));
         let _ = std::fs::remove_dir_all(d);
     }
 

@@ -1,5 +1,6 @@
 //! Progress reporting: engine operations name their steps and stream tool output; each front
 //! renders it (CLI: stderr; LSP: work-done progress; API: subscription messages).
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,11 +34,12 @@ impl Stderr {
 impl Progress for Stderr {
     fn step(&self, message: &str) {
         tracing::debug!("step: {message}");
-        eprintln!("[{:>5.1}s] {message}", self.start.elapsed().as_secs_f64());
+        // A closed stderr (`sandbox start x 2>&1 | head -1`) must not stop the operation.
+        let _ = writeln!(std::io::stderr(), "[{:>5.1}s] {message}", self.start.elapsed().as_secs_f64());
     }
     fn line(&self, line: &str) {
         if self.show_lines {
-            eprintln!("        │ {line}");
+            let _ = writeln!(std::io::stderr(), "        │ {line}");
         }
     }
 }

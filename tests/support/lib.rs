@@ -152,3 +152,5 @@ impl Drop for Sandboxes {
         }
     }
 }
+
+pub mod faults;

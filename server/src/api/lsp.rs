@@ -47,6 +47,8 @@ pub struct Backend {
     /// The client asked for `sandbox/denied` (`initializationOptions.denials`): only then are the
     /// filters' logs tailed.
     denials: AtomicBool,
+    /// Cancelled by a signal: every operation running rolls back.
+    stop: CancellationToken,
 }
 
 /// Progress lines from the engine, forwarded in order as `$/progress` reports.
@@ -92,7 +94,7 @@ impl Backend {
         });
         // The operation runs as its own task: a client that cancels (or vanishes) does not drop
         // it half-way; the cancel token makes it roll back instead.
-        let cancel = CancellationToken::new();
+        let cancel = self.stop.child_token();
         let cx = CallCx { progress: Arc::new(LspProgress(tx)), cancel: cancel.clone() };
         let api = self.api.clone();
         let handle = self.tasks.spawn(async move { api.dispatch(method, params, cx).await });
@@ -126,6 +128,9 @@ impl LanguageServer for Backend {
         if self.watching.swap(true, Ordering::SeqCst) {
             return;
         }
+        // What a killed process left (a create interrupted by kill -9) goes now.
+        let engine = self.api.engine.clone();
+        self.tasks.spawn(async move { super::sweep(&engine).await });
         let client = self.client.clone();
         let mut rx = watch::follow(self.api.engine.clone());
         tokio::spawn(async move {
@@ -169,20 +174,25 @@ macro_rules! define_lsp {
 crate::for_each_method!(define_lsp);
 
 /// Serves LSP on stdin/stdout until the client exits; then lets running operations finish
-/// (or roll back) before the process ends, so a vanished client never leaves an orphan.
-pub async fn serve_stdio(api: Api) {
+/// (or roll back) before the process ends, so a vanished client never leaves an orphan. `stop`
+/// (a signal) ends serving at once and rolls running operations back.
+pub async fn serve_stdio(api: Api, stop: CancellationToken) {
     let tasks = TaskTracker::new();
-    let t = tasks.clone();
+    let (t, s) = (tasks.clone(), stop.clone());
     let (service, socket) = register(LspService::build(move |client| Backend {
         client,
         api,
         tasks: t,
         watching: AtomicBool::new(false),
         denials: AtomicBool::new(false),
+        stop: s,
     }))
     .finish();
     let (input, output) = super::frames::guard(tokio::io::stdin(), tokio::io::stdout());
-    Server::new(input, output, socket).serve(service).await;
+    tokio::select! {
+        _ = Server::new(input, output, socket).serve(service) => {}
+        _ = stop.cancelled() => {}
+    }
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(300), tasks.wait()).await.is_err() {
         tracing::warn!("operations still running after 300 s; exiting");

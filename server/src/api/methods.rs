@@ -12,6 +12,7 @@ pub use crate::engine::doctor::Check;
 pub use crate::engine::egress::{Allowlist, denials::Denial};
 use crate::engine::golden;
 pub use crate::engine::golden::GoldenInfo;
+use crate::engine::recover::Found;
 pub use crate::engine::sandbox::{PortForward, Sandbox};
 pub use crate::engine::setup::SetupReport;
 use crate::engine::setup::{Rebuild, SetupOptions};
@@ -99,6 +100,8 @@ pub struct ExposeParams {
     /// Default: tcp.
     pub proto: Option<ExposeProto>,
     pub host_port: Option<u32>,
+    /// A host port below 1024 is refused unless this is true.
+    pub allow_low_port: Option<bool>,
 }
 
 /// Which protocols `expose` forwards.
@@ -214,7 +217,8 @@ impl Api {
     pub async fn create(&self, p: CreateOptions, cx: CallCx) -> R<StartResult> {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
-        if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_some() {
+        // What an interrupted create left is no sandbox: the create removes it and goes on.
+        if let Found::Exists(_) = self.engine.inspect(&p.name).await? {
             return Err(EngineError::Conflict {
                 what: format!("sandbox '{}'", p.name),
                 hint: "pick another name, or use sandbox/start to restart it".into(),
@@ -227,7 +231,7 @@ impl Api {
     pub async fn start(&self, p: StartParams, cx: CallCx) -> R<StartResult> {
         validate::sandbox_name(&p.name)?;
         let _g = self.lock(&p.name).await;
-        if sandbox::get(&self.engine.incus, &p.name).await.map_err(EngineError::from)?.is_none() {
+        if let Found::Absent = self.engine.inspect(&p.name).await? {
             return Err(EngineError::sandbox_not_found(&p.name).into());
         }
         let o = CreateOptions {
@@ -245,8 +249,8 @@ impl Api {
         let futs = names.into_iter().map(|n| async move {
             let _g = self.lock(&n).await;
             let mut r = self.engine.stop(std::slice::from_ref(&n), remove, token).await;
-            let (name, res) = r.pop().unwrap_or((n, Ok(())));
-            outcome(name, res)
+            let (name, res) = r.pop().unwrap_or((n, Ok(Default::default())));
+            outcome(name, res.map(|_| ()))
         });
         Ok(futures::future::join_all(futs).await)
     }
@@ -268,7 +272,8 @@ impl Api {
             ExposeProto::Udp => "udp",
             ExposeProto::Both => "both",
         };
-        Ok(self.engine.expose(&p.name, &p.port.to_string(), proto, host.as_deref()).await?)
+        let allow_low = p.allow_low_port.unwrap_or(false);
+        Ok(self.engine.expose(&p.name, &p.port.to_string(), proto, host.as_deref(), allow_low).await?)
     }
 
     pub async fn unexpose(&self, p: UnexposeParams, _cx: CallCx) -> R<Done> {
@@ -280,14 +285,7 @@ impl Api {
 
     pub async fn exec(&self, p: ExecParams, cx: CallCx) -> R<ExecResult> {
         validate::sandbox_name(&p.name)?;
-        if p.command.is_empty() {
-            return Err(EngineError::invalid(
-                "command",
-                "the command is empty",
-                "give argv, e.g. [\"git\", \"status\"]",
-            )
-            .into());
-        }
+        validate::command(&p.command)?;
         let s = sandbox::get(&self.engine.incus, &p.name)
             .await
             .map_err(EngineError::from)?
@@ -323,7 +321,11 @@ impl Api {
     }
 
     pub async fn doctor(&self, _p: Empty, _cx: CallCx) -> R<Vec<Check>> {
-        Ok(doctor::run(&self.engine.incus, &self.engine.host).await)
+        let mut checks = doctor::run(&self.engine.incus, &self.engine.host).await;
+        if checks.iter().any(|c| c.name == "incus running" && c.ok) {
+            checks.push(self.engine.orphans_check().await);
+        }
+        Ok(checks)
     }
 
     pub async fn host_info(&self, _p: Empty, _cx: CallCx) -> R<HostInfo> {

@@ -154,6 +154,16 @@ impl Api {
     }
 }
 
+/// A sidecar starting: what killed processes left (interrupted creates) is removed, and said.
+pub(crate) async fn sweep(engine: &Engine) {
+    for (name, r) in engine.sweep_interrupted().await {
+        match r {
+            Ok(()) => tracing::info!("removed what an interrupted create of '{name}' left"),
+            Err(e) => tracing::warn!("an interrupted create of '{name}' left things behind: {e}"),
+        }
+    }
+}
+
 fn parse<P: DeserializeOwned>(params: Value) -> Result<P, ApiError> {
     let params = if params.is_null() { Value::Object(Default::default()) } else { params };
     serde_json::from_value(params).map_err(ApiError::invalid_params)

@@ -4,6 +4,7 @@
 //! (notifications `sandbox/changed`, unsubscribe with `sandbox/unsubscribeChanges`); the same for
 //! `Status` (`sandbox/status`) and `Denials` (`sandbox/denied`). Progress: pass `workDoneToken`
 //! and subscribe with `sandbox/subscribeProgress` (`sandbox/progress`).
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::status::STATUS;
 use super::watch::{self, Push};
@@ -78,14 +80,22 @@ impl crate::progress::Progress for Broadcast {
 }
 
 /// Builds the module: every method of the table, plus the progress, change, status and denial
-/// subscriptions.
-pub fn module(api: Api) -> RpcModule<Api> {
+/// subscriptions. Calls run as tasks of `tasks`, cancelled (rolled back) by `stop`.
+pub fn module(api: Api, stop: CancellationToken, tasks: TaskTracker) -> RpcModule<Api> {
     let (progress_tx, _) = broadcast::channel::<ProgressEvent>(1024);
     let mut m = RpcModule::new(api);
     for &name in METHODS {
         let tx = progress_tx.clone();
+        let (stop, tasks) = (stop.clone(), tasks.clone());
         m.register_async_method(name, move |params, api, _| {
-            call(name, params.as_str().map(str::to_owned), Api::clone(&api), tx.clone())
+            call(
+                name,
+                params.as_str().map(str::to_owned),
+                Api::clone(&api),
+                tx.clone(),
+                stop.child_token(),
+                tasks.clone(),
+            )
         })
         .expect("method names are unique");
     }
@@ -125,12 +135,15 @@ pub fn module(api: Api) -> RpcModule<Api> {
 
 /// One method call: params decoded, progress (when a `workDoneToken` came) broadcast to the
 /// progress subscribers, the operation run as its own task (a client that disconnects mid-call
-/// does not drop a create half-way: it completes, or rolls back on failure, regardless).
+/// does not drop a create half-way: it completes, or rolls back on failure, regardless; a signal
+/// to the server cancels it: it rolls back).
 async fn call(
     name: &'static str,
     raw: Option<String>,
     api: Api,
     tx: broadcast::Sender<ProgressEvent>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
 ) -> std::result::Result<Value, ErrorObjectOwned> {
     let mut value: Value = match raw {
         Some(raw) => serde_json::from_str(&raw).map_err(|e| to_rpc(ApiError::invalid_params(e)))?,
@@ -144,8 +157,9 @@ async fn call(
         }
         None => Arc::new(crate::progress::Silent),
     };
-    let cx = CallCx { progress, cancel: CancellationToken::new() };
-    let res = tokio::spawn(async move { api.dispatch(name, value, cx).await })
+    let cx = CallCx { progress, cancel };
+    let res = tasks
+        .spawn(async move { api.dispatch(name, value, cx).await })
         .await
         .map_err(|e| to_rpc(ApiError::failed(e)))?
         .map_err(to_rpc);
@@ -226,11 +240,25 @@ pub async fn serve(api: Api, listen: SocketAddr, cancel: CancellationToken) -> R
             |e| EngineError::failed(format!("cannot listen on {listen}: {e}"), "choose another port with --listen"),
         )?;
     let addr = server.local_addr().map_err(|e| EngineError::failed(e.to_string(), ""))?;
-    eprintln!("sandbox serve: listening on http://{addr} and ws://{addr} (token in {})", token_path().display());
-    let handle = server.start(module(api));
+    let _ = writeln!(
+        std::io::stderr(),
+        "sandbox serve: listening on http://{addr} and ws://{addr} (token in {})",
+        token_path().display()
+    );
+    let tasks = TaskTracker::new();
+    {
+        let engine = api.engine.clone();
+        tasks.spawn(async move { super::sweep(&engine).await });
+    }
+    let handle = server.start(module(api, cancel.clone(), tasks.clone()));
     tokio::select! {
         _ = cancel.cancelled() => { let _ = handle.stop(); }
         _ = handle.clone().stopped() => {}
+    }
+    // Calls still running roll back (their tokens are the signal's children), then we go.
+    tasks.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(300), tasks.wait()).await.is_err() {
+        tracing::warn!("operations still running after 300 s; exiting");
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Live state, pushed: follows Incus's `/1.0/events` (lifecycle) and turns each event about a
 //! sandbox into its new state, and each change of the daemon's reachability or of the golden
 //! images into a new server status — no polling. After a (re)connect every sandbox is re-sent,
-//! since events may have been missed while the daemon was away.
+//! since events may have been missed while the daemon was away. Each follower ends as soon as its
+//! receiver is dropped (a subscriber that vanished), closing its Incus event socket: nothing is
+//! kept for it.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +42,16 @@ pub fn follow(engine: Engine) -> mpsc::Receiver<Push> {
         let mut connected_before = false;
         let mut last: Option<ServerStatus> = None;
         let healths = Healths::default();
-        while let Some(msg) = events.recv().await {
+        loop {
+            // Waiting for the next event must not outlive the receiver: a subscriber that left
+            // ends this follower (and its event socket) at once, not at the next event.
+            let msg = tokio::select! {
+                _ = tx.closed() => return,
+                msg = events.recv() => match msg {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
             let sent = match msg {
                 EventMsg::Connected => {
                     let resent = !connected_before || resend_all(&engine, &tx, &healths).await;
@@ -101,6 +112,12 @@ async fn resend_all(engine: &Engine, tx: &mpsc::Sender<Push>, healths: &Healths)
 /// row, and only the last one's probe runs.
 const PROBE_AFTER: Duration = Duration::from_millis(300);
 
+/// A sandbox whose sshd (port 22 inside) is not listening yet is still booting: probed again
+/// this often, this many times at most (a sandbox whose sshd never comes is not probed for ever).
+const BOOT_PROBE_EVERY: Duration = Duration::from_secs(1);
+const BOOT_PROBES: u32 = 30;
+const SSH_PORT: u16 = 22;
+
 /// Health, pushed once known: each change goes out at once (without a probe), and for a running
 /// sandbox a probe follows and is sent as a second `sandbox/changed` — unless a newer change of
 /// that sandbox came meanwhile. Sends happen under one lock, so a late probe never overtakes a
@@ -137,16 +154,37 @@ impl Healths {
     fn probe_later(&self, engine: Engine, tx: mpsc::Sender<Push>, c: Changed, generation: u64) {
         let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(PROBE_AFTER).await;
-            let current = |gens: &HashMap<String, u64>| gens.get(&c.name) == Some(&generation);
-            let Some(mut s) = c.sandbox else { return };
-            if !current(&*this.generations.lock().await) {
-                return;
+            // A subscriber that left gets no probe (each one execs into the sandbox).
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(PROBE_AFTER) => {}
             }
-            sandbox::probe_health(&engine.incus, std::slice::from_mut(&mut s)).await;
-            let gens = this.generations.lock().await;
-            if s.health.is_some() && current(&gens) {
-                let _ = tx.send(Push::Changed(Box::new(Changed { name: c.name, sandbox: Some(s) }))).await;
+            let current = |gens: &HashMap<String, u64>| gens.get(&c.name) == Some(&generation);
+            let Some(template) = c.sandbox else { return };
+            // A sandbox still booting (its sshd not listening yet) sends no further event when
+            // its boot ends: it is probed again until it has, and what the boot ended in is sent
+            // (or the last probe's result, when its sshd never listens).
+            for attempt in 0..BOOT_PROBES {
+                if attempt > 0 {
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep(BOOT_PROBE_EVERY) => {}
+                    }
+                }
+                if !current(&*this.generations.lock().await) {
+                    return;
+                }
+                let mut s = template.clone();
+                sandbox::probe_health(&engine.incus, std::slice::from_mut(&mut s)).await;
+                let booted = s.health.as_ref().is_some_and(|h| h.listening.iter().any(|l| l.port == SSH_PORT));
+                let gens = this.generations.lock().await;
+                if s.health.is_none() || !current(&gens) {
+                    return;
+                }
+                if booted || attempt + 1 == BOOT_PROBES {
+                    let _ = tx.send(Push::Changed(Box::new(Changed { name: c.name.clone(), sandbox: Some(s) }))).await;
+                    return;
+                }
             }
         });
     }
@@ -193,7 +231,10 @@ pub fn follow_denials() -> mpsc::Receiver<super::Denied> {
                 }
             }
             first = false;
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
         }
     });
     rx

@@ -132,7 +132,7 @@ pub async fn wait_cmd(ctx: &Ctx, a: WaitArgs) -> Result<ExitCode> {
         _ = ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     let Some(r) = got else {
-        eprintln!(
+        errln!(
             "timed out: no agent in {} got to {} within {}s",
             a.names.join(", "),
             a.target.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
@@ -143,7 +143,7 @@ pub async fn wait_cmd(ctx: &Ctx, a: WaitArgs) -> Result<ExitCode> {
     if a.json {
         output::json(&r);
     } else {
-        println!("{}: {}", r.name, agent_line(&r.agent));
+        outln!("{}: {}", r.name, agent_line(&r.agent));
     }
     Ok(ExitCode::SUCCESS)
 }

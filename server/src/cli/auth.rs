@@ -71,20 +71,20 @@ pub async fn run(_ctx: &Ctx, cmd: AuthCmd) -> Result<ExitCode> {
             let kind = kind.as_deref().map(CredentialKind::parse).transpose()?;
             let raw = read_secret()?;
             let s = credential::store(p, &raw, kind)?;
-            println!("anthropic: {}", describe(&s));
+            outln!("anthropic: {}", describe(&s));
         }
         AuthCmd::Status { json } => {
             let s = credential::status(Provider::Anthropic);
             if json {
                 output::json(&[s]);
             } else {
-                println!("anthropic: {}", describe(&s));
+                outln!("anthropic: {}", describe(&s));
             }
         }
         AuthCmd::Rm { provider } => {
             let p = Provider::parse(&provider)?;
             let s = credential::remove(p)?;
-            println!("anthropic: {}", describe(&s));
+            outln!("anthropic: {}", describe(&s));
         }
     }
     Ok(ExitCode::SUCCESS)

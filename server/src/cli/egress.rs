@@ -40,9 +40,9 @@ pub async fn change(ctx: &Ctx, a: DomainsArgs, add: bool) -> Result<ExitCode> {
     } else {
         let when = if r.live { "in force now" } else { "applied at its next start" };
         let verb = if add { "allowed" } else { "denied" };
-        println!("{}: {verb} {} ({} domains on the list, {when})", r.name, a.domains.join(" "), r.domains.len());
+        outln!("{}: {verb} {} ({} domains on the list, {when})", r.name, a.domains.join(" "), r.domains.len());
         if a.everywhere {
-            println!("added to {}", crate::engine::egress::domains::user_list().display());
+            outln!("added to {}", crate::engine::egress::domains::user_list().display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -64,17 +64,14 @@ pub async fn denials(ctx: &Ctx, a: DenialsArgs) -> Result<ExitCode> {
     }
     if !a.json {
         if seen.is_empty() && !a.follow {
-            println!("{}: nothing refused", a.name);
+            outln!("{}: nothing refused", a.name);
         } else {
-            println!("KIND  COUNT  LAST                  NAME");
+            outln!("KIND  COUNT  LAST                  NAME");
         }
     }
     let print = |d: &Denial| {
-        if a.json {
-            println!("{}", serde_json::to_string(d).unwrap_or_default());
-        } else {
-            println!("{}", line(d));
-        }
+        let text = if a.json { serde_json::to_string(d).unwrap_or_default() } else { line(d) };
+        output::stream(&mut std::io::stdout(), format!("{text}\n").as_bytes(), true);
     };
     seen.iter().for_each(print);
     if !a.follow {

@@ -45,11 +45,11 @@ pub fn run(cmd: HostCmd) -> Result<ExitCode> {
 fn install(a: InstallArgs) -> Result<ExitCode> {
     host_install::validate_pool_size(&a.pool_size)?;
     let o = InstallOptions { nat: a.nat, pool_size: a.pool_size };
-    eprintln!("{}", host_install::explanation(&o));
+    errln!("{}", host_install::explanation(&o));
     if !nix::unistd::geteuid().is_root() {
         return through_sudo(&o, a.hold.wait_on_error);
     }
-    eprintln!("Running the setup steps as root…");
+    errln!("Running the setup steps as root…");
     let argv = host_install::bash_argv(&o);
     let status = std::process::Command::new(&argv[0])
         .args(&argv[1..])
@@ -65,7 +65,7 @@ fn install(a: InstallArgs) -> Result<ExitCode> {
             "the lines above say which step failed; fix it and run `sandbox host install` again (done steps are skipped)",
         ));
     }
-    eprintln!(
+    errln!(
         "This machine is ready for sandboxes. Next: build a golden image — `sandbox setup` (or Run Setup in VS Code)."
     );
     Ok(ExitCode::SUCCESS)
@@ -81,7 +81,7 @@ fn through_sudo(o: &InstallOptions, wait_on_error: bool) -> Result<ExitCode> {
     };
     let exe = std::env::current_exe()
         .map_err(|e| EngineError::failed(format!("cannot find this program's path: {e}"), "run it as root"))?;
-    eprintln!("Running it again through sudo (it may ask for your password)…");
+    errln!("Running it again through sudo (it may ask for your password)…");
     let mut cmd = std::process::Command::new(sudo);
     cmd.args(["--", "env"]);
     for k in KEPT_ENV {

@@ -1,14 +1,16 @@
 //! The command line front: parses, validates, calls the engine, renders results.
+#[macro_use]
+mod output;
 mod agents;
 mod auth;
 mod complete;
 mod egress;
 mod host;
-mod output;
 mod remote;
 mod review;
 mod sandboxes;
 mod setup;
+mod signals;
 mod terminal;
 
 use std::process::ExitCode;
@@ -32,6 +34,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the largest variant (a create's options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Make sure Incus is initialised and golden images exist (builds missing ones).
@@ -128,11 +132,7 @@ pub struct Ctx {
 }
 
 pub fn main() -> ExitCode {
-    // `sandbox list | head`: a closed pipe ends the program quietly, as for any Unix tool.
-    // SAFETY: set once at start-up, before any thread exists.
-    unsafe {
-        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
-    }
+    signals::ignore_sigpipe();
     complete::answer_if_asked();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
@@ -146,24 +146,19 @@ pub fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            errln!("error: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
     rt.block_on(async move {
         let cancel = CancellationToken::new();
-        {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("\ninterrupted — undoing what was started (Ctrl-C again to quit at once)");
-                    cancel.cancel();
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(130);
-                    }
-                }
-            });
-        }
+        use signals::OnSignal;
+        let on_signal = match &command {
+            Command::Start(_) | Command::Setup(_) | Command::Lsp | Command::Serve { .. } => OnSignal::Undo,
+            Command::Wait(_) | Command::Denials(_) => OnSignal::End,
+            _ => OnSignal::Exit,
+        };
+        signals::watch(cancel.clone(), on_signal);
         let command = match command {
             Command::Remote(r) => return remote::run(r).await.unwrap_or_else(|e| report(&e)),
             c => c,
@@ -211,7 +206,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| EngineError::failed(format!("anthropic proxy: {e:#}"), "")),
         Command::Lsp => {
-            crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone())).await;
+            crate::api::lsp::serve_stdio(crate::api::Api::new(ctx.engine.clone()), ctx.cancel.clone()).await;
             // tokio's stdin reader is a blocking thread that would keep the runtime (and the
             // process) alive until the client closes its end; `exit` means exit now.
             std::process::exit(0);
@@ -236,9 +231,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
 }
 
 fn report(e: &EngineError) -> ExitCode {
-    eprintln!("error: {e}");
+    errln!("error: {e}");
     if let Some(h) = e.hint() {
-        eprintln!("  hint: {h}");
+        errln!("  hint: {h}");
     }
     match e {
         EngineError::Cancelled => ExitCode::from(130),

@@ -1,8 +1,54 @@
-//! Rendering helpers: JSON to stdout for scripts, tables for people.
+//! Rendering helpers: JSON to stdout for scripts, tables for people. Every write ignores a closed
+//! stream: SIGPIPE is ignored (a reader that goes away must never kill a command half-way), and
+//! a failed write of output changes nothing the command did.
 use serde::Serialize;
 
+/// A line to stdout (data); a closed stdout is not an error.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// Text to stdout without a newline.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// A line to stderr (progress, errors); a closed stderr is not an error.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Text to stderr without a newline.
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Output of an endless stream (`denials --follow`, `exec`'s output) to `out`: once the reader of
+/// stdout has gone (`| head`), the command ends as SIGPIPE would end it (exit 141) rather than
+/// write to nobody for ever; a closed stderr alone changes nothing.
+pub fn stream(out: &mut dyn std::io::Write, data: &[u8], is_stdout: bool) {
+    if let Err(e) = out.write_all(data).and_then(|()| out.flush())
+        && is_stdout
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(141);
+    }
+}
+
 pub fn json<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
+    outln!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
 }
 
 /// A closed set's value as the protocol spells it (`created`, `filtered`, …).
@@ -25,7 +71,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<String>| {
         let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|s| s.to_string()).collect());
     for r in rows {

@@ -70,7 +70,7 @@ pub async fn run(cmd: RemoteCmd) -> Result<ExitCode> {
             if a.use_it {
                 remotes::use_remote(&a.name)?;
             }
-            println!("remote '{}' added: {} (certificate pinned, client trusted)", a.name, r.url);
+            outln!("remote '{}' added: {} (certificate pinned, client trusted)", a.name, r.url);
         }
         RemoteCmd::List { json } => {
             let all = Remotes::load()?;
@@ -104,11 +104,11 @@ pub async fn run(cmd: RemoteCmd) -> Result<ExitCode> {
         }
         RemoteCmd::Use { name } => {
             remotes::use_remote(&name)?;
-            println!("using remote '{name}'");
+            outln!("using remote '{name}'");
         }
         RemoteCmd::Remove { name } => {
             remotes::remove(&name)?;
-            println!("remote '{name}' removed");
+            outln!("remote '{name}' removed");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -65,7 +65,7 @@ pub async fn diff(ctx: &Ctx, a: DiffArgs) -> Result<ExitCode> {
         } else {
             let _ = out.write_all(&patch);
         }
-        eprintln!("{}", totals(&d));
+        errln!("{}", totals(&d));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -94,12 +94,12 @@ fn print_stat(d: &Diff) {
         .collect();
     let width = rows.iter().map(|(p, _)| p.chars().count()).max().unwrap_or(0).min(70);
     for (p, c) in rows {
-        println!(" {p:<width$} | {c}");
+        outln!(" {p:<width$} | {c}");
     }
     if d.omitted > 0 {
-        println!(" … and {} more files", d.omitted);
+        outln!(" … and {} more files", d.omitted);
     }
-    println!("{}", totals(d));
+    outln!("{}", totals(d));
 }
 
 /// A path as one visible line (a newline or an escape in a name cannot move the cursor).
@@ -156,13 +156,14 @@ pub async fn fetch(ctx: &Ctx, a: FetchArgs) -> Result<ExitCode> {
         output::json(&r);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} → {} ({})", r.branch, r.r#ref, &r.commit[..r.commit.len().min(12)]);
-    println!("  see it:   git log --oneline HEAD..{}", r.r#ref.trim_start_matches("refs/remotes/"));
-    println!("  merge it: git merge {}", r.r#ref.trim_start_matches("refs/remotes/"));
+    outln!("{} → {} ({})", r.branch, r.r#ref, &r.commit[..r.commit.len().min(12)]);
+    outln!("  see it:   git log --oneline HEAD..{}", r.r#ref.trim_start_matches("refs/remotes/"));
+    outln!("  merge it: git merge {}", r.r#ref.trim_start_matches("refs/remotes/"));
     if r.uncommitted > 0 {
-        eprintln!(
+        errln!(
             "note: {} changed files in the sandbox are not committed, so not fetched (`sandbox diff {}` shows them)",
-            r.uncommitted, a.name
+            r.uncommitted,
+            a.name
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -183,7 +184,7 @@ pub async fn pr(ctx: &Ctx, a: PrArgs) -> Result<ExitCode> {
     if a.json {
         output::json(&pr);
     } else {
-        println!("#{} {} ({} → {}, {})", pr.number, pr.url, pr.branch, pr.base, output::word(&pr.state));
+        outln!("#{} {} ({} → {}, {})", pr.number, pr.url, pr.branch, pr.base, output::word(&pr.state));
     }
     Ok(ExitCode::SUCCESS)
 }

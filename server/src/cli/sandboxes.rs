@@ -1,5 +1,5 @@
 //! `sandbox start | list | stop | rm | expose | unexpose | exec | adopt | nuke`.
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -9,6 +9,7 @@ use crate::engine::create::{CreateOptions, StartAction};
 use crate::engine::creds::Token;
 use crate::engine::ports::PortRole;
 use crate::engine::sandbox::{self, ClaudeAuth, Sandbox};
+use crate::engine::teardown::Outcome;
 use crate::engine::{EngineError, Result, sshcfg, validate};
 
 #[derive(Debug, Args)]
@@ -54,6 +55,9 @@ pub struct ExposeArgs {
     /// Host port (default: PORT + slot). Always bound on 127.0.0.1.
     #[arg(long)]
     host_port: Option<String>,
+    /// Allow a host port below 1024 (refused otherwise: a system service may want it).
+    #[arg(long)]
+    allow_low_port: bool,
     #[arg(long)]
     json: bool,
 }
@@ -95,12 +99,12 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<ExitCode> {
     } else {
         let s = &r.sandbox;
         match r.action {
-            StartAction::Running => println!("{} is already running", s.name),
-            act => println!("{} {} in {:.2}s", s.name, output::word(&act), r.seconds),
+            StartAction::Running => outln!("{} is already running", s.name),
+            act => outln!("{} {} in {:.2}s", s.name, output::word(&act), r.seconds),
         }
-        println!("  ssh:   ssh -F {} {}", sshcfg::config_path().display(), s.name);
+        outln!("  ssh:   ssh -F {} {}", sshcfg::config_path().display(), s.name);
         for p in &s.ports {
-            println!(
+            outln!(
                 "  {:<6} 127.0.0.1:{} → {}/{}",
                 format!("{}:", output::word(&p.role)),
                 p.host_port,
@@ -122,7 +126,7 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if all.is_empty() {
-        println!("no sandboxes — create one with `sandbox start NAME [REPO_URL] --stack STACK`");
+        outln!("no sandboxes — create one with `sandbox start NAME [REPO_URL] --stack STACK`");
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = all.iter().map(row).collect();
@@ -138,6 +142,7 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
             "EXTRA",
             "EGRESS",
             "PUSH",
+            "DISK",
             "DOCKER",
             "SSH-AGENT",
             "CLAUDE",
@@ -150,15 +155,15 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
     );
     let claude = |c: ClaudeAuth| all.iter().any(|s| s.health.as_ref().is_some_and(|h| h.claude == c));
     if claude(ClaudeAuth::HostUnset) {
-        eprintln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
+        errln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
     }
     if claude(ClaudeAuth::Env) {
-        eprintln!(
+        errln!(
             "warning: CLAUDE 'env': a credential in the sandbox's environment is readable inside; sandbox auth set anthropic keeps it on the host"
         );
     }
     if all.iter().any(|s| !s.reachable) {
-        eprintln!(
+        errln!(
             "* not reachable from here: made by another user (or SANDBOX_HOME); `sandbox adopt NAME` adds your SSH key and entry"
         );
     }
@@ -183,9 +188,11 @@ fn row(s: &Sandbox) -> Vec<String> {
         (Some(r), None) => r.clone(),
         _ => "-".into(),
     };
+    // A create that has not finished says so (`sandbox start NAME` makes it again, `rm` removes it).
+    let state = s.incomplete.map(|i| output::word(&i)).unwrap_or_else(|| output::word(&s.state));
     vec![
         if s.reachable { s.name.clone() } else { format!("{}*", s.name) },
-        output::word(&s.state),
+        state,
         output::agent_cell(&s.agent),
         s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
         port(PortRole::Ssh),
@@ -194,6 +201,7 @@ fn row(s: &Sandbox) -> Vec<String> {
         if extra.is_empty() { "-".into() } else { extra.join(",") },
         output::word(&s.egress),
         output::word(&s.push),
+        s.disk.clone().unwrap_or("-".into()),
         docker,
         ssh_agent,
         claude,
@@ -230,17 +238,28 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.into()
 }
 
-/// Reports per-name results; exit 1 if any failed.
-fn per_name(results: Vec<(String, Result<()>)>, verb: &str) -> ExitCode {
+/// Reports per-name results (what rm removed, what it had to leave); exit 1 if any failed.
+fn per_name(results: Vec<(String, Result<Outcome>)>, verb: &str) -> ExitCode {
     let mut failed = false;
     for (n, r) in results {
         match r {
-            Ok(()) => println!("{n}: {verb}"),
+            Ok(o) => {
+                let host: Vec<&str> = o.host.removed.iter().map(|l| l.describe()).collect();
+                match (o.instance, host.is_empty()) {
+                    (false, false) => outln!("{n}: removed what was left on the host: {}", host.join(", ")),
+                    (true, false) => outln!("{n}: {verb} (and its {})", host.join(", ")),
+                    _ if o.host.warnings.is_empty() || o.instance => outln!("{n}: {verb}"),
+                    _ => {}
+                }
+                for w in &o.host.warnings {
+                    errln!("warning: {w}");
+                }
+            }
             Err(e) => {
                 failed = true;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 if let Some(h) = e.hint() {
-                    eprintln!("  hint: {h}");
+                    errln!("  hint: {h}");
                 }
             }
         }
@@ -259,12 +278,12 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<ExitCode> {
 }
 
 pub async fn expose(ctx: &Ctx, a: ExposeArgs) -> Result<ExitCode> {
-    let ports = ctx.engine.expose(&a.name, &a.port, &a.proto, a.host_port.as_deref()).await?;
+    let ports = ctx.engine.expose(&a.name, &a.port, &a.proto, a.host_port.as_deref(), a.allow_low_port).await?;
     if a.json {
         output::json(&ports);
     } else {
         for p in ports {
-            println!("{}: 127.0.0.1:{} → {}/{}", a.name, p.host_port, p.container_port, output::word(&p.proto));
+            outln!("{}: 127.0.0.1:{} → {}/{}", a.name, p.host_port, p.container_port, output::word(&p.proto));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -272,7 +291,7 @@ pub async fn expose(ctx: &Ctx, a: ExposeArgs) -> Result<ExitCode> {
 
 pub async fn unexpose(ctx: &Ctx, a: UnexposeArgs) -> Result<ExitCode> {
     ctx.engine.unexpose(&a.name, &a.port).await?;
-    println!("{}: port {} no longer forwarded", a.name, a.port);
+    outln!("{}: port {} no longer forwarded", a.name, a.port);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -295,6 +314,7 @@ pub(super) async fn require_running(ctx: &Ctx, names: &[String]) -> Result<Vec<S
 /// Runs CMD as ubuntu in /workspace/project with a login environment; the command's words are
 /// passed as arguments, never parsed by a shell.
 pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
+    validate::command(&a.command)?;
     let sandboxes = require_running(ctx, &a.names).await?;
     let spec = sandbox::project_exec(a.command.iter().cloned());
     if sandboxes.len() == 1 {
@@ -302,11 +322,9 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
         let out = ctx
             .engine
             .incus
-            .exec_streamed(&s.instance, &spec, |stream, data| {
-                let _ = match stream {
-                    crate::incus::Stream::Stdout => std::io::stdout().write_all(data),
-                    crate::incus::Stream::Stderr => std::io::stderr().write_all(data),
-                };
+            .exec_streamed(&s.instance, &spec, |stream, data| match stream {
+                crate::incus::Stream::Stdout => output::stream(&mut std::io::stdout(), data, true),
+                crate::incus::Stream::Stderr => output::stream(&mut std::io::stderr(), data, false),
             })
             .await?;
         return Ok(ExitCode::from(out.status.clamp(0, 255) as u8));
@@ -317,14 +335,14 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
     for (s, r) in sandboxes.iter().zip(results) {
         match r {
             Ok(out) => {
-                println!("=== {} (exit {}) ===", s.name, out.status);
-                print!("{}", out.stdout_str());
-                eprint!("{}", out.stderr_str());
+                outln!("=== {} (exit {}) ===", s.name, out.status);
+                out!("{}", out.stdout_str());
+                err!("{}", out.stderr_str());
                 failed |= out.status != 0;
             }
             Err(e) => {
-                println!("=== {} (error) ===", s.name);
-                eprintln!("error: {e}");
+                outln!("=== {} (error) ===", s.name);
+                errln!("error: {e}");
                 failed = true;
             }
         }
@@ -342,12 +360,12 @@ pub async fn nuke(ctx: &Ctx, a: NukeArgs) -> Result<ExitCode> {
             ));
         }
         if !typed_yes("This removes EVERY sandbox and golden image on this host. Type 'yes' to continue: ") {
-            eprintln!("nothing removed");
+            errln!("nothing removed");
             return Ok(ExitCode::from(1));
         }
     }
     let removed = ctx.engine.nuke(ctx.progress.as_ref()).await?;
-    println!("removed {} instances", removed.len());
+    outln!("removed {} instances", removed.len());
     if let crate::engine::host::Host::Orb { machine } = &ctx.engine.host {
         let delete = a.delete_vm
             || (!a.yes
@@ -357,14 +375,14 @@ pub async fn nuke(ctx: &Ctx, a: NukeArgs) -> Result<ExitCode> {
                 )));
         if delete {
             crate::engine::orb::delete_machine(machine).await?;
-            println!("deleted OrbStack machine {machine}");
+            outln!("deleted OrbStack machine {machine}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn typed_yes(prompt: &str) -> bool {
-    eprint!("{prompt}");
+    err!("{prompt}");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).ok();
     line.trim() == "yes"
@@ -372,6 +390,6 @@ fn typed_yes(prompt: &str) -> bool {
 
 pub async fn adopt(ctx: &Ctx, a: AdoptArgs) -> Result<ExitCode> {
     let s = ctx.engine.adopt(&a.name).await?;
-    println!("{}: reachable — ssh -F {} {}", s.name, sshcfg::config_path().display(), s.name);
+    outln!("{}: reachable — ssh -F {} {}", s.name, sshcfg::config_path().display(), s.name);
     Ok(ExitCode::SUCCESS)
 }

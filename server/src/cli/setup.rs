@@ -42,6 +42,10 @@ pub struct SetupArgs {
 pub struct DoctorArgs {
     #[arg(long)]
     json: bool,
+    /// Remove what sandboxes left behind: host-side leftovers of sandboxes whose instance is
+    /// gone, and what interrupted creates left.
+    #[arg(long)]
+    fix: bool,
 }
 
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
@@ -53,7 +57,7 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     let engine = match &orb {
         Some(machine) => {
             let name = orb::setup_machine(machine, &a.nat, ctx.progress.as_ref()).await?;
-            eprintln!("using remote '{name}' (OrbStack machine {machine})");
+            errln!("using remote '{name}' (OrbStack machine {machine})");
             crate::engine::Engine::for_remote(Some(&name))?
         }
         None => ctx.engine.clone(),
@@ -100,8 +104,8 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
     } else {
         for r in &reports {
             match r.action {
-                SetupAction::Skipped => println!("{}: already built", golden::golden_name(&r.stack)),
-                act => println!("{}: {} in {:.1}s", golden::golden_name(&r.stack), output::word(&act), r.seconds),
+                SetupAction::Skipped => outln!("{}: already built", golden::golden_name(&r.stack)),
+                act => outln!("{}: {} in {:.1}s", golden::golden_name(&r.stack), output::word(&act), r.seconds),
             }
         }
     }
@@ -109,7 +113,13 @@ pub async fn setup(ctx: &Ctx, a: SetupArgs) -> Result<ExitCode> {
 }
 
 pub async fn doctor(ctx: &Ctx, a: DoctorArgs) -> Result<ExitCode> {
-    let checks = doctor::run(&ctx.engine.incus, &ctx.engine.host).await;
+    if a.fix {
+        return fix(ctx).await;
+    }
+    let mut checks = doctor::run(&ctx.engine.incus, &ctx.engine.host).await;
+    if checks.iter().any(|c| c.name == "incus running" && c.ok) {
+        checks.push(ctx.engine.orphans_check().await);
+    }
     let failed_required = checks.iter().any(|c| !c.ok && c.required);
     if a.json {
         output::json(&checks);
@@ -122,12 +132,43 @@ pub async fn doctor(ctx: &Ctx, a: DoctorArgs) -> Result<ExitCode> {
             } else {
                 "warn"
             };
-            println!("{mark}  {:<22} {}", c.name, c.detail);
+            outln!("{mark}  {:<22} {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
-                println!("      fix: {fix}");
+                outln!("      fix: {fix}");
             }
         }
     }
     let _ = EngineError::Cancelled;
     Ok(if failed_required { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `doctor --fix`: what sandboxes left behind goes; each name says what was removed.
+async fn fix(ctx: &Ctx) -> Result<ExitCode> {
+    let results = ctx.engine.fix_orphans(&crate::engine::creds::Token::default()).await?;
+    if results.is_empty() {
+        outln!("nothing left behind");
+    }
+    let mut failed = false;
+    for (name, r) in results {
+        match r {
+            Ok(removed) => {
+                let what: Vec<&str> = removed.removed.iter().map(|l| l.describe()).collect();
+                outln!(
+                    "{name}: removed {}",
+                    if what.is_empty() { "its half-made instance".into() } else { what.join(", ") }
+                );
+                for w in removed.warnings {
+                    errln!("warning: {w}");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                errln!("error: {name}: {e}");
+                if let Some(h) = e.hint() {
+                    errln!("  hint: {h}");
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -140,7 +140,7 @@ pub(super) fn held(wait: bool, r: Result<ExitCode>) -> Result<ExitCode> {
 
 fn wait_for_enter() {
     if std::io::stdin().is_terminal() {
-        eprint!("\nPress Enter to close this terminal.");
+        err!("\nPress Enter to close this terminal.");
         let _ = std::io::stdin().lock().read_line(&mut String::new());
     }
 }

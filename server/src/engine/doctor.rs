@@ -29,7 +29,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn check(name: &str, ok: bool, required: bool, detail: impl Into<String>, fix: Option<&str>) -> Check {
+pub(crate) fn check(name: &str, ok: bool, required: bool, detail: impl Into<String>, fix: Option<&str>) -> Check {
     let status = match (ok, required) {
         (true, _) => CheckStatus::Ok,
         (false, true) => CheckStatus::Failed,

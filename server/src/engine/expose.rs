@@ -7,12 +7,15 @@ use crate::incus::{Config, Devices};
 
 impl Engine {
     /// Adds `port-PORT-PROTO` devices: 127.0.0.1:(PORT+slot or HOST_PORT) → PORT in the sandbox.
+    /// A host port below 1024 only with `allow_low_port`: a forward there takes the connections
+    /// meant for a system service that may start later (its NAT rule comes first).
     pub async fn expose(
         &self,
         name: &str,
         port: &str,
         protos: &str,
         host_port: Option<&str>,
+        allow_low_port: bool,
     ) -> Result<Vec<super::sandbox::PortForward>> {
         validate::sandbox_name(name)?;
         let port = validate::port("port", port)?;
@@ -30,6 +33,18 @@ impl Engine {
                 "host port",
                 format!("{port} + slot {} = {hp} is above 65535", s.slot.unwrap_or(0)),
                 "give --host-port N",
+            ));
+        }
+        if hp < 1024 && !allow_low_port {
+            return Err(EngineError::invalid(
+                "host port",
+                format!(
+                    "host port {hp} is below 1024, where system services listen (the forward would take their connections)"
+                ),
+                format!(
+                    "give a host port of 1024 or more (e.g. --host-port {}), or add --allow-low-port if you mean it",
+                    8000 + port as u32 % 1000
+                ),
             ));
         }
         let mut devices = Devices::new();

@@ -15,6 +15,20 @@ use tokio::process::Command;
 use crate::error::{EngineError, Result};
 use crate::progress::LineSplitter;
 
+/// A child inherits nothing but its stdio from us: daemons started here (ssh-agent, squid,
+/// dnsmasq, a spare refill) outlive this process, and a descriptor our caller gave us (a pipe it
+/// waits on, a lock it holds) must not live on in them.
+pub fn inherit_stdio_only(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: close_range is a single system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int);
+            Ok(())
+        });
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Host {
     #[default]
@@ -89,7 +103,9 @@ impl Host {
     pub async fn spawn_daemon(&self, argv: &[String]) -> Result<()> {
         let argv = self.wrap(argv)?;
         let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
-        let status = Command::new(prog)
+        let mut cmd = std::process::Command::new(prog);
+        inherit_stdio_only(&mut cmd);
+        let status = Command::from(cmd)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -154,7 +170,9 @@ impl Host {
         };
         let env: &[(&str, String)] = if *self == Host::Local { env } else { &[] };
         let (prog, args) = argv.split_first().ok_or_else(|| EngineError::failed("empty command", ""))?;
-        let mut child = Command::new(prog)
+        let mut cmd = std::process::Command::new(prog);
+        inherit_stdio_only(&mut cmd);
+        let mut child = Command::from(cmd)
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })

@@ -196,15 +196,24 @@ pub async fn disarm(incus: &Incus, instance: &str) -> Result<()> {
         .await
 }
 
-/// Drops the secrets from the config once the templates have been applied (after the start).
-pub async fn scrub(incus: &Incus, instance: &str) -> Result<()> {
+/// Drops the secrets from the config once the templates have been applied (after the start);
+/// with `complete`, the create's marker too (its last step: see journal.rs).
+pub async fn scrub(incus: &Incus, instance: &str, complete: bool) -> Result<()> {
     incus
         .modify_instance(instance, |inst| {
             for k in SECRETS {
                 inst.config.remove(&key(k));
             }
+            if complete {
+                inst.config.remove(super::keys::CREATING);
+            }
         })
         .await
+}
+
+/// Whether the instance still holds secrets its templates were rendered from.
+pub fn holds_secrets(config: &Config) -> bool {
+    SECRETS.iter().any(|k| config.contains_key(&key(k)))
 }
 
 #[cfg(test)]

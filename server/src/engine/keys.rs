@@ -5,6 +5,11 @@
 
 /// Made by this product ("agent-sandboxes"); absent on the seed's sandboxes.
 pub const CREATED_BY: &str = "user.sandbox.created-by";
+/// Set from a create's first config until its last step: who is making it (see journal.rs). An
+/// instance that has it, and whose creator is gone, is what an interrupted create left.
+pub const CREATING: &str = "user.sandbox.creating";
+/// Fingerprint (SHA256) of the managed client key let into the sandbox (`start` lets a new one in).
+pub const CLIENT_KEY: &str = "user.sandbox.client-key";
 /// RFC 3339, when the create was asked for (a spare's instance was made earlier).
 pub const CREATED_AT: &str = "user.sandbox.created-at";
 /// 1–99: the pinned address (network + 100 + slot), MAC and host ports.

@@ -10,7 +10,8 @@ use crate::incus::ExecSpec;
 
 impl Engine {
     /// Ready = an SSH session through the forwarded port succeeds, with strict host-key checking.
-    pub async fn wait_ssh(&self, name: &str, port: u16, timeout: Duration) -> Result<()> {
+    /// `hint` says what to do when it never answers.
+    pub async fn wait_ssh(&self, name: &str, port: u16, timeout: Duration, hint: &str) -> Result<()> {
         let last = Mutex::new(String::new());
         // Every 10 ms: a cheap TCP probe first (a SYN sent before the sandbox's network is up is
         // lost, and the kernel would only retry it after a whole second), then a session.
@@ -33,12 +34,12 @@ impl Engine {
         .await;
         match ready {
             Some(r) => r,
-            None => Err(self.not_ready(name, port, timeout, &last.into_inner().unwrap_or_default()).await),
+            None => Err(self.not_ready(name, port, timeout, &last.into_inner().unwrap_or_default(), hint).await),
         }
     }
 
     /// Why it did not answer: the last ssh error, and sshd's own view from inside.
-    async fn not_ready(&self, name: &str, port: u16, timeout: Duration, last: &str) -> EngineError {
+    async fn not_ready(&self, name: &str, port: u16, timeout: Duration, last: &str, hint: &str) -> EngineError {
         let diag = ExecSpec::new([
             "sh",
             "-c",
@@ -51,7 +52,7 @@ impl Engine {
         let last = if last.is_empty() { format!("nothing answered on 127.0.0.1:{port}") } else { last.to_string() };
         EngineError::failed(
             format!("sandbox '{name}' did not answer over SSH in {}s: {last}\n{why}", timeout.as_secs()),
-            "see `incus info --show-log agent-NAME`; the create was rolled back",
+            hint,
         )
     }
 }

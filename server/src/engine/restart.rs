@@ -23,6 +23,9 @@ impl Engine {
     ) -> Result<(StartAction, Sandbox)> {
         refuse_immutable(o, &s)?;
         let mut inst = self.incus.instance(&s.instance).await?;
+        if let Some(c) = v.cpu {
+            self.check_cpus(c, s.location.as_deref()).await?;
+        }
         if o.allow_quic && inst.setting(keys::ALLOW_QUIC) != Some("yes") {
             // Like the policy itself, in force for a running sandbox too (re-registered below).
             let restricted = s.egress == Egress::Filtered || o.restrict_domains || o.domains_file.is_some();
@@ -34,6 +37,7 @@ impl Engine {
         if let Some(k) = &v.ssh_key {
             inst = self.switch_agent_key(&s, k, progress).await?;
         }
+        self.repair(&s, &inst, progress).await?;
         // The agent answers again (after a reboot, or if it was killed), with the same key; with
         // the push gate it stays on the host, and the gate's endpoint answers again.
         let uses_agent = self.revive_agent(&s.name, &inst).await? && !crate::engine::gate::gated(&inst);
@@ -44,17 +48,17 @@ impl Engine {
         self.anthropic_revive(&s.name, &inst, s.is_running()).await?;
         if s.is_running() {
             self.recheck_running(&s, uses_agent, v.ssh_key.is_some(), progress).await?;
+            // Reachable, or it says why: a running sandbox is not "started" otherwise.
+            self.ssh_entry_and_wait(&s, &inst, progress).await?;
             return Ok((StartAction::Running, s));
         }
+        let inst = self.incus.instance(&s.instance).await?;
         if inst.devices.contains_key(creds::AGENT_DEVICE) {
             // Plugged again after boot (see plug_agent).
             self.incus.remove_devices(&s.instance, &[creds::AGENT_DEVICE]).await?;
         }
         let env_pairs = self.apply_settings(o, v, &s, &inst, progress).await?;
         self.write_environment(&s, &inst, &env_pairs, &v.env).await?;
-        if !s.managed {
-            self.let_managed_key_in(&s).await?;
-        }
         hostnet::ensure(&self.host, BRIDGE).await?;
         let restricted = s.egress == Egress::Filtered || o.restrict_domains || o.domains_file.is_some();
         self.start_stopped(&s, restricted, progress).await?;
@@ -118,6 +122,10 @@ impl Engine {
         if let Some(m) = &v.memory {
             config.insert("limits.memory".into(), m.clone());
         }
+        let mut devices = Devices::new();
+        if let Some(d) = &v.disk {
+            devices.insert("root".into(), super::create::root_disk(d));
+        }
         if o.restrict_domains || o.domains_file.is_some() {
             config.insert(keys::RESTRICT_DOMAINS.into(), "yes".into());
         }
@@ -127,12 +135,13 @@ impl Engine {
         let stored: Vec<(String, String)> =
             inst.setting(keys::ENV).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
         let env_pairs = merge_env(stored, &v.env);
+        crate::engine::validate::env_list(&merge_env(user_env()?, &env_pairs))?;
         if !v.env.is_empty() {
             config.insert(keys::ENV.into(), serde_json::to_string(&env_pairs).unwrap_or_default());
         }
-        if !config.is_empty() {
+        if !config.is_empty() || !devices.is_empty() {
             progress.step("Applying new settings");
-            self.incus.patch_instance(&s.instance, config, Devices::new()).await?;
+            self.incus.patch_instance(&s.instance, config, devices).await?;
         }
         Ok(env_pairs)
     }
@@ -148,7 +157,7 @@ impl Engine {
         added: &[(String, String)],
     ) -> Result<()> {
         if s.managed {
-            let script = env_script(&merge_env(user_env(), env_pairs));
+            let script = env_script(&merge_env(user_env()?, env_pairs));
             let digest = env_digest(&script);
             if inst.setting(keys::ENV_DIGEST) != Some(digest.as_str()) {
                 self.incus.push_file(&s.instance, &FileWrite::root(ENV_FILE, script, 0o644)).await?;
@@ -162,19 +171,6 @@ impl Engine {
             self.incus.push_file(&s.instance, &FileWrite::root(ENV_FILE, cur, 0o644)).await?;
         }
         Ok(())
-    }
-
-    /// Seed sandboxes: the managed key is let in too (appended; their own keys stay).
-    async fn let_managed_key_in(&self, s: &Sandbox) -> Result<()> {
-        const KEYS: &str = "/home/ubuntu/.ssh/authorized_keys";
-        let mut keys = self.incus.pull_file(&s.instance, KEYS).await.unwrap_or_default();
-        let have = String::from_utf8_lossy(&keys).to_string();
-        for line in sshcfg::authorized_keys()?.lines().filter(|l| !have.contains(*l)) {
-            keys.extend_from_slice(format!("{line}\n").as_bytes());
-        }
-        self.incus.push_dir(&s.instance, "/home/ubuntu/.ssh", 1000, 1000, 0o700).await?;
-        let f = FileWrite { path: KEYS, content: keys, uid: 1000, gid: 1000, mode: 0o600 };
-        Ok(self.incus.push_file(&s.instance, &f).await?)
     }
 
     /// As on create: the policy goes in while it boots (fail closed until then). On failure it is
@@ -213,11 +209,17 @@ impl Engine {
         };
         let (Some(port), Some(key)) = (s.ssh_port(), host_key) else { return Ok(()) };
         {
+            // Rewritten only when it differs (lost, or ~/.sandbox deleted).
             let _g = lock::acquire().await?;
             sshcfg::add_entry(&s.name, port, &key, self.host.ssh_jump())?;
         }
         progress.step("Waiting for SSH");
-        self.wait_ssh(&s.name, port, Duration::from_secs(40)).await
+        let hint = format!(
+            "see `incus info --show-log {}`; `sandbox stop {n}` then `sandbox start {n}` tries again",
+            s.instance,
+            n = s.name
+        );
+        self.wait_ssh(&s.name, port, Duration::from_secs(40), &hint).await
     }
 }
 

@@ -143,6 +143,17 @@ pub enum Push {
     None,
 }
 
+/// A sandbox whose create has not finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Incomplete {
+    /// A process is creating it now.
+    Creating,
+    /// Its create was interrupted (the process was killed): `sandbox start NAME` makes it again,
+    /// `sandbox rm NAME` removes it; a sidecar starting removes it too.
+    Interrupted,
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Sandbox {
@@ -184,6 +195,12 @@ pub struct Sandbox {
     pub changes: Option<ChangeSummary>,
     /// The pull request opened with `sandbox pr`.
     pub pull_request: Option<PullRequest>,
+    /// Its create has not finished (absent once it has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, inline)]
+    pub incomplete: Option<Incomplete>,
+    /// The size of its root disk (`--disk`, else the default), as Incus has it.
+    pub disk: Option<String>,
 }
 
 impl Sandbox {
@@ -302,6 +319,8 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         base_branch: key(keys::BASE_BRANCH),
         changes: ChangeSummary::from_config(inst.setting(keys::CHANGES)),
         pull_request: PullRequest::from_config(inst.setting(keys::PULL_REQUEST)),
+        incomplete: incomplete(inst),
+        disk: devices.get("root").and_then(|d| d.get("size")).cloned(),
     })
 }
 
@@ -316,6 +335,15 @@ pub fn project_exec(command: impl IntoIterator<Item = String>) -> ExecSpec {
     ];
     argv.extend(command);
     ExecSpec::new(argv).as_user(1000, 1000, "/home/ubuntu").env("USER", "ubuntu").env("LOGNAME", "ubuntu")
+}
+
+/// How `list` marks a sandbox whose create has not finished (see journal.rs).
+fn incomplete(inst: &Instance) -> Option<Incomplete> {
+    if !super::journal::half_made(inst) {
+        return None;
+    }
+    let name = sandbox_of(&inst.name)?;
+    Some(if super::journal::still_creating(name, inst) { Incomplete::Creating } else { Incomplete::Interrupted })
 }
 
 /// The slots and host ports these sandboxes hold.

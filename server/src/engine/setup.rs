@@ -103,6 +103,11 @@ impl Engine {
             }
             reports.push(report);
         }
+        if reports.iter().any(|r| r.action != SetupAction::Skipped) {
+            // Replacing a golden image leaves the pool's quota accounting inconsistent (see
+            // quota.rs): the next create should not pay for the rescan.
+            super::quota::ensure_enforced(&self.host, golden::STORAGE_POOL, progress.as_ref()).await?;
+        }
         Ok(reports)
     }
 

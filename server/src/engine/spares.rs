@@ -44,7 +44,9 @@ fn build_of(golden_config: &Config) -> Option<&str> {
 
 /// Renames the stack's spare to `instance` when it is warm and made from the current golden
 /// build; false (nothing changed) otherwise, or when a concurrent create took it first.
-pub async fn claim(incus: &Incus, stack: &str, golden_config: &Config, instance: &str) -> bool {
+/// `creating`: the create's marker (see journal.rs), put on the spare before the rename, so that
+/// under its new name it never looks like a spare nobody is configuring.
+pub async fn claim(incus: &Incus, stack: &str, golden_config: &Config, instance: &str, creating: &str) -> bool {
     let Some(build) = build_of(golden_config) else { return false };
     let spare = name(stack);
     let Ok(inst) = incus.instance(&spare).await else { return false };
@@ -52,6 +54,12 @@ pub async fn claim(incus: &Incus, stack: &str, golden_config: &Config, instance:
         && inst.config.get(WARM).is_some_and(|v| v == "1")
         && inst.config.get(OF).is_some_and(|v| v == build);
     if !ready {
+        return false;
+    }
+    let mut mark = Config::new();
+    mark.insert(super::keys::CREATING.into(), creating.into());
+    if let Err(e) = incus.patch_instance(&spare, mark, Default::default()).await {
+        tracing::debug!("spare {spare} not claimed: {e}");
         return false;
     }
     match incus.rename_instance(&spare, instance).await {
@@ -95,6 +103,7 @@ pub fn refill_in_background(stack: &str) {
     // process group (a Ctrl-C in the terminal is for the command that was typed).
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    super::host::inherit_stdio_only(&mut cmd);
     match cmd.spawn() {
         // Reaped by a thread so that a long-lived caller (the sidecar) leaves no zombie.
         Ok(mut child) => {

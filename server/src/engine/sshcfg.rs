@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
+use super::blocks;
 use crate::error::{EngineError, Result};
 use crate::paths::{self, sandbox_home};
 
@@ -94,6 +95,13 @@ fn ensure_key_at(path: &Path) -> Result<String> {
     Ok(public)
 }
 
+/// SHA256 fingerprint of a public key line (empty when it does not parse).
+pub fn fingerprint(public: &str) -> String {
+    ssh_key::PublicKey::from_openssh(public.trim())
+        .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string())
+        .unwrap_or_default()
+}
+
 /// Public keys allowed to log in: the managed key plus the user's `~/.ssh/id_*.pub`.
 pub fn authorized_keys() -> Result<String> {
     let mut keys = vec![ensure_client_key()?];
@@ -120,45 +128,46 @@ pub fn authorized_keys() -> Result<String> {
     Ok(keys.join("\n") + "\n")
 }
 
-fn marker(name: &str) -> (String, String) {
-    (format!("# BEGIN sandbox {name}"), format!("# END sandbox {name}"))
+/// What `remove_entry` did: the files it took NAME's entry out of, and the entries it had to
+/// leave (a block without its END line: the file is not touched).
+#[derive(Debug, Default)]
+pub struct Removal {
+    pub removed: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+/// A managed file's bytes: missing is empty; any other read error fails (the file is left alone).
+fn read(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(EngineError::failed(
+            format!("cannot read {}: {e}", path.display()),
+            "make it a readable file again (or remove it): it was left unchanged",
+        )),
+    }
+}
+
+fn malformed(path: &Path, m: &blocks::Malformed) -> String {
+    format!(
+        "{}: the entry of '{}' has a '{}' line but no '{}' line; the file was left unchanged — fix that entry by hand",
+        path.display(),
+        m.name,
+        blocks::begin(&m.name),
+        blocks::end(&m.name)
+    )
 }
 
 /// The sandboxes that have a managed entry in ~/.sandbox/ssh_config.
 pub fn entries() -> Vec<String> {
-    std::fs::read_to_string(config_path())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("# BEGIN sandbox ").map(str::to_owned))
-        .collect()
-}
-
-/// Removes a managed block from a text.
-fn without_block(text: &str, name: &str) -> String {
-    let (begin, end) = marker(name);
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line == begin {
-            skipping = true;
-            continue;
-        }
-        if skipping {
-            if line == end {
-                skipping = false;
-            }
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    blocks::names(&std::fs::read(config_path()).unwrap_or_default())
 }
 
 /// Adds (or replaces) the entries for a sandbox. `host_key` is its public host key line; `jump`
-/// is the server to hop through when the sandbox runs on a remote Incus server.
+/// is the server to hop through when the sandbox runs on a remote Incus server. Both files are
+/// read and checked before either is written; a file is rewritten only when its entry changes.
 pub fn add_entry(name: &str, port: u16, host_key: &str, jump: Option<&str>) -> Result<()> {
-    let (begin, end) = marker(name);
+    let (begin, end) = (blocks::begin(name), blocks::end(name));
     let key = client_key_path();
     let kh = known_hosts_path();
     let cfg = config_path();
@@ -170,35 +179,46 @@ pub fn add_entry(name: &str, port: u16, host_key: &str, jump: Option<&str>) -> R
         kh = kh.display(),
         jump = jump.map(|j| format!("  ProxyJump {j}\n")).unwrap_or_default(),
     );
-    let old = std::fs::read_to_string(&cfg).unwrap_or_default();
-    let mut new = without_block(&old, name);
-    if new.is_empty() {
-        new.push_str("# Managed by Agent Sandboxes (`sandbox`); entries are rewritten on create/start/rm.\n");
-    }
-    new.push_str(&block);
-    paths::write(&cfg, new.as_bytes(), 0o644)?;
-
     let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
-    let old = std::fs::read_to_string(&kh).unwrap_or_default();
-    let mut new = without_block(&old, name);
-    new.push_str(&format!("{begin}\n{alias} {}\n{end}\n", key_fields.join(" ")));
-    paths::write(&kh, new.as_bytes(), 0o644)
-}
-
-pub fn remove_entry(name: &str) -> Result<()> {
-    for path in [config_path(), known_hosts_path()] {
-        if let Ok(old) = std::fs::read_to_string(&path) {
-            let new = without_block(&old, name);
-            if new != old {
-                paths::write(&path, new.as_bytes(), 0o644)?;
-            }
-        }
+    let host_line = format!("{begin}\n{alias} {}\n{end}\n", key_fields.join(" "));
+    let edit = |path: &Path, block: &str, header: &str| -> Result<(Vec<u8>, Vec<u8>)> {
+        let old = read(path)?;
+        let kept = blocks::without(&old, name).map_err(|m| EngineError::failed(malformed(path, &m), ""))?;
+        let kept = if kept.is_empty() { header.as_bytes().to_vec() } else { kept };
+        Ok((old, blocks::append(kept, block)))
+    };
+    let header = "# Managed by Agent Sandboxes (`sandbox`); entries are rewritten on create/start/rm.\n";
+    let (old_kh, new_kh) = edit(&kh, &host_line, "")?;
+    let (old_cfg, new_cfg) = edit(&cfg, &block, header)?;
+    // The host key first: ssh never finds an entry whose key is not there yet.
+    if new_kh != old_kh {
+        paths::write(&kh, &new_kh, 0o644)?;
+    }
+    if new_cfg != old_cfg {
+        paths::write(&cfg, &new_cfg, 0o644)?;
     }
     Ok(())
 }
 
+/// Takes NAME's entries out of both files. An entry without its END line is left, with a warning.
+pub fn remove_entry(name: &str) -> Result<Removal> {
+    let mut out = Removal::default();
+    for path in [config_path(), known_hosts_path()] {
+        let old = read(&path)?;
+        match blocks::without(&old, name) {
+            Ok(new) if new != old => {
+                paths::write(&path, &new, 0o644)?;
+                out.removed.push(path);
+            }
+            Ok(_) => {}
+            Err(m) => out.warnings.push(malformed(&path, &m)),
+        }
+    }
+    Ok(out)
+}
+
 pub fn has_entry(name: &str) -> bool {
-    std::fs::read_to_string(config_path()).is_ok_and(|t| t.lines().any(|l| l == marker(name).0))
+    blocks::has(&std::fs::read(config_path()).unwrap_or_default(), name)
 }
 
 #[cfg(test)]
@@ -222,14 +242,6 @@ mod tests {
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn blocks_are_replaced_and_removed() {
-        let text = "a\n# BEGIN sandbox x\nHost x\n# END sandbox x\nb\n# BEGIN sandbox y\nHost y\n# END sandbox y\n";
-        let t = without_block(text, "x");
-        assert_eq!(t, "a\nb\n# BEGIN sandbox y\nHost y\n# END sandbox y\n");
-        assert_eq!(without_block(&t, "y"), "a\nb\n");
     }
 
     #[test]

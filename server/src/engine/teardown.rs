@@ -1,39 +1,34 @@
 //! Stop, remove and nuke: everything a sandbox owned goes, on the host and on GitHub.
 use super::creds::Token;
+use super::leftovers::Removed;
 use super::sandbox::{self, Sandbox};
-use super::{Engine, golden, lock, sshcfg, validate};
+use super::{Engine, golden, validate};
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 
+/// What stopping or removing one name did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// An instance was removed (rm).
+    pub instance: bool,
+    /// What else went, on the host, and what was left on purpose.
+    pub host: Removed,
+}
+
 impl Engine {
-    /// Stops each sandbox (idempotent). A missing one is an error for that name only.
-    /// `token` is needed only to delete deploy keys on rm.
-    pub async fn stop(&self, names: &[String], remove: bool, token: &Token) -> Vec<(String, Result<()>)> {
+    /// Stops each sandbox (idempotent); with `remove`, removes whatever exists of each name —
+    /// its instance and what it has on the host, also when the instance is gone already. A name
+    /// with nothing anywhere is an error for that name only. `token` deletes deploy keys on rm.
+    pub async fn stop(&self, names: &[String], remove: bool, token: &Token) -> Vec<(String, Result<Outcome>)> {
         let futs = names.iter().map(|n| async move {
             let r = async {
                 validate::sandbox_name(n)?;
-                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
                 if remove {
-                    self.remove_one(&s, token).await
-                } else {
-                    if s.is_running() {
-                        self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
-                            crate::incus::IncusError::Api { message, .. }
-                            | crate::incus::IncusError::Operation { message }
-                                if message.contains("already stopped") =>
-                            {
-                                Ok(())
-                            }
-                            _ => Err(e),
-                        })?;
-                    }
-                    self.egress_unregister(n).await?;
-                    self.anthropic_release(n, false).await?;
-                    // After the relay closed: its sessions ended with the sandbox.
-                    let inst = self.incus.instance(&s.instance).await?;
-                    super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
-                    self.drop_local_credentials(&s.name, false).await
+                    return self.remove(n, token).await;
                 }
+                let s = sandbox::get(&self.incus, n).await?.ok_or_else(|| EngineError::sandbox_not_found(n))?;
+                self.stop_one(&s).await?;
+                Ok(Outcome::default())
             }
             .await;
             (n.clone(), r)
@@ -41,21 +36,32 @@ impl Engine {
         futures::future::join_all(futs).await
     }
 
-    async fn remove_one(&self, s: &Sandbox, token: &Token) -> Result<()> {
-        // The deploy key on GitHub first: if that fails the sandbox stays, and rm can be retried.
-        let inst = self.incus.instance(&s.instance).await?;
-        self.forget_remote_key(&s.name, &inst, token).await?;
-        self.incus
-            .delete_force(&s.instance)
-            .await
-            .map_err(|e| EngineError::failed(format!("cannot remove {}: {e:#}", s.instance), "retry `sandbox rm`"))?;
+    async fn stop_one(&self, s: &Sandbox) -> Result<()> {
+        if s.is_running() {
+            self.incus.stop(&s.instance, false).await.or_else(|e| match &e {
+                crate::incus::IncusError::Api { message, .. } | crate::incus::IncusError::Operation { message }
+                    if message.contains("already stopped") =>
+                {
+                    Ok(())
+                }
+                _ => Err(e),
+            })?;
+        }
         self.egress_unregister(&s.name).await?;
-        super::egress::denials::forget(&s.name);
-        self.anthropic_release(&s.name, true).await?;
-        self.drop_local_credentials(&s.name, true).await?;
-        let _g = lock::acquire().await?;
-        sshcfg::remove_entry(&s.name)?;
-        Ok(())
+        self.anthropic_release(&s.name, false).await?;
+        // After the relay closed: its sessions ended with the sandbox.
+        let inst = self.incus.instance(&s.instance).await?;
+        super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
+        self.drop_local_credentials(&s.name, false).await
+    }
+
+    async fn remove(&self, name: &str, token: &Token) -> Result<Outcome> {
+        let found = self.inspect(name).await?;
+        let (instance, host) = self.remove_name(name, found, token).await?;
+        if !instance && host.removed.is_empty() && host.warnings.is_empty() {
+            return Err(EngineError::sandbox_not_found(name));
+        }
+        Ok(Outcome { instance, host })
     }
 
     /// Removes every sandbox and golden image, and their host-side leftovers.
@@ -83,28 +89,17 @@ impl Engine {
         progress.step(&format!("Removing {} instances", doomed.len()));
         let futs = doomed.iter().map(|n| self.incus.delete_force(n));
         let results = futures::future::join_all(futs).await;
-        let _g = lock::acquire().await?;
-        for n in &doomed {
-            if let Some(s) = validate::sandbox_of(n) {
-                sshcfg::remove_entry(s)?;
-                self.drop_local_credentials(s, true).await?;
-            }
-        }
-        // Entries whose sandbox is already gone (an interrupted run) are leftovers too.
-        for s in sshcfg::entries() {
-            sshcfg::remove_entry(&s)?;
-        }
-        drop(_g);
-        for n in &doomed {
-            if let Some(s) = validate::sandbox_of(n) {
-                self.egress_unregister(s).await?;
-                super::egress::denials::forget(s);
-                self.anthropic_release(s, true).await?;
+        // Whatever any sandbox has on the host: of the instances just removed, and of names
+        // whose instance was already gone (an interrupted run's leftovers).
+        let mut failed: Vec<String> = Vec::new();
+        for name in super::leftovers::names() {
+            match self.remove_leftovers(&name).await {
+                Ok(r) => r.warnings.iter().for_each(|w| progress.step(&format!("Left: {w}"))),
+                Err(e) => failed.push(format!("{name}: {e}")),
             }
         }
         super::anthropic::control::shutdown().await?;
-        let mut failed: Vec<String> =
-            doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))).collect();
+        failed.extend(doomed.iter().zip(results).filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e:#}"))));
         // A spare that a create's background refill was still making when the list was taken
         // (its golden image is gone now, so no other can follow).
         for inst in self.incus.instances().await? {

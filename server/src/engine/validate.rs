@@ -58,23 +58,107 @@ pub fn cpu(v: &str) -> Result<u32> {
     }
 }
 
-/// Memory sizes as Incus takes them: a number with KiB/MiB/GiB/TiB (or KB/MB/GB/TB).
-pub fn memory(v: &str) -> Result<String> {
-    let units = ["KiB", "MiB", "GiB", "TiB", "KB", "MB", "GB", "TB"];
-    let ok = units.iter().any(|u| {
-        v.strip_suffix(u).is_some_and(|n| {
-            !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
-        })
-    });
-    if ok {
-        Ok(v.to_string())
-    } else {
-        Err(EngineError::invalid(
-            "memory",
-            format!("'{}' is not a memory size", printable(v)),
-            "give a size with a unit, e.g. --memory 4GiB or --memory 512MiB",
-        ))
+/// A size as Incus takes it — a number with KiB/MiB/GiB/TiB (or KB/MB/GB/TB) — in bytes.
+fn size_bytes(v: &str) -> Option<u64> {
+    let units: [(&str, u64); 8] = [
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+        ("TiB", 1 << 40),
+        ("KB", 1_000),
+        ("MB", 1_000_000),
+        ("GB", 1_000_000_000),
+        ("TB", 1_000_000_000_000),
+    ];
+    units.iter().find_map(|(u, f)| {
+        let n = v.strip_suffix(u)?;
+        let ok = !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0');
+        ok.then(|| n.parse::<u64>().ok().map(|n| n * f)).flatten()
+    })
+}
+
+/// Less memory than this and a sandbox does not boot to a working SSH login.
+pub const MIN_MEMORY: u64 = 128 << 20;
+/// Less disk than this does not hold a golden image and a checkout.
+pub const MIN_DISK: u64 = 1 << 30;
+
+fn size(field: &str, flag: &str, v: &str, min: u64, min_text: &str) -> Result<String> {
+    match size_bytes(v) {
+        Some(b) if b >= min => Ok(v.to_string()),
+        Some(_) => Err(EngineError::invalid(
+            field,
+            format!("{v} is too small: a sandbox needs at least {min_text}"),
+            format!("give {flag} {min_text} or more"),
+        )),
+        None => Err(EngineError::invalid(
+            field,
+            format!("'{}' is not a {field} size", printable(v)),
+            format!("give a size with a unit, e.g. {flag} 4GiB or {flag} 512MiB"),
+        )),
     }
+}
+
+/// Memory sizes as Incus takes them, at least `MIN_MEMORY`.
+pub fn memory(v: &str) -> Result<String> {
+    size("memory", "--memory", v, MIN_MEMORY, "128MiB")
+}
+
+/// Root disk sizes, at least `MIN_DISK`.
+pub fn disk(v: &str) -> Result<String> {
+    size("disk", "--disk", v, MIN_DISK, "1GiB")
+}
+
+/// A sandbox's environment: at most this many variables, each value at most `MAX_ENV_VALUE`
+/// bytes, all of it at most `MAX_ENV_TOTAL` (it is stored in Incus and read by every `list`).
+pub const MAX_ENV_VARS: usize = 256;
+pub const MAX_ENV_VALUE: usize = 32 << 10;
+pub const MAX_ENV_TOTAL: usize = 256 << 10;
+
+/// The whole environment of a sandbox (`~/.sandbox/env` and `--env` together), bounded.
+pub fn env_list(pairs: &[(String, String)]) -> Result<()> {
+    let hint = "keep large data in a file in the sandbox; the environment is for settings and keys";
+    if pairs.len() > MAX_ENV_VARS {
+        return Err(EngineError::invalid("env", format!("{} variables: at most {MAX_ENV_VARS}", pairs.len()), hint));
+    }
+    if let Some((k, v)) = pairs.iter().find(|(_, v)| v.len() > MAX_ENV_VALUE) {
+        return Err(EngineError::invalid(
+            "env",
+            format!("the value of {k} has {} bytes: at most 32 KiB", v.len()),
+            hint,
+        ));
+    }
+    let total: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 1).sum();
+    if total > MAX_ENV_TOTAL {
+        return Err(EngineError::invalid("env", format!("{total} bytes in all: at most 256 KiB"), hint));
+    }
+    Ok(())
+}
+
+/// A command's arguments (exec): at most `MAX_ARG` bytes each (the kernel's own limit on one
+/// argument), `MAX_ARGS_TOTAL` in all, no NUL byte.
+pub const MAX_ARG: usize = 128 << 10;
+pub const MAX_ARGS_TOTAL: usize = 1 << 20;
+
+pub fn command(argv: &[String]) -> Result<()> {
+    let hint = "pass large data through a file in the sandbox (e.g. `sandbox exec NAME -- sh -c 'cat > f'` with stdin)";
+    if argv.is_empty() {
+        return Err(EngineError::invalid("command", "the command is empty", "give argv, e.g. [\"git\", \"status\"]"));
+    }
+    if let Some((i, a)) = argv.iter().enumerate().find(|(_, a)| a.len() > MAX_ARG) {
+        return Err(EngineError::invalid(
+            "command",
+            format!("argument {} has {} bytes: at most 128 KiB per argument", i + 1, a.len()),
+            hint,
+        ));
+    }
+    let total: usize = argv.iter().map(|a| a.len() + 1).sum();
+    if total > MAX_ARGS_TOTAL {
+        return Err(EngineError::invalid("command", format!("the arguments have {total} bytes: at most 1 MiB"), hint));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(EngineError::invalid("command", "an argument contains a NUL byte", "remove it"));
+    }
+    Ok(())
 }
 
 /// `K=V`: K a shell variable name; V anything (stored literally, never interpreted).
@@ -231,10 +315,11 @@ mod tests {
         let table: serde_json::Value =
             serde_json::from_str(include_str!("../../../tests/validation-cases.json")).expect("the table is JSON");
         type Accepts = fn(&str) -> bool;
-        let validators: [(&str, Accepts); 7] = [
+        let validators: [(&str, Accepts); 8] = [
             ("name", |v| sandbox_name(v).is_ok()),
             ("cpu", |v| cpu(v).is_ok()),
             ("memory", |v| memory(v).is_ok()),
+            ("disk", |v| disk(v).is_ok()),
             ("env", |v| env_pair(v).is_ok()),
             ("repo", |v| crate::engine::creds::RepoRef::parse(v).is_ok()),
             ("branch", |v| branch(v).is_ok()),
@@ -255,6 +340,23 @@ mod tests {
     }
 
     #[test]
+    fn environment_and_arguments_are_bounded() {
+        let pair = |k: &str, n: usize| (k.to_string(), "v".repeat(n));
+        assert!(env_list(&[pair("A", MAX_ENV_VALUE)]).is_ok());
+        assert!(env_list(&[pair("A", MAX_ENV_VALUE + 1)]).unwrap_err().to_string().contains("32 KiB"));
+        let many: Vec<_> = (0..=MAX_ENV_VARS).map(|i| pair(&format!("V{i}"), 1)).collect();
+        assert!(env_list(&many).unwrap_err().to_string().contains("256"));
+        let big: Vec<_> = (0..9).map(|i| pair(&format!("T{i}"), 30 << 10)).collect();
+        assert!(env_list(&big).unwrap_err().to_string().contains("256 KiB"));
+        let args = |v: Vec<usize>| v.into_iter().map(|n| "a".repeat(n)).collect::<Vec<_>>();
+        assert!(command(&args(vec![3, MAX_ARG])).is_ok());
+        assert!(command(&args(vec![3, MAX_ARG + 1])).unwrap_err().to_string().contains("argument 2"));
+        assert!(command(&args(vec![MAX_ARG; 9])).unwrap_err().to_string().contains("1 MiB"));
+        assert!(command(&[]).is_err());
+        assert!(command(&["a\0b".to_string()]).is_err());
+    }
+
+    #[test]
     fn names() {
         for ok in ["a", "feature-x", "A1", &"x".repeat(57)] {
             assert!(sandbox_name(ok).is_ok(), "{ok}");
@@ -271,6 +373,10 @@ mod tests {
         assert!(memory("lots").is_err());
         assert!(memory("0GiB").is_err());
         assert_eq!(memory("512MiB").unwrap(), "512MiB");
+        assert!(memory("4MiB").unwrap_err().to_string().contains("at least 128MiB"));
+        assert!(memory("127MiB").is_err() && memory("128MiB").is_ok() && memory("1GB").is_ok());
+        assert!(disk("1MiB").unwrap_err().to_string().contains("at least 1GiB"));
+        assert!(disk("1GiB").is_ok() && disk("20GiB").is_ok() && disk("x").is_err());
         assert!(env_pair("NOEQ").is_err());
         assert!(env_pair("1A=x").is_err());
         assert_eq!(env_pair("A=b=c").unwrap(), ("A".into(), "b=c".into()));

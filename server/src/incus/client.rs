@@ -153,6 +153,19 @@ impl Incus {
         }
     }
 
+    /// Operations still running on an instance: a create whose client was killed goes on in
+    /// Incus, and its instance appears when it ends.
+    pub async fn running_operations_on(&self, instance: &str) -> Result<Vec<Operation>> {
+        let all: Value = self.sync(Method::GET, "/1.0/operations?recursion=1", None, "operations").await?;
+        let running: Vec<Operation> =
+            all.get("running").cloned().map(|v| serde_json::from_value(v).unwrap_or_default()).unwrap_or_default();
+        let me = format!("/1.0/instances/{}", enc(instance));
+        let on_me = |op: &Operation| {
+            op.resources.as_ref().is_some_and(|r| r.values().flatten().any(|p| p.split('?').next() == Some(&me)))
+        };
+        Ok(running.into_iter().filter(on_me).collect())
+    }
+
     pub async fn cancel_operation(&self, id: &str) -> Result<()> {
         self.call(Method::DELETE, &format!("/1.0/operations/{}", enc(id)), None, "operation").await.map(|_| ())
     }
@@ -170,7 +183,11 @@ impl Incus {
     /// Trusts a client certificate (PEM) — used to let HTTPS remotes in.
     pub async fn add_trusted_certificate(&self, name: &str, cert_pem: &str) -> Result<()> {
         let body = json!({ "name": name, "type": "client", "certificate": pem_body(cert_pem) });
-        self.call(Method::POST, "/1.0/certificates", Some(&body), &format!("certificate '{name}'")).await.map(|_| ())
+        let what = format!("certificate '{name}'");
+        self.call(Method::POST, "/1.0/certificates", Some(&body), &what)
+            .await
+            .map(|_| ())
+            .map_err(|e| name_taken(e, &what))
     }
 
     /// Asks the server to trust the certificate this connection presents, with a trust token
@@ -240,6 +257,9 @@ pub(crate) fn op_id(env: &Envelope) -> Result<String> {
         .ok_or_else(|| IncusError::Decode("async response without an operation".into()))
 }
 
+/// Incus's answer as a typed error. A 409 keeps Incus's own message: it also means a NIC address
+/// held by another instance, an instance busy with another operation, … — only a create call
+/// turns it into "already exists" (`name_taken`).
 fn classify(status: u16, message: &str, what: &str) -> IncusError {
     let lower = message.to_ascii_lowercase();
     // How Incus ends an exec whose command exited 127 or 126 (never about the instance).
@@ -250,12 +270,24 @@ fn classify(status: u16, message: &str, what: &str) -> IncusError {
     }
     if status == 404 || lower.contains("not found") {
         IncusError::NotFound { what: what.to_string() }
-    } else if status == 409 || lower.contains("already exists") || lower.contains("unique constraint failed") {
-        IncusError::AlreadyExists { what: what.to_string() }
     } else if status == 0 {
         IncusError::Operation { message: message.to_string() }
     } else {
         IncusError::Api { status, message: message.to_string() }
+    }
+}
+
+/// On a call that creates something under a name: Incus's conflict means the name is taken.
+pub(super) fn name_taken(e: IncusError, what: &str) -> IncusError {
+    match e {
+        IncusError::Api { status: 409, .. } => IncusError::AlreadyExists { what: what.to_string() },
+        IncusError::Api { message, .. } | IncusError::Operation { message }
+            if message.to_ascii_lowercase().contains("already exists")
+                || message.to_ascii_lowercase().contains("unique constraint failed") =>
+        {
+            IncusError::AlreadyExists { what: what.to_string() }
+        }
+        e => e,
     }
 }
 

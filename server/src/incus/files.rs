@@ -1,7 +1,7 @@
 //! The files API: pushes and pulls (content never passes through a shell).
 use reqwest::Method;
 
-use super::client::{Incus, enc};
+use super::client::{Incus, enc, name_taken};
 use super::error::{IncusError, Result};
 
 /// A file to write into an instance.
@@ -49,7 +49,11 @@ impl Incus {
     /// Creates a directory (parents must exist); an existing one is fine.
     pub async fn push_dir(&self, name: &str, path: &str, uid: u32, gid: u32, mode: u32) -> Result<()> {
         let what = format!("directory '{path}' in '{name}'");
-        match self.files_post(name, path, (uid, gid, mode), "directory", None, &what).await {
+        match self
+            .files_post(name, path, (uid, gid, mode), "directory", None, &what)
+            .await
+            .map_err(|e| name_taken(e, &what))
+        {
             Ok(()) | Err(IncusError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e),
         }

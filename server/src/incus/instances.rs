@@ -2,7 +2,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::client::{Incus, enc, op_id};
+use super::client::{Incus, enc, name_taken, op_id};
 use super::error::{IncusError, Result};
 use super::types::*;
 
@@ -42,7 +42,8 @@ impl Incus {
             Some(t) => format!("/1.0/instances?target={}", enc(t)),
             None => "/1.0/instances".into(),
         };
-        self.run(Method::POST, &path, Some(&body), &format!("instance '{}'", req.name)).await.map(|_| ())
+        let what = format!("instance '{}'", req.name);
+        self.run(Method::POST, &path, Some(&body), &what).await.map(|_| ()).map_err(|e| name_taken(e, &what))
     }
 
     /// start | stop | restart | freeze | unfreeze
@@ -97,9 +98,11 @@ impl Incus {
 
     pub async fn rename_instance(&self, name: &str, new_name: &str) -> Result<()> {
         let body = json!({ "name": new_name });
-        self.run(Method::POST, &format!("/1.0/instances/{}", enc(name)), Some(&body), &format!("instance '{new_name}'"))
+        let what = format!("instance '{new_name}'");
+        self.run(Method::POST, &format!("/1.0/instances/{}", enc(name)), Some(&body), &what)
             .await
             .map(|_| ())
+            .map_err(|e| name_taken(e, &what))
     }
 
     /// Merges config keys and devices (PATCH semantics: keys given are set, others kept).
@@ -166,14 +169,11 @@ impl Incus {
 
     pub async fn create_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
         let body = json!({ "name": snapshot, "stateful": false });
-        self.run(
-            Method::POST,
-            &format!("/1.0/instances/{}/snapshots", enc(name)),
-            Some(&body),
-            &format!("snapshot '{name}/{snapshot}'"),
-        )
-        .await
-        .map(|_| ())
+        let what = format!("snapshot '{name}/{snapshot}'");
+        self.run(Method::POST, &format!("/1.0/instances/{}/snapshots", enc(name)), Some(&body), &what)
+            .await
+            .map(|_| ())
+            .map_err(|e| name_taken(e, &what))
     }
 
     pub async fn snapshots(&self, name: &str) -> Result<Vec<Snapshot>> {

@@ -2,11 +2,23 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::{Incus, enc, op_fingerprint, op_id};
+use super::client::{Incus, enc, name_taken, op_fingerprint, op_id};
 use super::error::Result;
 use super::types::*;
 
 impl Incus {
+    // ---- the server's hardware -------------------------------------------------------------
+
+    /// CPU threads of the server (on a cluster: of `member`, or of the one answering).
+    pub async fn cpu_total(&self, member: Option<&str>) -> Result<u64> {
+        let path = match member {
+            Some(m) => format!("/1.0/resources?target={}", enc(m)),
+            None => "/1.0/resources".into(),
+        };
+        let v: Value = self.sync(Method::GET, &path, None, "server resources").await?;
+        Ok(v.pointer("/cpu/total").and_then(Value::as_u64).unwrap_or(0))
+    }
+
     // ---- images -----------------------------------------------------------------------------
 
     pub async fn image_alias(&self, alias: &str) -> Result<ImageAlias> {
@@ -24,7 +36,11 @@ impl Incus {
 
     pub async fn create_image_alias(&self, alias: &str, fingerprint: &str) -> Result<()> {
         let body = json!({ "name": alias, "target": fingerprint, "description": "" });
-        self.call(Method::POST, "/1.0/images/aliases", Some(&body), &format!("image alias '{alias}'")).await.map(|_| ())
+        let what = format!("image alias '{alias}'");
+        self.call(Method::POST, "/1.0/images/aliases", Some(&body), &what)
+            .await
+            .map(|_| ())
+            .map_err(|e| name_taken(e, &what))
     }
 
     pub async fn delete_image_alias(&self, alias: &str) -> Result<()> {
@@ -84,7 +100,8 @@ impl Incus {
 
     pub async fn create_network(&self, name: &str, config: Config) -> Result<()> {
         let body = json!({ "name": name, "type": "bridge", "config": config });
-        self.call(Method::POST, "/1.0/networks", Some(&body), &format!("network '{name}'")).await.map(|_| ())
+        let what = format!("network '{name}'");
+        self.call(Method::POST, "/1.0/networks", Some(&body), &what).await.map(|_| ()).map_err(|e| name_taken(e, &what))
     }
 
     pub async fn patch_network(&self, name: &str, config: Config) -> Result<()> {
@@ -101,7 +118,11 @@ impl Incus {
 
     pub async fn create_storage_pool(&self, name: &str, driver: &str, config: Config) -> Result<()> {
         let body = json!({ "name": name, "driver": driver, "config": config });
-        self.call(Method::POST, "/1.0/storage-pools", Some(&body), &format!("storage pool '{name}'")).await.map(|_| ())
+        let what = format!("storage pool '{name}'");
+        self.call(Method::POST, "/1.0/storage-pools", Some(&body), &what)
+            .await
+            .map(|_| ())
+            .map_err(|e| name_taken(e, &what))
     }
 
     pub async fn profile(&self, name: &str) -> Result<Value> {

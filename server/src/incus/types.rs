@@ -234,6 +234,9 @@ pub struct Operation {
     pub metadata: Option<Value>,
     #[serde(default)]
     pub may_cancel: bool,
+    /// What it works on, by kind: `{"instances": ["/1.0/instances/NAME"]}`.
+    #[serde(default)]
+    pub resources: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// One message of the `/1.0/events` stream.

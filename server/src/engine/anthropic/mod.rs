@@ -60,6 +60,27 @@ pub fn hooks_socket_path(name: &str) -> PathBuf {
     endpoint_dir(name).join(crate::engine::agents::relay::SOCKET_NAME)
 }
 
+/// Whether NAME has an endpoint here (its directory, or the daemon's saved state of it).
+pub fn has_endpoint(name: &str) -> bool {
+    endpoint_dir(name).exists() || root().join("state").join(format!("{name}.json")).exists()
+}
+
+/// Every name with an endpoint directory or saved state here.
+pub fn endpoint_names() -> Vec<String> {
+    let dir_names = |d: PathBuf, suffix: &str| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(suffix).map(str::to_owned)).collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut v = dir_names(root().join("sandboxes"), "");
+    v.extend(dir_names(root().join("state"), ".json"));
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// sun_path holds 108 bytes including the NUL.
 const MAX_SOCKET_PATH: usize = 107;
 

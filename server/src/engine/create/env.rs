@@ -1,11 +1,17 @@
 //! A sandbox's environment: `~/.sandbox/env` plus `--env`, written into
 //! `/etc/profile.d/sandbox-env.sh` so that no value is ever interpreted.
 use crate::engine::validate;
+use crate::error::Result;
 
-/// `~/.sandbox/env`: `KEY=value` lines (`export ` allowed, `#` comments); values literal.
-pub fn user_env() -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string(crate::paths::sandbox_home().join("env")) else { return Vec::new() };
-    parse_user_env(&text)
+/// `~/.sandbox/env`: `KEY=value` lines (`export ` allowed, `#` comments); values literal. A file
+/// that cannot be read whole (not UTF-8, a directory, too large) is an error: an API key missing
+/// without a word would be worse.
+pub fn user_env() -> Result<Vec<(String, String)>> {
+    let path = crate::paths::sandbox_home().join("env");
+    let Some(text) = crate::paths::read_text(&path, crate::paths::MAX_INPUT_FILE, "environment file")? else {
+        return Ok(Vec::new());
+    };
+    Ok(parse_user_env(&text))
 }
 
 fn parse_user_env(text: &str) -> Vec<(String, String)> {

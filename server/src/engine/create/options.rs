@@ -46,9 +46,12 @@ pub struct CreateOptions {
     /// CPU limit.
     #[arg(long)]
     pub cpu: Option<String>,
-    /// Memory limit, e.g. 4GiB.
+    /// Memory limit, e.g. 4GiB (at least 128MiB).
     #[arg(long)]
     pub memory: Option<String>,
+    /// Root disk size, e.g. 20GiB (at least 1GiB; default: SANDBOX_DEFAULT_DISK, else 10GiB).
+    #[arg(long)]
+    pub disk: Option<String>,
     /// Environment variable for login shells (repeatable); the value is stored literally.
     #[arg(long, value_name = "K=V")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -78,6 +81,15 @@ pub struct CreateOptions {
     pub github_token: Token,
 }
 
+impl CreateOptions {
+    /// Nothing but the name given (a token aside): a plain `sandbox start NAME`.
+    pub fn is_bare(&self) -> bool {
+        let bare =
+            CreateOptions { name: self.name.clone(), github_token: self.github_token.clone(), ..Default::default() };
+        serde_json::to_value(self).ok() == serde_json::to_value(&bare).ok()
+    }
+}
+
 /// How a `start` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +104,7 @@ pub enum StartAction {
 pub(crate) struct Validated {
     pub cpu: Option<u32>,
     pub memory: Option<String>,
+    pub disk: Option<String>,
     pub env: Vec<(String, String)>,
     pub repo: Option<RepoRef>,
     pub branch: Option<String>,
@@ -121,19 +134,17 @@ pub(crate) fn validate(o: &CreateOptions) -> Result<Validated> {
             "drop one of them",
         ));
     }
-    if let Some(f) = &o.domains_file
-        && std::fs::read_to_string(f).is_err()
-    {
-        return Err(EngineError::invalid(
-            "domains file",
-            format!("cannot read {}", f.display()),
-            "give a readable file with one domain per line",
-        ));
+    if let Some(f) = &o.domains_file {
+        // Read (bounded) and parsed now: a list that cannot be used fails before anything changes.
+        crate::engine::egress::domains::base_list(Some(f))?;
     }
+    let env: Vec<(String, String)> = o.env.iter().map(|e| validate::env_pair(e)).collect::<Result<_>>()?;
+    validate::env_list(&env)?;
     Ok(Validated {
         cpu: o.cpu.as_deref().map(validate::cpu).transpose()?,
         memory: o.memory.as_deref().map(validate::memory).transpose()?,
-        env: o.env.iter().map(|e| validate::env_pair(e)).collect::<Result<_>>()?,
+        disk: o.disk.as_deref().map(validate::disk).transpose()?,
+        env,
         repo: o.repo.as_deref().map(RepoRef::parse).transpose()?,
         branch: o.branch.as_deref().map(validate::branch).transpose()?,
         ssh_key,
@@ -149,6 +160,21 @@ fn ssh_key_file(k: &std::path::Path) -> Result<PathBuf> {
         ));
     }
     Ok(std::fs::canonicalize(k).unwrap_or_else(|_| k.to_path_buf()))
+}
+
+/// The root disk size of a new sandbox without `--disk`: `SANDBOX_DEFAULT_DISK` (a size, or
+/// `none` for no limit), else 10GiB. A sandbox cannot fill the shared pool by itself.
+pub fn default_disk() -> Result<Option<String>> {
+    match std::env::var("SANDBOX_DEFAULT_DISK").ok().filter(|v| !v.is_empty()) {
+        None => Ok(Some("10GiB".into())),
+        Some(v) if v == "none" => Ok(None),
+        Some(v) => validate::disk(&v).map(Some).map_err(|e| match e {
+            EngineError::Invalid { message, hint, .. } => {
+                EngineError::invalid("SANDBOX_DEFAULT_DISK", message, format!("{hint} (or `none`)"))
+            }
+            e => e,
+        }),
+    }
 }
 
 /// `SANDBOX_DEFAULT_STACK`, else `base`.

@@ -34,8 +34,12 @@ pub(super) struct Plan {
     pub gated: bool,
     pub cpu: Option<u32>,
     pub memory: Option<String>,
+    /// The root disk's size (`--disk`, else the default; None: no limit).
+    pub disk: Option<String>,
     /// `--env` pairs (stored, so a restart keeps them).
     pub env: Vec<(String, String)>,
+    /// `~/.sandbox/env`, read (and checked) before anything changes.
+    pub user_env: Vec<(String, String)>,
     pub target: Option<String>,
     /// `--slot`: this one or fail (default: the first free one).
     pub slot: Option<u32>,
@@ -63,7 +67,29 @@ impl Plan {
     }
 }
 
+/// `~/.sandbox/env`, read now (a file that cannot be read fails before anything changes), and
+/// with `--env` within the environment's bounds.
+fn checked_env(v: &Validated) -> Result<Vec<(String, String)>> {
+    let user_env = super::env::user_env()?;
+    crate::engine::validate::env_list(&super::env::merge(user_env.clone(), &v.env))?;
+    Ok(user_env)
+}
+
 impl Engine {
+    /// Whether the sandbox's pushes go through the host's gate: with a repository, unless
+    /// `--allow-push-any`, and only where Incus runs on this machine (else a warning).
+    fn push_gated(&self, name: &str, has_repo: bool, allow_push_any: bool) -> bool {
+        if !has_repo || allow_push_any {
+            return false;
+        }
+        if !self.anthropic_here() {
+            tracing::warn!(
+                "the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can"
+            );
+        }
+        self.anthropic_here()
+    }
+
     pub(super) async fn plan(&self, o: &CreateOptions, v: &Validated) -> Result<Plan> {
         let name = o.name.clone();
         // --from inherits repo, stack and egress settings.
@@ -90,6 +116,11 @@ impl Engine {
         if let Some(t) = &o.target {
             self.check_member(t).await?;
         }
+        if let Some(c) = v.cpu {
+            self.check_cpus(c, o.target.as_deref()).await?;
+        }
+        let (user_env, disk) =
+            (checked_env(v)?, v.disk.clone().map_or_else(super::options::default_disk, |d| Ok(Some(d)))?);
         let stack = stack.unwrap_or_else(default_stack);
         let golden = golden_name(&stack);
         let Some(golden_config) = golden::ready_config(&self.incus, &golden).await? else {
@@ -111,12 +142,7 @@ impl Engine {
                 "give REPO_URL (or --from a sandbox that has one)",
             ));
         }
-        let gated = repo.is_some() && !o.allow_push_any && self.anthropic_here();
-        if repo.is_some() && !o.allow_push_any && !self.anthropic_here() {
-            tracing::warn!(
-                "the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can"
-            );
-        }
+        let gated = self.push_gated(&name, repo.is_some(), o.allow_push_any);
         Ok(Plan {
             instance: instance_name(&name),
             carried: identity::carried_by(&golden_config),
@@ -136,10 +162,27 @@ impl Engine {
             gated,
             cpu: v.cpu,
             memory: v.memory.clone(),
+            disk,
             env: v.env.clone(),
+            user_env,
             target: o.target.clone(),
             slot: o.slot,
         })
+    }
+
+    /// `--cpu N` within what the server (or the member) has: Incus would take more, and the limit
+    /// would mean nothing.
+    pub(crate) async fn check_cpus(&self, cpus: u32, member: Option<&str>) -> Result<()> {
+        let total = self.incus.cpu_total(member).await?;
+        if total > 0 && u64::from(cpus) > total {
+            let on = member.map(|m| format!("member {m}")).unwrap_or_else(|| "this host".into());
+            return Err(EngineError::invalid(
+                "cpu",
+                format!("{cpus} CPUs asked for, and {on} has {total} CPU{}", if total == 1 { "" } else { "s" }),
+                format!("give --cpu {total} or less"),
+            ));
+        }
+        Ok(())
     }
 
     /// `--target` must name a member of a cluster; said before anything changes.

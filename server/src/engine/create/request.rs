@@ -75,9 +75,9 @@ pub(super) fn config(
     c
 }
 
-/// eth0 on the bridge with the slot's fixed address and MAC, IP and MAC spoofing refused; and the
-/// slot's ssh/app/alt forwards.
-pub(super) fn devices(slot: &Slot) -> Devices {
+/// eth0 on the bridge with the slot's fixed address and MAC, IP and MAC spoofing refused; the
+/// slot's ssh/app/alt forwards; the root disk with its size.
+pub(super) fn devices(slot: &Slot, disk: Option<&str>) -> Devices {
     let (ip, mac) = (slot.ip.to_string(), ports::slot_mac(slot.slot));
     let nic: BTreeMap<String, String> = [
         ("type", "nic"),
@@ -94,7 +94,18 @@ pub(super) fn devices(slot: &Slot) -> Devices {
     let mut devices = Devices::new();
     devices.insert("eth0".into(), nic);
     devices.insert(ports::SLOT_PORTS_DEVICE.into(), ports::slot_device(slot.slot, &ip));
+    if let Some(size) = disk {
+        devices.insert("root".into(), root_disk(size));
+    }
     devices
+}
+
+/// The root disk with a size (the default profile's, made the instance's own).
+pub fn root_disk(size: &str) -> BTreeMap<String, String> {
+    [("type", "disk"), ("path", "/"), ("pool", golden::STORAGE_POOL), ("size", size)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The create request: a copy of the golden snapshot (on a cluster: of its published image).

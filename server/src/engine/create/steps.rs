@@ -11,10 +11,13 @@ use super::request::{self, Slot};
 use crate::engine::creds::{self, KeySource, Token};
 use crate::engine::golden::BRIDGE;
 use crate::engine::rollback::Rollback;
-use crate::engine::{Engine, gate, identity, lock, ports, sandbox, spares, sshcfg};
+use crate::engine::{Engine, gate, identity, keys, lock, ports, sandbox, spares, sshcfg};
 use crate::error::{EngineError, Result};
 use crate::incus::{FileWrite, InstancesPost};
 use crate::progress::Progress;
+
+/// Said when a new sandbox never answers over SSH (it is removed again by the rollback).
+const CREATE_HINT: &str = "the create was rolled back; `sandbox doctor` checks the host, and `sandbox setup --rebuild STACK` the golden image";
 
 /// The sandbox's own SSH host key, who may log in, its environment: made before the lock.
 pub(super) struct IdentityMaterial {
@@ -22,6 +25,7 @@ pub(super) struct IdentityMaterial {
     host_public: String,
     authorized_keys: String,
     env_file: String,
+    client_key: String,
 }
 
 impl IdentityMaterial {
@@ -31,8 +35,14 @@ impl IdentityMaterial {
             host_private,
             host_public,
             authorized_keys: sshcfg::authorized_keys()?,
-            env_file: env::script(&env::merge(env::user_env(), &plan.env)),
+            env_file: env::script(&env::merge(plan.user_env.clone(), &plan.env)),
+            client_key: sshcfg::ensure_client_key()?,
         })
+    }
+
+    /// What `user.sandbox.client-key` records: the managed key let in.
+    pub fn client_key_fingerprint(&self) -> String {
+        sshcfg::fingerprint(&self.client_key)
     }
 
     /// The sandbox's identity files: what the templates render, or what is pushed without them.
@@ -66,7 +76,7 @@ impl IdentityMaterial {
         let rendered = identity::config_for(&plan.name, files).filter(|_| plan.carried);
         let templated = rendered.is_some();
         config.extend(rendered.unwrap_or_default());
-        (request::instance(plan, config, request::devices(slot), clustered), templated)
+        (request::instance(plan, config, request::devices(slot, plan.disk.as_deref()), clustered), templated)
     }
 }
 
@@ -161,7 +171,8 @@ impl Engine {
         let (incus, inst) = (self.incus.clone(), plan.instance.clone());
         rb.push(format!("delete {inst}"), async move { Ok(incus.delete_force(&inst).await?) });
         let spare_ok = templated && plan.spare_ok(clustered);
-        if spare_ok && spares::claim(&self.incus, &plan.stack, &plan.golden_config, &plan.instance).await {
+        let creating = req.config.get(keys::CREATING).map(String::as_str).unwrap_or_default();
+        if spare_ok && spares::claim(&self.incus, &plan.stack, &plan.golden_config, &plan.instance, creating).await {
             progress.step(&format!("Took the warm spare {}", spares::name(&plan.stack)));
             let mut config = req.config.clone();
             config.extend(spares::claimed_config());
@@ -189,7 +200,8 @@ impl Engine {
         let n = plan.name.clone();
         rb.push(format!("remove ssh entry for {n}"), async move {
             let _g = lock::acquire().await?;
-            Ok(sshcfg::remove_entry(&n)?)
+            sshcfg::remove_entry(&n)?;
+            Ok(())
         });
         Ok(())
     }
@@ -237,23 +249,27 @@ impl Engine {
 
     /// Ready = an SSH session through the forwarded port succeeds. Meanwhile the secrets the
     /// templates were rendered from leave the instance's config.
+    /// `complete`: nothing is left after this step, so the create's marker goes with the secrets.
     pub(super) async fn wait_ready(
         &self,
         plan: &Plan,
         slot: &Slot,
         templated: bool,
+        complete: bool,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<()> {
         progress.step("Waiting for SSH");
         let scrub = async {
             if templated {
-                identity::scrub(&self.incus, &plan.instance).await?;
+                identity::scrub(&self.incus, &plan.instance, complete).await?;
             }
             Ok::<_, EngineError>(())
         };
-        let ready =
-            futures::future::try_join(self.wait_ssh(&plan.name, slot.ssh_port(), Duration::from_secs(40)), scrub);
+        let ready = futures::future::try_join(
+            self.wait_ssh(&plan.name, slot.ssh_port(), Duration::from_secs(40), CREATE_HINT),
+            scrub,
+        );
         tokio::select! {
             r = ready => r.map(|_| ()),
             _ = cancel.cancelled() => Err(EngineError::Cancelled),

@@ -24,6 +24,26 @@ fn pid_path(name: &str) -> PathBuf {
     dir().join(format!("{name}.pid"))
 }
 
+/// Whether NAME has an agent pid file (its agent may be running).
+pub fn has_pid_file(name: &str) -> bool {
+    pid_path(name).exists()
+}
+
+/// Names that have an agent socket or pid file here.
+pub fn names() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir()) else { return Vec::new() };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let f = e.file_name().to_str()?.to_owned();
+            f.strip_suffix(".sock").or_else(|| f.strip_suffix(".pid")).map(str::to_owned)
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// sun_path holds 108 bytes including the NUL.
 const MAX_SOCKET_PATH: usize = 107;
 

@@ -113,10 +113,25 @@ fn remove_file(p: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn remove_key_pair(name: &str) -> anyhow::Result<()> {
+pub(crate) fn remove_key_pair(name: &str) -> anyhow::Result<()> {
     let p = deploy_key_path(name);
     remove_file(&p)?;
     remove_file(&p.with_extension("pub"))
+}
+
+/// Names that have a deploy key pair (or half of one) in ~/.sandbox/keys.
+pub fn key_pair_names() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(sandbox_home().join("keys")) else { return Vec::new() };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let f = e.file_name().to_str()?.strip_prefix("deploy_")?.to_owned();
+            Some(f.strip_suffix(".pub").map(str::to_owned).unwrap_or(f))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// The agent's private key for an existing sandbox: its `--ssh-key`, else its deploy key.
@@ -304,8 +319,20 @@ impl Engine {
     /// instance is gone — the agent and the local key pair. GitHub first: if it fails, nothing is
     /// removed and rm can be retried.
     pub(crate) async fn forget_remote_key(&self, name: &str, inst: &Instance, token: &Token) -> Result<()> {
-        let Some(url) = inst.setting(keys::REPO) else { return Ok(()) };
-        let id: Option<u64> = inst.setting(keys::DEPLOY_KEY_ID).and_then(|v| v.parse().ok());
+        let id = inst.setting(keys::DEPLOY_KEY_ID).and_then(|v| v.parse().ok());
+        self.forget_deploy_key(name, inst.setting(keys::REPO), id, token).await
+    }
+
+    /// The deploy key of NAME on `repo_url`: by id, else by title and the local public key (a
+    /// create killed before it learnt the id). Nothing to do without a repository or a key.
+    pub(crate) async fn forget_deploy_key(
+        &self,
+        name: &str,
+        repo_url: Option<&str>,
+        id: Option<u64>,
+        token: &Token,
+    ) -> Result<()> {
+        let Some(url) = repo_url else { return Ok(()) };
         let local_pub = std::fs::read_to_string(deploy_key_path(name).with_extension("pub")).ok();
         if id.is_none() && local_pub.is_none() {
             return Ok(()); // the user's own key, or no key at all

@@ -151,10 +151,11 @@ pub fn user_list() -> PathBuf {
 pub fn base_list(domains_file: Option<&Path>) -> Result<List> {
     match base_source(domains_file) {
         Some(p) => {
-            let text = std::fs::read_to_string(&p).map_err(|e| {
+            // Bounded: a regular file of at most 1 MiB (`--domains-file /dev/zero` must not read for ever).
+            let text = crate::paths::read_text(&p, crate::paths::MAX_INPUT_FILE, "domains file")?.ok_or_else(|| {
                 EngineError::invalid(
                     "domains file",
-                    format!("cannot read {}: {e}", p.display()),
+                    format!("cannot read {}: it does not exist", p.display()),
                     "give a readable file with one domain per line",
                 )
             })?;

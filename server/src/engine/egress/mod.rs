@@ -15,13 +15,14 @@ pub mod nft;
 pub mod paths;
 pub mod squid;
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
 use super::golden::BRIDGE;
 use super::sandbox::is_restricted;
-use super::validate::{instance_name, sandbox_of};
+use super::validate::{self, instance_name, sandbox_of};
 use super::{Engine, keys, lock};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, Instance};
@@ -141,6 +142,25 @@ pub fn effective_list(inst: &Instance) -> Result<domains::List> {
     let allowed = domains::split_stored(inst.setting(keys::DOMAINS_ALLOW));
     let denied = domains::split_stored(inst.setting(keys::DOMAINS_DENY));
     Ok(domains::effective(&base, &allowed, &denied))
+}
+
+/// Whether NAME has egress state on this host: its registration, its list or its resolver.
+pub fn has_state(name: &str) -> bool {
+    paths::marked().iter().any(|n| n == name)
+        || paths::list_file(name).exists()
+        || dns::known().iter().any(|n| n == name)
+}
+
+/// Every name with egress state on this host.
+pub fn names_with_state() -> BTreeSet<String> {
+    let lists = std::fs::read_dir(paths::run().join("lists"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".txt").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    paths::marked().into_iter().chain(lists).chain(dns::known()).filter(|n| validate::sandbox_name(n).is_ok()).collect()
 }
 
 impl Engine {
