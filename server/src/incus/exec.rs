@@ -137,20 +137,15 @@ impl Incus {
         Ok(out)
     }
 
-    /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
-    /// everything with the exit code.
-    pub async fn exec_streamed(
-        &self,
-        name: &str,
-        spec: &ExecSpec,
-        mut on_output: impl FnMut(Stream, &[u8]),
-    ) -> Result<ExecOutput> {
+    /// Starts `spec` with its four streams as websockets (control, stdin, stdout, stderr); the
+    /// command runs once all four are connected. Returns the operation id with them.
+    pub(super) async fn exec_streams(&self, name: &str, spec: &ExecSpec) -> Result<(String, [super::ws::Ws; 4])> {
         let what = format!("instance '{name}'");
         // The handshakes are bounded: they once hung here (the cause was idle pooled connections,
         // see `connect`). The command only starts once all four streams are connected, so
         // cancelling and retrying is safe.
         let mut attempt = 0;
-        let (id, [control, mut stdin, mut stdout, mut stderr]) = loop {
+        let streams = loop {
             attempt += 1;
             let env = self
                 .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), &what)
@@ -184,6 +179,19 @@ impl Incus {
                 }
             }
         };
+        Ok(streams)
+    }
+
+    /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
+    /// everything with the exit code.
+    pub async fn exec_streamed(
+        &self,
+        name: &str,
+        spec: &ExecSpec,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<ExecOutput> {
+        let what = format!("instance '{name}'");
+        let (id, [control, mut stdin, mut stdout, mut stderr]) = self.exec_streams(name, spec).await?;
         let wserr = |e: tokio_tungstenite::tungstenite::Error| IncusError::Websocket(e.to_string());
 
         if let Some(data) = &spec.stdin {
