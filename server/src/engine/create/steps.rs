@@ -166,9 +166,11 @@ impl Engine {
         plan: &Plan,
         slot: &Slot,
         id: &IdentityMaterial,
+        clustered: bool,
         rb: &mut Rollback,
     ) -> Result<()> {
-        sshcfg::add_entry(&plan.name, slot.ssh_port(), &id.host_public, self.host.ssh_jump())?;
+        let route = self.route_for(&plan.name, slot.ssh_port(), clustered)?;
+        sshcfg::add_entry(&plan.name, &route, &id.host_public)?;
         let n = plan.name.clone();
         rb.push(format!("remove ssh entry for {n}"), async move {
             let _g = lock::acquire().await?;
@@ -228,6 +230,7 @@ impl Engine {
         slot: &Slot,
         templated: bool,
         complete: bool,
+        clustered: bool,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<()> {
@@ -239,7 +242,7 @@ impl Engine {
             Ok::<_, EngineError>(())
         };
         let ready = futures::future::try_join(
-            self.wait_ssh(&plan.name, slot.ssh_port(), Duration::from_secs(40), CREATE_HINT),
+            self.wait_ssh(&plan.name, (!clustered).then(|| slot.ssh_port()), Duration::from_secs(40), CREATE_HINT),
             scrub,
         );
         tokio::select! {
