@@ -64,16 +64,15 @@ def main():
         run("list", "--json", "--no-health")
         lat.append(time.perf_counter() - t0)
     mem = {m: member_memory_mib(m) for m in MEMBERS}
+    print(f"{a.n} creates at once across 3 members : {spread:6.1f} s wall  (placement: {where})", flush=True)
+    print(f"list of {a.n} across members (median)   : {statistics.median(lat) * 1000:6.0f} ms  (n={a.list_runs})")
+    for m, v in mem.items():
+        print(f"memory of {m}: {idle[m]:6.0f} MiB idle, {v:6.0f} MiB with its {where.get(m, 0)} sandboxes", flush=True)
     run("rm", *names)
     one, names = wave(f"{tag}o", MEMBERS[0])
     run("rm", *names)
-
-    print(f"{a.n} creates at once across 3 members : {spread:6.1f} s wall  (placement: {where})")
     print(f"{a.n} creates at once on one member    : {one:6.1f} s wall")
     print(f"ratio one member / three members       : {one / spread:6.2f}")
-    print(f"list of {a.n} across members (median)   : {statistics.median(lat) * 1000:6.0f} ms  (n={a.list_runs})")
-    for m, v in mem.items():
-        print(f"memory of {m}: {idle[m]:6.0f} MiB idle, {v:6.0f} MiB with its {where.get(m, 0)} sandboxes")
 
 
 if __name__ == "__main__":
