@@ -42,7 +42,14 @@ impl Engine {
     }
 
     /// Why it did not answer: the last ssh error, and sshd's own view from inside.
-    async fn not_ready(&self, name: &str, probe: Option<u16>, timeout: Duration, last: &str, hint: &str) -> EngineError {
+    async fn not_ready(
+        &self,
+        name: &str,
+        probe: Option<u16>,
+        timeout: Duration,
+        last: &str,
+        hint: &str,
+    ) -> EngineError {
         let diag = ExecSpec::new([
             "sh",
             "-c",

@@ -173,7 +173,8 @@ impl Engine {
         // Nothing is left to do after SSH answers but the agent and the clone: without them the
         // marker goes with the secrets, once the sandbox has started.
         let done_at_start = templated && !plan.uses_agent();
-        self.wait_ready(&plan, &slot, templated, done_at_start, clustered, progress, cancel).await?;
+        let probe = (!clustered).then(|| slot.ssh_port());
+        self.wait_ready(&plan, probe, templated, done_at_start, progress, cancel).await?;
         self.attach_repo(&plan, progress, cancel).await?;
         self.fault_point("after-clone", progress, cancel).await?;
         if !done_at_start {

@@ -224,13 +224,13 @@ impl Engine {
     /// Ready = an SSH session through the forwarded port succeeds. Meanwhile the secrets the
     /// templates were rendered from leave the instance's config.
     /// `complete`: nothing is left after this step, so the create's marker goes with the secrets.
+    /// `probe`: its forwarded SSH port (None on a cluster: SSH goes through the Incus API).
     pub(super) async fn wait_ready(
         &self,
         plan: &Plan,
-        slot: &Slot,
+        probe: Option<u16>,
         templated: bool,
         complete: bool,
-        clustered: bool,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<()> {
@@ -241,10 +241,8 @@ impl Engine {
             }
             Ok::<_, EngineError>(())
         };
-        let ready = futures::future::try_join(
-            self.wait_ssh(&plan.name, (!clustered).then(|| slot.ssh_port()), Duration::from_secs(40), CREATE_HINT),
-            scrub,
-        );
+        let ready =
+            futures::future::try_join(self.wait_ssh(&plan.name, probe, Duration::from_secs(40), CREATE_HINT), scrub);
         tokio::select! {
             r = ready => r.map(|_| ()),
             _ = cancel.cancelled() => Err(EngineError::Cancelled),
