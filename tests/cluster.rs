@@ -12,6 +12,9 @@ use sandbox_e2e::*;
 
 const MEMBERS: [&str; 3] = ["sbx-clu-1", "sbx-clu-2", "sbx-clu-3"];
 const REMOTE: &str = "clu";
+/// The members' btrfs pools live in unprivileged containers, where btrfs quotas cannot be turned
+/// on: no root disk limit (`start` says so clearly when one is asked for on such a pool).
+const DISK: &str = "none";
 
 /// `incus …` run by member 1's own client (the cluster's view), as root there.
 fn on_cluster(args: &[&str]) -> Output {
@@ -54,7 +57,7 @@ impl Home {
         let home = self.path().to_str().unwrap().to_string();
         let mut argv = vec!["--remote", REMOTE];
         argv.extend_from_slice(args);
-        sandbox(&argv, &[("SANDBOX_HOME", home.as_str())])
+        sandbox(&argv, &[("SANDBOX_HOME", home.as_str()), ("SANDBOX_DEFAULT_DISK", DISK)])
     }
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -270,8 +273,18 @@ fn run_on_a_member_sandbox_places_there_and_its_egress_rules_are_there() {
         .status();
     assert!(push.unwrap().success());
     let on_member = |args: &[&str]| {
-        let mut argv =
-            vec!["exec", m, "--env", "SANDBOX_HOME=/root/.sandbox", "--env", "SANDBOX_NAT=off", "--", "sandbox"];
+        let mut argv = vec![
+            "exec",
+            m,
+            "--env",
+            "SANDBOX_HOME=/root/.sandbox",
+            "--env",
+            "SANDBOX_NAT=off",
+            "--env",
+            "SANDBOX_DEFAULT_DISK=none",
+            "--",
+            "sandbox",
+        ];
         argv.extend_from_slice(args);
         Command::new("incus").args(&argv).output().unwrap()
     };

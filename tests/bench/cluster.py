@@ -33,7 +33,8 @@ def main():
     ap.add_argument("--bin", default="target/release/sandbox")
     a = ap.parse_args()
     home = tempfile.mkdtemp(prefix="sandbox-bench-clu-")
-    env = dict(os.environ, SANDBOX_HOME=home)
+    # The members' btrfs pools (in unprivileged containers) have no quotas: no root disk limit.
+    env = dict(os.environ, SANDBOX_HOME=home, SANDBOX_DEFAULT_DISK="none")
     token = sh("incus", "exec", MEMBERS[0], "--", "incus", "config", "trust", "add", f"bench-{secrets.token_hex(3)}", "-q").stdout.split()[-1]
     sh(a.bin, "remote", "add", "clu", "--token", token, env=env)
     sh(a.bin, "--remote", "clu", "setup", "--stack", "minimal",

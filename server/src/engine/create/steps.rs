@@ -150,7 +150,18 @@ impl Engine {
             config.extend(spares::claimed_config());
             self.incus.patch_instance(&plan.instance, config, req.devices.clone()).await?;
         } else {
-            self.incus.create_instance(req).await?;
+            self.incus.create_instance(req).await.map_err(|e| {
+                // A btrfs pool without quotas (a nested member, say) cannot hold the root disk
+                // size every sandbox gets by default: say what to do instead of btrfs's words.
+                let m = e.to_string();
+                if m.contains("qgroup") {
+                    return EngineError::failed(
+                        format!("the storage pool cannot limit this sandbox's disk size: {m}"),
+                        "enable quotas on the pool (btrfs quota enable), or create without a limit: SANDBOX_DEFAULT_DISK=none",
+                    );
+                }
+                e.into()
+            })?;
         }
         if plan.carried && !templated {
             // The files are pushed: the image's templates must not overwrite them at the start.
