@@ -113,6 +113,10 @@ if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
     cargo test -p sandbox-e2e --locked --test lsp -- --ignored
   suite "a reboot seen by a Claude endpoint: proxy killed, incusd restarted (disruptive: CI only)" \
     cargo test -p sandbox-e2e --locked --test claude -- --ignored
+  # A real three-member cluster of nested Incus daemons (~1 min to bring up once its member image
+  # is cached, ~4 min the first time); torn down after, whatever the result.
+  suite "cluster: three Incus members on this machine, one stopped on purpose (CI only)" \
+    bash -c 'bash tests/cluster/up.sh >/dev/null && cargo test -p sandbox-e2e --locked --test cluster -- --ignored --test-threads=1; rc=$?; bash tests/cluster/down.sh; exit $rc'
   suite "nuke (destructive: CI only)" cargo test -p sandbox-e2e --locked --test nuke -- --ignored
 fi
 

@@ -45,7 +45,7 @@ const foreign: Filter = (s) => !s.reachable;
  * a caller (`executeCommand(id, 'name')`), or else a quick pick.
  */
 export async function targets(ctx: Ctx, arg: Arg, selected: Arg[] | undefined, filter: Filter, many: boolean, verb: string): Promise<string[]> {
-  const nameOf = (a: Arg) => (typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' ? a.name : undefined);
+  const nameOf = (a: Arg) => (typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' && a.kind !== 'member' ? a.name : undefined);
   const fromTree = (selected && selected.length > 1 ? selected : [arg]).map(nameOf).filter((n): n is string => !!n);
   if (fromTree.length > 0) return many ? [...new Set(fromTree)] : fromTree.slice(0, 1);
   const candidates = ctx.store.all().filter(filter);

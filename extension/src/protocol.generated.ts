@@ -7,6 +7,10 @@ export type Sandbox = { name: string, instance: string, state: SandboxState, slo
  */
 location: string | null, 
 /**
+ * Why it cannot be reached now (its cluster member is down); absent when it can.
+ */
+unreachable: string | null, 
+/**
  * Created by this product (false: by the seed's scripts).
  */
 managed: boolean, health: Health | null, 

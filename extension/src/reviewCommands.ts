@@ -36,7 +36,7 @@ export function registerReviewCommands(ctx: Ctx, log: (m: string) => void): Revi
     return name ? createPullRequest(ctx.sidecar, ctx.store, name) : undefined;
   });
   register('openPullRequest', 'Open pull request', async (a) => {
-    const name = typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' ? a.name : undefined;
+    const name = typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' && a.kind !== 'member' ? a.name : undefined;
     const pr = name ? ctx.store.get(name)?.pullRequest : undefined;
     if (pr) await ui().openExternal(vscode.Uri.parse(pr.url));
     return pr?.url;

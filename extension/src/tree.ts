@@ -4,11 +4,12 @@ import * as vscode from 'vscode';
 import type { Denials } from './denials';
 import type { Denial, PortForward } from './protocol.generated';
 import type { Store } from './store';
-import { changesView, denialView, healthIcon, healthViews, portView, pullRequestView, sandboxView, type Icon, type SandboxView } from './treeModel';
+import { changesView, denialView, groupByMember, healthIcon, healthViews, memberView, portView, pullRequestView, sandboxView, type Icon, type SandboxView } from './treeModel';
 
 export { isHttp, portUrl } from './treeModel';
 
 export type Node =
+  | { kind: 'member'; member: string }
   | { kind: 'sandbox'; name: string }
   | { kind: 'port'; name: string; port: PortForward }
   | { kind: 'health'; name: string; label: string; ok: boolean | undefined; detail: string; fix?: string }
@@ -30,7 +31,13 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
   }
 
   getChildren(node?: Node): Node[] {
+    // A cluster: one group per member, its sandboxes under it.
+    const groups = groupByMember(this.store.all());
+    if (!node && groups) return groups.map((g) => ({ kind: 'member', member: g.member }));
     if (!node) return this.store.all().map((s) => ({ kind: 'sandbox', name: s.name }));
+    if (node.kind === 'member') {
+      return (groups?.find((g) => g.member === node.member)?.names ?? []).map((name) => ({ kind: 'sandbox', name }));
+    }
     if (node.kind !== 'sandbox') return [];
     const s = this.store.get(node.name);
     if (!s) return [];
@@ -45,6 +52,19 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
 
   getTreeItem(node: Node): vscode.TreeItem {
     switch (node.kind) {
+      case 'member': {
+        const g = groupByMember(this.store.all())?.find((x) => x.member === node.member);
+        const item = new vscode.TreeItem(node.member, vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `member:${node.member}`;
+        item.contextValue = 'member';
+        if (g) {
+          const v = memberView(g);
+          item.description = v.description;
+          item.iconPath = themeIcon(v.icon);
+          item.tooltip = v.tooltip;
+        }
+        return item;
+      }
       case 'sandbox': {
         const s = this.store.get(node.name);
         const item = new vscode.TreeItem(node.name, vscode.TreeItemCollapsibleState.Collapsed);
@@ -110,7 +130,14 @@ export class SandboxTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
   }
 
   getParent(node: Node): Node | undefined {
-    return node.kind === 'sandbox' ? undefined : { kind: 'sandbox', name: node.name };
+    switch (node.kind) {
+      case 'member': return undefined;
+      case 'sandbox': {
+        const member = groupByMember(this.store.all()) && this.store.get(node.name)?.location;
+        return member ? { kind: 'member', member } : undefined;
+      }
+      case 'port': case 'health': case 'denial': case 'changes': case 'pullRequest': return { kind: 'sandbox', name: node.name };
+    }
   }
 
   dispose() {

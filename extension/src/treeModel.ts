@@ -42,6 +42,31 @@ export function stateIcon(state: SandboxState): Icon {
   }
 }
 
+/** A cluster member's group in the tree: its sandboxes, and whether it answers. */
+export interface MemberGroup { member: string; names: string[]; unreachable: string | undefined }
+
+/** On a cluster (any sandbox has a location), the sandboxes grouped by member, members sorted;
+ *  undefined on a single server (the tree stays flat). */
+export function groupByMember(all: Sandbox[]): MemberGroup[] | undefined {
+  if (!all.some((s) => s.location)) return undefined;
+  const groups = new Map<string, MemberGroup>();
+  for (const s of all) {
+    const member = s.location ?? '(no member)';
+    const g = groups.get(member) ?? { member, names: [], unreachable: undefined };
+    g.names.push(s.name);
+    g.unreachable ??= s.unreachable ?? undefined;
+    groups.set(member, g);
+  }
+  return [...groups.values()].sort((a, b) => a.member.localeCompare(b.member));
+}
+
+export function memberView(g: MemberGroup): { label: string; description: string; icon: Icon; tooltip: string } {
+  const n = `${g.names.length} sandbox${g.names.length === 1 ? '' : 'es'}`;
+  return g.unreachable
+    ? { label: g.member, description: `${n} · unreachable`, icon: { id: 'server', color: 'errorForeground' }, tooltip: g.unreachable }
+    : { label: g.member, description: n, icon: { id: 'server' }, tooltip: `Cluster member ${g.member}: ${n}` };
+}
+
 /** Ports a browser can open: everything TCP except SSH. */
 export function isHttp(p: PortForward): boolean {
   switch (p.role) {
@@ -80,6 +105,7 @@ export function branchText(s: Sandbox): string {
 
 /** What the item says next to its name: stack and branch (slot and ports are in the tooltip). */
 export function description(s: Sandbox): string {
+  if (s.unreachable) return `unreachable · ${s.location ?? 'its member'} does not answer`;
   if (!s.reachable) return `${s.stack ?? 'unknown stack'} · another user's: Adopt to reach it`;
   const agent = agentText(s.agent);
   const parts = [...(agent ? [agent] : []), s.stack ?? 'unknown stack', branchText(s)];
@@ -92,6 +118,7 @@ export function description(s: Sandbox): string {
 
 export function tooltip(s: Sandbox): string {
   const out = [`**${s.name}** — $(${stateIcon(s.state).id}) ${s.state}${s.managed ? '' : ' (made by the seed scripts)'}\n\n`];
+  if (s.unreachable) out.push(`Unreachable: ${s.unreachable}\n\n`);
   if (!s.reachable) {
     out.push('Made by another user (or another `SANDBOX_HOME`): your SSH key and ssh config entry are not in it. **Adopt** adds them.\n\n');
   }
@@ -102,6 +129,7 @@ export function tooltip(s: Sandbox): string {
   row('repository', s.repo);
   row('branch', s.branch);
   row('IP', s.ip);
+  row('cluster member', s.location);
   row('egress', egressText(s.egress));
   row('pushes', pushText(s.push));
   row('changes', s.changes ? `${changesLine(s.changes)}${s.baseBranch ? ` since ${s.baseBranch}` : ''}` : null);

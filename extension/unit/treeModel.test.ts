@@ -1,7 +1,7 @@
 // Tree items from a sandbox list: labels, menus (contextValue), icons, tooltips, ports, health.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { denialView, description, healthIcon, healthViews, isHttp, isName, listeningOn, portView, sandboxView, stateIcon } from '../src/treeModel';
+import { denialView, description, groupByMember, healthIcon, healthViews, isHttp, isName, listeningOn, memberView, portView, sandboxView, stateIcon } from '../src/treeModel';
 import { agent, health, port, sandbox } from './fixtures';
 
 test('a sandbox item: state icon and menu, stack · branch, a tooltip with slot and ports', () => {
@@ -107,4 +107,23 @@ test('a refusal: blocked · kind · count · time, an Allow menu for names only'
   assert.equal(ip.contextValue, 'denial.address', 'an address cannot be allowed');
   assert.equal(isName('198.18.7.1') || isName('fd00::1'), false);
   assert.equal(isName('later.test'), true);
+});
+
+test('a cluster: sandboxes grouped by member, a lost member says why; a single server stays flat', () => {
+  assert.equal(groupByMember([sandbox({ name: 'a' }), sandbox({ name: 'b' })]), undefined);
+  const why = 'its cluster member m3 does not answer (its Incus daemon is stopped or unreachable)';
+  const groups = groupByMember([
+    sandbox({ name: 'c', location: 'm3', state: 'error', unreachable: why }),
+    sandbox({ name: 'a', location: 'm1' }),
+    sandbox({ name: 'b', location: 'm1' }),
+  ])!;
+  assert.deepEqual(groups.map((g) => [g.member, g.names]), [['m1', ['a', 'b']], ['m3', ['c']]]);
+  assert.deepEqual(memberView(groups[0]), { label: 'm1', description: '2 sandboxes', icon: { id: 'server' }, tooltip: 'Cluster member m1: 2 sandboxes' });
+  const lost = memberView(groups[1]);
+  assert.equal(lost.description, '1 sandbox · unreachable');
+  assert.equal(lost.tooltip, why);
+  const v = sandboxView(sandbox({ name: 'c', location: 'm3', state: 'error', unreachable: why }));
+  assert.equal(v.description, 'unreachable · m3 does not answer');
+  assert.match(v.tooltip, /Unreachable: its cluster member m3/);
+  assert.match(v.tooltip, /cluster member: `m3`/);
 });

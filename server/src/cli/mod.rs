@@ -111,6 +111,10 @@ enum Command {
     /// (internal) The host's Anthropic proxy; `start` runs it in the background.
     #[command(name = "__anthropic-proxy", hide = true)]
     AnthropicProxy,
+    /// (internal) `sshd -i` in a sandbox over the Incus API: the ProxyCommand of its ssh entry on
+    /// a cluster (engine/reach.rs).
+    #[command(name = "__ssh-pipe", hide = true)]
+    SshPipe { name: String },
     /// (internal) Make the stack's warm spare; creates start it in the background.
     #[command(name = "__spare", hide = true)]
     Spare { stack: String },
@@ -214,6 +218,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Remote(_) | Command::Host(_) | Command::Completions(_) => {
             unreachable!("handled before the engine is made")
         }
+        Command::SshPipe { name } => ctx.engine.ssh_pipe(&name).await,
         Command::Spare { stack } => {
             crate::engine::stacks::validate_stack_name(&stack)?;
             match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {

@@ -129,30 +129,41 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
         outln!("no sandboxes — create one with `sandbox start NAME [REPO_URL] --stack STACK`");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = all.iter().map(row).collect();
-    output::table(
-        &[
-            "NAME",
-            "STATE",
-            "AGENT",
-            "SLOT",
-            "SSH",
-            "APP",
-            "ALT",
-            "EXTRA",
-            "EGRESS",
-            "PUSH",
-            "DISK",
-            "DOCKER",
-            "SSH-AGENT",
-            "CLAUDE",
-            "TOKENS",
-            "REPO",
-            "CHANGES",
-            "IP",
-        ],
-        &rows,
-    );
+    // A cluster: where each runs, second column.
+    let clustered = all.iter().any(|s| s.location.is_some());
+    let mut rows: Vec<Vec<String>> = all.iter().map(row).collect();
+    let mut header = vec![
+        "NAME",
+        "STATE",
+        "AGENT",
+        "SLOT",
+        "SSH",
+        "APP",
+        "ALT",
+        "EXTRA",
+        "EGRESS",
+        "PUSH",
+        "DISK",
+        "DOCKER",
+        "SSH-AGENT",
+        "CLAUDE",
+        "TOKENS",
+        "REPO",
+        "CHANGES",
+        "IP",
+    ];
+    if clustered {
+        header.insert(2, "MEMBER");
+        for (r, s) in rows.iter_mut().zip(&all) {
+            r.insert(2, s.location.clone().unwrap_or("-".into()));
+        }
+    }
+    output::table(&header, &rows);
+    for s in all.iter() {
+        if let Some(why) = &s.unreachable {
+            errln!("{}: unreachable: {why}", s.name);
+        }
+    }
     let claude = |c: ClaudeAuth| all.iter().any(|s| s.health.as_ref().is_some_and(|h| h.claude == c));
     if claude(ClaudeAuth::HostUnset) {
         errln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
@@ -192,7 +203,7 @@ fn row(s: &Sandbox) -> Vec<String> {
     let state = s.incomplete.map(|i| output::word(&i)).unwrap_or_else(|| output::word(&s.state));
     vec![
         if s.reachable { s.name.clone() } else { format!("{}*", s.name) },
-        state,
+        if s.unreachable.is_some() { "unreachable".into() } else { state },
         output::agent_cell(&s.agent),
         s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
         port(PortRole::Ssh),

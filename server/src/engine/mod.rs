@@ -24,6 +24,7 @@ pub mod lock;
 pub mod orb;
 pub mod ports;
 mod quota;
+mod reach;
 mod ready;
 pub mod recover;
 mod repair;

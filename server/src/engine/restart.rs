@@ -208,10 +208,11 @@ impl Engine {
                 .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
         };
         let (Some(port), Some(key)) = (s.ssh_port(), host_key) else { return Ok(()) };
+        let route = self.ssh_route(&s.name, port).await?;
         {
             // Rewritten only when it differs (lost, or ~/.sandbox deleted).
             let _g = lock::acquire().await?;
-            sshcfg::add_entry(&s.name, port, &key, self.host.ssh_jump())?;
+            sshcfg::add_entry(&s.name, &route, &key)?;
         }
         progress.step("Waiting for SSH");
         let hint = format!(
@@ -219,7 +220,8 @@ impl Engine {
             s.instance,
             n = s.name
         );
-        self.wait_ssh(&s.name, port, Duration::from_secs(40), &hint).await
+        let probe = matches!(route, sshcfg::Route::Port { .. }).then_some(port);
+        self.wait_ssh(&s.name, probe, Duration::from_secs(40), &hint).await
     }
 }
 

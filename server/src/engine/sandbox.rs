@@ -173,6 +173,8 @@ pub struct Sandbox {
     pub created_at: String,
     /// Cluster member the sandbox runs on (absent on a single server).
     pub location: Option<String>,
+    /// Why it cannot be reached now (its cluster member is down); absent when it can.
+    pub unreachable: Option<String>,
     /// Created by this product (false: by the seed's scripts).
     pub managed: bool,
     pub health: Option<Health>,
@@ -307,6 +309,7 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         // A sandbox made from a spare was created (as the spare) earlier than it was asked for.
         created_at: key(keys::CREATED_AT).unwrap_or_else(|| inst.created_at.clone()),
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
+        unreachable: None,
         managed: key(keys::CREATED_BY).is_some(),
         health: None,
         reachable,
@@ -364,7 +367,39 @@ pub async fn list(incus: &Incus) -> crate::incus::Result<Vec<Sandbox>> {
         .filter_map(from_instance)
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    mark_unreachable(incus, &mut out).await;
     Ok(out)
+}
+
+/// On a cluster, Incus still lists the sandboxes of a member it cannot reach (from its database),
+/// in state Error. Say which member and why: the members' own status once they have missed their
+/// heartbeats (~20 s), before that a state request that does not come back within a second (a
+/// sandbox in a real error on a live member answers at once). Calls made only for such sandboxes.
+async fn mark_unreachable(incus: &Incus, sandboxes: &mut [Sandbox]) {
+    let lost = |s: &Sandbox| s.state == SandboxState::Error && s.location.is_some();
+    if !sandboxes.iter().any(lost) {
+        return;
+    }
+    let members = incus.cluster_members().await.unwrap_or_default();
+    let reasons = futures::future::join_all(sandboxes.iter().filter(|s| lost(s)).map(|s| {
+        let loc = s.location.clone().unwrap_or_default();
+        let member = members.iter().find(|m| m.server_name == loc);
+        async move {
+            if let Some(m) = member.filter(|m| !m.status.eq_ignore_ascii_case("online")) {
+                return Some(format!("its cluster member {loc} is {}: {}", m.status.to_lowercase(), m.message));
+            }
+            match tokio::time::timeout(Duration::from_secs(1), incus.instance_state(&s.instance)).await {
+                Ok(Ok(_)) => None,
+                _ => Some(format!(
+                    "its cluster member {loc} does not answer (its Incus daemon is stopped or unreachable)"
+                )),
+            }
+        }
+    }))
+    .await;
+    for (s, why) in sandboxes.iter_mut().filter(|s| lost(s)).zip(reasons) {
+        s.unreachable = why;
+    }
 }
 
 pub async fn get(incus: &Incus, name: &str) -> crate::incus::Result<Option<Sandbox>> {

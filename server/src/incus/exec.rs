@@ -151,16 +151,18 @@ impl Incus {
         Ok(out)
     }
 
-    /// Starts a streamed exec and connects its four websockets (control, stdin, stdout, stderr).
-    async fn exec_streams(&self, name: &str, spec: &ExecSpec, what: &str) -> Result<(String, [super::ws::Ws; 4])> {
+    /// Starts `spec` with its four streams as websockets (control, stdin, stdout, stderr); the
+    /// command runs once all four are connected. Returns the operation id with them.
+    pub(super) async fn exec_streams(&self, name: &str, spec: &ExecSpec) -> Result<(String, [super::ws::Ws; 4])> {
+        let what = format!("instance '{name}'");
         // The handshakes are bounded: they once hung here (the cause was idle pooled connections,
         // see `connect`). The command only starts once all four streams are connected, so
         // cancelling and retrying is safe.
         let mut attempt = 0;
-        loop {
+        let streams = loop {
             attempt += 1;
             let env = self
-                .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), what)
+                .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), &what)
                 .await?;
             let id = op_id(&env)?;
             let fds = env.metadata.pointer("/metadata/fds").cloned().unwrap_or_default();
@@ -178,7 +180,7 @@ impl Incus {
             };
             match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
                 Ok(Ok(socks)) => {
-                    return Ok((id, <[_; 4]>::try_from(socks).map_err(|_| IncusError::Decode("websockets".into()))?));
+                    break (id, <[_; 4]>::try_from(socks).map_err(|_| IncusError::Decode("websockets".into()))?);
                 }
                 Ok(Err(e)) if attempt >= 3 => return Err(e),
                 Err(_) if attempt >= 3 => {
@@ -190,7 +192,8 @@ impl Incus {
                     let _ = self.cancel_operation(&id).await;
                 }
             }
-        }
+        };
+        Ok(streams)
     }
 
     /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
@@ -202,7 +205,7 @@ impl Incus {
         mut on_output: impl FnMut(Stream, &[u8]),
     ) -> Result<ExecOutput> {
         let what = format!("instance '{name}'");
-        let (id, [control, mut stdin, mut stdout, mut stderr]) = self.exec_streams(name, spec, &what).await?;
+        let (id, [control, mut stdin, mut stdout, mut stderr]) = self.exec_streams(name, spec).await?;
         let wserr = |e: tokio_tungstenite::tungstenite::Error| IncusError::Websocket(e.to_string());
 
         if let Some(data) = &spec.stdin {

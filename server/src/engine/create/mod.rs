@@ -154,7 +154,7 @@ impl Engine {
         let (mut req, templated) = identity.request(&plan, &slot, &files, &key_config, clustered);
         req.devices.extend(endpoint);
         self.place_instance(&plan, &req, templated, clustered, progress, rb).await?;
-        self.add_ssh_entry(&plan, &slot, &identity, rb)?;
+        self.add_ssh_entry(&plan, &slot, &identity, clustered, rb)?;
         drop(guard);
         if plan.disk.is_some() {
             // The size is a btrfs quota: enforced only while the accounting is consistent.
@@ -174,7 +174,8 @@ impl Engine {
         // Nothing is left to do after SSH answers but the agent and the clone: without them the
         // marker goes with the secrets, once the sandbox has started.
         let done_at_start = templated && !plan.uses_agent();
-        self.wait_ready(&plan, &slot, templated, done_at_start, progress, cancel).await?;
+        let probe = (!clustered).then(|| slot.ssh_port());
+        self.wait_ready(&plan, probe, templated, done_at_start, progress, cancel).await?;
         self.attach_repo(&plan, progress, cancel).await?;
         self.fault_point("after-clone", progress, cancel).await?;
         if !done_at_start {

@@ -116,8 +116,9 @@ impl Engine {
         if let Some(t) = &o.target {
             self.check_member(t).await?;
         }
+        let target = self.pinned_target(o.target.clone()).await?;
         if let Some(c) = v.cpu {
-            self.check_cpus(c, o.target.as_deref()).await?;
+            self.check_cpus(c, target.as_deref()).await?;
         }
         let (user_env, disk) =
             (checked_env(v)?, v.disk.clone().map_or_else(super::options::default_disk, |d| Ok(Some(d)))?);
@@ -165,7 +166,7 @@ impl Engine {
             disk,
             env: v.env.clone(),
             user_env,
-            target: o.target.clone(),
+            target,
             slot: o.slot,
         })
     }
@@ -185,6 +186,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Host-side parts of a sandbox (egress rules, its ssh-agent, the Claude endpoint) live where
+    /// `sandbox` runs. Run on a cluster member, it places its sandboxes on that member; over HTTPS
+    /// (no host-side parts) Incus places them.
+    async fn pinned_target(&self, asked: Option<String>) -> Result<Option<String>> {
+        if !self.host.is_available() {
+            return Ok(asked);
+        }
+        let server = self.incus.server().await?;
+        if server["environment"]["server_clustered"] != true {
+            return Ok(asked);
+        }
+        let here = server["environment"]["server_name"].as_str().unwrap_or_default().to_string();
+        match asked {
+            Some(t) if t != here => Err(EngineError::invalid(
+                "target",
+                format!(
+                    "'{t}': a sandbox's host-side parts (egress rules, ssh-agent, Claude endpoint) run where \
+                     `sandbox` runs, and this is member {here}"
+                ),
+                format!("run `sandbox` on {t} itself, or reach the cluster over HTTPS (`sandbox remote add`)"),
+            )),
+            _ => Ok(Some(here)),
+        }
+    }
+
     /// `--target` must name a member of a cluster; said before anything changes.
     async fn check_member(&self, member: &str) -> Result<()> {
         if !golden::is_clustered(&self.incus).await? {
@@ -194,7 +220,7 @@ impl Engine {
                 "drop --target (it places sandboxes on cluster members)",
             ));
         }
-        let members = self.incus.cluster_members().await?;
+        let members: Vec<String> = self.incus.cluster_members().await?.into_iter().map(|m| m.server_name).collect();
         if !members.iter().any(|m| m == member) {
             return Err(EngineError::invalid(
                 "target",

@@ -178,7 +178,18 @@ impl Engine {
             config.extend(spares::claimed_config());
             self.incus.patch_instance(&plan.instance, config, req.devices.clone()).await?;
         } else {
-            self.incus.create_instance(req).await?;
+            self.incus.create_instance(req).await.map_err(|e| {
+                // A btrfs pool without quotas (a nested member, say) cannot hold the root disk
+                // size every sandbox gets by default: say what to do instead of btrfs's words.
+                let m = e.to_string();
+                if m.contains("qgroup") {
+                    return EngineError::failed(
+                        format!("the storage pool cannot limit this sandbox's disk size: {m}"),
+                        "enable quotas on the pool (btrfs quota enable), or create without a limit: SANDBOX_DEFAULT_DISK=none",
+                    );
+                }
+                e.into()
+            })?;
         }
         if plan.carried && !templated {
             // The files are pushed: the image's templates must not overwrite them at the start.
@@ -194,9 +205,11 @@ impl Engine {
         plan: &Plan,
         slot: &Slot,
         id: &IdentityMaterial,
+        clustered: bool,
         rb: &mut Rollback,
     ) -> Result<()> {
-        sshcfg::add_entry(&plan.name, slot.ssh_port(), &id.host_public, self.host.ssh_jump())?;
+        let route = self.route_for(&plan.name, slot.ssh_port(), clustered)?;
+        sshcfg::add_entry(&plan.name, &route, &id.host_public)?;
         let n = plan.name.clone();
         rb.push(format!("remove ssh entry for {n}"), async move {
             let _g = lock::acquire().await?;
@@ -250,10 +263,11 @@ impl Engine {
     /// Ready = an SSH session through the forwarded port succeeds. Meanwhile the secrets the
     /// templates were rendered from leave the instance's config.
     /// `complete`: nothing is left after this step, so the create's marker goes with the secrets.
+    /// `probe`: its forwarded SSH port (None on a cluster: SSH goes through the Incus API).
     pub(super) async fn wait_ready(
         &self,
         plan: &Plan,
-        slot: &Slot,
+        probe: Option<u16>,
         templated: bool,
         complete: bool,
         progress: &dyn Progress,
@@ -266,10 +280,8 @@ impl Engine {
             }
             Ok::<_, EngineError>(())
         };
-        let ready = futures::future::try_join(
-            self.wait_ssh(&plan.name, slot.ssh_port(), Duration::from_secs(40), CREATE_HINT),
-            scrub,
-        );
+        let ready =
+            futures::future::try_join(self.wait_ssh(&plan.name, probe, Duration::from_secs(40), CREATE_HINT), scrub);
         tokio::select! {
             r = ready => r.map(|_| ()),
             _ = cancel.cancelled() => Err(EngineError::Cancelled),
