@@ -461,29 +461,38 @@ fn ssh_key_applies_on_restart_and_rm_finds_a_key_without_stored_id_by_title() {
 }
 
 /// kill -9 of a create with a repository at every step that touches GitHub or the host (the key
-/// made, registered, the agent, the instance, the clone): the next `rm` deletes the key on
-/// GitHub, the key pair and the agent; the next `start` ends with exactly one key registered.
+/// made, registered, the agent, the push gate or the agent's socket carried in, the instance, the
+/// clone): the next `rm` deletes the key on GitHub, the key pair and the agent; the next `start`
+/// ends with exactly one key registered.
 #[test]
 fn a_create_killed_at_any_step_leaves_no_deploy_key_or_agent_behind() {
     use sandbox_e2e::faults::{Home, Moment};
     let gh = GitHub::start(&[REPO]);
     let home = Home::new("credk9");
-    // The fake git server's host key, pinned in this home too.
-    std::fs::copy(sandbox_home().join("git_known_hosts"), home.dir.join("git_known_hosts")).unwrap();
+    // The fake git server's host key, pinned in this home too (its own line: a copy of the shared
+    // file could catch another test's server rewriting it).
+    gh.pin_host_key(&home.dir);
     let mut env: Vec<(&str, &str)> = Vec::new();
     let gh_env = gh.env();
     env.extend(gh_env.iter().map(|(k, v)| (*k, v.as_str())));
+    // Behind the push gate (the default) the agent stays on the host and the gate opens; with
+    // --allow-push-any its socket is carried into the sandbox.
+    let any: &[&str] = &["--allow-push-any"];
     let moments = [
-        Moment::Line("Making deploy key"),
-        Moment::Line("Starting the sandbox's ssh-agent"),
-        Moment::Line("Creating agent-"),
-        Moment::Line("Carrying the agent's socket"),
-        Moment::Line("Cloning"),
-        Moment::After(std::time::Duration::from_millis(250)),
+        (Moment::Line("Making deploy key"), &[][..]),
+        (Moment::Line("Starting the sandbox's ssh-agent"), &[]),
+        (Moment::Line("Opening the push gate"), &[]),
+        (Moment::Line("Creating agent-"), &[]),
+        (Moment::Line("Cloning"), &[]),
+        (Moment::After(std::time::Duration::from_millis(250)), &[]),
+        (Moment::Line("Carrying the agent's socket"), any),
+        (Moment::Line("Cloning"), any),
     ];
-    for (i, moment) in moments.iter().enumerate() {
+    for (i, (moment, extra)) in moments.iter().enumerate() {
         let name = unique(&format!("credk{i}"));
-        let mut run = home.spawn(&["start", &name, &gh.url(REPO)], &env);
+        let url = gh.url(REPO);
+        let args: Vec<&str> = ["start", name.as_str(), url.as_str()].into_iter().chain(extra.iter().copied()).collect();
+        let mut run = home.spawn(&args, &env);
         let reached = run.wait_for(moment);
         assert!(
             reached || matches!(moment, Moment::After(_)),
@@ -500,7 +509,7 @@ fn a_create_killed_at_any_step_leaves_no_deploy_key_or_agent_behind() {
             let left: Vec<_> = gh.keys(REPO).into_iter().filter(|k| k.title == format!("sandbox-{name}")).collect();
             assert!(left.is_empty(), "{context}keys left on GitHub: {left:?}");
         } else {
-            let o = home.run(&["start", &name, &gh.url(REPO)], &env);
+            let o = home.run(&args, &env);
             assert!(o.status.success(), "{context}{}", text(&o.stderr));
             home.assert_working(&name, &context);
             let mine: Vec<_> = gh.keys(REPO).into_iter().filter(|k| k.title == format!("sandbox-{name}")).collect();

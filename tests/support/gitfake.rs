@@ -342,6 +342,16 @@ exec "$verb" "$root/$repo.git"
 
 static KNOWN_HOSTS: Mutex<()> = Mutex::new(());
 
+/// Replaces a git_known_hosts whole (a temporary file renamed over it): the product reads the
+/// shared one at every create and gate fetch, and so may a test copying it, at any moment — a
+/// plain rewrite (truncate, then write) once let a reader see it empty.
+fn write_known_hosts(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let tmp = path.with_extension(format!("{:08x}.tmp", rand::random::<u32>()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn run(argv: &[&str]) -> String {
     let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", argv[0]));
     assert!(out.status.success(), "{argv:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -361,6 +371,8 @@ pub struct GitHub {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     marker: String,
+    /// Its line in git_known_hosts: the server's host key, pinned.
+    known_host: String,
 }
 
 impl GitHub {
@@ -434,6 +446,7 @@ impl GitHub {
             shutdown: Some(tx),
             thread: Some(thread),
             marker: format!("# fake-github {tag}"),
+            known_host: String::new(),
         };
         run(&["ip", "link", "add", &vh, "type", "veth", "peer", "name", &vn, "netns", &netns]);
         run(&["ip", "addr", "add", &format!("{host_ip}/30"), "dev", &vh]);
@@ -494,13 +507,19 @@ impl GitHub {
         // Sandboxes pin the server's host key (never accept-new): ~/.sandbox/git_known_hosts.
         let pubkey = std::fs::read_to_string(hostkey.with_extension("pub")).unwrap();
         let fields: Vec<&str> = pubkey.split_whitespace().take(2).collect();
-        let _g = KNOWN_HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-        let path = crate::sandbox_home().join("git_known_hosts");
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&format!("{ip} {} {}\n", fields.join(" "), me.marker));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
+        me.known_host = format!("{ip} {} {}\n", fields.join(" "), me.marker);
+        me.pin_host_key(&crate::sandbox_home());
         me
+    }
+
+    /// Pins this server's host key in the `git_known_hosts` of a sandbox home (the shared one
+    /// at start; a test's own home with this): its line only, appended.
+    pub fn pin_host_key(&self, home: &std::path::Path) {
+        let _g = KNOWN_HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+        let path = home.join("git_known_hosts");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&self.known_host);
+        write_known_hosts(&path, &text).unwrap();
     }
 
     /// `ssh://git@IP/OWNER/REPO.git`
@@ -611,7 +630,7 @@ impl Drop for GitHub {
         let path = crate::sandbox_home().join("git_known_hosts");
         if let Ok(text) = std::fs::read_to_string(&path) {
             let kept: String = text.lines().filter(|l| !l.ends_with(&self.marker)).map(|l| format!("{l}\n")).collect();
-            let _ = std::fs::write(&path, kept);
+            let _ = write_known_hosts(&path, &kept);
         }
     }
 }
