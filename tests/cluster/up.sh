@@ -40,7 +40,7 @@ except ValueError:
 for a in ((s.get("network") or {}).get("eth0") or {}).get("addresses") or []:
     if a.get("family") == "inet" and a.get("scope") == "global":
         print(a["address"])
-        break
+        break'
 }
 mx() { local m=$1; shift; incus exec "$m" -- "$@"; }
 
