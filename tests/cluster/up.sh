@@ -31,8 +31,16 @@ NEST=(-c security.nesting=true
       -c limits.memory=3GiB)
 log() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
 addr() { # the member's address on the host's bridge (not its own inner bridge's)
-  incus query "/1.0/instances/$1/state" 2>/dev/null \
-    | jq -r '.network.eth0.addresses[]? | select(.family == "inet" and .scope == "global") | .address' | head -1
+  incus query "/1.0/instances/$1/state" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    s = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
+for a in ((s.get("network") or {}).get("eth0") or {}).get("addresses") or []:
+    if a.get("family") == "inet" and a.get("scope") == "global":
+        print(a["address"])
+        break'
 }
 mx() { local m=$1; shift; incus exec "$m" -- "$@"; }
 
