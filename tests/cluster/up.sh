@@ -82,10 +82,11 @@ else
     # recipe:end
   fi
   log "launching ${MEMBERS[*]}"
-  # Fixed addresses outside the sandboxes' slot range (10.100.0.101-199): the host's egress rules
-  # treat any address in that range as a sandbox, and members must reach each other on 8443.
+  # Fixed addresses outside the sandboxes' slot range (10.100.0.101-199), which the host's egress
+  # rules treat as sandboxes (members must reach each other on 8443), and outside .200-.249, which
+  # the incus_client suite pins on test NICs.
   for i in 1 2 3; do
-    incus launch "$IMAGE" "sbx-clu-$i" "${NEST[@]}" -d "eth0,ipv4.address=10.100.0.23$i" -q
+    incus launch "$IMAGE" "sbx-clu-$i" "${NEST[@]}" -d "eth0,ipv4.address=10.100.0.25$i" -q
   done
   for m in "${MEMBERS[@]}"; do
     for _ in $(seq 100); do [ -n "$(addr "$m")" ] && mx "$m" test -S /var/lib/incus/unix.socket && break; sleep 0.2; done
