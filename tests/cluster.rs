@@ -228,16 +228,15 @@ fn a_lost_member_is_marked_within_5s_creates_go_elsewhere_and_it_comes_back() {
         assert_eq!(h.ssh(&n, "hostname").status.code(), Some(0));
     }
 
-    // The member returns: its sandbox is back in the list, reachable again. (Once in three runs
-    // here it came back stopped rather than running; `start` then brings it up as for any stopped
-    // sandbox, which is what a user does.)
+    // The member returns: its sandbox is back in the list, running again. While the member's
+    // daemon is still starting, Incus reports its instances as stopped ("Server isn't ready yet"
+    // to a start): wait for running; should it stay stopped, `start` it as a user would.
     drop(revive);
     let t0 = Instant::now();
     let back = loop {
         let all = h.list();
         let l = row(&all, &lost).cloned().unwrap();
-        let settled = l["unreachable"].is_null() && (l["state"] == "running" || l["state"] == "stopped");
-        if settled || t0.elapsed() > Duration::from_secs(60) {
+        if (l["unreachable"].is_null() && l["state"] == "running") || t0.elapsed() > Duration::from_secs(120) {
             break l;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -247,9 +246,27 @@ fn a_lost_member_is_marked_within_5s_creates_go_elsewhere_and_it_comes_back() {
     assert!(back["state"] == "running" || back["state"] == "stopped", "back with a state: {back}");
     if back["state"] == "stopped" {
         eprintln!("{lost} came back stopped; starting it");
-        h.ok(&["start", &lost]);
+        let t0 = Instant::now();
+        loop {
+            let o = h.run(&["start", &lost]);
+            if o.status.success() {
+                break;
+            }
+            let err = text(&o.stderr);
+            assert!(err.contains("isn't ready") && t0.elapsed() < Duration::from_secs(60), "{err}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
-    assert_eq!(text(&h.ssh(&lost, "hostname").stdout).trim(), lost);
+    // SSH answers again once the member's daemon serves exec again (a few seconds after the list).
+    let t0 = Instant::now();
+    let out = loop {
+        let o = h.ssh(&lost, "hostname");
+        if o.status.success() || t0.elapsed() > Duration::from_secs(60) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(text(&out.stdout).trim(), lost, "{}", text(&out.stderr));
 }
 
 #[test]
