@@ -66,6 +66,8 @@ fn claude_processes(n: &str) -> Vec<(String, String)> {
         .args(["exec", &format!("agent-{n}"), "--", "pgrep", "-u", "ubuntu", "-a", "-x", "claude"])
         .output()
         .unwrap();
+    // pgrep: 1 is "none matched"; anything else is the exec failing, not an answer.
+    assert!(matches!(o.status.code(), Some(0 | 1)), "pgrep in {n}: {:?} {}", o.status, text(&o.stderr));
     let session = |c: &str| {
         c.starts_with("claude ") && (c.contains(" --dangerously-skip-permissions") || c.contains(" --permission-mode"))
     };
@@ -74,6 +76,15 @@ fn claude_processes(n: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(' ').map(|(p, c)| (p.to_string(), c.to_string())))
         .filter(|(_, c)| session(c))
         .collect()
+}
+
+/// Every process of ubuntu in the sandbox, for a failure's message.
+fn processes(n: &str) -> String {
+    let o = Command::new("incus")
+        .args(["exec", &format!("agent-{n}"), "--", "ps", "-u", "ubuntu", "-o", "pid,stat,comm,args"])
+        .output()
+        .unwrap();
+    format!("{}{}", text(&o.stdout), text(&o.stderr))
 }
 
 #[test]
@@ -271,7 +282,13 @@ fn claude_sessions_outlive_the_terminal_and_continue_after_a_restart() {
     // Open Claude again: the same session (same process), with the conversation on screen.
     let again = open_claude(&h, &n, "b", &[]);
     wait_for("the conversation", Duration::from_secs(20), || again.screen().contains(&answer).then_some(()));
-    assert_eq!(claude_processes(&n), first, "attached, not started a second time");
+    assert_eq!(
+        claude_processes(&n),
+        first,
+        "attached, not started a second time; {}\n{}",
+        processes(&n),
+        again.screen()
+    );
     drop(again);
 
     // After a restart the session is gone: Open Claude continues the last conversation.

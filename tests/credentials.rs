@@ -1,80 +1,19 @@
 //! Repositories and credentials against real Incus, a real sshd git server and a simulated
 //! GitHub API (tests/support/gitfake.rs): deploy keys, the host-side agent, clone and branches,
-//! `--from`, `--ssh-key`, cleanup, rollback, and no private key material in the sandbox.
+//! `--from`, `--ssh-key`, cleanup, rollback, and no private key material in the sandbox. Tests
+//! of the agent inside the sandbox make it with `--allow-push-any` (with the push gate, the key
+//! stays on the host: tests/push_gate.rs).
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use sandbox_e2e::gitfake::{Fail, GitHub};
+use sandbox_e2e::repo::{Guard, commit, create_ok, exec, exec_ok, sb};
 use sandbox_e2e::secrets::{init_pid, scan, virtual_mounts};
 use sandbox_e2e::*;
 
 const REPO: &str = "acme/app";
 const OTHER: &str = "acme/other";
-
-/// Runs the binary with the fake GitHub's API and token (and extra variables).
-fn sb(gh: &GitHub, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let env = gh.env();
-    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.extend_from_slice(extra);
-    sandbox(args, &all)
-}
-
-fn create_ok(gh: &GitHub, name: &str, args: &[&str]) {
-    let mut a = vec!["start", name, "--stack", "minimal"];
-    a.extend_from_slice(args);
-    let o = sb(gh, &a, &[]);
-    assert!(o.status.success(), "create {name} failed: {}\nsshd: {}", text(&o.stderr), gh.sshd_log());
-}
-
-/// `sandbox exec NAME -- ARGV` (ubuntu, login shell, /workspace/project).
-fn exec(name: &str, argv: &[&str]) -> Output {
-    let mut a = vec!["exec", name, "--"];
-    a.extend_from_slice(argv);
-    sandbox(&a, &[])
-}
-
-fn exec_ok(name: &str, argv: &[&str]) -> String {
-    let o = exec(name, argv);
-    assert!(o.status.success(), "{argv:?} in {name}: {}{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
-
-/// Commits in the sandbox's checkout (as ubuntu).
-fn commit(name: &str, msg: &str) -> String {
-    exec_ok(
-        name,
-        &["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", msg],
-    );
-    exec_ok(name, &["git", "rev-parse", "HEAD"]).trim().to_string()
-}
-
-/// Removes sandboxes with the fake's token (their deploy keys are deleted there), falling back
-/// to deleting the instances. Declare it after the GitHub fixture so it runs first.
-struct Guard<'a> {
-    gh: &'a GitHub,
-    names: Vec<String>,
-}
-impl<'a> Guard<'a> {
-    fn new(gh: &'a GitHub) -> Self {
-        Guard { gh, names: Vec::new() }
-    }
-    fn name(&mut self, prefix: &str) -> String {
-        let n = unique(prefix);
-        self.names.push(n.clone());
-        n
-    }
-}
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let o = sb(self.gh, &["rm", n], &[]);
-            if !o.status.success() {
-                let _ = Command::new("incus").args(["delete", "--force", &format!("agent-{n}")]).output();
-            }
-        }
-    }
-}
 
 fn key_path(name: &str) -> PathBuf {
     sandbox_home().join("keys").join(format!("deploy_{name}"))
@@ -100,7 +39,7 @@ fn clone_and_push_over_the_agent_and_another_sandboxs_key_cannot_push() {
     let gh = GitHub::start(&[REPO, OTHER]);
     let mut g = Guard::new(&gh);
     let a = g.name("cred");
-    create_ok(&gh, &a, &[&gh.url(REPO)]);
+    create_ok(&gh, &a, &[&gh.url(REPO), "--allow-push-any"]);
 
     // One key on "GitHub", titled sandbox-NAME, with write access; its id stored on the instance.
     let keys = gh.keys(REPO);
@@ -129,7 +68,7 @@ fn clone_and_push_over_the_agent_and_another_sandboxs_key_cannot_push() {
 
     // Another sandbox, with a deploy key for another repository, cannot push to this one.
     let b = g.name("cred");
-    create_ok(&gh, &b, &[&gh.url(OTHER)]);
+    create_ok(&gh, &b, &[&gh.url(OTHER), "--allow-push-any"]);
     assert_eq!(gh.keys(OTHER).len(), 1);
     assert_eq!(gh.keys(REPO).len(), 1, "b's key went to its own repository");
     commit(&b, "intruder");
@@ -147,12 +86,19 @@ fn read_only_key_clones_but_cannot_push() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO), "--read-only-key"]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--read-only-key", "--allow-push-any"]);
     assert!(gh.keys(REPO)[0].read_only);
     commit(&n, "x");
     let o = exec(&n, &["git", "push", "origin", "HEAD:refs/heads/ro"]);
     assert!(!o.status.success());
     assert_eq!(gh.rev(REPO, "refs/heads/ro"), None);
+    // Through the push gate, its own branch: the server refuses the read-only key, and says so.
+    let m = g.name("cred");
+    create_ok(&gh, &m, &[&gh.url(REPO), "--read-only-key", "--branch", "ro2"]);
+    commit(&m, "y");
+    let o = exec(&m, &["git", "push", "origin", "ro2"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("read only"), "{}", text(&o.stderr));
+    assert_eq!(gh.rev(REPO, "refs/heads/ro2"), None);
 }
 
 /// What in a private key must never be in a sandbox: the ed25519 seed, every line of the
@@ -216,7 +162,7 @@ fn no_private_key_material_in_the_sandbox_yet_the_agent_signs() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--allow-push-any"]);
     let private = std::fs::read_to_string(key_path(&n)).unwrap();
     let public = std::fs::read_to_string(key_path(&n).with_extension("pub")).unwrap();
     // The needles do find a key where one is (the scanner can fail).
@@ -332,7 +278,7 @@ fn ssh_key_is_used_through_the_agent_and_never_copied() {
     assert!(o.status.success());
     gh.add_user_key(REPO, &std::fs::read_to_string(key.with_extension("pub")).unwrap());
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO), "--ssh-key", key.to_str().unwrap()]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--ssh-key", key.to_str().unwrap(), "--allow-push-any"]);
     // No deploy key: nothing registered, no key pair made.
     assert!(gh.keys(REPO).is_empty());
     assert!(gh.requests().is_empty(), "no GitHub call: {:?}", gh.requests());
@@ -352,7 +298,7 @@ fn agent_is_ended_on_stop_back_on_start_and_everything_goes_on_rm() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--allow-push-any"]);
     let pid = agent_pid(&n).expect("agent pid file");
     assert!(alive(pid));
     // The agent outlived the CLI that started it (it is in its own session).
@@ -483,7 +429,7 @@ fn ssh_key_applies_on_restart_and_rm_finds_a_key_without_stored_id_by_title() {
     let gh = GitHub::start(&[REPO]);
     let mut g = Guard::new(&gh);
     let n = g.name("cred");
-    create_ok(&gh, &n, &[&gh.url(REPO)]);
+    create_ok(&gh, &n, &[&gh.url(REPO), "--allow-push-any"]);
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("id_user");
     assert!(
@@ -515,29 +461,38 @@ fn ssh_key_applies_on_restart_and_rm_finds_a_key_without_stored_id_by_title() {
 }
 
 /// kill -9 of a create with a repository at every step that touches GitHub or the host (the key
-/// made, registered, the agent, the instance, the clone): the next `rm` deletes the key on
-/// GitHub, the key pair and the agent; the next `start` ends with exactly one key registered.
+/// made, registered, the agent, the push gate or the agent's socket carried in, the instance, the
+/// clone): the next `rm` deletes the key on GitHub, the key pair and the agent; the next `start`
+/// ends with exactly one key registered.
 #[test]
 fn a_create_killed_at_any_step_leaves_no_deploy_key_or_agent_behind() {
     use sandbox_e2e::faults::{Home, Moment};
     let gh = GitHub::start(&[REPO]);
     let home = Home::new("credk9");
-    // The fake git server's host key, pinned in this home too.
-    std::fs::copy(sandbox_home().join("git_known_hosts"), home.dir.join("git_known_hosts")).unwrap();
+    // The fake git server's host key, pinned in this home too (its own line: a copy of the shared
+    // file could catch another test's server rewriting it).
+    gh.pin_host_key(&home.dir);
     let mut env: Vec<(&str, &str)> = Vec::new();
     let gh_env = gh.env();
     env.extend(gh_env.iter().map(|(k, v)| (*k, v.as_str())));
+    // Behind the push gate (the default) the agent stays on the host and the gate opens; with
+    // --allow-push-any its socket is carried into the sandbox.
+    let any: &[&str] = &["--allow-push-any"];
     let moments = [
-        Moment::Line("Making deploy key"),
-        Moment::Line("Starting the sandbox's ssh-agent"),
-        Moment::Line("Creating agent-"),
-        Moment::Line("Carrying the agent's socket"),
-        Moment::Line("Cloning"),
-        Moment::After(std::time::Duration::from_millis(250)),
+        (Moment::Line("Making deploy key"), &[][..]),
+        (Moment::Line("Starting the sandbox's ssh-agent"), &[]),
+        (Moment::Line("Opening the push gate"), &[]),
+        (Moment::Line("Creating agent-"), &[]),
+        (Moment::Line("Cloning"), &[]),
+        (Moment::After(std::time::Duration::from_millis(250)), &[]),
+        (Moment::Line("Carrying the agent's socket"), any),
+        (Moment::Line("Cloning"), any),
     ];
-    for (i, moment) in moments.iter().enumerate() {
+    for (i, (moment, extra)) in moments.iter().enumerate() {
         let name = unique(&format!("credk{i}"));
-        let mut run = home.spawn(&["start", &name, &gh.url(REPO)], &env);
+        let url = gh.url(REPO);
+        let args: Vec<&str> = ["start", name.as_str(), url.as_str()].into_iter().chain(extra.iter().copied()).collect();
+        let mut run = home.spawn(&args, &env);
         let reached = run.wait_for(moment);
         assert!(
             reached || matches!(moment, Moment::After(_)),
@@ -554,7 +509,7 @@ fn a_create_killed_at_any_step_leaves_no_deploy_key_or_agent_behind() {
             let left: Vec<_> = gh.keys(REPO).into_iter().filter(|k| k.title == format!("sandbox-{name}")).collect();
             assert!(left.is_empty(), "{context}keys left on GitHub: {left:?}");
         } else {
-            let o = home.run(&["start", &name, &gh.url(REPO)], &env);
+            let o = home.run(&args, &env);
             assert!(o.status.success(), "{context}{}", text(&o.stderr));
             home.assert_working(&name, &context);
             let mine: Vec<_> = gh.keys(REPO).into_iter().filter(|k| k.title == format!("sandbox-{name}")).collect();

@@ -87,6 +87,8 @@ rm -f "$SANDBOX_HOME"/credentials/anthropic.json
 # Claude Code in the tests' sandboxes sends no telemetry (nothing leaves this machine)
 grep -qs '^CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=' "$SANDBOX_HOME/env" \
   || echo 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1' >> "$SANDBOX_HOME/env"
+# push gate: test sandboxes' mirrors (their endpoints are the Anthropic ones above)
+rm -rf "$SANDBOX_HOME"/gate/mirrors/t-*.git
 for ns in $(ip netns list | awk '/^sbx-git-/{print $1}'); do ip netns pids "$ns" | xargs -r kill 2>/dev/null; ip netns del "$ns"; done
 
 step "golden image for the tests: sandbox setup --stack minimal"
@@ -111,6 +113,10 @@ if [ "${CI:-}" = true ] && [ $# -eq 0 ]; then
     cargo test -p sandbox-e2e --locked --test lsp -- --ignored
   suite "a reboot seen by a Claude endpoint: proxy killed, incusd restarted (disruptive: CI only)" \
     cargo test -p sandbox-e2e --locked --test claude -- --ignored
+  # A real three-member cluster of nested Incus daemons (~1 min to bring up once its member image
+  # is cached, ~4 min the first time); torn down after, whatever the result.
+  suite "cluster: three Incus members on this machine, one stopped on purpose (CI only)" \
+    bash -c 'bash tests/cluster/up.sh >/dev/null && cargo test -p sandbox-e2e --locked --test cluster -- --ignored --test-threads=1; rc=$?; bash tests/cluster/down.sh; exit $rc'
   suite "nuke (destructive: CI only)" cargo test -p sandbox-e2e --locked --test nuke -- --ignored
 fi
 

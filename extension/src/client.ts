@@ -48,7 +48,7 @@ function version(bin: string): Promise<string> {
 const MAX_BACKOFF_MS = 30_000;
 
 /** Methods that report progress (`$/progress` on a work-done token). */
-type ProgressMethod = 'sandbox/create' | 'sandbox/start' | 'sandbox/setup' | 'sandbox/exec' | 'sandbox/restore' | 'sandbox/fork' | 'sandbox/prepare';
+type ProgressMethod = 'sandbox/create' | 'sandbox/start' | 'sandbox/setup' | 'sandbox/exec' | 'sandbox/restore' | 'sandbox/fork' | 'sandbox/prepare' | 'sandbox/fetch' | 'sandbox/pr';
 /** A sidecar that stayed up this long is healthy again: the back-off starts over. */
 const HEALTHY_AFTER_MS = 60_000;
 
@@ -228,7 +228,7 @@ export class Sidecar implements vscode.Disposable {
   }
 
   /** A long request shown as a progress notification with Cancel (= the sidecar rolls back). */
-  withProgress<M extends 'sandbox/create' | 'sandbox/start' | 'sandbox/setup' | 'sandbox/restore' | 'sandbox/fork'>(
+  withProgress<M extends 'sandbox/create' | 'sandbox/start' | 'sandbox/setup' | 'sandbox/restore' | 'sandbox/fork' | 'sandbox/fetch' | 'sandbox/pr'>(
     title: string, method: M, params: Methods[M]['params'],
   ): Thenable<Methods[M]['result']> {
     return vscode.window.withProgress(

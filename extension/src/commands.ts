@@ -33,10 +33,10 @@ export interface Ctx {
   revealWaiting(): Promise<string | undefined>;
 }
 
-type Arg = Node | GoldenNode | string | { retry: unknown } | undefined;
+export type Arg = Node | GoldenNode | string | { retry: unknown } | undefined;
 type Filter = (s: Sandbox) => boolean;
 // Palette pickers offer this user's sandboxes (another user's must be adopted first).
-const running: Filter = (s) => s.reachable && isRunning(s.state);
+export const running: Filter = (s) => s.reachable && isRunning(s.state);
 const stopped: Filter = (s) => s.reachable && !isRunning(s.state);
 const mine: Filter = (s) => s.reachable;
 const foreign: Filter = (s) => !s.reachable;
@@ -45,8 +45,8 @@ const foreign: Filter = (s) => !s.reachable;
  * The sandboxes a command acts on: the tree's multi-selection, the clicked item, a name given by
  * a caller (`executeCommand(id, 'name')`), or else a quick pick.
  */
-async function targets(ctx: Ctx, arg: Arg, selected: Arg[] | undefined, filter: Filter, many: boolean, verb: string): Promise<string[]> {
-  const nameOf = (a: Arg) => (typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' && a.kind !== 'prepared' ? a.name : undefined);
+export async function targets(ctx: Ctx, arg: Arg, selected: Arg[] | undefined, filter: Filter, many: boolean, verb: string): Promise<string[]> {
+  const nameOf = (a: Arg) => (typeof a === 'string' ? a : a && 'kind' in a && a.kind !== 'golden' && a.kind !== 'prepared' && a.kind !== 'member' ? a.name : undefined);
   const fromTree = (selected && selected.length > 1 ? selected : [arg]).map(nameOf).filter((n): n is string => !!n);
   if (fromTree.length > 0) return many ? [...new Set(fromTree)] : fromTree.slice(0, 1);
   const candidates = ctx.store.all().filter(filter);
@@ -228,10 +228,10 @@ async function adopt(ctx: Ctx, name: string): Promise<Sandbox> {
   return s;
 }
 
-type Reg = (id: string, what: string, fn: (arg: Arg, selected?: Arg[]) => Promise<unknown>) => void;
+export type Reg = (id: string, what: string, fn: (arg: Arg, selected?: Arg[]) => Promise<unknown>) => void;
 
 /** Registers `agentSandboxes.ID`; a failure becomes a notification (with Adopt when it helps). */
-function registrar(ctx: Ctx): Reg {
+export function registrar(ctx: Ctx): Reg {
   return (id, what, fn) => {
     ctx.context.subscriptions.push(vscode.commands.registerCommand(`agentSandboxes.${id}`, async (arg?: Arg, selected?: Arg[]) => {
       try {

@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { AgentWatch } from './agents';
 import { SandboxError, Sidecar } from './client';
 import { registerCommands, type Ctx } from './commands';
+import { registerReviewCommands, type Review } from './reviewCommands';
 import { SIDECAR_SETTINGS } from './config';
 import { Denials } from './denials';
 import { configureErrors, reportError } from './errors';
@@ -33,6 +34,8 @@ export interface Api {
   loadMs: number;
   /** The sidecar's state when activate() returned: activation does not wait for it. */
   sidecarAtActivation: string;
+  /** Serves both sides of Review Changes (absent in a sandbox's own window). */
+  review: Review | undefined;
   /** In a sandbox's own window: its name. */
   inSandbox: string | undefined;
   /** The file the log (the Agent Sandboxes output channel) is written to. */
@@ -66,6 +69,7 @@ export function activate(context: vscode.ExtensionContext): Api {
   const inSandbox = sandboxOfThisWindow();
   let loaded: Promise<void>;
   let agents: AgentWatch | undefined;
+  let review: Review | undefined;
   if (inSandbox) {
     void vscode.commands.executeCommand('setContext', 'agentSandboxes.sidecar', 'inSandbox');
     view.message = `In sandbox ${inSandbox}: sandboxes are managed from the window on the host.`;
@@ -78,7 +82,7 @@ export function activate(context: vscode.ExtensionContext): Api {
     }
     loaded = Promise.resolve();
   } else {
-    ({ loaded, agents } = manage(context, sidecar, store, denials, view, log));
+    ({ loaded, agents, review } = manage(context, sidecar, store, denials, view, log));
   }
 
   const activationMs = performance.now() - t0;
@@ -86,15 +90,15 @@ export function activate(context: vscode.ExtensionContext): Api {
   log.info(`activated in ${activationMs.toFixed(1)} ms (${loadMs.toFixed(1)} ms of it before activate() was called)${inSandbox ? ` in sandbox ${inSandbox}` : ''}`);
   // VS Code writes an extension's log channel to LOGS/EXTENSION-ID/NAME.log: context.logUri/NAME.log.
   const logFile = vscode.Uri.joinPath(context.logUri, 'Agent Sandboxes.log').fsPath;
-  return { sidecar, store, denials, tree, golden, view, status, agents, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
+  return { sidecar, store, denials, tree, golden, view, status, agents, review, activationMs, loadMs, sidecarAtActivation: sidecar.state, inSandbox, logFile, whenLoaded: () => loaded, setUi };
 }
 
 /**
  * Manages sandboxes from this window: commands, the sidecar's pushes into the store, reloads
  * after each (re)start, the agents waiting for the user; starts the sidecar. `loaded` resolves
- * once the first lists arrived.
+ * once the first lists arrived; `review` serves the sides of Review Changes.
  */
-function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch } {
+function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, denials: Denials, view: vscode.TreeView<Node>, log: vscode.LogOutputChannel): { loaded: Promise<void>; agents: AgentWatch; review: Review } {
   const list = async () => {
     const mark = store.mark();
     const [all, images, prepared] = await Promise.all([s.request('sandbox/list', { health: false }), s.request('sandbox/goldenImages', {}),
@@ -129,6 +133,7 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
   const ctx: Ctx = { context, sidecar: s, store, view, reload, revealWaiting: () => agents.revealFirst() };
   configureErrors(log, () => (store.status()?.remote ?? 'local') === 'local');
   registerCommands(ctx);
+  const review = registerReviewCommands(ctx, (m) => log.warn(m));
   context.subscriptions.push(
     s.onDidChangeSandbox((c) => {
       store.apply(c);
@@ -155,7 +160,7 @@ function manage(context: vscode.ExtensionContext, s: Sidecar, store: Store, deni
     }),
   );
   void s.start();
-  return { loaded, agents };
+  return { loaded, agents, review };
 }
 
 export async function deactivate(): Promise<void> {

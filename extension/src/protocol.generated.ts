@@ -1,11 +1,15 @@
 // Generated from server/src/api (the method table) by `cargo test -p sandbox protocol_ts`.
 // Do not edit: change the Rust types, then run with UPDATE_PROTOCOL=1.
 
-export type Sandbox = { name: string, instance: string, state: SandboxState, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, egress: Egress, cpu: string | null, memory: string | null, createdAt: string, 
+export type Sandbox = { name: string, instance: string, state: SandboxState, slot: number | null, stack: string | null, repo: string | null, branch: string | null, ip: string | null, ports: Array<PortForward>, egress: Egress, push: Push, cpu: string | null, memory: string | null, createdAt: string, 
 /**
  * Cluster member the sandbox runs on (absent on a single server).
  */
 location: string | null, 
+/**
+ * Why it cannot be reached now (its cluster member is down); absent when it can.
+ */
+unreachable: string | null, 
 /**
  * Created by this product (false: by the seed's scripts).
  */
@@ -35,6 +39,18 @@ snapshots: Array<SnapshotInfo>,
  * for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
  */
 reachable: boolean, 
+/**
+ * The branch a pull request goes to (where the sandbox's branch started).
+ */
+baseBranch: string | null, 
+/**
+ * What the agent changed, as of the last diff (`sandbox diff`, or the end of an agent's turn).
+ */
+changes: ChangeSummary | null, 
+/**
+ * The pull request opened with `sandbox pr`.
+ */
+pullRequest: PullRequest | null, 
 /**
  * Its create has not finished (absent once it has).
  */
@@ -328,6 +344,11 @@ sshKey?: string,
  */
 readOnlyKey?: boolean, 
 /**
+ * Let the sandbox push anywhere its key can (its agent plugged in, no push gate); by default
+ * it may push only its own branch, checked on the host.
+ */
+allowPushAny?: boolean, 
+/**
  * Slot 1–99 (ports 2200+slot, 8000+slot, 9000+slot); default: the first free one.
  */
 slot?: number, 
@@ -537,6 +558,137 @@ export type ImageParams = {
  */
 name: string, };
 
+export type Push = "gate" | "any" | "none";
+
+export type ChangeSummary = { added: number, deleted: number, files: number, commits: number, 
+/**
+ * Uncommitted or untracked changes in the working tree.
+ */
+uncommitted: boolean, 
+/**
+ * When it was computed (RFC 3339).
+ */
+at: string, };
+
+export type PullRequest = { number: number, url: string, state: PrState, draft: boolean, title: string, 
+/**
+ * head → base
+ */
+branch: string, base: string, };
+
+export type PrState = "open" | "closed" | "merged";
+
+export type Diff = { name: string, 
+/**
+ * The commit the changes are counted from.
+ */
+base: string, 
+/**
+ * The branch a pull request goes to (the one the sandbox's branch started from).
+ */
+baseBranch: string | null, 
+/**
+ * The sandbox's current branch (absent: detached HEAD).
+ */
+branch: string | null, head: string, 
+/**
+ * The working tree as a tree object (the right side of the review).
+ */
+tree: string, 
+/**
+ * Commits on HEAD since the base.
+ */
+commits: number, 
+/**
+ * The working tree differs from HEAD (uncommitted or untracked changes).
+ */
+uncommitted: boolean, added: number, deleted: number, files: Array<FileChange>, 
+/**
+ * Changed files left out of `files` (past 20000); the counts include them.
+ */
+omitted: number, };
+
+export type FileChange = { 
+/**
+ * The path in the sandbox's working tree (the new path of a rename).
+ */
+path: string, 
+/**
+ * The path at the base, for renames and copies.
+ */
+oldPath: string | null, kind: ChangeKind, 
+/**
+ * Lines added and deleted (absent for binary files).
+ */
+added: number | null, deleted: number | null, binary: boolean, 
+/**
+ * The blob at the base and in the working tree (absent on the side where the file is not):
+ * what `sandbox/blob` reads for the two sides of a review.
+ */
+oldBlob: string | null, newBlob: string | null, 
+/**
+ * Git file modes (0o100644, 0o100755, 0o120000 symlink, 0o160000 submodule).
+ */
+oldMode: number | null, newMode: number | null, };
+
+export type ChangeKind = "added" | "modified" | "deleted" | "renamed" | "copied" | "typeChanged";
+
+export type Blob = { kind: BlobKind, 
+/**
+ * Bytes (0 when missing).
+ */
+size: number, 
+/**
+ * The content, for `text` only (invalid UTF-8 replaced).
+ */
+text: string | null, };
+
+export type BlobKind = "text" | "binary" | "tooLarge" | "missing";
+
+export type FetchResult = { 
+/**
+ * The remote added or updated in the user's clone (`sandbox-NAME`).
+ */
+remote: string, branch: string, 
+/**
+ * Where it landed: `refs/remotes/sandbox-NAME/BRANCH`.
+ */
+ref: string, commit: string, 
+/**
+ * The clone's top directory.
+ */
+directory: string, 
+/**
+ * Changed files in the sandbox's working tree that are not committed, so not fetched.
+ */
+uncommitted: number, };
+
+export type DiffParams = { name: string, 
+/**
+ * A revision to compare with instead of where the sandbox's branch started.
+ */
+base?: string, };
+
+export type BlobParams = { name: string, 
+/**
+ * A blob id from `sandbox/diff` (`oldBlob` / `newBlob`).
+ */
+oid: string, };
+
+export type FetchParams = { name: string, 
+/**
+ * A directory inside the local clone to fetch into (the workspace folder).
+ */
+directory: string, };
+
+export type PrParams = { name: string, title?: string, body?: string, draft?: boolean, 
+/**
+ * Else GH_TOKEN, GITHUB_TOKEN, `gh auth token`.
+ */
+githubToken?: string, };
+
+export type PrStatusParams = { name: string, githubToken?: string, };
+
 /** Params of a method that reports progress (`$/progress` on this token). */
 export type WithProgress<P> = P & { workDoneToken?: string | number };
 
@@ -572,6 +724,11 @@ export interface Methods {
   "sandbox/prepare": { params: WithProgress<PrepareOptions>; result: PreparedInfo };
   "sandbox/preparedImages": { params: Empty; result: Array<PreparedInfo> };
   "sandbox/preparedRemove": { params: ImageParams; result: Done };
+  "sandbox/diff": { params: DiffParams; result: Diff };
+  "sandbox/blob": { params: BlobParams; result: Blob };
+  "sandbox/fetch": { params: WithProgress<FetchParams>; result: FetchResult };
+  "sandbox/pr": { params: WithProgress<PrParams>; result: PullRequest };
+  "sandbox/prStatus": { params: PrStatusParams; result: PullRequest | null };
 }
 
 export const METHODS = [
@@ -605,6 +762,11 @@ export const METHODS = [
   "sandbox/prepare",
   "sandbox/preparedImages",
   "sandbox/preparedRemove",
+  "sandbox/diff",
+  "sandbox/blob",
+  "sandbox/fetch",
+  "sandbox/pr",
+  "sandbox/prStatus",
 ] as const;
 
 /** Server → client notification. */

@@ -1,9 +1,11 @@
 // What the Sandboxes view shows for a sandbox, its ports, its health and its recent egress
 // refusals, without VS Code: the tree (tree.ts) turns these into TreeItems. `contextValue` drives
-// the menus in package.json: `sandbox.<state>` (this user's), `foreign.<state>` (another user's:
-// not reachable until adopted), `port.<http|other>.<role>`, `health`, `denial.<name|address>`.
-import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Sandbox, SandboxState } from './protocol.generated';
+// the menus in package.json: `sandbox.<state>[.repo[.agentDone]]` (this user's), `foreign.<state>` (another
+// user's: not reachable until adopted), `port.<http|other>.<role>`, `health`,
+// `denial.<name|address>`, `changes`, `pullRequest`.
+import type { Denial, DenialKind, DockerState, Egress, Health, Listener, PortForward, Push, Sandbox, SandboxState } from './protocol.generated';
 import { agentIcon, agentText, agentTooltip } from './agentState';
+import { changesLine, prIcon, prLine } from './reviewModel';
 import { claudeHealth, tokensLine, tokensShort } from './usage';
 
 export interface Icon { id: string; color?: string }
@@ -40,6 +42,31 @@ export function stateIcon(state: SandboxState): Icon {
   }
 }
 
+/** A cluster member's group in the tree: its sandboxes, and whether it answers. */
+export interface MemberGroup { member: string; names: string[]; unreachable: string | undefined }
+
+/** On a cluster (any sandbox has a location), the sandboxes grouped by member, members sorted;
+ *  undefined on a single server (the tree stays flat). */
+export function groupByMember(all: Sandbox[]): MemberGroup[] | undefined {
+  if (!all.some((s) => s.location)) return undefined;
+  const groups = new Map<string, MemberGroup>();
+  for (const s of all) {
+    const member = s.location ?? '(no member)';
+    const g = groups.get(member) ?? { member, names: [], unreachable: undefined };
+    g.names.push(s.name);
+    g.unreachable ??= s.unreachable ?? undefined;
+    groups.set(member, g);
+  }
+  return [...groups.values()].sort((a, b) => a.member.localeCompare(b.member));
+}
+
+export function memberView(g: MemberGroup): { label: string; description: string; icon: Icon; tooltip: string } {
+  const n = `${g.names.length} sandbox${g.names.length === 1 ? '' : 'es'}`;
+  return g.unreachable
+    ? { label: g.member, description: `${n} · unreachable`, icon: { id: 'server', color: 'errorForeground' }, tooltip: g.unreachable }
+    : { label: g.member, description: n, icon: { id: 'server' }, tooltip: `Cluster member ${g.member}: ${n}` };
+}
+
 /** Ports a browser can open: everything TCP except SSH. */
 export function isHttp(p: PortForward): boolean {
   switch (p.role) {
@@ -63,6 +90,14 @@ function egressText(e: Egress): string {
   }
 }
 
+function pushText(p: Push): string | null {
+  switch (p) {
+    case 'gate': return 'its own branch only (push gate)';
+    case 'any': return 'anything its key may (--allow-push-any)';
+    case 'none': return null;
+  }
+}
+
 /** The branch it works on, in words. */
 export function branchText(s: Sandbox): string {
   return s.branch ?? (s.repo ? 'default branch' : 'no repository');
@@ -70,6 +105,7 @@ export function branchText(s: Sandbox): string {
 
 /** What the item says next to its name: stack and branch (slot and ports are in the tooltip). */
 export function description(s: Sandbox): string {
+  if (s.unreachable) return `unreachable · ${s.location ?? 'its member'} does not answer`;
   if (!s.reachable) return `${s.stack ?? 'unknown stack'} · another user's: Adopt to reach it`;
   const agent = agentText(s.agent);
   const parts = [...(agent ? [agent] : []), s.stack ?? 'unknown stack', branchText(s)];
@@ -82,6 +118,7 @@ export function description(s: Sandbox): string {
 
 export function tooltip(s: Sandbox): string {
   const out = [`**${s.name}** — $(${stateIcon(s.state).id}) ${s.state}${s.managed ? '' : ' (made by the seed scripts)'}\n\n`];
+  if (s.unreachable) out.push(`Unreachable: ${s.unreachable}\n\n`);
   if (!s.reachable) {
     out.push('Made by another user (or another `SANDBOX_HOME`): your SSH key and ssh config entry are not in it. **Adopt** adds them.\n\n');
   }
@@ -92,7 +129,11 @@ export function tooltip(s: Sandbox): string {
   row('repository', s.repo);
   row('branch', s.branch);
   row('IP', s.ip);
+  row('cluster member', s.location);
   row('egress', egressText(s.egress));
+  row('pushes', pushText(s.push));
+  row('changes', s.changes ? `${changesLine(s.changes)}${s.baseBranch ? ` since ${s.baseBranch}` : ''}` : null);
+  row('pull request', s.pullRequest ? `${prLine(s.pullRequest)} ${s.pullRequest.url}` : null);
   row('limits', [s.cpu && `${s.cpu} CPU`, s.memory, s.disk && `${s.disk} disk`].filter(Boolean).join(', ') || null);
   row('SSH host', s.sshAlias);
   row('slot', s.slot !== null ? String(s.slot) : null);
@@ -119,11 +160,32 @@ export function sandboxView(s: Sandbox): SandboxView {
   return {
     label: s.name,
     description: description(s),
-    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}`,
+    // `.agentDone`: Review Changes inline, once its agent finished a turn.
+    contextValue: `${mine ? 'sandbox' : 'foreign'}.${s.state}${s.repo ? `.repo${s.agent.state === 'done' ? '.agentDone' : ''}` : ''}`,
     // The agent's state, when there is one, says more than the container's.
     icon: mine ? (agentIcon(s.agent.state) ?? stateIcon(s.state)) : { id: 'lock', color: 'disabledForeground' },
     tooltip: tooltip(s),
   };
+}
+
+/** A child of a sandbox with a repository: what it changed (a click reviews it). */
+export function changesView(s: Sandbox): SandboxView | undefined {
+  if (!s.repo) return undefined;
+  const c = s.changes;
+  return {
+    label: c ? changesLine(c) : 'changes',
+    description: c ? `${c.uncommitted ? 'uncommitted work · ' : ''}${s.baseBranch ? `since ${s.baseBranch}` : ''}` : 'not read yet: Refresh',
+    contextValue: 'changes',
+    icon: { id: 'diff' },
+    tooltip: c ? `What ${s.name} changed, as of ${c.at}. Click to review it; Refresh reads it again.` : `Refresh reads what ${s.name} changed.`,
+  };
+}
+
+/** A child of a sandbox that opened a pull request (a click opens it). */
+export function pullRequestView(s: Sandbox): SandboxView | undefined {
+  const p = s.pullRequest;
+  if (!p) return undefined;
+  return { label: prLine(p), description: `${p.branch} → ${p.base}`, contextValue: 'pullRequest', icon: prIcon(p.state), tooltip: `${p.title}\n${p.url}` };
 }
 
 /** Whether anything answers behind a forwarded TCP port (undefined: not known, or not TCP). */

@@ -1,8 +1,8 @@
 // The seam between the extension and VS Code's interactive UI: quick inputs, questions, the
-// GitHub sign-in dialog and opening a window (with what this editor can open). Commands talk to
-// `ui` only, so the extension's own test suite can answer the wizard and prompts (`setUi`) and
-// replace only the `openFolder` call, while everything else — sidecar, Incus, terminals, the
-// tree — stays real.
+// GitHub sign-in dialog and opening a window or a link (with what this editor can open).
+// Commands talk to `ui` only, so the extension's own test suite can answer the wizard and
+// prompts (`setUi`) and replace only the `openFolder` and `openExternal` calls, while everything
+// else — sidecar, Incus, terminals, the tree — stays real.
 import * as vscode from 'vscode';
 
 /** Returned by a step when the user pressed Back. */
@@ -62,6 +62,8 @@ export interface Ui {
   remoteSsh(): RemoteSshSupport;
   /** The GitHub sign-in (scope `repo`); rejects when the user cancels it. */
   githubToken(): Promise<string>;
+  /** A link for the operating system or the editor's own handler (vscode://…). */
+  openExternal(uri: vscode.Uri): Promise<boolean>;
 }
 
 function buttons(s: Step): vscode.QuickInputButton[] {
@@ -155,6 +157,10 @@ export const vscodeUi: Ui = {
   async githubToken() {
     const session = await vscode.authentication.getSession('github', ['repo'], { createIfNone: true });
     return session.accessToken;
+  },
+
+  async openExternal(uri) {
+    return vscode.env.openExternal(uri);
   },
 };
 

@@ -8,6 +8,7 @@ export async function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 180_000, color: false, reporter: 'spec' });
   mocha.addFile(path.join(__dirname, 'e2e.test.js'));
   mocha.addFile(path.join(__dirname, 'firstuser.test.js'));
+  mocha.addFile(path.join(__dirname, 'review.test.js'));
   const results: { title: string; state: string; ms: number; error?: string }[] = [];
   const failures = await new Promise<number>((resolve) => {
     const runner = mocha.run(resolve);

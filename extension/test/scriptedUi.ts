@@ -1,6 +1,7 @@
 // A Ui that answers from a script instead of a person, and records every prompt. Validation
 // still runs: an invalid scripted value is recorded as rejected and the next answer is used for
-// the same prompt, as a user retyping would. Only `openFolder` is replaced outright (recorded).
+// the same prompt, as a user retyping would. Only `openFolder` and `openExternal` are replaced
+// outright (recorded).
 import * as assert from 'assert';
 import type * as vscode from 'vscode';
 import { BACK, remoteSshSupport, type Back, type InputStep, type PickStep, type RemoteSshSupport, type Severity, type Ui } from '../src/ui';
@@ -26,6 +27,7 @@ export class ScriptedUi implements Ui {
   readonly hidden: string[] = [];
   readonly asked: Asked[] = [];
   readonly opened: { uri: vscode.Uri; options: { forceNewWindow: boolean } }[] = [];
+  readonly links: vscode.Uri[] = [];
   /** Answers to `ask` by a substring of the message (asks without one get undefined). */
   readonly replies = new Map<string, string>();
   /** What this editor can open (default: the real answer; the hand-off test pretends Remote-SSH is there). */
@@ -96,5 +98,10 @@ export class ScriptedUi implements Ui {
     this.githubAsked++;
     if ('error' in this.github) throw new Error(this.github.error);
     return this.github.token;
+  }
+
+  async openExternal(uri: vscode.Uri): Promise<boolean> {
+    this.links.push(uri);
+    return true;
   }
 }

@@ -6,8 +6,9 @@ export function sandbox(over: Partial<Sandbox> = {}): Sandbox {
   return {
     name, instance: `agent-${name}`, state: 'running', slot: 3, stack: 'minimal', repo: null, branch: null,
     ip: '10.100.0.103', ports: [port('ssh', 2203, 22), port('app', 8003, 8080), port('alt', 9003, 9090)],
-    egress: 'open', cpu: null, memory: null, createdAt: '2025-01-01T00:00:00Z', location: null, managed: true,
-    health: null, sshAlias: `sandbox-${name}`, usage: null, agent: agent(), reachable: true, disk: null, prepared: null, snapshots: [], ...over,
+    egress: 'open', cpu: null, memory: null, createdAt: '2025-01-01T00:00:00Z', location: null, unreachable: null, managed: true,
+    health: null, sshAlias: `sandbox-${name}`, usage: null, agent: agent(), reachable: true, push: 'none', baseBranch: null, disk: null,
+    changes: null, pullRequest: null, prepared: null, snapshots: [], ...over,
   };
 }
 

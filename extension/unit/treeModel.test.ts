@@ -1,14 +1,17 @@
 // Tree items from a sandbox list: labels, menus (contextValue), icons, tooltips, ports, health.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { denialView, description, healthIcon, healthViews, isHttp, isName, listeningOn, portView, sandboxView, stateIcon } from '../src/treeModel';
-import { health, port, sandbox } from './fixtures';
+import { denialView, description, groupByMember, healthIcon, healthViews, isHttp, isName, listeningOn, memberView, portView, sandboxView, stateIcon } from '../src/treeModel';
+import { agent, health, port, sandbox } from './fixtures';
 
 test('a sandbox item: state icon and menu, stack · branch, a tooltip with slot and ports', () => {
   const v = sandboxView(sandbox({ name: 'web', branch: 'feat/x', repo: 'git@github.com:o/r.git', egress: 'filtered', cpu: '2', memory: '4GiB' }));
   assert.equal(v.label, 'web');
   assert.equal(v.description, 'minimal · feat/x');
-  assert.equal(v.contextValue, 'sandbox.running');
+  assert.equal(v.contextValue, 'sandbox.running.repo', 'a repository: the review menus');
+  const done = sandboxView(sandbox({ repo: 'git@github.com:o/r.git', agent: agent({ state: 'done', since: '2026-01-01T00:00:00Z' }) }));
+  assert.equal(done.contextValue, 'sandbox.running.repo.agentDone', 'its agent finished a turn: Review Changes inline');
+  assert.equal(sandboxView(sandbox({ agent: agent({ state: 'done' }) })).contextValue, 'sandbox.running', 'no repository: nothing to review');
   assert.deepEqual(v.icon, { id: 'vm-running', color: 'charts.green' });
   assert.match(v.tooltip, /\| ssh \| 127\.0\.0\.1:2203\/tcp \| 22 \|/);
   assert.match(v.tooltip, /slot: `3`/);
@@ -104,4 +107,23 @@ test('a refusal: blocked · kind · count · time, an Allow menu for names only'
   assert.equal(ip.contextValue, 'denial.address', 'an address cannot be allowed');
   assert.equal(isName('198.18.7.1') || isName('fd00::1'), false);
   assert.equal(isName('later.test'), true);
+});
+
+test('a cluster: sandboxes grouped by member, a lost member says why; a single server stays flat', () => {
+  assert.equal(groupByMember([sandbox({ name: 'a' }), sandbox({ name: 'b' })]), undefined);
+  const why = 'its cluster member m3 does not answer (its Incus daemon is stopped or unreachable)';
+  const groups = groupByMember([
+    sandbox({ name: 'c', location: 'm3', state: 'error', unreachable: why }),
+    sandbox({ name: 'a', location: 'm1' }),
+    sandbox({ name: 'b', location: 'm1' }),
+  ])!;
+  assert.deepEqual(groups.map((g) => [g.member, g.names]), [['m1', ['a', 'b']], ['m3', ['c']]]);
+  assert.deepEqual(memberView(groups[0]), { label: 'm1', description: '2 sandboxes', icon: { id: 'server' }, tooltip: 'Cluster member m1: 2 sandboxes' });
+  const lost = memberView(groups[1]);
+  assert.equal(lost.description, '1 sandbox · unreachable');
+  assert.equal(lost.tooltip, why);
+  const v = sandboxView(sandbox({ name: 'c', location: 'm3', state: 'error', unreachable: why }));
+  assert.equal(v.description, 'unreachable · m3 does not answer');
+  assert.match(v.tooltip, /Unreachable: its cluster member m3/);
+  assert.match(v.tooltip, /cluster member: `m3`/);
 });

@@ -1,5 +1,6 @@
-//! GitHub, simulated: a fake REST API for deploy keys (`GET/POST/DELETE /repos/{o}/{r}/keys`,
-//! token checked, error modes on demand) in-process on 127.0.0.1, wired to a REAL sshd git
+//! GitHub, simulated: a fake REST API for deploy keys (`GET/POST/DELETE /repos/{o}/{r}/keys`) and
+//! pull requests (`GET/POST /repos/{o}/{r}/pulls`, `GET …/pulls/{n}`), token checked, error
+//! modes on demand, in-process on 127.0.0.1, wired to a REAL sshd git
 //! server in a network namespace this fixture creates (reachable from sandboxes through the
 //! host, nothing else). sshd accepts exactly the keys currently registered for a repository:
 //! the fake rewrites its authorized_keys on every change, each key forced to a git-only
@@ -25,10 +26,10 @@ pub struct Key {
     pub read_only: bool,
 }
 
-/// How the fake answers key requests (persisting until changed).
+/// How the fake answers API requests (persisting until changed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fail {
-    /// Every key request answers this status.
+    /// Every API request answers this status.
     Status(u16),
     /// POST registers the key, then answers 500 (the caller cannot know the id).
     AfterCreate,
@@ -45,9 +46,39 @@ impl Key {
     }
 }
 
+/// A pull request as the fake keeps it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pull {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+    pub draft: bool,
+    /// open, closed or merged
+    pub state: String,
+}
+
+impl Pull {
+    fn json(&self, slug: &str, sha: &str) -> Value {
+        let merged = self.state == "merged";
+        json!({
+            "id": 500_000 + self.number, "number": self.number,
+            "url": format!("https://api.github.com/repos/{slug}/pulls/{}", self.number),
+            "html_url": format!("https://github.com/{slug}/pull/{}", self.number),
+            "state": if self.state == "open" { "open" } else { "closed" },
+            "title": self.title, "body": self.body, "draft": self.draft, "locked": false,
+            "merged": merged, "merged_at": if merged { json!("2026-01-02T00:00:00Z") } else { Value::Null },
+            "head": {"ref": self.head, "sha": sha, "label": format!("{}:{}", slug.split('/').next().unwrap_or(""), self.head)},
+            "base": {"ref": self.base, "sha": sha, "label": self.base},
+        })
+    }
+}
+
 #[derive(Default)]
 struct Repo {
     keys: Vec<Key>,
+    pulls: Vec<Pull>,
     /// Keys of the repository owner's account (`--ssh-key`), always accepted by sshd.
     user_keys: Vec<String>,
 }
@@ -163,6 +194,107 @@ async fn remove(
     StatusCode::NO_CONTENT.into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct PullQuery {
+    head: Option<String>,
+    state: Option<String>,
+}
+
+async fn list_pulls(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<PullQuery>,
+) -> Response {
+    let mut f = s.lock().unwrap();
+    f.requests.push(format!("GET {o}/{r}/pulls"));
+    let slug = match check(&f, &headers, &o, &r) {
+        Ok(s) => s,
+        Err(e) => return *e,
+    };
+    let want_head = q.head.as_deref().and_then(|h| h.split_once(':').map(|(_, b)| b.to_string()));
+    let items: Vec<Value> = f.repos[&slug]
+        .pulls
+        .iter()
+        .filter(|p| want_head.as_ref().is_none_or(|h| &p.head == h))
+        .filter(|p| q.state.as_deref().is_none_or(|st| st == "all" || (st == "open") == (p.state == "open")))
+        .map(|p| p.json(&slug, "0000000000000000000000000000000000000000"))
+        .collect();
+    Json(Value::Array(items)).into_response()
+}
+
+async fn get_pull(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
+) -> Response {
+    let mut f = s.lock().unwrap();
+    f.requests.push(format!("GET {o}/{r}/pulls/{n}"));
+    let slug = match check(&f, &headers, &o, &r) {
+        Ok(s) => s,
+        Err(e) => return *e,
+    };
+    match f.repos[&slug].pulls.iter().find(|p| p.number == n) {
+        Some(p) => Json(p.json(&slug, "0000000000000000000000000000000000000000")).into_response(),
+        None => err(404, "Not Found"),
+    }
+}
+
+fn unprocessable(message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": message}],
+            "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"})),
+    )
+        .into_response()
+}
+
+async fn create_pull(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((o, r)): UrlPath<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut f = s.lock().unwrap();
+    f.requests.push(format!("POST {o}/{r}/pulls"));
+    let slug = match check(&f, &headers, &o, &r) {
+        Ok(s) => s,
+        Err(e) => return *e,
+    };
+    let (Some(title), Some(head), Some(base)) = (body["title"].as_str(), body["head"].as_str(), body["base"].as_str())
+    else {
+        return err(422, "Validation Failed");
+    };
+    let bare = f.dir.join("repos").join(format!("{slug}.git"));
+    let Some(sha) = rev_in(&bare, &format!("refs/heads/{head}")) else {
+        return unprocessable(&format!("head '{head}' does not exist"));
+    };
+    if rev_in(&bare, &format!("refs/heads/{base}")).is_none() {
+        return unprocessable(&format!("base '{base}' does not exist"));
+    }
+    if f.repos[&slug].pulls.iter().any(|p| p.head == head && p.state == "open") {
+        return unprocessable(&format!("A pull request already exists for {o}:{head}."));
+    }
+    f.next_id += 1;
+    let p = Pull {
+        number: f.next_id - 1000,
+        title: title.to_string(),
+        body: body["body"].as_str().unwrap_or_default().to_string(),
+        head: head.to_string(),
+        base: base.to_string(),
+        draft: body["draft"].as_bool().unwrap_or(false),
+        state: "open".into(),
+    };
+    f.repos.get_mut(&slug).unwrap().pulls.push(p.clone());
+    (StatusCode::CREATED, Json(p.json(&slug, &sha))).into_response()
+}
+
+fn rev_in(bare: &Path, r: &str) -> Option<String> {
+    let out =
+        Command::new("git").arg("--git-dir").arg(bare).args(["rev-parse", "--verify", "--quiet", r]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// sshd's view: one line per registered key, forced to git for its own repository.
 fn write_authorized(f: &Fake) {
     let serve = f.dir.join("gitserve");
@@ -210,6 +342,16 @@ exec "$verb" "$root/$repo.git"
 
 static KNOWN_HOSTS: Mutex<()> = Mutex::new(());
 
+/// Replaces a git_known_hosts whole (a temporary file renamed over it): the product reads the
+/// shared one at every create and gate fetch, and so may a test copying it, at any moment — a
+/// plain rewrite (truncate, then write) once let a reader see it empty.
+fn write_known_hosts(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let tmp = path.with_extension(format!("{:08x}.tmp", rand::random::<u32>()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn run(argv: &[&str]) -> String {
     let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", argv[0]));
     assert!(out.status.success(), "{argv:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -229,6 +371,8 @@ pub struct GitHub {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     marker: String,
+    /// Its line in git_known_hosts: the server's host key, pinned.
+    known_host: String,
 }
 
 impl GitHub {
@@ -262,6 +406,8 @@ impl GitHub {
         let app = axum::Router::new()
             .route("/repos/{o}/{r}/keys", get(list).post(add))
             .route("/repos/{o}/{r}/keys/{id}", delete(remove))
+            .route("/repos/{o}/{r}/pulls", get(list_pulls).post(create_pull))
+            .route("/repos/{o}/{r}/pulls/{n}", get(get_pull))
             .with_state(state.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -300,6 +446,7 @@ impl GitHub {
             shutdown: Some(tx),
             thread: Some(thread),
             marker: format!("# fake-github {tag}"),
+            known_host: String::new(),
         };
         run(&["ip", "link", "add", &vh, "type", "veth", "peer", "name", &vn, "netns", &netns]);
         run(&["ip", "addr", "add", &format!("{host_ip}/30"), "dev", &vh]);
@@ -360,13 +507,19 @@ impl GitHub {
         // Sandboxes pin the server's host key (never accept-new): ~/.sandbox/git_known_hosts.
         let pubkey = std::fs::read_to_string(hostkey.with_extension("pub")).unwrap();
         let fields: Vec<&str> = pubkey.split_whitespace().take(2).collect();
-        let _g = KNOWN_HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-        let path = crate::sandbox_home().join("git_known_hosts");
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&format!("{ip} {} {}\n", fields.join(" "), me.marker));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
+        me.known_host = format!("{ip} {} {}\n", fields.join(" "), me.marker);
+        me.pin_host_key(&crate::sandbox_home());
         me
+    }
+
+    /// Pins this server's host key in the `git_known_hosts` of a sandbox home (the shared one
+    /// at start; a test's own home with this): its line only, appended.
+    pub fn pin_host_key(&self, home: &std::path::Path) {
+        let _g = KNOWN_HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+        let path = home.join("git_known_hosts");
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&self.known_host);
+        write_known_hosts(&path, &text).unwrap();
     }
 
     /// `ssh://git@IP/OWNER/REPO.git`
@@ -393,6 +546,17 @@ impl GitHub {
         let key: String = pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         f.repos.get_mut(slug).unwrap().user_keys.push(key);
         write_authorized(&f);
+    }
+
+    pub fn pulls(&self, slug: &str) -> Vec<Pull> {
+        self.state.lock().unwrap().repos.get(slug).map(|r| r.pulls.clone()).unwrap_or_default()
+    }
+
+    /// Someone merged (or closed) the pull request on "GitHub".
+    pub fn set_pull_state(&self, slug: &str, number: u64, state: &str) {
+        let mut f = self.state.lock().unwrap();
+        let p = f.repos.get_mut(slug).unwrap().pulls.iter_mut().find(|p| p.number == number).unwrap();
+        p.state = state.to_string();
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -446,7 +610,8 @@ impl GitHub {
     }
 }
 
-/// A bare repository with one commit on `main` and a second branch `existing`.
+/// A bare repository with one commit on `main` and a second branch `existing`: a README, a guide
+/// in a directory, a binary logo and a file with a space in its name.
 fn seed_repo(bare: &Path) {
     std::fs::create_dir_all(bare).unwrap();
     let b = bare.to_str().unwrap();
@@ -460,7 +625,12 @@ fn seed_repo(bare: &Path) {
     };
     git(&["init", "-q", "-b", "main"]);
     std::fs::write(work.path().join("README.md"), "hello from the fake GitHub\n").unwrap();
-    git(&["add", "README.md"]);
+    std::fs::create_dir_all(work.path().join("docs")).unwrap();
+    let guide: String = (1..=20).map(|i| format!("step {i}\n")).collect();
+    std::fs::write(work.path().join("docs/guide.md"), guide).unwrap();
+    std::fs::write(work.path().join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    std::fs::write(work.path().join("old name.txt"), "to be renamed\nline two\nline three\n").unwrap();
+    git(&["add", "."]);
     git(&["commit", "-q", "-m", "first"]);
     git(&["branch", "existing"]);
     git(&["push", "-q", b, "main", "existing"]);
@@ -486,7 +656,7 @@ impl Drop for GitHub {
         let path = crate::sandbox_home().join("git_known_hosts");
         if let Ok(text) = std::fs::read_to_string(&path) {
             let kept: String = text.lines().filter(|l| !l.ends_with(&self.marker)).map(|l| format!("{l}\n")).collect();
-            let _ = std::fs::write(&path, kept);
+            let _ = write_known_hosts(&path, &kept);
         }
     }
 }

@@ -128,29 +128,37 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-/// A tmux session on the host (a terminal), killed when dropped.
+/// A tmux session on the host (a terminal), killed when dropped. Each has its own tmux server
+/// (`-L NAME`): with one shared server, killing the last session makes it exit while the next
+/// session's client connects, and that one fails with "server exited unexpectedly".
 pub struct Tmux(pub String);
 
 impl Tmux {
+    fn tmux(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.0]);
+        c
+    }
     /// Runs `argv` in a new detached 160x45 session.
     pub fn new(name: &str, argv: &[&str]) -> Tmux {
+        let t = Tmux(name.to_string());
         let mut args = vec!["new-session", "-d", "-s", name, "-x", "160", "-y", "45"];
         args.extend_from_slice(argv);
-        let o = Command::new("tmux").args(&args).output().unwrap();
+        let o = t.tmux().args(&args).output().unwrap();
         assert!(o.status.success(), "tmux: {}", text(&o.stderr));
-        Tmux(name.to_string())
+        t
     }
     pub fn screen(&self) -> String {
-        text(&Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap().stdout)
+        text(&self.tmux().args(["capture-pane", "-p", "-t", &self.0]).output().unwrap().stdout)
     }
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.0];
         args.extend_from_slice(keys);
-        Command::new("tmux").args(&args).output().unwrap();
+        self.tmux().args(&args).output().unwrap();
     }
     /// Closes the terminal (its processes get SIGHUP).
     pub fn kill(&self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+        let _ = self.tmux().args(["kill-session", "-t", &self.0]).output();
     }
 }
 

@@ -11,6 +11,7 @@ pub use sandbox::incus::Incus;
 
 pub mod gitfake;
 pub mod home;
+pub mod repo;
 pub mod watch;
 
 /// The base image the test bed imports (scripts/build-base-image.sh).

@@ -4,7 +4,8 @@
 # Installs what it needs (Debian packages; Node 24 and code-server from the npm registry, cached
 # in $VSCODE_E2E_CACHE keyed by version; the extension's dev dependencies from package-lock.json),
 # compiles the extension, then runs:
-#   1. the extension's own Mocha suite inside the extension host (smoke-test-driver payload);
+#   1. the extension's own Mocha suite inside the extension host (smoke-test-driver payload), with
+#      the simulated GitHub for its review test;
 #   2. a UI test clicking through the workbench, with screenshots in target/e2e-screenshots/;
 #   3. the same UI with the sidecar's Incus socket pointing where nothing answers (the welcome
 #      view, Set Up This Machine);
@@ -112,6 +113,7 @@ export SANDBOX_ANTHROPIC_UPSTREAM; SANDBOX_ANTHROPIC_UPSTREAM=$(head -1 "$E2E/si
 SERVER_PID=
 UI_SANDBOX=
 INET_PID=
+GH_PID=
 # The egress suites' simulated internet (a network namespace; see tests/support/inet.rs): the
 # "blocked: X — Allow?" test needs names that resolve and answer once allowed. It goes away when
 # its stdin (fd 8) closes.
@@ -126,6 +128,25 @@ inet_up() {
 }
 inet_down() {
   if [ -n "$INET_PID" ]; then exec 8>&-; wait "$INET_PID" 2>/dev/null || true; INET_PID=; fi
+}
+# The credentials suite's simulated GitHub (target/debug/sim-github: its API on loopback, a real
+# sshd git server in a network namespace) for the review test; it goes away when its stdin (fd 9)
+# closes. The sidecar finds its API through SANDBOX_GITHUB_API; the test gets the rest.
+github_up() {
+  rm -f "$E2E/github.ctl"; mkfifo "$E2E/github.ctl"
+  "$REPO/target/debug/sim-github" --repo acme/app < "$E2E/github.ctl" > "$E2E/github.out" 2> "$E2E/github.log" &
+  GH_PID=$!
+  exec 9> "$E2E/github.ctl"
+  for _ in $(seq 100); do grep -q '^ready' "$E2E/github.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^ready' "$E2E/github.out" || { cat "$E2E/github.log"; return 1; }
+  export SANDBOX_GITHUB_API=$(awk '/^api /{print $2}' "$E2E/github.out")
+  export SIM_GITHUB_TOKEN=$(awk '/^token /{print $2}' "$E2E/github.out")
+  export SIM_GITHUB_REPO_URL=$(awk '/^repo /{print $3}' "$E2E/github.out")
+  export SIM_GITHUB_REPO_DIR=$(awk '/^repo /{print $4}' "$E2E/github.out")
+}
+github_down() {
+  if [ -n "$GH_PID" ]; then exec 9>&-; wait "$GH_PID" 2>/dev/null || true; GH_PID=; fi
+  unset SANDBOX_GITHUB_API SIM_GITHUB_TOKEN SIM_GITHUB_REPO_URL SIM_GITHUB_REPO_DIR
 }
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill -- -"$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; fi
@@ -149,11 +170,15 @@ start_server() { # LOG-NAME extra-code-server-args…
 status=0
 ts "1/4 the extension's Mocha suite in the extension host (smoke-test driver), real sidecar + Incus"
 export AGENT_SANDBOXES_TEST_RESULTS=$E2E/ext-test-results.json
-trap 'cleanup; inet_down; sim_down' EXIT
+trap 'cleanup; inet_down; github_down; sim_down' EXIT
 inet_up
-start_server ext-tests --vscode-option=enable-smoke-test-driver
+github_up
+# The review test's pull request: GH_TOKEN for this server's sidecar only (the simulated repository
+# is not on github.com, so the extension asks no sign-in for it).
+GH_TOKEN=$SIM_GITHUB_TOKEN start_server ext-tests --vscode-option=enable-smoke-test-driver
 node tests/vscode/run-ext-tests.js "$REPO" "$REPO/out/ext/test/index.js" "$E2E/workspace" || status=1
 cleanup
+github_down
 
 ts "2/4 UI test in headless Chromium: activity bar, tree, context menu, wizard, palette, Open Claude, New Agent"
 UI_SANDBOX=t-ui-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -4,6 +4,7 @@
 mod frames;
 pub mod lsp;
 mod methods;
+mod review;
 pub mod serve;
 mod snapshots;
 pub mod status;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 pub use methods::*;
+pub use review::*;
 pub use snapshots::*;
 
 use crate::engine::{Engine, EngineError};
@@ -61,6 +63,11 @@ macro_rules! for_each_method {
             "sandbox/prepare" => prepare(PrepareOptions) -> PreparedInfo;
             "sandbox/preparedImages" => prepared_images(Empty) -> Vec<PreparedInfo>;
             "sandbox/preparedRemove" => prepared_remove(ImageParams) -> Done;
+            "sandbox/diff" => diff(DiffParams) -> Diff;
+            "sandbox/blob" => blob(BlobParams) -> Blob;
+            "sandbox/fetch" => fetch(FetchParams) -> FetchResult;
+            "sandbox/pr" => pull_request(PrParams) -> PullRequest;
+            "sandbox/prStatus" => pull_request_status(PrStatusParams) -> Option<PullRequest>;
         }
     };
 }
@@ -75,6 +82,8 @@ pub const WITH_PROGRESS: &[&str] = &[
     "sandbox/restore",
     "sandbox/fork",
     "sandbox/prepare",
+    "sandbox/fetch",
+    "sandbox/pr",
 ];
 
 /// Server → client notification: the new state of one sandbox (null: it is gone).
@@ -214,7 +223,7 @@ macro_rules! define_dispatch {
                 "// Generated from server/src/api (the method table) by `cargo test -p sandbox protocol_ts`.\n\
                  // Do not edit: change the Rust types, then run with UPDATE_PROTOCOL=1.\n\n",
             );
-            for decl in declarations() {
+            for decl in declarations().into_iter().chain(review::declarations()) {
                 out.push_str("export ");
                 out.push_str(&decl);
                 out.push_str("\n\n");

@@ -39,7 +39,9 @@ if ! command -v tmux >/dev/null 2>&1; then
   echo "sandbox: there is no tmux in this sandbox, so this Claude session ends with the terminal" >&2
   exec "$@"
 fi
-[ "$new" = new ] && tmux kill-session -t =claude 2>/dev/null
+# The server stays up once the session is gone: an exiting one fails the new-session just below
+# ("server exited unexpectedly") and the terminal closed at once.
+[ "$new" = new ] && tmux set-option -g exit-empty off \; kill-session -t =claude 2>/dev/null
 if tmux has-session -t =claude 2>/dev/null; then
   # Typed in, then Enter on its own: text and a newline in one write are a paste to Claude Code.
   if [ -n "$file" ]; then tmux send-keys -t =claude -l -- "$p"; sleep 0.3; tmux send-keys -t =claude Enter; fi

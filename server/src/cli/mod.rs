@@ -8,6 +8,7 @@ mod egress;
 mod host;
 mod prepared;
 mod remote;
+mod review;
 mod sandboxes;
 mod setup;
 mod signals;
@@ -109,6 +110,12 @@ enum Command {
     /// Reach a sandbox another user (or another SANDBOX_HOME) made: adds your SSH keys to it and
     /// its entry to your ~/.sandbox/ssh_config.
     Adopt(sandboxes::AdoptArgs),
+    /// What the agent changed since its branch started: commits, uncommitted and untracked files.
+    Diff(review::DiffArgs),
+    /// Fetch the sandbox's branch into this clone as refs/remotes/sandbox-NAME/BRANCH (no GitHub).
+    Fetch(review::FetchArgs),
+    /// Push the sandbox's branch and open a pull request against the branch it started from.
+    Pr(review::PrArgs),
     /// Remove every sandbox and golden image (asks you to type `yes`).
     Nuke(sandboxes::NukeArgs),
     /// Incus servers and clusters over HTTPS: add (with a trust token), list, use, remove.
@@ -122,9 +129,16 @@ enum Command {
     /// (internal) The host's Anthropic proxy; `start` runs it in the background.
     #[command(name = "__anthropic-proxy", hide = true)]
     AnthropicProxy,
+    /// (internal) `sshd -i` in a sandbox over the Incus API: the ProxyCommand of its ssh entry on
+    /// a cluster (engine/reach.rs).
+    #[command(name = "__ssh-pipe", hide = true)]
+    SshPipe { name: String },
     /// (internal) Make the stack's warm spare; creates start it in the background.
     #[command(name = "__spare", hide = true)]
     Spare { stack: String },
+    /// (internal) The push gate's check, run by git on the host for each push.
+    #[command(name = "__git-gate-hook", hide = true)]
+    GitGateHook,
     /// The API for scripts and other editors: JSON-RPC over HTTP/WebSocket on loopback, with a token.
     Serve {
         /// Loopback address to listen on.
@@ -209,6 +223,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Prepared(a) => prepared::prepared(ctx, a).await,
         Command::Nuke(a) => sandboxes::nuke(ctx, a).await,
         Command::Adopt(a) => sandboxes::adopt(ctx, a).await,
+        Command::Diff(a) => review::diff(ctx, a).await,
+        Command::Fetch(a) => review::fetch(ctx, a).await,
+        Command::Pr(a) => review::pr(ctx, a).await,
         Command::Allow(a) => egress::change(ctx, a, true).await,
         Command::Deny(a) => egress::change(ctx, a, false).await,
         Command::Denials(a) => egress::denials(ctx, a).await,
@@ -227,6 +244,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
         Command::Remote(_) | Command::Host(_) | Command::Completions(_) => {
             unreachable!("handled before the engine is made")
         }
+        Command::SshPipe { name } => ctx.engine.ssh_pipe(&name).await,
         Command::Spare { stack } => {
             crate::engine::stacks::validate_stack_name(&stack)?;
             match crate::engine::spares::refill(&ctx.engine.incus, &stack).await {
@@ -234,6 +252,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
                 Err(e) => Err(EngineError::failed(format!("spare-{stack}: {e:#}"), "")),
             }
         }
+        Command::GitGateHook => Ok(crate::engine::gate::hook::main()),
         Command::Serve { listen } => {
             crate::api::serve::serve(crate::api::Api::new(ctx.engine.clone()), listen, ctx.cancel.clone())
                 .await

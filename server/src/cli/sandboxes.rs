@@ -137,28 +137,41 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<ExitCode> {
         outln!("no sandboxes — create one with `sandbox start NAME [REPO_URL] --stack STACK`");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = all.iter().map(row).collect();
-    output::table(
-        &[
-            "NAME",
-            "STATE",
-            "AGENT",
-            "SLOT",
-            "SSH",
-            "APP",
-            "ALT",
-            "EXTRA",
-            "EGRESS",
-            "DISK",
-            "DOCKER",
-            "SSH-AGENT",
-            "CLAUDE",
-            "TOKENS",
-            "REPO",
-            "IP",
-        ],
-        &rows,
-    );
+    // A cluster: where each runs, second column.
+    let clustered = all.iter().any(|s| s.location.is_some());
+    let mut rows: Vec<Vec<String>> = all.iter().map(row).collect();
+    let mut header = vec![
+        "NAME",
+        "STATE",
+        "AGENT",
+        "SLOT",
+        "SSH",
+        "APP",
+        "ALT",
+        "EXTRA",
+        "EGRESS",
+        "PUSH",
+        "DISK",
+        "DOCKER",
+        "SSH-AGENT",
+        "CLAUDE",
+        "TOKENS",
+        "REPO",
+        "CHANGES",
+        "IP",
+    ];
+    if clustered {
+        header.insert(2, "MEMBER");
+        for (r, s) in rows.iter_mut().zip(&all) {
+            r.insert(2, s.location.clone().unwrap_or("-".into()));
+        }
+    }
+    output::table(&header, &rows);
+    for s in all.iter() {
+        if let Some(why) = &s.unreachable {
+            errln!("{}: unreachable: {why}", s.name);
+        }
+    }
     let claude = |c: ClaudeAuth| all.iter().any(|s| s.health.as_ref().is_some_and(|h| h.claude == c));
     if claude(ClaudeAuth::HostUnset) {
         errln!("hint: no Anthropic credential on the host for Claude Code: sandbox auth set anthropic");
@@ -198,7 +211,7 @@ fn row(s: &Sandbox) -> Vec<String> {
     let state = s.incomplete.map(|i| output::word(&i)).unwrap_or_else(|| output::word(&s.state));
     vec![
         if s.reachable { s.name.clone() } else { format!("{}*", s.name) },
-        state,
+        if s.unreachable.is_some() { "unreachable".into() } else { state },
         output::agent_cell(&s.agent),
         s.slot.map(|x| x.to_string()).unwrap_or("-".into()),
         port(PortRole::Ssh),
@@ -206,12 +219,14 @@ fn row(s: &Sandbox) -> Vec<String> {
         port(PortRole::Alt),
         if extra.is_empty() { "-".into() } else { extra.join(",") },
         output::word(&s.egress),
+        output::word(&s.push),
         s.disk.clone().unwrap_or("-".into()),
         docker,
         ssh_agent,
         claude,
         super::auth::tokens_cell(s),
         repo,
+        changes(s),
         s.ip.clone().unwrap_or("-".into()),
     ]
 }
@@ -224,6 +239,18 @@ fn claude_cell(c: ClaudeAuth) -> &'static str {
         ClaudeAuth::Login => "login",
         ClaudeAuth::None => "no",
     }
+}
+
+/// `+12 −3 · 4 files · 2 commits`, and the pull request's number and state.
+fn changes(s: &Sandbox) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &s.changes {
+        parts.push(c.line());
+    }
+    if let Some(p) = &s.pull_request {
+        parts.push(format!("PR #{} {}", p.number, output::word(&p.state)));
+    }
+    if parts.is_empty() { "-".into() } else { parts.join(" · ") }
 }
 
 fn yes_no(b: bool) -> String {

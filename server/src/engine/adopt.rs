@@ -86,9 +86,10 @@ impl Engine {
                 FileWrite { path: AUTHORIZED_KEYS, content: text.into_bytes(), uid: 1000, gid: 1000, mode: 0o600 };
             self.incus.push_file(&s.instance, &file).await?;
         }
+        let route = self.ssh_route(name, port).await?;
         {
             let _g = lock::acquire().await?;
-            sshcfg::add_entry(name, port, &host_key, self.host.ssh_jump())?;
+            sshcfg::add_entry(name, &route, &host_key)?;
         }
         sandbox::get(&self.incus, name).await?.ok_or_else(|| EngineError::sandbox_not_found(name))
     }

@@ -68,6 +68,17 @@ pub const CHECKPOINT_TURNS: &str = "user.sandbox.checkpoint-turns";
 pub const CHECKPOINT_KEEP: &str = "user.sandbox.checkpoint-keep";
 /// The prepared image a sandbox was created from (`prepared-STACK-KEY`).
 pub const PREPARED_FROM: &str = "user.sandbox.prepared-from";
+/// Where the sandbox's branch started (recorded after the clone): the commit `sandbox diff`
+/// compares with, and the branch a pull request goes to.
+pub const BASE_COMMIT: &str = "user.sandbox.base-commit";
+pub const BASE_BRANCH: &str = "user.sandbox.base-branch";
+/// The last `sandbox diff` summary, as JSON (review/summary.rs): what the tree shows.
+pub const CHANGES: &str = "user.sandbox.changes";
+/// The sandbox's pull request, as JSON (review/pr.rs): number, URL, state.
+pub const PULL_REQUEST: &str = "user.sandbox.pull-request";
+/// How a sandbox with a repository pushes: "gate" (through the host's push gate, its own branch
+/// only: gate/) or "any" (straight to the server with its key: `--allow-push-any`).
+pub const PUSH: &str = "user.sandbox.push";
 /// Identity values Incus renders into a new sandbox's files at its first start
 /// (`user.sandbox.boot.hostname`, …; see identity.rs).
 pub const BOOT_PREFIX: &str = "user.sandbox.boot.";
@@ -83,6 +94,8 @@ pub const GOLDEN_BUILT_AT: &str = "user.sandbox.golden-built-at";
 pub const GOLDEN_BASE_IMAGE: &str = "user.sandbox.golden-base-image";
 /// The Claude Code version the golden image carries (pushed at build; see claude/).
 pub const GOLDEN_CLAUDE_CODE: &str = "user.sandbox.golden-claude-code";
+/// The golden image carries the push gate's socket units (version; gate/units.rs).
+pub const GOLDEN_GIT_GATE: &str = "user.sandbox.golden-git-gate";
 /// The golden image carries the identity templates (version).
 pub const GOLDEN_IDENTITY: &str = "user.sandbox.golden-identity";
 

@@ -10,13 +10,16 @@ use crate::incus::ExecSpec;
 
 impl Engine {
     /// Ready = an SSH session through the forwarded port succeeds, with strict host-key checking.
+    /// `probe`: the forwarded port to knock on first (None: the entry goes through the Incus API);
     /// `hint` says what to do when it never answers.
-    pub async fn wait_ssh(&self, name: &str, port: u16, timeout: Duration, hint: &str) -> Result<()> {
+    pub async fn wait_ssh(&self, name: &str, probe: Option<u16>, timeout: Duration, hint: &str) -> Result<()> {
         let last = Mutex::new(String::new());
         // Every 10 ms: a cheap TCP probe first (a SYN sent before the sandbox's network is up is
         // lost, and the kernel would only retry it after a whole second), then a session.
         let ready = crate::poll::until(timeout, Duration::from_millis(10), || async {
-            if !port_open(port).await {
+            if let Some(port) = probe
+                && !port_open(port).await
+            {
                 return None;
             }
             match ssh_true(name).await {
@@ -34,12 +37,19 @@ impl Engine {
         .await;
         match ready {
             Some(r) => r,
-            None => Err(self.not_ready(name, port, timeout, &last.into_inner().unwrap_or_default(), hint).await),
+            None => Err(self.not_ready(name, probe, timeout, &last.into_inner().unwrap_or_default(), hint).await),
         }
     }
 
     /// Why it did not answer: the last ssh error, and sshd's own view from inside.
-    async fn not_ready(&self, name: &str, port: u16, timeout: Duration, last: &str, hint: &str) -> EngineError {
+    async fn not_ready(
+        &self,
+        name: &str,
+        probe: Option<u16>,
+        timeout: Duration,
+        last: &str,
+        hint: &str,
+    ) -> EngineError {
         let diag = ExecSpec::new([
             "sh",
             "-c",
@@ -49,7 +59,11 @@ impl Engine {
             Ok(o) => o.stdout_str(),
             Err(e) => e.to_string(),
         };
-        let last = if last.is_empty() { format!("nothing answered on 127.0.0.1:{port}") } else { last.to_string() };
+        let last = match (last.is_empty(), probe) {
+            (true, Some(port)) => format!("nothing answered on 127.0.0.1:{port}"),
+            (true, None) => "no SSH session through the Incus API".to_string(),
+            _ => last.to_string(),
+        };
         EngineError::failed(
             format!("sandbox '{name}' did not answer over SSH in {}s: {last}\n{why}", timeout.as_secs()),
             hint,

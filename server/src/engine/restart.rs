@@ -38,8 +38,9 @@ impl Engine {
             inst = self.switch_agent_key(&s, k, progress).await?;
         }
         self.repair(&s, &inst, progress).await?;
-        // The agent answers again (after a reboot, or if it was killed), with the same key.
-        let uses_agent = self.revive_agent(&s.name, &inst).await?;
+        // The agent answers again (after a reboot, or if it was killed), with the same key; with
+        // the push gate it stays on the host, and the gate's endpoint answers again.
+        let uses_agent = self.revive_agent(&s.name, &inst).await? && !crate::engine::gate::gated(&inst);
         if !s.is_running() {
             // Its Claude Code sessions ended with it (also when the host went down).
             super::agents::reset(&self.incus, &s.instance, &inst.config).await?;
@@ -210,10 +211,11 @@ impl Engine {
                 .map(|b| String::from_utf8_lossy(&b).trim().to_string()),
         };
         let (Some(port), Some(key)) = (s.ssh_port(), host_key) else { return Ok(()) };
+        let route = self.ssh_route(&s.name, port).await?;
         {
             // Rewritten only when it differs (lost, or ~/.sandbox deleted).
             let _g = lock::acquire().await?;
-            sshcfg::add_entry(&s.name, port, &key, self.host.ssh_jump())?;
+            sshcfg::add_entry(&s.name, &route, &key)?;
         }
         progress.step("Waiting for SSH");
         let hint = format!(
@@ -221,7 +223,8 @@ impl Engine {
             s.instance,
             n = s.name
         );
-        self.wait_ssh(&s.name, port, Duration::from_secs(40), &hint).await
+        let probe = matches!(route, sshcfg::Route::Port { .. }).then_some(port);
+        self.wait_ssh(&s.name, probe, Duration::from_secs(40), &hint).await
     }
 }
 
@@ -234,6 +237,7 @@ fn refuse_immutable(o: &CreateOptions, s: &Sandbox) -> Result<()> {
         ("--slot", o.slot.is_some()),
         ("--target", o.target.is_some()),
         ("REPO_URL", o.repo.is_some()),
+        ("--allow-push-any", o.allow_push_any),
     ];
     let refused: Vec<&str> = given.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
     if refused.is_empty() {

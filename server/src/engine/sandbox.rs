@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::listen::{self, Listener};
 use super::ports::{Held, PortRole, SLOT_PORTS, SLOT_PORTS_DEVICE};
+use super::review::record::{ChangeSummary, PullRequest};
 use super::validate::{INSTANCE_PREFIX, Proto, sandbox_of};
 use super::{keys, sshcfg};
 use crate::incus::{ExecSpec, Incus, Instance};
@@ -130,6 +131,18 @@ pub enum Egress {
     Filtered,
 }
 
+/// How a sandbox's pushes reach its repository's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Push {
+    /// Through the host's push gate: its own branch only.
+    Gate,
+    /// Straight to the server with its key (`--allow-push-any`): anything the key may.
+    Any,
+    /// No repository.
+    None,
+}
+
 /// A sandbox whose create has not finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
@@ -154,11 +167,14 @@ pub struct Sandbox {
     pub ip: Option<String>,
     pub ports: Vec<PortForward>,
     pub egress: Egress,
+    pub push: Push,
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub created_at: String,
     /// Cluster member the sandbox runs on (absent on a single server).
     pub location: Option<String>,
+    /// Why it cannot be reached now (its cluster member is down); absent when it can.
+    pub unreachable: Option<String>,
     /// Created by this product (false: by the seed's scripts).
     pub managed: bool,
     pub health: Option<Health>,
@@ -179,6 +195,12 @@ pub struct Sandbox {
     /// This user can reach it over SSH: its entry is in this user's ~/.sandbox/ssh_config. False
     /// for a sandbox another user (or another SANDBOX_HOME) made: `sandbox adopt NAME`.
     pub reachable: bool,
+    /// The branch a pull request goes to (where the sandbox's branch started).
+    pub base_branch: Option<String>,
+    /// What the agent changed, as of the last diff (`sandbox diff`, or the end of an agent's turn).
+    pub changes: Option<ChangeSummary>,
+    /// The pull request opened with `sandbox pr`.
+    pub pull_request: Option<PullRequest>,
     /// Its create has not finished (absent once it has).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, inline)]
@@ -280,11 +302,18 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         ip,
         ports,
         egress: if restricted { Egress::Filtered } else { Egress::Open },
+        push: match inst.setting(keys::PUSH) {
+            Some(super::gate::PUSH_GATE) => Push::Gate,
+            // A repository from before the gate: its agent is plugged in.
+            _ if inst.setting(keys::REPO).is_some() => Push::Any,
+            _ => Push::None,
+        },
         cpu: inst.config.get("limits.cpu").cloned(),
         memory: inst.config.get("limits.memory").cloned(),
         // A sandbox made from a spare was created (as the spare) earlier than it was asked for.
         created_at: key(keys::CREATED_AT).unwrap_or_else(|| inst.created_at.clone()),
         location: Some(inst.location.clone()).filter(|l| !l.is_empty() && l != "none"),
+        unreachable: None,
         managed: key(keys::CREATED_BY).is_some(),
         health: None,
         reachable,
@@ -296,6 +325,9 @@ pub fn from_instance(inst: &Instance) -> Option<Sandbox> {
         snapshots: crate::engine::snapshots::meta::from_config(&inst.config),
         claude_endpoint: devices.contains_key(crate::engine::anthropic::DEVICE),
         agent: crate::engine::agents::Agent::from_config(&inst.config, inst.status.eq_ignore_ascii_case("running")),
+        base_branch: key(keys::BASE_BRANCH),
+        changes: ChangeSummary::from_config(inst.setting(keys::CHANGES)),
+        pull_request: PullRequest::from_config(inst.setting(keys::PULL_REQUEST)),
         incomplete: incomplete(inst),
         disk: devices.get("root").and_then(|d| d.get("size")).cloned(),
     })
@@ -341,7 +373,39 @@ pub async fn list(incus: &Incus) -> crate::incus::Result<Vec<Sandbox>> {
         .filter_map(from_instance)
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    mark_unreachable(incus, &mut out).await;
     Ok(out)
+}
+
+/// On a cluster, Incus still lists the sandboxes of a member it cannot reach (from its database),
+/// in state Error. Say which member and why: the members' own status once they have missed their
+/// heartbeats (~20 s), before that a state request that does not come back within a second (a
+/// sandbox in a real error on a live member answers at once). Calls made only for such sandboxes.
+async fn mark_unreachable(incus: &Incus, sandboxes: &mut [Sandbox]) {
+    let lost = |s: &Sandbox| s.state == SandboxState::Error && s.location.is_some();
+    if !sandboxes.iter().any(lost) {
+        return;
+    }
+    let members = incus.cluster_members().await.unwrap_or_default();
+    let reasons = futures::future::join_all(sandboxes.iter().filter(|s| lost(s)).map(|s| {
+        let loc = s.location.clone().unwrap_or_default();
+        let member = members.iter().find(|m| m.server_name == loc);
+        async move {
+            if let Some(m) = member.filter(|m| !m.status.eq_ignore_ascii_case("online")) {
+                return Some(format!("its cluster member {loc} is {}: {}", m.status.to_lowercase(), m.message));
+            }
+            match tokio::time::timeout(Duration::from_secs(1), incus.instance_state(&s.instance)).await {
+                Ok(Ok(_)) => None,
+                _ => Some(format!(
+                    "its cluster member {loc} does not answer (its Incus daemon is stopped or unreachable)"
+                )),
+            }
+        }
+    }))
+    .await;
+    for (s, why) in sandboxes.iter_mut().filter(|s| lost(s)).zip(reasons) {
+        s.unreachable = why;
+    }
 }
 
 pub async fn get(incus: &Incus, name: &str) -> crate::incus::Result<Option<Sandbox>> {

@@ -166,18 +166,34 @@ pub fn entries() -> Vec<String> {
 /// Adds (or replaces) the entries for a sandbox. `host_key` is its public host key line; `jump`
 /// is the server to hop through when the sandbox runs on a remote Incus server. Both files are
 /// read and checked before either is written; a file is rewritten only when its entry changes.
-pub fn add_entry(name: &str, port: u16, host_key: &str, jump: Option<&str>) -> Result<()> {
+/// How ssh gets to a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Its forwarded SSH port on the Incus host's loopback (through `ProxyJump` for a server).
+    Port { port: u16, jump: Option<String> },
+    /// `sshd -i` in the sandbox through the Incus API (`sandbox __ssh-pipe`): a cluster, where the
+    /// sandbox may run on any member (engine/reach.rs says why).
+    Pipe { command: String },
+}
+
+pub fn add_entry(name: &str, route: &Route, host_key: &str) -> Result<()> {
     let (begin, end) = (blocks::begin(name), blocks::end(name));
     let key = client_key_path();
     let kh = known_hosts_path();
     let cfg = config_path();
     let alias = host_alias(name);
     let block = format!(
-        "{begin}\nHost {name} {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User ubuntu\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
-         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  HostKeyAlias {alias}\n  ForwardAgent no\n  LogLevel ERROR\n{jump}{end}\n",
+        "{begin}\nHost {name} {alias}\n{how}  User ubuntu\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
+         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  HostKeyAlias {alias}\n  ForwardAgent no\n  LogLevel ERROR\n{end}\n",
         key = key.display(),
         kh = kh.display(),
-        jump = jump.map(|j| format!("  ProxyJump {j}\n")).unwrap_or_default(),
+        how = match route {
+            Route::Port { port, jump } => format!(
+                "  HostName 127.0.0.1\n  Port {port}\n{}",
+                jump.as_ref().map(|j| format!("  ProxyJump {j}\n")).unwrap_or_default()
+            ),
+            Route::Pipe { command } => format!("  HostName {alias}\n  ProxyCommand {command}\n"),
+        },
     );
     let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
     let host_line = format!("{begin}\n{alias} {}\n{end}\n", key_fields.join(" "));

@@ -312,6 +312,25 @@ pub fn branch(v: &str) -> Result<String> {
     }
 }
 
+/// A revision given by the user (`--base`): a branch, tag or commit, with `~N`, `^` and `@{…}`
+/// suffixes; never something git could take for an option.
+pub fn git_rev(v: &str) -> Result<String> {
+    let ok = !v.is_empty()
+        && v.len() <= 200
+        && !v.starts_with(['-', '/', '.'])
+        && !v.contains("..")
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./+~^@{}".contains(&b));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(EngineError::invalid(
+            "base",
+            format!("'{}' is not a revision we accept", printable(v)),
+            "give a branch, tag or commit (e.g. main, origin/main, HEAD~3, 1a2b3c4)",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +419,12 @@ mod tests {
         assert_eq!((turn_of("turn-12"), turn_of("turn-+1"), turn_of("turn-")), (Some(12), None, None));
         for bad in ["-x", "a..b", "a b", "x.lock", "$(x)"] {
             assert!(branch(bad).is_err(), "{bad}");
+        }
+        for ok in ["main", "origin/main", "HEAD~3", "HEAD^", "main@{1}", "1a2b3c4"] {
+            assert!(git_rev(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "--output=x", "a..b", "a b", "$(x)", "x;y", ":/fix", "a\nb"] {
+            assert!(git_rev(bad).is_err(), "{bad}");
         }
     }
 }

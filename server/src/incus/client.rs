@@ -197,16 +197,6 @@ impl Incus {
         self.call(Method::POST, "/1.0/certificates", Some(&body), "the trust token").await.map(|_| ())
     }
 
-    /// Names of the cluster's members.
-    pub async fn cluster_members(&self) -> Result<Vec<String>> {
-        let urls: Vec<String> = self.sync(Method::GET, "/1.0/cluster/members", None, "cluster members").await?;
-        Ok(urls
-            .iter()
-            .filter_map(|u| u.rsplit('/').next())
-            .map(|s| urlencoding::decode(s).map(|c| c.into_owned()).unwrap_or_default())
-            .collect())
-    }
-
     // ---- raw access for exec/events ---------------------------------------------------------
 
     pub(crate) async fn post_json(&self, path: &str, body: &Value, what: &str) -> Result<Envelope> {
@@ -221,6 +211,25 @@ impl Incus {
         Ok(resp.bytes().await.map_err(|e| self.map_transport(e))?.to_vec())
     }
 
+    /// The first `max` bytes of a file the daemon serves, and whether there was more.
+    pub(crate) async fn get_bytes_capped(&self, path: &str, max: usize) -> Result<(Vec<u8>, bool)> {
+        let mut resp =
+            self.http.get(format!("{}{}", self.base, path)).send().await.map_err(|e| self.map_transport(e))?;
+        if !resp.status().is_success() {
+            return Err(self.envelope(resp, path).await.err().unwrap_or(IncusError::Decode(path.into())));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.map_transport(e))? {
+            let room = max - out.len();
+            if chunk.len() > room {
+                out.extend_from_slice(&chunk[..room]);
+                return Ok((out, true));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok((out, false))
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -229,9 +238,11 @@ impl Incus {
     }
 }
 
+/// The id in `/1.0/operations/ID` — a cluster member that forwarded the request adds
+/// `?project=NAME`, which is not part of the id.
 pub(crate) fn op_id(env: &Envelope) -> Result<String> {
-    env.operation
-        .rsplit('/')
+    let path = env.operation.split('?').next().unwrap_or_default();
+    path.rsplit('/')
         .next()
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -296,6 +307,15 @@ pub fn socket_exists(p: &Path) -> bool {
 #[cfg(test)]
 mod classify_tests {
     use super::{IncusError, classify};
+
+    /// A member that forwarded the request (a cluster) answers `/1.0/operations/ID?project=default`.
+    #[test]
+    fn an_operation_id_leaves_the_project_out() {
+        let env = |op: &str| super::Envelope { operation: op.into(), ..Default::default() };
+        assert_eq!(super::op_id(&env("/1.0/operations/ab-12?project=default")).unwrap(), "ab-12");
+        assert_eq!(super::op_id(&env("/1.0/operations/ab-12")).unwrap(), "ab-12");
+        assert!(super::op_id(&env("")).is_err());
+    }
 
     /// Incus ends the wait for an exec whose command exited 127 with a 400 "Command not found".
     #[test]

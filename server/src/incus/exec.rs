@@ -17,6 +17,9 @@ pub struct ExecSpec {
     pub group: Option<u32>,
     pub cwd: Option<String>,
     pub stdin: Option<Vec<u8>>,
+    /// Keep at most this many bytes of each stream (the rest is dropped, `truncated` set): for
+    /// output a sandbox controls.
+    pub max_output: Option<usize>,
 }
 
 impl ExecSpec {
@@ -40,6 +43,11 @@ impl ExecSpec {
     }
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
+        self
+    }
+
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = Some(bytes);
         self
     }
 
@@ -72,6 +80,8 @@ pub struct ExecOutput {
     pub status: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// A stream was longer than `ExecSpec::max_output` and was cut there.
+    pub truncated: bool,
 }
 
 impl ExecOutput {
@@ -124,7 +134,11 @@ impl Incus {
         if let Some(paths) = meta.get("output").and_then(Value::as_object) {
             for (fd, path) in paths {
                 let Some(path) = path.as_str() else { continue };
-                let bytes = self.get_bytes(path).await.unwrap_or_default();
+                let (bytes, cut) = match spec.max_output {
+                    Some(max) => self.get_bytes_capped(path, max).await.unwrap_or_default(),
+                    None => (self.get_bytes(path).await.unwrap_or_default(), false),
+                };
+                out.truncated |= cut;
                 match fd.as_str() {
                     "1" => out.stdout = bytes,
                     "2" => out.stderr = bytes,
@@ -137,20 +151,15 @@ impl Incus {
         Ok(out)
     }
 
-    /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
-    /// everything with the exit code.
-    pub async fn exec_streamed(
-        &self,
-        name: &str,
-        spec: &ExecSpec,
-        mut on_output: impl FnMut(Stream, &[u8]),
-    ) -> Result<ExecOutput> {
+    /// Starts `spec` with its four streams as websockets (control, stdin, stdout, stderr); the
+    /// command runs once all four are connected. Returns the operation id with them.
+    pub(super) async fn exec_streams(&self, name: &str, spec: &ExecSpec) -> Result<(String, [super::ws::Ws; 4])> {
         let what = format!("instance '{name}'");
         // The handshakes are bounded: they once hung here (the cause was idle pooled connections,
         // see `connect`). The command only starts once all four streams are connected, so
         // cancelling and retrying is safe.
         let mut attempt = 0;
-        let (id, [control, mut stdin, mut stdout, mut stderr]) = loop {
+        let streams = loop {
             attempt += 1;
             let env = self
                 .post_json(&format!("/1.0/instances/{}/exec", urlencoding::encode(name)), &spec.body(true), &what)
@@ -184,6 +193,19 @@ impl Incus {
                 }
             }
         };
+        Ok(streams)
+    }
+
+    /// Runs a command, handing each chunk of output to `on_output` as it arrives, and returns
+    /// everything with the exit code.
+    pub async fn exec_streamed(
+        &self,
+        name: &str,
+        spec: &ExecSpec,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<ExecOutput> {
+        let what = format!("instance '{name}'");
+        let (id, [control, mut stdin, mut stdout, mut stderr]) = self.exec_streams(name, spec).await?;
         let wserr = |e: tokio_tungstenite::tungstenite::Error| IncusError::Websocket(e.to_string());
 
         if let Some(data) = &spec.stdin {
@@ -193,18 +215,24 @@ impl Incus {
         let _ = stdin.close(None).await;
 
         let mut out = ExecOutput::default();
+        let max = spec.max_output.unwrap_or(usize::MAX);
+        let keep = |buf: &mut Vec<u8>, data: &[u8], cut: &mut bool| {
+            let room = max.saturating_sub(buf.len());
+            *cut |= data.len() > room;
+            buf.extend_from_slice(&data[..data.len().min(room)]);
+        };
         let (mut out_done, mut err_done) = (false, false);
         while !(out_done && err_done) {
             tokio::select! {
                 m = stdout.next(), if !out_done => match m {
-                    Some(Ok(Message::Binary(b))) => { on_output(Stream::Stdout, &b); out.stdout.extend_from_slice(&b); }
-                    Some(Ok(Message::Text(t))) => { on_output(Stream::Stdout, t.as_bytes()); out.stdout.extend_from_slice(t.as_bytes()); }
+                    Some(Ok(Message::Binary(b))) => { on_output(Stream::Stdout, &b); keep(&mut out.stdout, &b, &mut out.truncated); }
+                    Some(Ok(Message::Text(t))) => { on_output(Stream::Stdout, t.as_bytes()); keep(&mut out.stdout, t.as_bytes(), &mut out.truncated); }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => out_done = true,
                     _ => {}
                 },
                 m = stderr.next(), if !err_done => match m {
-                    Some(Ok(Message::Binary(b))) => { on_output(Stream::Stderr, &b); out.stderr.extend_from_slice(&b); }
-                    Some(Ok(Message::Text(t))) => { on_output(Stream::Stderr, t.as_bytes()); out.stderr.extend_from_slice(t.as_bytes()); }
+                    Some(Ok(Message::Binary(b))) => { on_output(Stream::Stderr, &b); keep(&mut out.stderr, &b, &mut out.truncated); }
+                    Some(Ok(Message::Text(t))) => { on_output(Stream::Stderr, t.as_bytes()); keep(&mut out.stderr, t.as_bytes(), &mut out.truncated); }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => err_done = true,
                     _ => {}
                 },

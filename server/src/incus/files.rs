@@ -59,6 +59,12 @@ impl Incus {
         }
     }
 
+    /// Makes `path` a symlink to `target` (replacing what was there).
+    pub async fn push_symlink(&self, name: &str, path: &str, target: &str) -> Result<()> {
+        let what = format!("symlink '{path}' in '{name}'");
+        self.files_post(name, path, (0, 0, 0o777), "symlink", Some(target.as_bytes().to_vec().into()), &what).await
+    }
+
     /// One upload to the files API: owner, mode and type travel as headers, content as the body.
     async fn files_post(
         &self,

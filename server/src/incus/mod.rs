@@ -5,6 +5,7 @@ mod events;
 mod exec;
 mod files;
 mod instances;
+mod pipe;
 mod resources;
 mod tls;
 pub mod types;

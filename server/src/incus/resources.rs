@@ -73,14 +73,23 @@ impl Incus {
         Ok(fp)
     }
 
-    /// Publishes `instance/snapshot` as an image (zstd) under `alias`; returns its fingerprint.
+    /// Publishes `instance/snapshot` as an image under `alias`; returns its fingerprint. zstd
+    /// (fast, small) where the server has it, else the server's own default.
     pub async fn publish_snapshot(&self, instance: &str, snapshot: &str, alias: &str) -> Result<String> {
-        let body = json!({
+        let mut body = json!({
             "source": { "type": "snapshot", "name": format!("{instance}/{snapshot}") },
             "compression_algorithm": "zstd",
             "properties": { "description": format!("Agent Sandboxes golden image from {instance}/{snapshot}") },
         });
-        let op = self.run(Method::POST, "/1.0/images", Some(&body), &format!("image from {instance}")).await?;
+        let what = format!("image from {instance}");
+        let op = match self.run(Method::POST, "/1.0/images", Some(&body), &what).await {
+            Err(e) if e.to_string().contains("isn't supported on this system") => {
+                tracing::info!("publish {instance}: no zstd on the server, its default compression instead");
+                body.as_object_mut().map(|b| b.remove("compression_algorithm"));
+                self.run(Method::POST, "/1.0/images", Some(&body), &what).await?
+            }
+            r => r?,
+        };
         let fp = op_fingerprint(&op)?;
         self.create_image_alias(alias, &fp).await?;
         Ok(fp)
@@ -90,6 +99,12 @@ impl Incus {
         self.run(Method::DELETE, &format!("/1.0/images/{}", enc(fingerprint)), None, &format!("image '{fingerprint}'"))
             .await
             .map(|_| ())
+    }
+
+    // ---- cluster ----------------------------------------------------------------------------
+
+    pub async fn cluster_members(&self) -> Result<Vec<ClusterMember>> {
+        self.sync(Method::GET, "/1.0/cluster/members?recursion=1", None, "cluster members").await
     }
 
     // ---- networks and storage ---------------------------------------------------------------

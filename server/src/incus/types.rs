@@ -15,7 +15,7 @@ fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>
 }
 
 /// The standard response envelope of every Incus API call.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Envelope {
     #[serde(rename = "type")]
     pub kind: String,
@@ -199,6 +199,19 @@ pub struct Image {
     pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub size: u64,
+}
+
+/// A cluster member (`/1.0/cluster/members`).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct ClusterMember {
+    pub server_name: String,
+    /// "Online", "Offline", "Evacuated", "Blocked".
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

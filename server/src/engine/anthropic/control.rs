@@ -20,12 +20,15 @@ pub struct Health {
     pub sandboxes: Vec<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Register {
     pub upstream: String,
     /// The sandbox is about to boot: no Claude Code session of before is left.
     #[serde(default)]
     pub fresh: bool,
+    /// Its repository's fetches and pushes go through the push gate (`git.sock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<crate::engine::gate::Register>,
 }
 
 /// How a sandbox leaves the proxy.
@@ -116,10 +119,16 @@ async fn call(req: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder, what: &
     unreachable!("the loop returns")
 }
 
-/// Makes sure the sandbox's sockets answer, the API forwarding to `upstream`. `fresh`: the
-/// sandbox is about to boot (its hook relay forgets the sessions it knew).
-pub async fn register(name: &str, upstream: &url::Url, fresh: bool) -> Result<()> {
-    let body = Register { upstream: upstream.to_string(), fresh };
+/// Makes sure the sandbox's sockets answer: the API forwarding to `upstream`, and the push gate
+/// with `git` (none: no gate). `fresh`: the sandbox is about to boot (its hook relay forgets the
+/// sessions it knew).
+pub async fn register(
+    name: &str,
+    upstream: &url::Url,
+    fresh: bool,
+    git: Option<crate::engine::gate::Register>,
+) -> Result<()> {
+    let body = Register { upstream: upstream.to_string(), fresh, git };
     call(|c| c.put(format!("{BASE}/sandboxes/{name}")).json(&body), &format!("open the endpoint of '{name}'")).await
 }
 
@@ -138,6 +147,7 @@ pub async fn unregister(name: &str, how: Release) -> Result<()> {
 fn remove_leftovers(name: &str) {
     let _ = std::fs::remove_dir_all(super::endpoint_dir(name));
     let _ = std::fs::remove_file(root().join("state").join(format!("{name}.json")));
+    crate::engine::gate::endpoint::forget(name);
 }
 
 /// `nuke`: ends the daemon (it flushes and closes every endpoint first).

@@ -1,8 +1,9 @@
 //! The host daemon for per-sandbox services, `sandbox __anthropic-proxy`: one per `~/.sandbox`,
 //! in its own session. It serves the control socket (register / unregister / health / shutdown)
-//! and, for each registered sandbox, two sockets in that sandbox's directory: the Anthropic API
-//! (`api.sock`, see forward.rs) and Claude Code's hooks (`hooks.sock`, see agents/relay.rs). It
-//! writes the token counters (and the relays' lazy changes) to Incus at most every FLUSH_EVERY. Registrations are kept in `state/NAME.json`, so a daemon started
+//! and, for each registered sandbox, sockets in that sandbox's directory: the Anthropic API
+//! (`api.sock`, see forward.rs), Claude Code's hooks (`hooks.sock`, see agents/relay.rs) and, for
+//! a sandbox behind the push gate, git (`git.sock`, see gate/endpoint.rs). It writes the token
+//! counters (and the relays' lazy changes) to Incus at most every FLUSH_EVERY. Registrations are kept in `state/NAME.json`, so a daemon started
 //! again (after a kill) serves the sandboxes that are still there; it ends by itself once no
 //! sandbox is left.
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub async fn run() -> anyhow::Result<()> {
     let _ = nix::unistd::setsid();
     let dir = root();
     crate::engine::creds::private_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::engine::creds::private_dir(&crate::engine::gate::root()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::engine::gate::endpoint::write_hook()?;
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("daemon.lock"))?;
     let _lock = match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
@@ -99,7 +102,7 @@ async fn restore(d: &Shared) {
         let reg = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Register>(&b).ok());
         match reg {
             Some(r) if validate::sandbox_name(&name).is_ok() => {
-                if let Err(e) = open(d, &name, &r.upstream, false).await {
+                if let Err(e) = open(d, &name, &r).await {
                     tracing::warn!("{name}: not restored: {e}");
                 }
             }
@@ -121,7 +124,7 @@ async fn register(
     UrlPath(name): UrlPath<String>,
     Json(r): Json<Register>,
 ) -> (StatusCode, String) {
-    match open(&d, &name, &r.upstream, r.fresh).await {
+    match open(&d, &name, &r).await {
         Ok(()) => (StatusCode::OK, String::new()),
         Err(e) => (StatusCode::BAD_REQUEST, e),
     }
@@ -141,11 +144,12 @@ async fn shutdown(State(d): State<Shared>) -> StatusCode {
 }
 
 /// Opens (or re-opens) a sandbox's sockets. An entry whose servers still run and whose socket
-/// files are in place only gets the new upstream (and, `fresh`, forgets its agent sessions); its
-/// counters are kept.
-async fn open(d: &Shared, name: &str, upstream_text: &str, fresh: bool) -> Result<(), String> {
+/// files are in place only gets the new upstream and gate registration (and, `fresh`, forgets
+/// its agent sessions); its counters are kept.
+async fn open(d: &Shared, name: &str, r: &Register) -> Result<(), String> {
     validate::sandbox_name(name).map_err(|e| e.to_string())?;
-    let upstream = upstream::parse(upstream_text).map_err(|e| e.to_string())?;
+    let upstream = upstream::parse(&r.upstream).map_err(|e| e.to_string())?;
+    let fresh = r.fresh;
     let (sock, hooks) = (socket_path(name), hooks_socket_path(name));
     let old = {
         let mut all = d.sandboxes.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,8 +162,10 @@ async fn open(d: &Shared, name: &str, upstream_text: &str, fresh: bool) -> Resul
             if fresh {
                 e.agents.forget();
             }
+            let stop = e.stop.clone();
             drop(all);
-            return save_state(name, upstream_text);
+            crate::engine::gate::endpoint::open(name, r.git.as_ref(), &stop)?;
+            return save_state(name, r);
         }
         all.remove(name)
     };
@@ -187,6 +193,7 @@ async fn open(d: &Shared, name: &str, upstream_text: &str, fresh: bool) -> Resul
     };
     d.sandboxes.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), entry);
     *d.empty_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    crate::engine::gate::endpoint::open(name, r.git.as_ref(), &stop)?;
     let app = super::forward::router(d.clone(), name.to_string());
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
@@ -194,21 +201,21 @@ async fn open(d: &Shared, name: &str, upstream_text: &str, fresh: bool) -> Resul
             tracing::warn!("endpoint server ended: {e}");
         }
     });
-    save_state(name, upstream_text)
+    save_state(name, r)
 }
 
 /// A socket the sandbox connects to. Inside, ubuntu (an unmapped uid on the host) must be able
 /// to: the directory, reachable only through the sandbox's own device and root's 0700 tree
 /// here, is the boundary.
-fn bind(path: &Path) -> Result<tokio::net::UnixListener, String> {
+pub(crate) fn bind(path: &Path) -> Result<tokio::net::UnixListener, String> {
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
     set_mode(path, 0o666).map_err(|e| e.to_string())?;
     Ok(listener)
 }
 
-fn save_state(name: &str, upstream: &str) -> Result<(), String> {
-    let body = serde_json::to_vec(&Register { upstream: upstream.to_string(), fresh: false }).expect("serialisable");
+fn save_state(name: &str, r: &Register) -> Result<(), String> {
+    let body = serde_json::to_vec(&Register { fresh: false, ..r.clone() }).expect("serialisable");
     crate::paths::write_atomic(&state_file(name), &body, 0o600).map_err(|e| e.to_string())
 }
 
@@ -224,6 +231,7 @@ async fn close(d: &Shared, name: &str, how: Release) {
     let _ = std::fs::remove_file(socket_path(name));
     let _ = std::fs::remove_file(hooks_socket_path(name));
     let _ = std::fs::remove_file(state_file(name));
+    crate::engine::gate::endpoint::close(name, how == Release::Remove);
     if how == Release::Remove {
         let _ = std::fs::remove_dir_all(endpoint_dir(name));
     }

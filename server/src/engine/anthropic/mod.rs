@@ -26,6 +26,7 @@ pub mod usage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub(crate) use daemon::bind as bind_socket;
 pub use daemon::run as run_daemon;
 
 use super::Engine;
@@ -98,22 +99,25 @@ fn device(name: &str) -> BTreeMap<String, String> {
 }
 
 impl Engine {
-    /// The proxy runs where Incus runs: here, on a local daemon.
-    fn anthropic_here(&self) -> bool {
+    /// The proxy (and the push gate) runs where Incus runs: here, on a local daemon.
+    pub(crate) fn anthropic_here(&self) -> bool {
         self.host == super::host::Host::Local && matches!(self.incus.endpoint(), crate::incus::Endpoint::Unix(_))
     }
 
-    /// Create: registers the new sandbox with the daemon (its socket answers before the sandbox
+    /// Create: registers the new sandbox with the daemon (its sockets answer before the sandbox
     /// starts) and returns the device for the create request; nothing when the golden image has
-    /// no Claude Code of ours or Incus is elsewhere. The undo unregisters and removes the directory.
+    /// no Claude Code of ours and no push gate is asked for (`git`), or Incus is elsewhere. The
+    /// undo unregisters and removes the directory (and the gate's mirror).
     pub(crate) async fn anthropic_prepare(
         &self,
         name: &str,
         golden_config: &Config,
+        git: Option<crate::engine::gate::Register>,
         rb: &mut Rollback,
     ) -> Result<Option<(String, BTreeMap<String, String>)>> {
         let upstream = upstream::from_env()?;
-        if !self.anthropic_here() || !golden_config.contains_key(super::claude::VERSION_KEY) {
+        let claude = golden_config.contains_key(super::claude::VERSION_KEY);
+        if !self.anthropic_here() || (!claude && git.is_none()) {
             return Ok(None);
         }
         check_path(name)?;
@@ -123,20 +127,21 @@ impl Engine {
                 control::unregister(&n, control::Release::Remove).await.map_err(|e| anyhow::anyhow!("{e}"))
             });
         }
-        control::register(name, &upstream, true).await?;
+        control::register(name, &upstream, true, git).await?;
         Ok(Some((DEVICE.to_string(), device(name))))
     }
 
     /// Restart, or `start` of a running sandbox: its endpoint answers again (after a reboot, a
-    /// killed daemon), with the upstream of this start's environment. A sandbox about to boot
-    /// (`running` false) has no agent session left.
+    /// killed daemon), with the upstream of this start's environment and the push gate for the
+    /// branch Incus records (also once a create learnt it from the clone). A sandbox about to
+    /// boot (`running` false) has no agent session left.
     pub(crate) async fn anthropic_revive(&self, name: &str, inst: &Instance, running: bool) -> Result<()> {
         let upstream = upstream::from_env()?;
         if !self.anthropic_here() || !inst.devices.contains_key(DEVICE) {
             return Ok(());
         }
         check_path(name)?;
-        control::register(name, &upstream, !running).await
+        control::register(name, &upstream, !running, crate::engine::gate::Register::of(name, inst)?).await
     }
 
     /// Stop (`removed` false: the counters are flushed to Incus first) or rm (the directory goes).

@@ -20,7 +20,7 @@ use crate::engine::golden::golden_name;
 use crate::engine::sandbox::{self, Sandbox};
 use crate::engine::snapshots::snapshot_not_found;
 use crate::engine::validate::{self, instance_name};
-use crate::engine::{Engine, identity, keys};
+use crate::engine::{Engine, gate, identity, keys};
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 
@@ -96,6 +96,8 @@ impl Engine {
         let stack = src.stack.clone().or_else(|| inst.setting(keys::GOLDEN_STACK).map(str::to_owned));
         let stack = stack.unwrap_or_else(default_stack);
         let repo = src.repo.as_deref().map(RepoRef::parse).transpose()?;
+        // Pushes as NAME's do: through the gate only if NAME's go through it.
+        let gated = self.push_gated(&o.name, repo.is_some(), !gate::gated(&inst));
         let env: Vec<(String, String)> =
             inst.setting(keys::ENV).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
         let user_env = super::env::user_env()?;
@@ -119,6 +121,7 @@ impl Engine {
             allow_quic: inst.setting(keys::ALLOW_QUIC) == Some("yes"),
             ssh_key: inst.setting(keys::SSH_KEY).map(PathBuf::from),
             read_only_key: inst.setting(keys::DEPLOY_KEY_READ_ONLY) == Some("true"),
+            gated,
             // Limits come with NAME's config (the copy carries them).
             cpu: None,
             memory: None,

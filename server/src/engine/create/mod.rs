@@ -166,7 +166,7 @@ impl Engine {
         check()?;
         // With the new sandbox's own key in its agent, the repository's lockfiles can be read.
         self.use_prepared_if_current(&mut plan, progress).await?;
-        let endpoint = self.anthropic_prepare(&plan.name, &plan.golden_config, rb).await?;
+        let endpoint = self.prepare_endpoint(&plan, progress, rb).await?;
         super::hostnet::ensure(&self.host, super::golden::BRIDGE).await?;
         let identity = steps::IdentityMaterial::new(&plan)?;
         key_config.push((keys::CLIENT_KEY.to_string(), identity.client_key_fingerprint()));
@@ -180,7 +180,7 @@ impl Engine {
         req.devices.extend(endpoint);
         self.place_instance(&plan, &req, templated, clustered, progress, rb).await?;
         self.fault_point("after-place", progress, cancel).await?;
-        self.add_ssh_entry(&plan, &slot, &identity, rb)?;
+        self.add_ssh_entry(&plan, &slot, &identity, clustered, rb)?;
         drop(guard);
         if plan.disk.is_some() {
             // The size is a btrfs quota: enforced only while the accounting is consistent.
@@ -191,6 +191,7 @@ impl Engine {
         if !templated {
             self.push_identity(&plan, &files, progress).await?;
         }
+        self.push_gate_units(&plan).await?;
         check()?;
         self.start_with_egress(&plan, progress, rb).await?;
         self.fault_point("after-egress", progress, cancel).await?;
@@ -199,7 +200,8 @@ impl Engine {
         // Nothing is left to do after SSH answers but the agent and the clone: without them the
         // marker goes with the secrets, once the sandbox has started.
         let done_at_start = templated && !plan.uses_agent();
-        self.wait_ready(&plan, &slot, templated, done_at_start, progress, cancel).await?;
+        let probe = (!clustered).then(|| slot.ssh_port());
+        self.wait_ready(&plan, probe, templated, done_at_start, progress, cancel).await?;
         self.attach_repo(&plan, progress, cancel).await?;
         self.fault_point("after-clone", progress, cancel).await?;
         if !done_at_start {

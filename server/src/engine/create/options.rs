@@ -34,6 +34,12 @@ pub struct CreateOptions {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(as = "Option<bool>")]
     pub read_only_key: bool,
+    /// Let the sandbox push anywhere its key can (its agent plugged in, no push gate); by default
+    /// it may push only its own branch, checked on the host.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>")]
+    pub allow_push_any: bool,
     /// Slot 1–99 (ports 2200+slot, 8000+slot, 9000+slot); default: the first free one.
     #[arg(long)]
     pub slot: Option<u32>,

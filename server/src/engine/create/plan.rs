@@ -41,6 +41,9 @@ pub(crate) struct Plan {
     pub allow_quic: bool,
     pub ssh_key: Option<PathBuf>,
     pub read_only_key: bool,
+    /// Its repository's fetches and pushes go through the host's push gate (gate/): it has a
+    /// repository, no `--allow-push-any`, and the gate can run here.
+    pub gated: bool,
     pub cpu: Option<u32>,
     pub memory: Option<String>,
     /// The root disk's size (`--disk`, else the default; None: no limit).
@@ -60,6 +63,12 @@ impl Plan {
     /// The sandbox runs an ssh-agent on the host (deploy key or `--ssh-key`).
     pub fn uses_agent(&self) -> bool {
         self.repo.is_some() || self.ssh_key.is_some()
+    }
+
+    /// The agent's socket is plugged into the sandbox: only when no gate stands between it and
+    /// the server (with the gate, the key is the gate's alone).
+    pub fn plugs_agent(&self) -> bool {
+        self.uses_agent() && !self.gated
     }
 
     /// What Incus copies: `instance/snapshot`, or a sandbox as it is now.
@@ -87,6 +96,20 @@ fn checked_env(v: &Validated) -> Result<Vec<(String, String)>> {
 }
 
 impl Engine {
+    /// Whether the sandbox's pushes go through the host's gate: with a repository, unless
+    /// `--allow-push-any`, and only where Incus runs on this machine (else a warning).
+    pub(super) fn push_gated(&self, name: &str, has_repo: bool, allow_push_any: bool) -> bool {
+        if !has_repo || allow_push_any {
+            return false;
+        }
+        if !self.anthropic_here() {
+            tracing::warn!(
+                "the push gate runs only where Incus runs on this machine: '{name}' may push anywhere its key can"
+            );
+        }
+        self.anthropic_here()
+    }
+
     pub(super) async fn plan(&self, o: &CreateOptions, v: &Validated) -> Result<Plan> {
         let name = o.name.clone();
         // --from inherits repo, stack and egress settings.
@@ -113,20 +136,14 @@ impl Engine {
         if let Some(t) = &o.target {
             self.check_member(t).await?;
         }
+        let target = self.pinned_target(o.target.clone()).await?;
         if let Some(c) = v.cpu {
-            self.check_cpus(c, o.target.as_deref()).await?;
+            self.check_cpus(c, target.as_deref()).await?;
         }
         let (user_env, disk) =
             (checked_env(v)?, v.disk.clone().map_or_else(super::options::default_disk, |d| Ok(Some(d)))?);
         let stack = stack.unwrap_or_else(default_stack);
-        let golden = golden_name(&stack);
-        let Some(golden_config) = golden::ready_config(&self.incus, &golden).await? else {
-            stacks::find(&stack)?; // unknown stack → the list of available ones
-            return Err(EngineError::needs_setup(
-                format!("golden image {golden}/{READY}"),
-                format!("build it first: sandbox setup --stack {stack}"),
-            ));
-        };
+        let (golden, golden_config) = self.ready_golden(&stack).await?;
         let repo = match (&v.repo, &repo_url) {
             (Some(r), _) => Some(r.clone()),
             (None, Some(u)) => Some(RepoRef::parse(u)?),
@@ -139,6 +156,7 @@ impl Engine {
                 "give REPO_URL (or --from a sandbox that has one)",
             ));
         }
+        let gated = self.push_gated(&name, repo.is_some(), o.allow_push_any);
         Ok(Plan {
             instance: instance_name(&name),
             carried: identity::carried_by(&golden_config),
@@ -156,15 +174,29 @@ impl Engine {
             allow_quic: o.allow_quic,
             ssh_key: v.ssh_key.clone(),
             read_only_key: o.read_only_key,
+            gated,
             cpu: v.cpu,
             memory: v.memory.clone(),
             disk,
             env: v.env.clone(),
             user_env,
-            target: o.target.clone(),
+            target,
             checkpoints: o.checkpoints,
             slot: o.slot,
         })
+    }
+
+    /// The stack's golden image and its config, or what to do when it is not built.
+    async fn ready_golden(&self, stack: &str) -> Result<(String, crate::incus::Config)> {
+        let golden = golden_name(stack);
+        let Some(config) = golden::ready_config(&self.incus, &golden).await? else {
+            stacks::find(stack)?; // unknown stack → the list of available ones
+            return Err(EngineError::needs_setup(
+                format!("golden image {golden}/{READY}"),
+                format!("build it first: sandbox setup --stack {stack}"),
+            ));
+        };
+        Ok((golden, config))
     }
 
     /// `--cpu N` within what the server (or the member) has: Incus would take more, and the limit
@@ -182,6 +214,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Host-side parts of a sandbox (egress rules, its ssh-agent, the Claude endpoint) live where
+    /// `sandbox` runs. Run on a cluster member, it places its sandboxes on that member; over HTTPS
+    /// (no host-side parts) Incus places them.
+    async fn pinned_target(&self, asked: Option<String>) -> Result<Option<String>> {
+        if !self.host.is_available() {
+            return Ok(asked);
+        }
+        let server = self.incus.server().await?;
+        if server["environment"]["server_clustered"] != true {
+            return Ok(asked);
+        }
+        let here = server["environment"]["server_name"].as_str().unwrap_or_default().to_string();
+        match asked {
+            Some(t) if t != here => Err(EngineError::invalid(
+                "target",
+                format!(
+                    "'{t}': a sandbox's host-side parts (egress rules, ssh-agent, Claude endpoint) run where \
+                     `sandbox` runs, and this is member {here}"
+                ),
+                format!("run `sandbox` on {t} itself, or reach the cluster over HTTPS (`sandbox remote add`)"),
+            )),
+            _ => Ok(Some(here)),
+        }
+    }
+
     /// `--target` must name a member of a cluster; said before anything changes.
     async fn check_member(&self, member: &str) -> Result<()> {
         if !golden::is_clustered(&self.incus).await? {
@@ -191,7 +248,7 @@ impl Engine {
                 "drop --target (it places sandboxes on cluster members)",
             ));
         }
-        let members = self.incus.cluster_members().await?;
+        let members: Vec<String> = self.incus.cluster_members().await?.into_iter().map(|m| m.server_name).collect();
         if !members.iter().any(|m| m == member) {
             return Err(EngineError::invalid(
                 "target",

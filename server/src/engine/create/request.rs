@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::plan::{Plan, Source};
 use crate::engine::golden::{self, BRIDGE};
-use crate::engine::{keys, ports};
+use crate::engine::{gate, keys, ports};
 use crate::incus::{Config, Devices, InstanceSource, InstancesPost};
 
 /// Where the sandbox sits: its slot and the address pinned to it.
@@ -68,6 +68,7 @@ pub(super) fn config(
         (keys::SSH_KEY, plan.ssh_key.as_ref().map(|k| k.display().to_string())),
         (keys::AGENT, plan.uses_agent().then(|| "yes".into())),
         (keys::CHECKPOINT_KEEP, plan.checkpoints.map(|n| n.to_string())),
+        (keys::PUSH, plan.repo.as_ref().map(|_| if plan.gated { gate::PUSH_GATE } else { gate::PUSH_ANY }.into())),
         ("limits.cpu", plan.cpu.map(|c| c.to_string())),
         ("limits.memory", plan.memory.clone()),
     ];

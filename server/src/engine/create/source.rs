@@ -6,14 +6,22 @@
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Plan, Source};
-use crate::engine::{Engine, keys, prepared, sandbox};
+use crate::engine::{Engine, gate, keys, prepared, sandbox};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, InstancesPost};
 use crate::progress::Progress;
 
 /// Settings a fork keeps from the sandbox it copies: its allowlist changes and resolver, its
-/// checkpoint limit. (Its egress mode, `--env`, key source and limits come through the plan.)
-const FORK_KEEPS: [&str; 4] = [keys::DOMAINS_ALLOW, keys::DOMAINS_DENY, keys::DNS_UPSTREAM, keys::CHECKPOINT_KEEP];
+/// checkpoint limit, the base its changes are reviewed against. (Its egress mode, `--env`, key
+/// source and limits come through the plan.)
+const FORK_KEEPS: [&str; 6] = [
+    keys::DOMAINS_ALLOW,
+    keys::DOMAINS_DENY,
+    keys::DNS_UPSTREAM,
+    keys::CHECKPOINT_KEEP,
+    keys::BASE_COMMIT,
+    keys::BASE_BRANCH,
+];
 
 /// What of a copied instance's record stays: its request's keys, the golden image's (`golden-*`),
 /// Incus's own, and (forks) FORK_KEEPS. Devices: exactly the request's (and the copy's root disk
@@ -65,7 +73,8 @@ impl Engine {
     }
 
     /// The checkout: cloned (golden image), fetched and switched (prepared image), or a new
-    /// branch from the other sandbox's (fork; its name is recorded).
+    /// branch from the other sandbox's (fork; its name is recorded). Through the push gate when
+    /// the sandbox's pushes go through it, which learns the branch once it is known.
     pub(super) async fn checkout(
         &self,
         plan: &Plan,
@@ -75,32 +84,45 @@ impl Engine {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
+        let Some(repo) = &plan.repo else { return Ok(()) };
         let base = match &plan.from {
             Some(f) => sandbox::get(&self.incus, f).await?.and_then(|s| s.branch),
             None => None,
         };
-        match (&plan.source, &plan.repo) {
-            (Source::Golden, Some(repo)) => {
-                self.clone_repo(&plan.instance, repo, plan.branch.as_deref(), base.as_deref(), progress).await
+        let url = if plan.gated { gate::sandbox_url(repo) } else { repo.ssh_url() };
+        let (base, branch) = (base.as_deref(), plan.branch.as_deref());
+        match &plan.source {
+            Source::Golden => {
+                let made_from = self.clone_repo(&plan.instance, repo, &url, branch, base, progress).await?;
+                self.record_base(&plan.name, &plan.instance, made_from.as_deref()).await?;
             }
-            (Source::Prepared { .. }, Some(_)) => {
-                self.update_checkout(&plan.instance, plan.branch.as_deref(), base.as_deref(), progress).await
+            Source::Prepared { .. } => {
+                let made_from = self.update_checkout(&plan.instance, &url, branch, base, progress).await?;
+                self.record_base(&plan.name, &plan.instance, made_from.as_deref()).await?;
             }
-            (Source::Fork { from, .. }, _) => {
-                // The other sandboxes' branches (this one's record already names the one asked for).
-                let all = sandbox::list(&self.incus).await?;
-                let taken: Vec<String> =
-                    all.into_iter().filter(|s| s.name != plan.name).filter_map(|s| s.branch).collect();
-                let made = self.fork_branch(&plan.instance, from, plan.branch.as_deref(), &taken, progress).await?;
-                if let Some(b) = made {
-                    let mut c = Config::new();
-                    c.insert(keys::BRANCH.into(), b);
-                    self.incus.patch_instance(&plan.instance, c, Devices::new()).await?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
+            // Its base stays NAME's (FORK_KEEPS): its changes are NAME's and its own.
+            Source::Fork { from, .. } => self.fork_checkout(plan, from, progress).await?,
         }
+        if plan.gated && plan.branch.is_none() {
+            // Its branch is the one the checkout made: the gate learns it from Incus.
+            let inst = self.incus.instance(&plan.instance).await?;
+            self.anthropic_revive(&plan.name, &inst, true).await?;
+        }
+        Ok(())
+    }
+
+    /// A fork's new branch, recorded (the other sandboxes' branches are taken; this one's record
+    /// already names the one asked for).
+    async fn fork_checkout(&self, plan: &Plan, from: &str, progress: &dyn Progress) -> Result<()> {
+        let all = sandbox::list(&self.incus).await?;
+        let taken: Vec<String> = all.into_iter().filter(|s| s.name != plan.name).filter_map(|s| s.branch).collect();
+        let made = self.fork_branch(&plan.instance, from, plan.branch.as_deref(), &taken, progress).await?;
+        if let Some(b) = made {
+            let mut c = Config::new();
+            c.insert(keys::BRANCH.into(), b);
+            self.incus.patch_instance(&plan.instance, c, Devices::new()).await?;
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use super::request::{self, Slot};
 use crate::engine::creds::{self, KeySource, Token};
 use crate::engine::golden::BRIDGE;
 use crate::engine::rollback::Rollback;
-use crate::engine::{Engine, identity, keys, lock, ports, sandbox, spares, sshcfg};
+use crate::engine::{Engine, gate, identity, keys, lock, ports, sandbox, spares, sshcfg};
 use crate::error::{EngineError, Result};
 use crate::incus::{FileWrite, InstancesPost};
 use crate::progress::Progress;
@@ -107,6 +107,34 @@ impl Engine {
         Ok(Vec::new())
     }
 
+    /// The sandbox's endpoints on the host daemon — the Anthropic API and, when its
+    /// repository's fetches and pushes go through the host, the push gate — and the device that
+    /// carries them in. Undo: the endpoints, their directory and the gate's mirror.
+    pub(super) async fn prepare_endpoint(
+        &self,
+        plan: &Plan,
+        progress: &dyn Progress,
+        rb: &mut Rollback,
+    ) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>> {
+        let git = match (plan.gated, &plan.repo) {
+            (true, Some(repo)) => {
+                progress.step(&format!("Opening the push gate: {} may push only its own branch", plan.name));
+                Some(gate::Register::new(&plan.name, repo, plan.branch.as_deref()))
+            }
+            _ => None,
+        };
+        self.anthropic_prepare(&plan.name, &plan.golden_config, git, rb).await
+    }
+
+    /// The gate's socket units, into a sandbox whose golden image does not carry them (built
+    /// before the gate, or by the seed's scripts): before its first start, so systemd has them.
+    pub(super) async fn push_gate_units(&self, plan: &Plan) -> Result<()> {
+        if plan.gated && !gate::units::carried_by(&plan.golden_config) {
+            gate::units::install(&self.incus, &plan.instance).await?;
+        }
+        Ok(())
+    }
+
     /// The slot and its address. The caller holds the host lock until the instance exists.
     pub(super) async fn allocate_slot(&self, plan: &Plan) -> Result<(Slot, bool)> {
         // Independent reads, at once.
@@ -150,7 +178,18 @@ impl Engine {
             config.extend(spares::claimed_config());
             self.incus.patch_instance(&plan.instance, config, req.devices.clone()).await?;
         } else {
-            self.incus.create_instance(req).await?;
+            self.incus.create_instance(req).await.map_err(|e| {
+                // A btrfs pool without quotas (a nested member, say) cannot hold the root disk
+                // size every sandbox gets by default: say what to do instead of btrfs's words.
+                let m = e.to_string();
+                if m.contains("qgroup") {
+                    return EngineError::failed(
+                        format!("the storage pool cannot limit this sandbox's disk size: {m}"),
+                        "enable quotas on the pool (btrfs quota enable), or create without a limit: SANDBOX_DEFAULT_DISK=none",
+                    );
+                }
+                e.into()
+            })?;
             self.keep_own_record(plan, req).await?;
         }
         if plan.carried && !templated {
@@ -167,9 +206,11 @@ impl Engine {
         plan: &Plan,
         slot: &Slot,
         id: &IdentityMaterial,
+        clustered: bool,
         rb: &mut Rollback,
     ) -> Result<()> {
-        sshcfg::add_entry(&plan.name, slot.ssh_port(), &id.host_public, self.host.ssh_jump())?;
+        let route = self.route_for(&plan.name, slot.ssh_port(), clustered)?;
+        sshcfg::add_entry(&plan.name, &route, &id.host_public)?;
         let n = plan.name.clone();
         rb.push(format!("remove ssh entry for {n}"), async move {
             let _g = lock::acquire().await?;
@@ -223,10 +264,11 @@ impl Engine {
     /// Ready = an SSH session through the forwarded port succeeds. Meanwhile the secrets the
     /// templates were rendered from leave the instance's config.
     /// `complete`: nothing is left after this step, so the create's marker goes with the secrets.
+    /// `probe`: its forwarded SSH port (None on a cluster: SSH goes through the Incus API).
     pub(super) async fn wait_ready(
         &self,
         plan: &Plan,
-        slot: &Slot,
+        probe: Option<u16>,
         templated: bool,
         complete: bool,
         progress: &dyn Progress,
@@ -239,25 +281,24 @@ impl Engine {
             }
             Ok::<_, EngineError>(())
         };
-        let ready = futures::future::try_join(
-            self.wait_ssh(&plan.name, slot.ssh_port(), Duration::from_secs(40), CREATE_HINT),
-            scrub,
-        );
+        let ready =
+            futures::future::try_join(self.wait_ssh(&plan.name, probe, Duration::from_secs(40), CREATE_HINT), scrub);
         tokio::select! {
             r = ready => r.map(|_| ()),
             _ = cancel.cancelled() => Err(EngineError::Cancelled),
         }
     }
 
-    /// The agent's socket into the sandbox, then the checkout (source.rs: a clone, a fetch on top
-    /// of a prepared image, a fork's new branch).
+    /// The agent's socket into the sandbox (unless the push gate holds its key), then the
+    /// checkout (source.rs: a clone, a fetch on top of a prepared image, a fork's new branch) and
+    /// its base, recorded for `sandbox diff` and `sandbox pr`.
     pub(super) async fn attach_repo(
         &self,
         plan: &Plan,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        if plan.uses_agent() {
+        if plan.plugs_agent() {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }

@@ -26,16 +26,20 @@ impl Engine {
     /// A prepared image's checkout brought up to date: fetch, then `branch` from the remote (an
     /// existing one), or a new branch from `base`'s (another sandbox's, when the remote has it)
     /// or from the default branch; no `branch`: the default branch, as a fresh clone has it.
-    /// Changes the setup made to the working tree (ignored files: dependencies) stay.
+    /// Changes the setup made to the working tree (ignored files: dependencies) stay. Returns
+    /// `base` when the new branch was made from it (as clone_repo).
     pub(crate) async fn update_checkout(
         &self,
         instance: &str,
+        url: &str,
         branch: Option<&str>,
         base: Option<&str>,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         self.pin_git_hosts(instance).await?;
         progress.step("Fetching the repository on top of the prepared image");
+        // The image was cloned over a key; this sandbox may fetch through the push gate instead.
+        self.git_must(instance, &["remote", "set-url", "--", "origin", url]).await?;
         self.git_must(instance, &["fetch", "--quiet", "--prune", "origin"]).await?;
         let head = self.git_must(instance, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]).await?;
         let default = head.trim().to_string();
@@ -45,23 +49,24 @@ impl Engine {
                 .await
                 .map(|o| o.0.then_some(format!("origin/{b}")))
         };
-        let (name, start) = match branch {
+        let (name, start, made_from) = match branch {
             Some(b) => match exists(b.to_string()).await? {
-                Some(remote) => (b.to_string(), remote),
+                Some(remote) => (b.to_string(), remote, None),
                 None => {
                     let from = match base {
                         Some(x) => exists(x.to_string()).await?,
                         None => None,
                     };
-                    (b.to_string(), from.unwrap_or_else(|| default.clone()))
+                    let made_from = from.as_ref().and(base).map(str::to_owned);
+                    (b.to_string(), from.unwrap_or_else(|| default.clone()), made_from)
                 }
             },
-            None => (default.trim_start_matches("origin/").to_string(), default.clone()),
+            None => (default.trim_start_matches("origin/").to_string(), default.clone(), None),
         };
         progress.step(&format!("Checking out branch {name} ({start})"));
         self.git_must(instance, &["-c", "advice.detachedHead=false", "checkout", "--quiet", "-B", &name, &start, "--"])
             .await?;
-        Ok(())
+        Ok(made_from)
     }
 
     /// A fork's branch: `wanted`, or `FROM-fork-N` (the first N free in the checkout and among

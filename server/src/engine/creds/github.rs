@@ -34,6 +34,17 @@ pub async fn token(host: &Host, given: Option<&str>, purpose: &str) -> Result<St
     ))
 }
 
+/// The messages of a GitHub error's `errors` list, joined.
+fn detail(source: &octocrab::GitHubError) -> String {
+    source
+        .errors
+        .iter()
+        .flatten()
+        .filter_map(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What a deploy key looks like on GitHub (the fields we use).
 #[derive(Debug, Clone)]
 pub struct RemoteKey {
@@ -61,20 +72,20 @@ impl GitHub {
     }
 
     fn error(&self, doing: &str, e: octocrab::Error) -> EngineError {
+        self.error_with(doing, e, |_| None)
+    }
+
+    /// `hint_for(status)` may say what to do for this call; else the deploy keys' hints.
+    fn error_with(&self, doing: &str, e: octocrab::Error, hint_for: impl Fn(u16) -> Option<String>) -> EngineError {
         let slug = self.repo.slug();
         match e {
             octocrab::Error::GitHub { source, .. } => {
                 let status = source.status_code.as_u16();
-                let detail = source
-                    .errors
-                    .iter()
-                    .flatten()
-                    .filter_map(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let detail = detail(&source);
                 let said =
                     if detail.is_empty() { source.message.clone() } else { format!("{}: {detail}", source.message) };
                 let hint = match status {
+                    s if hint_for(s).is_some() => hint_for(s).unwrap_or_default(),
                     401 => {
                         "the GitHub token was refused: check GH_TOKEN / GITHUB_TOKEN or `gh auth status`".to_string()
                     }
@@ -170,5 +181,89 @@ impl GitHub {
             }
         }
         Ok(n)
+    }
+}
+
+// ---- pull requests -----------------------------------------------------------------------------
+
+impl GitHub {
+    fn pull_hint(&self, status: u16) -> Option<String> {
+        let slug = self.repo.slug();
+        match status {
+            403 | 404 => Some(format!(
+                "the token may not open pull requests on {slug}: it needs the repo scope (classic) or \
+                 Pull requests: write (fine-grained)"
+            )),
+            422 => Some("GitHub refused the pull request; see its message".into()),
+            _ => None,
+        }
+    }
+
+    /// Opens a pull request from `head` (a branch of this repository) into `base`. One that exists
+    /// already is an error naming it.
+    pub async fn create_pull(
+        &self,
+        title: &str,
+        head: &str,
+        base: &str,
+        body: &str,
+        draft: bool,
+    ) -> Result<octocrab::models::pulls::PullRequest> {
+        let pulls = self.crab.pulls(&self.repo.owner, &self.repo.name);
+        let r = pulls.create(title, head, base).body(body).draft(draft).send().await;
+        match r {
+            Ok(p) => Ok(p),
+            Err(octocrab::Error::GitHub { source, .. })
+                if source.status_code.as_u16() == 422 && detail(&source).contains("already exists") =>
+            {
+                let existing = self.open_pull_from(head).await.ok().flatten();
+                Err(self.exists(head, existing))
+            }
+            Err(e) => Err(self.error_with("opening the pull request", e, |s| self.pull_hint(s))),
+        }
+    }
+
+    /// Before anything is pushed: an open pull request from `head` is refused (naming it), and a
+    /// token that may not read pull requests fails here.
+    pub async fn refuse_existing_pull(&self, head: &str) -> Result<()> {
+        match self.open_pull_from(head).await? {
+            Some(p) => Err(self.exists(head, Some(p))),
+            None => Ok(()),
+        }
+    }
+
+    fn exists(&self, head: &str, existing: Option<octocrab::models::pulls::PullRequest>) -> EngineError {
+        EngineError::Conflict {
+            what: format!("a pull request from {head} on {}", self.repo.slug()),
+            hint: match existing {
+                Some(p) => format!(
+                    "it is #{} ({}); commits pushed to {head} (git push origin {head} in the sandbox) update it",
+                    p.number,
+                    p.html_url.map(|u| u.to_string()).unwrap_or(p.url)
+                ),
+                None => format!("see the repository's pull requests for {head}"),
+            },
+        }
+    }
+
+    async fn open_pull_from(&self, head: &str) -> Result<Option<octocrab::models::pulls::PullRequest>> {
+        let page = self
+            .crab
+            .pulls(&self.repo.owner, &self.repo.name)
+            .list()
+            .head(format!("{}:{head}", self.repo.owner))
+            .state(octocrab::params::State::Open)
+            .send()
+            .await
+            .map_err(|e| self.error_with("listing pull requests", e, |s| self.pull_hint(s)))?;
+        Ok(page.items.into_iter().next())
+    }
+
+    pub async fn get_pull(&self, number: u64) -> Result<octocrab::models::pulls::PullRequest> {
+        self.crab
+            .pulls(&self.repo.owner, &self.repo.name)
+            .get(number)
+            .await
+            .map_err(|e| self.error_with("reading the pull request", e, |s| self.pull_hint(s)))
     }
 }

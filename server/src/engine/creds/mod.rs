@@ -257,20 +257,22 @@ impl Engine {
         Ok(self.incus.push_file(instance, &f).await?)
     }
 
-    /// Writes the pinned host keys and clones the repository as ubuntu over the agent; checks out
+    /// Writes the pinned host keys and clones the repository as ubuntu from `url` (the server
+    /// over the agent, or the push gate); checks out
     /// `branch` (existing on the remote) or creates it from `base` (when the remote has it) or HEAD.
+    /// Returns `base` when the new branch was made from it.
     pub(crate) async fn clone_repo(
         &self,
         instance: &str,
         repo: &RepoRef,
+        url: &str,
         branch: Option<&str>,
         base: Option<&str>,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         self.pin_git_hosts(instance).await?;
         progress.step(&format!("Cloning {} into {PROJECT}", repo.slug()));
-        let url = repo.ssh_url();
-        let out = self.incus.exec(instance, &git(["clone", "--quiet", "--", url.as_str(), PROJECT])).await?;
+        let out = self.incus.exec(instance, &git(["clone", "--quiet", "--", url, PROJECT])).await?;
         if !out.ok() {
             let err = out.stderr_str();
             let hint = if err.contains("Host key verification failed")
@@ -292,6 +294,7 @@ impl Engine {
             let p = project_git;
             let remote = format!("refs/remotes/origin/{b}");
             let exists = self.incus.exec(instance, &p(&["rev-parse", "--verify", "--quiet", &remote])).await?.ok();
+            let mut from_base = None;
             let spec = if exists {
                 progress.step(&format!("Checking out branch {b}"));
                 p(&["checkout", "--quiet", b, "--"])
@@ -309,6 +312,7 @@ impl Engine {
                 let mut args = vec!["checkout", "--quiet", "-b", b];
                 if let Some(s) = &start {
                     args.push(s);
+                    from_base = base.map(str::to_owned);
                 }
                 args.push("--");
                 p(&args)
@@ -317,8 +321,9 @@ impl Engine {
             if !out.ok() {
                 return Err(EngineError::failed(format!("git checkout {b} failed: {}", out.stderr_str().trim()), ""));
             }
+            return Ok(from_base);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// rm: the key on GitHub (by stored id; by title/key for seed sandboxes), then — once the

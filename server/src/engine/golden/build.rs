@@ -57,6 +57,7 @@ impl Build<'_> {
         self.progress.step("Adding the identity templates (Incus writes each sandbox's files at its first start)");
         let mut recorded = identity::install(self.incus, &tmp).await?;
         recorded.extend(claude);
+        recorded.extend(crate::engine::gate::units::install(self.incus, &tmp).await?);
         self.snapshot(&tmp, recorded).await?;
         let target = golden_name(&self.stack.name);
         self.progress.step(&format!("Swapping {tmp} in as {target}"));

@@ -196,7 +196,7 @@ impl Engine {
     /// The clone, over the temporary key's agent, then the agent's socket out again.
     async fn prepare_clone(&self, w: &Work, progress: &dyn Progress) -> Result<()> {
         self.plug_agent(&w.cred, &w.tmp).await?;
-        self.clone_repo(&w.tmp, &w.repo, None, None, progress).await?;
+        self.clone_repo(&w.tmp, &w.repo, &w.repo.ssh_url(), None, None, progress).await?;
         if let Some(b) = &w.branch {
             let remote = format!("refs/remotes/origin/{b}");
             if !self.incus.exec(&w.tmp, &project_git(&["rev-parse", "--verify", "--quiet", &remote])).await?.ok() {
