@@ -135,3 +135,122 @@ fn the_retention_limit_holds_pinned_ones_stay_and_forged_stops_are_bounded() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(labels(&h, &n), ["turn-1", "mine"]);
 }
+
+/// One forged turn from inside (as Claude Code's hooks send it): the host daemon checkpoints it.
+fn forged_turn(n: &str, i: u32) {
+    let post = |body: &str| {
+        format!(
+            "curl -s --unix-socket /var/lib/sandbox/anthropic/hooks.sock -H 'content-type: application/json' \
+             -d '{body}' http://x/hook >/dev/null || true;"
+        )
+    };
+    let start = post(r#"{"hook_event_name":"UserPromptSubmit","session_id":"race"}"#);
+    let stop =
+        post(&format!(r#"{{"hook_event_name":"Stop","session_id":"race","last_assistant_message":"race turn {i}"}}"#));
+    root(n, &format!("{start} {stop} true"));
+}
+
+fn pinned_of(all: &[Value], label: &str) -> Option<bool> {
+    all.iter().find(|s| s["label"] == label).map(|s| s["pinned"] == true)
+}
+
+/// Every change survives writers that race: while the host daemon takes a checkpoint every
+/// second (and removes the oldest beyond the limit of 2, and writes the agent state), one thread
+/// pins the checkpoint the limit removes next, at random moments, and three others pin and unpin
+/// manual snapshots. At the end every checkpoint whose pin was answered with success is there
+/// and pinned, every manual snapshot has the state its last answered pin or unpin gave it, and
+/// no more than 2 unpinned checkpoints are left.
+#[test]
+fn concurrent_pins_unpins_and_checkpoints_lose_no_change() {
+    use rand::Rng;
+    let mut h = Home::new();
+    let sim = Sim::loopback(ANSWER);
+    h.set_credential(&secret("sk-ant-api03-"));
+    let n = h.name("ckrace");
+    h.create(&n, &sim.url, &["--checkpoints", "2"]);
+    let manual = ["m1", "m2", "m3"];
+    for m in manual {
+        let o = h.sb(&["snapshot", &n, m], &[]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    forged_turn(&n, 1);
+    wait_labels(&h, &n, &["m1", "m2", "m3", "turn-1"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    forged_turn(&n, 2);
+    wait_labels(&h, &n, &["m1", "m2", "m3", "turn-1", "turn-2"]);
+    const TURNS: u32 = 22;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (pinned_cps, manual_final) = std::thread::scope(|sc| {
+        let turns = sc.spawn(|| {
+            for i in 3..=TURNS {
+                forged_turn(&n, i);
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+        });
+        // The checkpoint the limit takes next (the oldest unpinned one), pinned at a random moment.
+        let pinner = sc.spawn(|| {
+            let mut rng = rand::thread_rng();
+            let mut pinned = Vec::new();
+            while !turns.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(rng.gen_range(0..1200)));
+                let all = snapshots(&h, &n);
+                let oldest = all
+                    .iter()
+                    .filter(|s| s["kind"] == "checkpoint" && s["pinned"] != true)
+                    .min_by_key(|s| s["turn"].as_u64().unwrap_or(0))
+                    .map(|s| s["label"].as_str().unwrap().to_string());
+                let Some(label) = oldest else { continue };
+                if h.sb(&["snapshot", "pin", &n, &label], &[]).status.success() {
+                    pinned.push(label);
+                }
+            }
+            turns.join().unwrap();
+            pinned
+        });
+        let togglers: Vec<_> = manual
+            .iter()
+            .map(|m| {
+                let (h, n) = (&h, &n);
+                sc.spawn(move || {
+                    let mut rng = rand::thread_rng();
+                    let mut last = None;
+                    for k in 0..16 {
+                        std::thread::sleep(Duration::from_millis(rng.gen_range(0..900)));
+                        let verb = if (k + m.len() + rng.gen_range(0..2)) % 2 == 0 { "pin" } else { "unpin" };
+                        let o = h.sb(&["snapshot", verb, n, m], &[]);
+                        assert!(o.status.success(), "{verb} {m}: {}", text(&o.stderr));
+                        last = Some(verb == "pin");
+                    }
+                    (m.to_string(), last.unwrap())
+                })
+            })
+            .collect();
+        let pinned = pinner.join().unwrap();
+        (pinned, togglers.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>())
+    });
+    // The last checkpoint is taken (and its older ones removed) shortly after the last Stop.
+    let last = format!("turn-{TURNS}");
+    wait_for(&format!("{last} of {n}"), Duration::from_secs(30), || {
+        snapshots(&h, &n).iter().any(|s| s["label"] == last.as_str()).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let all = snapshots(&h, &n);
+    let labels: Vec<&str> = all.iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert!(!pinned_cps.is_empty(), "no pin was answered: {labels:?}");
+    for l in &pinned_cps {
+        assert_eq!(pinned_of(&all, l), Some(true), "checkpoint {l} was pinned (the pin succeeded): {labels:?}");
+    }
+    for (m, want) in &manual_final {
+        assert_eq!(pinned_of(&all, m), Some(*want), "{m}'s last answered change was pinned={want}: {all:?}");
+    }
+    let unpinned = all.iter().filter(|s| s["kind"] == "checkpoint" && s["pinned"] != true).count();
+    assert!(unpinned <= 2, "the limit of 2 unpinned checkpoints: {labels:?}");
+    // The Incus snapshots and their records agree (no record left without its snapshot).
+    let listed = h.listed(&n);
+    let mut recorded: Vec<&str> =
+        listed["snapshots"].as_array().unwrap().iter().map(|s| s["label"].as_str().unwrap()).collect();
+    let mut real = labels.clone();
+    recorded.sort();
+    real.sort();
+    assert_eq!(recorded, real, "records vs snapshots");
+}
