@@ -135,17 +135,43 @@ impl Incus {
         .await
     }
 
+    /// The instance and its ETag, for a conditional write (`patch_config_if`).
+    pub async fn instance_tagged(&self, name: &str) -> Result<(Instance, Option<String>)> {
+        let url = format!("{}/1.0/instances/{}", self.base, enc(name));
+        let resp = self.http.get(url).send().await.map_err(|e| self.map_transport(e))?;
+        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let env = self.envelope(resp, &format!("instance '{name}'")).await?;
+        let inst = serde_json::from_value(env.metadata).map_err(|e| IncusError::Decode(e.to_string()))?;
+        Ok((inst, etag))
+    }
+
+    /// Sets config keys ("" removes one) only if the instance is still as it was when read with
+    /// `etag` (If-Match): Ok(false) when someone wrote in between (412), so the caller reads
+    /// again and decides again instead of putting an old value back.
+    pub async fn patch_config_if(&self, name: &str, config: Config, etag: Option<&str>) -> Result<bool> {
+        let url = format!("{}/1.0/instances/{}", self.base, enc(name));
+        let mut req = self.http.patch(url).json(&json!({ "config": config }));
+        if let Some(etag) = etag {
+            req = req.header("If-Match", etag);
+        }
+        let resp = req.send().await.map_err(|e| self.map_transport(e))?;
+        if resp.status() == StatusCode::PRECONDITION_FAILED {
+            return Ok(false);
+        }
+        let what = format!("instance '{name}'");
+        let env = self.envelope(resp, &what).await?;
+        if env.kind == "async" {
+            self.wait_operation(&op_id(&env)?, &what).await?;
+        }
+        Ok(true)
+    }
+
     /// Read-modify-write of an instance's config and devices with ETag protection (retried on a race).
     pub async fn modify_instance(&self, name: &str, f: impl Fn(&mut Instance)) -> Result<()> {
         let path = format!("/1.0/instances/{}", enc(name));
         let what = format!("instance '{name}'");
         for _ in 0..5 {
-            let resp =
-                self.http.get(format!("{}{}", self.base, path)).send().await.map_err(|e| self.map_transport(e))?;
-            let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let env = self.envelope(resp, &what).await?;
-            let mut inst: Instance =
-                serde_json::from_value(env.metadata).map_err(|e| IncusError::Decode(e.to_string()))?;
+            let (mut inst, etag) = self.instance_tagged(name).await?;
             f(&mut inst);
             let body = json!({ "config": inst.config, "devices": inst.devices, "profiles": inst.profiles });
             let mut req = self.http.put(format!("{}{}", self.base, path)).json(&body);

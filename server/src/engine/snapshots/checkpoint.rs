@@ -3,7 +3,7 @@
 //! its last `checkpoint-keep` (default 20; 0 takes none) plus any pinned; older ones go as new ones
 //! are taken. A btrfs snapshot of a running container costs a few tens of milliseconds and only
 //! the blocks that change afterwards (tests/bench/snapshots.py measures both).
-use super::meta::{self, Meta, SnapshotInfo};
+use super::meta::{Meta, SnapshotInfo};
 use crate::engine::{Engine, keys, validate};
 use crate::error::{EngineError, Result};
 use crate::incus::{Config, Devices, Instance};
@@ -41,19 +41,17 @@ impl Engine {
         if keep == 0 {
             return Ok(None);
         }
-        let have = self.snapshots(name).await?;
-        let last = inst.setting(keys::CHECKPOINT_TURNS).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-        let turn = have.iter().filter_map(|i| validate::turn_of(&i.label)).chain([last]).max().unwrap_or(0) + 1;
-        let mut c = Config::new();
-        c.insert(keys::CHECKPOINT_TURNS.into(), turn.to_string());
-        self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
+        // The turn number, counted up where no other writer can count it twice.
+        let turn = self
+            .update_records(&s.instance, |config, real| {
+                let last = config.get(keys::CHECKPOINT_TURNS).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+                let turn = real.iter().filter_map(|(l, _)| validate::turn_of(l)).chain([last]).max().unwrap_or(0) + 1;
+                ([(keys::CHECKPOINT_TURNS.to_string(), turn.to_string())].into_iter().collect(), turn)
+            })
+            .await?;
         let info = self.take(&s, &format!("turn-{turn}"), Meta::checkpoint(turn, message)).await?;
-        let mut all = have;
-        all.push(info.clone());
-        for label in meta::beyond_limit(&all, keep as usize) {
-            if let Err(e) = self.snapshot_rm(name, &label).await {
-                tracing::warn!("checkpoint {label} of {name} not removed: {e}");
-            }
+        if let Err(e) = self.trim(&s.instance, keep as usize).await {
+            tracing::warn!("checkpoints of {name} beyond the limit not removed: {e}");
         }
         Ok(Some(info))
     }
@@ -66,10 +64,7 @@ impl Engine {
         let mut c = Config::new();
         c.insert(keys::CHECKPOINT_KEEP.into(), keep.to_string());
         self.incus.patch_instance(&s.instance, c, Devices::new()).await?;
-        let all = self.snapshots(name).await?;
-        for label in meta::beyond_limit(&all, keep as usize) {
-            self.snapshot_rm(name, &label).await?;
-        }
+        self.trim(&s.instance, keep as usize).await?;
         self.snapshots(name).await
     }
 }

@@ -50,16 +50,20 @@ pub(super) struct Meta {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pinned: bool,
     pub at: String,
+    /// Being removed (the checkpoint limit chose it): listed nowhere, pinned by no one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub going: bool,
 }
 
 impl Meta {
     pub fn manual() -> Self {
-        Meta { kind: SnapshotKind::Manual, turn: None, message: None, pinned: false, at: now_rfc3339() }
+        Meta { kind: SnapshotKind::Manual, turn: None, message: None, pinned: false, at: now_rfc3339(), going: false }
     }
 
     pub fn checkpoint(turn: u32, message: &str) -> Self {
         let message = Some(first_line(message)).filter(|m| !m.is_empty());
-        Meta { kind: SnapshotKind::Checkpoint, turn: Some(turn), message, pinned: false, at: now_rfc3339() }
+        let at = now_rfc3339();
+        Meta { kind: SnapshotKind::Checkpoint, turn: Some(turn), message, pinned: false, at, going: false }
     }
 
     pub fn to_json(&self) -> String {
@@ -112,13 +116,26 @@ pub(super) fn stored(config: &Config, label: &str) -> Option<Meta> {
 }
 
 /// What a snapshot without a record of ours is: `turn-N` a checkpoint, anything else manual.
-fn guessed(label: &str, created_at: &str) -> Meta {
-    match validate::turn_of(label) {
-        Some(t) => {
-            Meta { kind: SnapshotKind::Checkpoint, turn: Some(t), message: None, pinned: false, at: created_at.into() }
-        }
-        None => Meta { kind: SnapshotKind::Manual, turn: None, message: None, pinned: false, at: created_at.into() },
-    }
+pub(super) fn guessed(label: &str, created_at: &str) -> Meta {
+    let turn = validate::turn_of(label);
+    let kind = if turn.is_some() { SnapshotKind::Checkpoint } else { SnapshotKind::Manual };
+    Meta { kind, turn, message: None, pinned: false, at: created_at.into(), going: false }
+}
+
+/// The record of a real snapshot: ours, or what its label says.
+pub(super) fn of(config: &Config, label: &str, created_at: &str) -> Meta {
+    stored(config, label).unwrap_or_else(|| guessed(label, created_at))
+}
+
+/// Snapshots whose removal was decided (and maybe interrupted): to be removed.
+pub(super) fn going(config: &Config) -> Vec<String> {
+    config
+        .iter()
+        .filter_map(|(k, v)| {
+            let label = k.strip_prefix(keys::SNAPSHOT_PREFIX)?;
+            serde_json::from_str::<Meta>(v).ok().filter(|m| m.going).map(|_| label.to_string())
+        })
+        .collect()
 }
 
 /// The snapshots an instance's config records (what the tree shows), oldest first.
@@ -127,7 +144,7 @@ pub fn from_config(config: &Config) -> Vec<SnapshotInfo> {
         .iter()
         .filter_map(|(k, v)| {
             let label = k.strip_prefix(keys::SNAPSHOT_PREFIX)?;
-            let meta: Meta = serde_json::from_str(v).ok()?;
+            let meta: Meta = serde_json::from_str(v).ok().filter(|m: &Meta| !m.going)?;
             Some(meta.info(label, None))
         })
         .collect();
@@ -135,11 +152,14 @@ pub fn from_config(config: &Config) -> Vec<SnapshotInfo> {
     out
 }
 
-/// Incus's snapshots (label, created_at) with our records: every real snapshot, oldest first.
+/// Incus's snapshots (label, created_at) with our records: every real snapshot (but those being
+/// removed), oldest first.
 pub fn merged(config: &Config, real: &[(String, String)]) -> Vec<SnapshotInfo> {
     let mut out: Vec<SnapshotInfo> = real
         .iter()
-        .map(|(label, at)| stored(config, label).unwrap_or_else(|| guessed(label, at)).info(label, Some(at)))
+        .map(|(label, at)| (label, at, of(config, label, at)))
+        .filter(|(_, _, m)| !m.going)
+        .map(|(label, at, m)| m.info(label, Some(at)))
         .collect();
     sort(&mut out);
     out
@@ -190,6 +210,18 @@ mod tests {
         assert_eq!(all.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), ["mine", "turn-2", "turn-9"]);
         assert_eq!(all[2].kind, SnapshotKind::Checkpoint, "turn-N without a record is a checkpoint");
         assert_eq!(all[0].kind, SnapshotKind::Manual);
+    }
+
+    #[test]
+    fn a_snapshot_being_removed_is_listed_nowhere_and_found_again_for_removal() {
+        let mut c = Config::new();
+        c.insert(key("turn-1"), Meta { going: true, ..Meta::checkpoint(1, "old") }.to_json());
+        c.insert(key("turn-2"), Meta::checkpoint(2, "new").to_json());
+        let real = [("turn-1".to_string(), "t1".to_string()), ("turn-2".into(), "t2".into())];
+        assert_eq!(merged(&c, &real).iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), ["turn-2"]);
+        assert_eq!(from_config(&c).len(), 1);
+        assert_eq!(going(&c), ["turn-1"]);
+        assert!(!Meta::checkpoint(3, "x").to_json().contains("going"), "the flag is written only when set");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! config key on the instance (meta.rs).
 mod checkpoint;
 pub mod meta;
+mod records;
 mod restore;
 pub mod turns;
 
@@ -93,32 +94,25 @@ impl Engine {
     }
 
     /// `sandbox snapshot pin|unpin NAME LABEL`: a pinned checkpoint is kept whatever the limit.
+    /// Decided on the record as it is when written (records.rs): one the limit is removing is
+    /// not found, and the limit never removes one pinned before it decided.
     pub async fn snapshot_pin(&self, name: &str, label: &str, pinned: bool) -> Result<SnapshotInfo> {
         validate::snapshot_label(label, true)?;
-        let all = self.snapshots(name).await?;
-        let mut info = all.into_iter().find(|i| i.label == label).ok_or_else(|| snapshot_not_found(name, label))?;
-        let meta = Meta {
-            kind: info.kind,
-            turn: info.turn,
-            message: info.message.clone(),
-            pinned,
-            at: info.created_at.clone(),
-        };
-        // Incus applies a config PATCH as read-merge-write: a writer that read before this one
-        // (the host daemon's counters and agent state) can put the old record back. Checked, and
-        // written again, a few times.
-        let instance = validate::instance_name(name);
-        for _ in 0..4 {
-            self.set_meta(&instance, label, Some(&meta)).await?;
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            let now = self.incus.instance(&instance).await?;
-            if meta::stored(&now.config, label).is_some_and(|m| m.pinned == pinned) {
-                break;
-            }
-            tracing::debug!("the record of {instance}/{label} was overwritten; writing it again");
-        }
-        info.pinned = pinned;
-        Ok(info)
+        let s = self.existing(name).await?;
+        let info = self
+            .update_records(&s.instance, |config, real| {
+                let Some((_, at)) = real.iter().find(|(l, _)| l == label) else { return (Config::new(), None) };
+                let m = meta::of(config, label, at);
+                if m.going {
+                    return (Config::new(), None);
+                }
+                let m = Meta { pinned, ..m };
+                let c = config_of(label, &m);
+                let info = meta::merged(&c, &[(label.into(), at.clone())]).into_iter().next();
+                (c, info)
+            })
+            .await?;
+        info.ok_or_else(|| snapshot_not_found(name, label))
     }
 
     /// Writes (or, with None, removes) one snapshot's record: one key, so concurrent writers of
@@ -128,6 +122,11 @@ impl Engine {
         c.insert(meta::key(label), meta.map(Meta::to_json).unwrap_or_default());
         Ok(self.incus.patch_instance(instance, c, Devices::new()).await?)
     }
+}
+
+/// The one key of a snapshot's record.
+fn config_of(label: &str, m: &Meta) -> Config {
+    [(meta::key(label), m.to_json())].into_iter().collect()
 }
 
 /// `snap-N`, one past the highest in use.
