@@ -211,6 +211,45 @@ fn failed_prepares_leave_nothing_behind() {
     assert!(w.gh.keys(REPO).is_empty() && w.gh.keys(BARE).is_empty(), "temporary keys left: {:?}", w.gh.keys(REPO));
 }
 
+/// A prepare killed (kill -9) with its temporary instance and deploy key in place: the next
+/// prepare removes both, and the key pair and record on the host, before it makes its own.
+#[test]
+fn a_killed_prepare_leaves_nothing_once_the_next_one_runs() {
+    use std::io::{BufRead, BufReader};
+    let w = World::new();
+    let url = w.gh.url(REPO);
+    let mut g = Guard { w: &w, sandboxes: Vec::new(), images: Vec::new() };
+    let mut cmd = Command::new(sandbox_bin());
+    cmd.args(["prepare", &url, "--stack", "minimal", "--rebuild"]).env("SANDBOX_FAULT", "slow-prepare-after-clone");
+    cmd.envs(w.env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Pausing at prepare-after-clone") {
+            break;
+        }
+    }
+    assert!(seen.contains("Pausing at prepare-after-clone"), "{seen}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let tmp: Vec<String> = leftovers(&url).into_iter().filter(|n| n.starts_with("tmp-prep-")).collect();
+    assert_eq!(tmp.len(), 1, "the killed prepare's instance: {tmp:?}");
+    let tag = tmp[0].strip_prefix("tmp-prep-").unwrap().to_string();
+    assert_eq!(w.gh.keys(REPO).len(), 1, "the killed prepare's key is registered");
+    let record = sandbox_home().join("creating").join(format!("prep-{tag}.json"));
+    assert!(record.exists(), "the killed prepare's record: {}", record.display());
+
+    let out = w.json(&["prepare", &url, "--stack", "minimal", "--rebuild", "--json"]);
+    g.images.push(out["name"].as_str().unwrap().to_string());
+    assert!(leftovers(&url).iter().all(|n| !n.starts_with("tmp-prep-")), "{:?}", leftovers(&url));
+    assert!(w.gh.keys(REPO).is_empty(), "a temporary key stayed: {:?}", w.gh.keys(REPO));
+    assert!(!record.exists(), "the record stayed");
+    assert!(!sandbox_home().join("keys").join(format!("deploy_prep-{tag}")).exists(), "the key pair stayed");
+}
+
 impl World {
     fn run_with_fault(&self, url: &str, point: &str) -> Output {
         let mut env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -239,7 +239,12 @@ impl Engine {
 
     /// `SANDBOX_FAULT=POINT` fails the create at POINT; `SANDBOX_FAULT=slow-POINT` pauses it there
     /// for 4 s (a cancel ends the pause), so tests can interrupt it at that step deterministically.
-    async fn fault_point(&self, point: &str, progress: &dyn Progress, cancel: &CancellationToken) -> Result<()> {
+    pub(crate) async fn fault_point(
+        &self,
+        point: &str,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         self.fail_at(point)?;
         if self.fault(&format!("slow-{point}")) {
             progress.step(&format!("Pausing at {point} (SANDBOX_FAULT)"));

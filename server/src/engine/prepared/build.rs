@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::key::{self, Entry};
+use super::sweep::CRED_PREFIX;
 use super::{PreparedInfo, PreparedState, TMP_PREFIX, instance_name, list, repo_id};
 use crate::engine::create::default_stack;
 use crate::engine::creds::{self, KeySource, RepoRef, Token, project_git};
 use crate::engine::golden::{self, READY, build as gbuild};
+use crate::engine::journal::{Begin, Journal, Owner};
 use crate::engine::rollback::Rollback;
 use crate::engine::{Engine, host::Host, keys, sandbox, stacks, validate};
 use crate::error::{EngineError, Result};
@@ -56,6 +58,14 @@ struct Work {
     golden_build: String,
 }
 
+/// A prepare's undo: the temporary key's (run whatever happens), the rest's (run on a failure),
+/// and its record (kept until both ran).
+struct Undo<'a> {
+    creds: Rollback,
+    rest: Rollback,
+    journal: &'a mut Journal,
+}
+
 impl Engine {
     pub async fn prepare(
         &self,
@@ -74,33 +84,53 @@ impl Engine {
                 format!("build it first: sandbox setup --stack {stack}"),
             ));
         };
+        if let Err(e) = self.sweep_prepares().await {
+            tracing::warn!("what interrupted prepares left was not all removed: {e}");
+        }
         let tag = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
         let w = Work {
             tmp: format!("{TMP_PREFIX}{tag}"),
-            cred: format!("prep-{tag}"),
+            cred: format!("{CRED_PREFIX}{tag}"),
             url: o.repo.clone(),
             repo,
             stack,
             branch,
             golden_build: super::build_of(Some(&golden_config)),
         };
-        let (mut creds_rb, mut rb) = (Rollback::new(), Rollback::new());
-        let made = self.prepare_in(&w, o, &mut creds_rb, &mut rb, progress, cancel).await;
+        // Recorded before the key is registered: a kill at any point leaves what the next
+        // prepare removes (sweep.rs).
+        let mut journal = match Journal::begin(&w.cred, serde_json::json!({ "prepare": o.repo })) {
+            Ok(j) => j,
+            Err(Begin::Exists(_)) => return Err(EngineError::failed(format!("{} is in use", w.cred), "try again")),
+            Err(Begin::Failed(e)) => return Err(e),
+        };
+        journal.note_repo(&o.repo)?;
+        let mut u = Undo { creds: Rollback::new(), rest: Rollback::new(), journal: &mut journal };
+        let made = self.prepare_in(&w, o, &mut u, progress, cancel).await;
+        let Undo { creds, rest: rb, .. } = u;
         // The temporary key goes whatever happened (it only ever served this clone).
-        for f in creds_rb.undo().await {
+        let failures = creds.undo().await;
+        for f in &failures {
             progress.step(&format!("Could not remove the temporary deploy key: {f}"));
         }
         match made {
             Ok(info) => {
                 rb.commit();
+                if failures.is_empty() {
+                    journal.finish();
+                }
                 Ok(info)
             }
             Err(e) => {
                 progress.step("Failed; undoing every step");
-                let failures = rb.undo().await;
-                if failures.is_empty() {
+                let left = rb.undo().await;
+                if left.is_empty() && failures.is_empty() {
+                    journal.finish();
+                }
+                if left.is_empty() {
                     return Err(e);
                 }
+                let failures = left;
                 Err(EngineError::failed(format!("{e}; and the rollback could not undo: {}", failures.join("; ")), ""))
             }
         }
@@ -110,14 +140,16 @@ impl Engine {
         &self,
         w: &Work,
         o: &PrepareOptions,
-        creds_rb: &mut Rollback,
-        rb: &mut Rollback,
+        u: &mut Undo<'_>,
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<PreparedInfo> {
         let check = || if cancel.is_cancelled() { Err(EngineError::Cancelled) } else { Ok(()) };
         let source = KeySource::Deploy { read_only: true };
-        self.prepare_credentials(&w.cred, &w.repo, &source, &o.github_token, progress, creds_rb).await?;
+        let key = self.prepare_credentials(&w.cred, &w.repo, &source, &o.github_token, progress, &mut u.creds).await?;
+        if let Some(id) = key.iter().find(|(k, _)| k == keys::DEPLOY_KEY_ID).and_then(|(_, v)| v.parse().ok()) {
+            u.journal.note_key(id)?;
+        }
         check()?;
         if !o.rebuild
             && let Some(have) = self.already_prepared(w, progress).await?
@@ -125,10 +157,11 @@ impl Engine {
             return Ok(have);
         }
         self.fail_at("prepare-before-copy")?;
-        self.prepare_instance(w, rb, progress).await?;
+        self.prepare_instance(w, &mut u.rest, progress).await?;
         check()?;
         self.prepare_clone(w, progress).await?;
-        check()?;
+        // Tests: `slow-prepare-after-clone` holds it here to be killed.
+        self.fault_point("prepare-after-clone", progress, cancel).await?;
         let files = key::entries(&self.tree_listing(&w.tmp).await?);
         let setup = key::setup(&files);
         if setup.is_empty() {
@@ -177,6 +210,9 @@ impl Engine {
         progress.step(&format!("Creating {} from {golden}/{READY}", w.tmp));
         let mut config = Config::new();
         config.insert(keys::PREPARING.into(), w.url.clone());
+        // Its owner: a prepare killed before its undo ran is recognised (sweep.rs).
+        config.insert(keys::CREATING.into(), Owner::me().to_key());
+        config.insert(keys::CREATED_AT.into(), crate::engine::snapshots::meta::now_rfc3339());
         config.insert("boot.autostart".into(), "false".into());
         let req = InstancesPost {
             name: w.tmp.clone(),

@@ -7,6 +7,7 @@ mod build;
 mod choose;
 pub mod key;
 mod probe;
+mod sweep;
 
 use std::collections::BTreeMap;
 
