@@ -321,7 +321,8 @@ fn rm_leaves_no_rule_behind() {
     start(&name, &["--domains-file", &list_file()]);
     let s = sandbox_e2e::listed(&name).unwrap();
     let (ip, slot) = (s["ip"].as_str().unwrap().to_string(), s["slot"].as_u64().unwrap());
-    let squid_conf = "/run/agent-sandboxes/egress/squid.conf";
+    // Who Squid's ACL helper knows as a restricted sandbox (its configuration names nobody).
+    let squid_conf = "/run/agent-sandboxes/egress/squid-members";
     let dns_port = format!(":{}", 5300 + slot);
     let owned = |rules: &str, conf: &str| {
         [
@@ -337,7 +338,7 @@ fn rm_leaves_no_rule_behind() {
     guard.0.clear();
     let (rules, conf) = (egress_rules(), std::fs::read_to_string(squid_conf).unwrap_or_default());
     let left = owned(&rules, &conf);
-    assert!(!left[2], "the sandbox is still in Squid's configuration:\n{conf}");
+    assert!(!left[2], "the sandbox is still one of Squid's members:\n{conf}");
     // Its address and resolver port are its own only while no other sandbox has taken the slot.
     if !address_taken(&ip) {
         assert_eq!(left, [false, false, false], "rules left behind:\n{rules}");

@@ -359,3 +359,38 @@ fn a_refusal_tells_the_agent_it_is_policy_and_what_would_allow_it() {
     let (good, _, _) = curl(&name, &["https://allowed.test/"]);
     assert!(good);
 }
+
+/// One Squid serves every restricted sandbox: another sandbox's allow and deny (and sandboxes
+/// coming and going) must not refuse this one's new connections, not even for a moment (a Squid
+/// reconfigure closes its listening sockets; the decisions are its ACL helper's now). No retries.
+#[test]
+fn another_sandboxs_policy_changes_never_refuse_this_ones_connections() {
+    let (_g, name) = restricted("egq", "allowed.test\n");
+    let (_h, other) = restricted("egr", "allowed.test\n");
+    assert!(getent(&name, "allowed.test").contains(WEB));
+    let script = "for i in $(seq 60); do for u in https://allowed.test/ http://allowed.test/; do \
+                  c=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 5 $u); echo \"$u $c $?\"; done; done";
+    let (tx, rx) = mpsc::channel();
+    let n = name.clone();
+    let client = std::thread::spawn(move || {
+        let o = exec(&n, &["sh", "-c", script]);
+        let _ = tx.send(());
+        text(&o.stdout)
+    });
+    let mut changes = 0;
+    while rx.try_recv().is_err() && changes < 40 {
+        let verb = if changes % 2 == 0 { "allow" } else { "deny" };
+        let o = sandbox(&[verb, &other, &format!("n{}.test", changes / 2)], ENV);
+        assert!(o.status.success(), "{verb}: {}", text(&o.stderr));
+        changes += 1;
+    }
+    let out = client.join().unwrap();
+    let failed: Vec<&str> = out.lines().filter(|l| !l.ends_with(" 200 0")).collect();
+    assert_eq!(out.lines().count(), 120, "{out}");
+    assert!(changes >= 4, "the requests ended before the other sandbox's policy changed");
+    assert!(
+        failed.is_empty(),
+        "{} of 120 requests failed while {other}'s policy changed {changes} times: {failed:?}",
+        failed.len()
+    );
+}

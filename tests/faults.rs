@@ -183,7 +183,7 @@ fn a_second_ctrl_c_says_what_was_left_and_how_to_remove_it() {
     }
     run.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(15));
-    let second = run.signal(libc::SIGINT);
+    let second = run.signal_from_another_process(libc::SIGINT);
     let (st, log) = run.finish(Duration::from_secs(60));
     assert_eq!(st.code(), Some(130), "{log}");
     let remove = format!("sandbox rm {name}");
@@ -192,6 +192,29 @@ fn a_second_ctrl_c_says_what_was_left_and_how_to_remove_it() {
         assert!(o.status.success(), "{}", text(&o.stderr));
     }
     home.assert_absent(&name, &format!("after two Ctrl-C:\n{log}"));
+}
+
+/// `timeout` sends its TERM to the command and again to the command's process group: the same
+/// signal twice from one sender is one stop, and the create rolls back in full instead of
+/// quitting half-way.
+#[test]
+fn the_same_signal_twice_from_one_sender_is_one_stop() {
+    let home = Home::new("term2");
+    let name = unique("term2");
+    let mut run = home.spawn(&["start", &name], &[("SANDBOX_FAULT", "slow-after-copy")]);
+    assert!(run.wait_for(&Moment::Line("Creating agent-")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !exists(&name) {
+        assert!(std::time::Instant::now() < deadline, "the instance was never made");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(15));
+    run.signal(libc::SIGTERM);
+    let (st, log) = run.finish(Duration::from_secs(60));
+    assert_eq!(st.code(), Some(130), "{log}");
+    assert!(!log.contains("left half-made"), "one stop, delivered twice, quit half-way:\n{log}");
+    home.assert_absent(&name, &format!("after TERM twice from one sender:\n{log}"));
 }
 
 /// `rm` when the instance is gone (deleted behind its back): whatever exists of NAME on the host

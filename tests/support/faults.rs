@@ -252,6 +252,12 @@ impl Running {
         unsafe { libc::kill(self.pid(), sig) == 0 }
     }
 
+    /// The same, sent by a process of its own (`kill`): a second stop from someone, not this
+    /// test process repeating itself.
+    pub fn signal_from_another_process(&self, sig: i32) -> bool {
+        Command::new("kill").args([format!("-{sig}"), self.pid().to_string()]).status().is_ok_and(|s| s.success())
+    }
+
     /// Waits for the end (at most `timeout`, then kills it and fails); returns the status and
     /// every line of stderr.
     pub fn finish(mut self, timeout: Duration) -> (ExitStatus, String) {

@@ -26,10 +26,9 @@ pub fn list_file(file: &str, content: &str) -> String {
 
 /// (succeeded, stdout, stderr) of curl in the sandbox.
 pub fn curl(name: &str, args: &[&str]) -> (bool, String, String) {
-    // Retries on a refused connect only: Squid re-reading its configuration (another sandbox
-    // starting, an `allow`) closes its listening ports for ~50 ms.
-    let mut argv = vec!["curl", "-sS", "-k", "-f", "--max-time", "8", "--retry", "3", "--retry-connrefused"];
-    argv.extend_from_slice(&["--retry-delay", "1"]);
+    // No retries: another sandbox's start or `allow` never makes Squid re-read its configuration
+    // (egress_bypass::another_sandboxs_policy_changes_never_refuse_this_ones_connections).
+    let mut argv = vec!["curl", "-sS", "-k", "-f", "--max-time", "8"];
     argv.extend_from_slice(args);
     let o = exec(name, &argv);
     (o.status.success(), text(&o.stdout), text(&o.stderr))
@@ -37,11 +36,7 @@ pub fn curl(name: &str, args: &[&str]) -> (bool, String, String) {
 
 /// Expected to succeed; returns the body.
 pub fn ok(name: &str, args: &[&str]) -> String {
-    // Also retry a connection Squid reset while another test made it re-read its configuration
-    // (a request that should pass still has to pass in the end).
-    let mut args = args.to_vec();
-    args.insert(0, "--retry-all-errors");
-    let (good, out, err) = curl(name, &args);
+    let (good, out, err) = curl(name, args);
     assert!(good, "{name}: curl {args:?} failed: {err}");
     out
 }

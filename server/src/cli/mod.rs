@@ -136,6 +136,10 @@ enum Command {
     /// (internal) Make the stack's warm spare; creates start it in the background.
     #[command(name = "__spare", hide = true)]
     Spare { stack: String },
+    /// (internal) Squid's external ACL helper: answers which sandbox a client is and what its
+    /// lists allow (engine/egress/squid_acl.rs).
+    #[command(name = "__squid-acl", hide = true)]
+    SquidAcl { mode: crate::engine::egress::squid_acl::Mode },
     /// (internal) The push gate's check, run by git on the host for each push.
     #[command(name = "__git-gate-hook", hide = true)]
     GitGateHook,
@@ -163,6 +167,7 @@ pub fn main() -> ExitCode {
     let command = match cli.command {
         Command::Host(h) => return host::run(h).unwrap_or_else(|e| report(&e)),
         Command::Completions(a) => return complete::print(a).unwrap_or_else(|e| report(&e)),
+        Command::SquidAcl { mode } => return crate::engine::egress::squid_acl::run(mode),
         c => c,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -241,7 +246,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> crate::engine::Result<ExitCode
             // process) alive until the client closes its end; `exit` means exit now.
             std::process::exit(0);
         }
-        Command::Remote(_) | Command::Host(_) | Command::Completions(_) => {
+        Command::Remote(_) | Command::Host(_) | Command::Completions(_) | Command::SquidAcl { .. } => {
             unreachable!("handled before the engine is made")
         }
         Command::SshPipe { name } => ctx.engine.ssh_pipe(&name).await,

@@ -1,8 +1,13 @@
 //! Signals: INT, TERM and HUP all mean "stop": the first cancels what runs (a create rolls back),
-//! the second quits at once and says what it leaves behind and how to remove it. SIGPIPE is
+//! the second quits at once and says what it leaves behind and how to remove it (the same
+//! signal again from the same sender within a second is one stop delivered twice, see REPEAT). SIGPIPE is
 //! ignored: a reader that goes away (`sandbox start x 2>&1 | head -1`) must never kill a command
 //! half-way; writes to a closed pipe fail instead, and the output helpers ignore that.
-use tokio::signal::unix::{SignalKind, signal};
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
 use tokio_util::sync::CancellationToken;
 
 /// Before any thread exists.
@@ -24,25 +29,37 @@ pub enum OnSignal {
     Exit,
 }
 
+/// A signal again from the same process within this time is the same stop delivered twice, not
+/// a second one: `timeout` sends TERM to the command and then to its whole process group.
+const REPEAT: Duration = Duration::from_secs(1);
+
 /// Watches INT, TERM and HUP for the rest of the process (call inside the runtime).
 pub fn watch(cancel: CancellationToken, on: OnSignal) {
-    let kinds = [
-        (SignalKind::interrupt(), "interrupted", "Ctrl-C"),
-        (SignalKind::terminate(), "terminated", "a signal"),
-        (SignalKind::hangup(), "hung up", "a signal"),
-    ];
+    let Ok(mut signals) = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP]) else { return };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, &'static str)>();
-    for (kind, what, again) in kinds {
-        let Ok(mut s) = signal(kind) else { continue };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while s.recv().await.is_some() {
-                if tx.send((what, again)).is_err() {
-                    return;
-                }
+    // A thread of its own: the origin of each signal (who sent it) is what tells a repeat.
+    std::thread::spawn(move || {
+        let mut last: Option<(i32, libc::pid_t, Instant)> = None;
+        for o in signals.forever() {
+            let from = o.process.map(|p| p.pid);
+            if let (Some(pid), Some((sig, by, at))) = (from, last)
+                && sig == o.signal
+                && by == pid
+                && at.elapsed() < REPEAT
+            {
+                continue;
             }
-        });
-    }
+            last = from.map(|pid| (o.signal, pid, Instant::now()));
+            let seen = match o.signal {
+                SIGINT => ("interrupted", "Ctrl-C"),
+                SIGTERM => ("terminated", "a signal"),
+                _ => ("hung up", "a signal"),
+            };
+            if tx.send(seen).is_err() {
+                return;
+            }
+        }
+    });
     tokio::spawn(async move {
         let Some((what, again)) = rx.recv().await else { return };
         match on {

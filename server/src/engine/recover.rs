@@ -70,11 +70,13 @@ impl Engine {
         }
     }
 
-    /// A create killed while Incus was copying its instance: the copy goes on without it, and
-    /// what it leaves is known only once it ends. Waits for what still runs on the instance;
-    /// true if anything did.
+    /// A create killed while Incus was copying its instance, or renaming a warm spare into it:
+    /// that goes on without it, and what it leaves is known only once it ends. Waits for what
+    /// still runs on the instance or on a spare (a rename names only its old name); true if
+    /// anything did.
     async fn settle(&self, instance: &str) -> Result<bool> {
-        let running = self.incus.running_operations_on(instance).await?;
+        let running =
+            self.incus.running_operations_on(|n| n == instance || n.starts_with(super::spares::PREFIX)).await?;
         for op in &running {
             // Its outcome does not matter here (the instance is looked at again).
             let _ = self.incus.wait_operation(&op.id, instance).await;

@@ -155,15 +155,21 @@ impl Incus {
 
     /// Operations still running on an instance: a create whose client was killed goes on in
     /// Incus, and its instance appears when it ends.
-    pub async fn running_operations_on(&self, instance: &str) -> Result<Vec<Operation>> {
+    /// Running operations on an instance whose name `on` accepts.
+    pub async fn running_operations_on(&self, on: impl Fn(&str) -> bool) -> Result<Vec<Operation>> {
         let all: Value = self.sync(Method::GET, "/1.0/operations?recursion=1", None, "operations").await?;
         let running: Vec<Operation> =
             all.get("running").cloned().map(|v| serde_json::from_value(v).unwrap_or_default()).unwrap_or_default();
-        let me = format!("/1.0/instances/{}", enc(instance));
-        let on_me = |op: &Operation| {
-            op.resources.as_ref().is_some_and(|r| r.values().flatten().any(|p| p.split('?').next() == Some(&me)))
+        let on_one = |op: &Operation| {
+            op.resources.as_ref().is_some_and(|r| {
+                r.values().flatten().any(|p| {
+                    let path = p.split('?').next().unwrap_or_default();
+                    path.strip_prefix("/1.0/instances/")
+                        .is_some_and(|n| !n.contains('/') && on(&urlencoding::decode(n).unwrap_or_default()))
+                })
+            })
         };
-        Ok(running.into_iter().filter(on_me).collect())
+        Ok(running.into_iter().filter(on_one).collect())
     }
 
     pub async fn cancel_operation(&self, id: &str) -> Result<()> {

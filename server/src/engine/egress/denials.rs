@@ -70,7 +70,9 @@ fn squid_line(line: &str, name: &str, ip: Option<&str>) -> Option<(String, Denia
     let t: f64 = f[0].parse().ok()?;
     // Transactions carry the sandbox's note once its ACL matched; refused ones may not, so the
     // client address is the fallback.
-    if f[2] != name && !(f[2] == "-" && Some(f[1]) == ip) {
+    // (The helper's annotation may be repeated: `NAME,NAME`.)
+    let noted = f[2].split(',').next().unwrap_or("-");
+    if noted != name && !(noted == "-" && Some(f[1]) == ip) {
         return None;
     }
     let (status, code) = f[3].split_once('/')?;

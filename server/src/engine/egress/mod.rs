@@ -14,6 +14,7 @@ pub mod domains;
 pub mod nft;
 pub mod paths;
 pub mod squid;
+pub mod squid_acl;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

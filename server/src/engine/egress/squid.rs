@@ -5,8 +5,10 @@
 //! resolver gave for allowed names (nft.rs), so a forged Host header cannot send a request
 //! elsewhere; a refusal is a 403 page naming the sandbox and the command that would allow the
 //! name. (`host_verify_strict` is off so that a name Squid's resolver refuses reaches that 403
-//! rather than a 409; Squid verifies TLS names against the destination either way.) One Squid serves every sandbox; each sandbox's rules
-//! are ANDed with its source address. Squid never connects to the host itself, and to private
+//! rather than a 409; Squid verifies TLS names against the destination either way.) One Squid
+//! serves every sandbox; which sandbox a client address is, and what its lists hold, Squid asks
+//! the external ACL helper (squid_acl.rs) at each connection, so allow/deny and sandboxes coming
+//! and going never reconfigure Squid (a reconfigure closes its listening sockets for a moment). Squid never connects to the host itself, and to private
 //! addresses only for names marked `private`; it resolves names through its own filtering
 //! resolver (dns.rs), so a refused Host header or SNI never reaches the upstream either.
 use std::fmt::Write;
@@ -42,13 +44,26 @@ fn error_dir() -> PathBuf {
 
 /// Never a destination: the host (its addresses, loopback), the bridge, link-local.
 fn host_destinations(net: &Net, host_addrs: &[IpAddr]) -> String {
-    let mut v: Vec<String> = host_addrs.iter().map(|a| a.to_string()).collect();
+    // Squid keeps only the narrower of two overlapping entries (127.0.0.1 inside 127.0.0.0/8
+    // dropped the /8, the gateway dropped the bridge's subnet): the host's addresses already
+    // inside a range below stay out.
+    let mask = u32::MAX.checked_shl(32 - net.prefix).unwrap_or(0);
+    let covered = |a: &IpAddr| match a {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_link_local()
+                || v4.octets()[0] == 0
+                || u32::from(*v4) & mask == u32::from(net.gateway) & mask
+        }
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+    };
+    let mut v: Vec<String> = host_addrs.iter().filter(|a| !covered(a)).map(|a| a.to_string()).collect();
     v.extend(["127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "::1", "fe80::/10"].map(String::from));
     v.push(net.subnet());
     v.join(" ")
 }
 
-pub fn render(net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> String {
+pub fn render(net: &Net, host_addrs: &[IpAddr], helper: &Path) -> String {
     let run = paths::run();
     let logs = paths::squid_logs();
     let gw = net.gateway;
@@ -79,9 +94,7 @@ pub fn render(net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> String {
          acl sbx_tls myportname sbx_tls\n\
          acl CONNECT method CONNECT\n\
          acl to_host dst {host}\n\
-         acl to_private dst {PRIVATE}\n\
-         http_access deny CONNECT sbx_http\n\
-         http_access deny to_host\n",
+         acl to_private dst {PRIVATE}\n",
         pid = pid_path().display(),
         cert = run.join("squid-cert.pem").display(),
         key = run.join("squid-key.pem").display(),
@@ -92,68 +105,69 @@ pub fn render(net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> String {
         resolver = dns::SQUID_RESOLVER,
         host = host_destinations(net, host_addrs),
     );
-    s.push_str(&rules(members));
+    s.push_str(&rules(helper));
     s
 }
 
-/// Each restricted sandbox's ACLs (its address, its list files, its refusal page) and the
-/// decisions. Splice order: the host never; private addresses only for `private` names; then
-/// each sandbox's list. Plain HTTP likewise, ending in the sandbox's own 403 page.
-fn rules(members: &[Member]) -> String {
-    let (mut acls, mut bump, mut access) = (String::new(), String::new(), String::new());
-    let (mut private_bump, mut private_access) = (String::new(), String::new());
-    for m in members.iter().filter(|m| m.restricted) {
-        let id = format!("s{}", m.slot);
-        let list = paths::list_file(&m.name).display().to_string();
-        let page = page_name(m);
-        let _ = write!(
-            acls,
-            "acl {id} src {ip}/32\nacl {id}_names ssl::server_name \"{list}\"\nacl {id}_hosts dstdomain -n \"{list}\"\n\
-             note sandbox {name} {id}\ndeny_info {page} {id}\n",
-            ip = m.ip,
-            name = m.name,
+/// The decisions, each ACL a question to the helper about the client's sandbox (never cached:
+/// an allow or deny holds from the next connection). Every transaction first asks which sandbox
+/// the client is (its annotation in the log); then the host never, private addresses only for
+/// `private` names, then the sandbox's list; plain HTTP likewise, ending in the refusal page.
+fn rules(helper: &Path) -> String {
+    use super::squid_acl::Mode;
+    let mut s = String::new();
+    for (mode, format) in [
+        (Mode::Member, "%>a"),
+        (Mode::Names, "%>a %ssl::>sni"),
+        (Mode::Hosts, "%>a %DST"),
+        (Mode::PrivateNames, "%>a %ssl::>sni"),
+        (Mode::PrivateHosts, "%>a %DST"),
+    ] {
+        let m = mode.arg();
+        let _ = writeln!(
+            s,
+            "external_acl_type sbx_{id} ttl=0 negative_ttl=0 cache=0 children-max=4 children-startup=1 \
+             children-idle=1 concurrency=32 {format} {helper} __squid-acl {m}\nacl {id} external sbx_{id}",
+            id = m.replace('-', "_"),
+            helper = helper.display(),
         );
-        if m.has_private {
-            let pl = paths::private_file(&m.name).display().to_string();
-            let _ = write!(
-                acls,
-                "acl {id}_private_names ssl::server_name \"{pl}\"\nacl {id}_private_hosts dstdomain -n \"{pl}\"\n"
-            );
-            let _ = writeln!(private_bump, "ssl_bump splice {id} {id}_private_names");
-            let _ = writeln!(private_access, "http_access allow sbx_http {id} {id}_private_hosts");
-        }
-        let _ = writeln!(bump, "ssl_bump splice {id} {id}_names");
-        // The last ACL of a denying rule picks the page: this sandbox's.
-        let _ = writeln!(access, "http_access allow sbx_http {id} {id}_hosts\nhttp_access deny sbx_http {id}");
     }
-    // The intercepted TLS port's http_access: the decision is ssl_bump's (splice or terminate).
-    format!(
-        "{acls}ssl_bump peek step1\nssl_bump terminate to_host\n{private_bump}ssl_bump terminate to_private\n\
-         {bump}ssl_bump terminate all\n{private_access}http_access deny sbx_http to_private\n{access}\
-         http_access allow sbx_tls\nhttp_access deny all\n"
-    )
+    s.push_str(
+        "deny_info ERR_SANDBOX_BLOCKED member\n\
+         http_access deny !member all\n\
+         http_access deny CONNECT sbx_http\n\
+         http_access deny to_host\n\
+         ssl_bump peek step1\n\
+         ssl_bump terminate to_host\n\
+         ssl_bump splice private_names\n\
+         ssl_bump terminate to_private\n\
+         ssl_bump splice names\n\
+         ssl_bump terminate all\n\
+         http_access allow sbx_http private_hosts\n\
+         http_access deny sbx_http to_private\n\
+         http_access allow sbx_http hosts\n\
+         http_access deny sbx_http member\n\
+         http_access allow sbx_tls\n\
+         http_access deny all\n",
+    );
+    s
 }
 
-fn page_name(m: &Member) -> String {
-    format!("ERR_SANDBOX_BLOCKED_S{}", m.slot)
+const PAGE: &str = "ERR_SANDBOX_BLOCKED";
+
+/// The refusal page (`%o`: the sandbox, from the helper; `%H`: the refused host name).
+fn page() -> &'static str {
+    "<!DOCTYPE html>\n<html><head><title>Blocked by the egress policy of sandbox %o</title></head><body><pre>\n\
+     Agent Sandboxes: sandbox %o may not reach %H.\n\n\
+     This is the sandbox's egress policy (an allowlist of domain names), not a network fault.\n\
+     Do not try to work around it (other addresses, resolvers, proxies, tunnels or ports).\n\
+     If the name is needed, ask the user to allow it. On the host:\n\n\
+     \tsandbox allow %o %H\n\
+     </pre></body></html>\n"
 }
 
-/// The 403 page of sandbox M (`%H`: the refused host name).
-fn page(m: &Member) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html><head><title>Blocked by the egress policy of sandbox {name}</title></head><body><pre>\n\
-         Agent Sandboxes: sandbox {name} may not reach %H.\n\n\
-         This is the sandbox's egress policy (an allowlist of domain names), not a network fault.\n\
-         Do not try to work around it (other addresses, resolvers, proxies, tunnels or ports).\n\
-         If the name is needed, ask the user to allow it. On the host:\n\n\
-         \tsandbox allow {name} %H\n\
-         </pre></body></html>\n",
-        name = m.name
-    )
-}
-
-/// Squid's templates (links to Debian's) plus one refusal page per restricted sandbox.
-fn write_pages(members: &[Member]) -> Result<()> {
+/// Squid's templates (links to Debian's) plus the refusal page.
+fn write_pages() -> Result<()> {
     let dir = error_dir();
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::failed(format!("{}: {e}", dir.display()), ""))?;
     if let Ok(rd) = std::fs::read_dir(TEMPLATES) {
@@ -164,18 +178,41 @@ fn write_pages(members: &[Member]) -> Result<()> {
             }
         }
     }
-    let mut keep = Vec::new();
-    for m in members.iter().filter(|m| m.restricted) {
-        keep.push(page_name(m));
-        paths::write(&dir.join(page_name(m)), page(m).as_bytes())?;
-    }
+    // (Pages of the per-sandbox layout before the helper.)
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with("ERR_SANDBOX_BLOCKED_") && !keep.contains(&n) {
+        if e.file_name().to_string_lossy().starts_with("ERR_SANDBOX_BLOCKED_") {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    Ok(())
+    paths::write(&dir.join(PAGE), page().as_bytes())
+}
+
+/// The helper Squid runs (as its own user, which may not reach this binary where it is
+/// installed, e.g. under a private home): a copy of this binary in the runtime directory, one
+/// per build.
+fn helper() -> Result<PathBuf> {
+    let fail = |e: String| EngineError::failed(format!("cannot install Squid's ACL helper: {e}"), "run as root");
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let meta = std::fs::metadata(&exe).map_err(|e| fail(e.to_string()))?;
+    let built = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
+    let dir = paths::run().join("bin");
+    let dest = dir.join(format!("squid-acl-{}-{}", meta.len(), built.as_nanos()));
+    if dest.is_file() {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    std::fs::copy(&exe, &tmp).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| fail(e.to_string()))?;
+    std::fs::rename(&tmp, &dest).map_err(|e| fail(e.to_string()))?;
+    // Older builds' copies: a helper still running keeps its file open until Squid restarts it.
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if e.path() != dest && e.file_name().to_string_lossy().starts_with("squid-acl-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(dest)
 }
 
 /// Ends every connection Squid holds for the sandbox at IP (spliced TLS and HTTP alike): after a
@@ -202,25 +239,20 @@ fn alive(pid_file: &Path, comm: &str) -> Option<u32> {
     (c.trim() == comm).then_some(pid)
 }
 
-/// Writes the configuration and makes the running Squid use it (starts it when needed).
+/// Writes the configuration and makes the running Squid use it (starts it when needed). The
+/// members and their lists are the helper's files (squid_acl.rs): a change to them needs nothing
+/// from Squid.
 pub async fn apply(host: &Host, net: &Net, members: &[Member], host_addrs: &[IpAddr]) -> Result<()> {
-    let conf = render(net, members, host_addrs);
-    let path = conf_path();
+    super::squid_acl::write_members(members)?;
     let running = alive(&pid_path(), "squid");
     if running.is_none() && !members.iter().any(|m| m.restricted) {
-        // Nobody needs it; keep the file current for whoever looks.
-        let _ = std::fs::write(&path, conf);
         return Ok(());
     }
+    let conf = render(net, host_addrs, &helper()?);
+    let path = conf_path();
     prepare(host).await?;
-    write_pages(members)?;
-    // The lists and pages are separate files: a change to one of them is a change too.
-    let mut fingerprint = conf.clone();
-    for m in members.iter().filter(|m| m.restricted) {
-        for f in [paths::list_file(&m.name), paths::private_file(&m.name), error_dir().join(page_name(m))] {
-            fingerprint.push_str(&std::fs::read_to_string(f).unwrap_or_default());
-        }
-    }
+    write_pages()?;
+    let fingerprint = format!("{conf}{}", page());
     let applied = paths::run().join("squid.applied");
     let changed = std::fs::read_to_string(&applied).map(|c| c != fingerprint).unwrap_or(true);
     paths::write(&path, conf.as_bytes())?;
@@ -309,28 +341,14 @@ async fn prepare(host: &Host) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Squid's configuration for one open and two restricted sandboxes (one with `private`
-    /// names): each restricted one's SNI and Host lists ANDed with its address, the host and
-    /// private destinations refused first, everything else terminated or denied (403 pages).
+    /// Squid's configuration: the same whoever is registered (the helper answers for each
+    /// client); the host and private destinations refused first, everything else terminated or
+    /// denied (the 403 page).
     #[test]
     fn configuration_for_restricted_sandboxes() {
         let net = Net { bridge: "incusbr0".into(), gateway: "10.100.0.1".parse().unwrap(), prefix: 24 };
-        let member = |name: &str, slot: u32, restricted: bool, upstream: &str| Member {
-            name: name.into(),
-            ip: format!("10.100.0.{}", 100 + slot).parse().unwrap(),
-            mac: format!("0a:5b:5a:00:00:{slot:02x}"),
-            slot,
-            restricted,
-            quic: false,
-            has_private: name == "other",
-            upstreams: vec![upstream.parse().unwrap()],
-        };
-        let members = [
-            member("open", 2, false, "192.0.2.53"),
-            member("shut", 5, true, "192.0.2.53"),
-            member("other", 7, true, "198.51.100.53"),
-        ];
-        let host = ["192.0.2.10".parse().unwrap(), "fd00::2".parse().unwrap()];
-        insta::assert_snapshot!(render(&net, &members, &host));
+        // (Addresses inside the ranges it always refuses are left out: Squid would drop the range.)
+        let host = ["192.0.2.10", "fd00::2", "127.0.0.1", "::1", "10.100.0.1"].map(|a| a.parse().unwrap());
+        insta::assert_snapshot!(render(&net, &host, Path::new("/run/agent-sandboxes/egress/bin/squid-acl-1-2")));
     }
 }
