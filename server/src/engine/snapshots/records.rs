@@ -2,7 +2,7 @@
 //! checkpoint counter and the limit's removals. Several writers change one instance's config at
 //! once — the host daemon (agent state, counters, checkpoints), a CLI pinning, another trimming —
 //! and a decision made on an old read must never be written over a newer one: each change is
-//! decided on a fresh read (config with its ETag, then Incus's snapshots) and written only if
+//! decided on a fresh read (Incus's snapshots, then the config with its ETag) and written only if
 //! nobody wrote in between (If-Match); else read and decided again.
 use std::time::Duration;
 
@@ -32,10 +32,12 @@ impl Engine {
         mut decide: impl FnMut(&Config, &Real) -> (Config, T),
     ) -> Result<T> {
         for _ in 0..TRIES {
-            // The config first: a snapshot the limit removes is marked going before it goes, so
-            // a decision never sees it neither going nor gone while it still has a record.
-            let (inst, etag) = self.incus.instance_tagged(instance).await?;
+            // Incus's snapshots first, then the config with its ETag: the window another writer
+            // can fall into is the config read to the write, not the (slower) snapshot listing. A
+            // snapshot listed here but gone by the config read had a going record (the limit marks
+            // before it removes) or was removed by `snapshot rm` (which removes its record after).
             let real = self.real_snapshots(instance).await?;
+            let (inst, etag) = self.incus.instance_tagged(instance).await?;
             let (change, out) = decide(&inst.config, &real);
             if change.is_empty() || self.incus.patch_config_if(instance, change, etag.as_deref()).await? {
                 return Ok(out);
