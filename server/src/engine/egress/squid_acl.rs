@@ -70,8 +70,11 @@ fn answer(mode: Mode, src: &str, value: &str, members: &str, mut list: impl FnMu
     format!("{} sandbox={name} message={name}", if yes { "OK" } else { "ERR" })
 }
 
-/// A file's identity: every write replaces the file (a rename), so a new inode means new content.
-fn stamp(p: &std::path::Path) -> Option<(u64, i64, i64, u64)> {
+/// A file's identity (inode, mtime, size): every write replaces the file (a rename), so a new
+/// inode means new content.
+type Stamp = Option<(u64, i64, i64, u64)>;
+
+fn stamp(p: &std::path::Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(p).ok()?;
     Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
@@ -81,8 +84,8 @@ fn stamp(p: &std::path::Path) -> Option<(u64, i64, i64, u64)> {
 /// comes at every connection).
 #[derive(Default)]
 struct Files {
-    members: (Option<(u64, i64, i64, u64)>, String),
-    lists: std::collections::HashMap<String, ([Option<(u64, i64, i64, u64)>; 2], domains::List)>,
+    members: (Stamp, String),
+    lists: std::collections::HashMap<String, ([Stamp; 2], domains::List)>,
 }
 
 impl Files {
