@@ -4,7 +4,8 @@
 //! upstream either). Only allowlisted names are forwarded upstream — an exact entry exactly, a
 //! `.domain` entry with its subdomains; everything else, tunnel-style names included, gets
 //! NXDOMAIN here and never leaves the host. Answers pointing at private addresses (unless the
-//! entry is marked `private`) or at the host's own addresses are dropped (DNS rebinding). No
+//! entry is marked `private`) or at the host's own addresses are dropped (DNS rebinding) by the
+//! sandboxes' resolvers; Squid's refuses such destinations itself (see render_conf). No
 //! IPv6 answers (sandboxes are IPv4-only) and no cache: every answer goes through `nftset=`, which
 //! opens port 22 to the addresses of allowed names. The names are a `servers-file`, re-read on
 //! SIGHUP; every query is logged, which is where DNS denials come from.
@@ -70,6 +71,11 @@ pub fn render_servers(r: &Resolver) -> String {
 }
 
 fn render_conf(r: &Resolver) -> String {
+    // Squid's resolver filters names only: what Squid may connect to is its own decision (the
+    // host and private addresses refused by its ACLs, private names per sandbox by its helper),
+    // and a configuration that changed with the lists or the host's addresses would make this
+    // resolver restart — a moment in which Squid's look-ups are lost (and retried 5 s later).
+    let squid = r.id == SQUID_ID;
     let mut s = format!(
         "# Written by Agent Sandboxes for {id}.\n\
          listen-address={listen}\n\
@@ -82,7 +88,7 @@ fn render_conf(r: &Resolver) -> String {
          domain-needed\n\
          cache-size=0\n\
          filter-AAAA\n\
-         stop-dns-rebind\n\
+         {rebind}\
          pid-file={pid}\n\
          log-queries\n\
          log-facility={log}\n\
@@ -94,7 +100,11 @@ fn render_conf(r: &Resolver) -> String {
         pid = pid(r.id).display(),
         log = log(r.id).display(),
         servers = servers(r.id).display(),
+        rebind = if squid { "" } else { "stop-dns-rebind\n" },
     );
+    if squid {
+        return s;
+    }
     for d in &r.list.private {
         let _ = writeln!(s, "rebind-domain-ok=/{}/", d.trim_start_matches('.'));
     }
@@ -244,6 +254,32 @@ mod tests {
             host_addrs: &host,
         };
         insta::assert_snapshot!(format!("{}\n# --- servers-file\n{}", render_conf(&r), render_servers(&r)));
+    }
+
+    /// Squid's resolver: the same configuration whatever the lists and the host's addresses are
+    /// (it never restarts for an allow or a new host address; only its servers-file changes).
+    #[test]
+    fn squids_resolver_configuration_never_changes_with_the_lists() {
+        let up = ["192.0.2.53".parse().unwrap()];
+        let conf = |private: &[&str], host: &[IpAddr]| {
+            let list = List {
+                names: ["a.test", "b.test"].map(String::from).into(),
+                private: private.iter().map(|p| p.to_string()).collect(),
+            };
+            let r = Resolver {
+                id: SQUID_ID,
+                listen: SQUID_RESOLVER,
+                port: 53,
+                upstreams: &up,
+                list: &list,
+                addr_set: None,
+                host_addrs: host,
+            };
+            render_conf(&r)
+        };
+        let first = conf(&[], &["192.0.2.10".parse().unwrap()]);
+        assert_eq!(first, conf(&["a.test"], &["192.0.2.10".parse().unwrap(), "10.201.0.7".parse().unwrap()]));
+        assert!(!first.contains("rebind") && !first.contains("bogus-nxdomain"), "{first}");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! rather than a 409; Squid verifies TLS names against the destination either way.) One Squid
 //! serves every sandbox; which sandbox a client address is, and what its lists hold, Squid asks
 //! the external ACL helper (squid_acl.rs) at each connection, so allow/deny and sandboxes coming
-//! and going never reconfigure Squid (a reconfigure closes its listening sockets for a moment). Squid never connects to the host itself, and to private
+//! and going never reconfigure Squid (a reconfigure closes its listening sockets for a moment).
+//! Without a reconfigure nothing flushes Squid's DNS cache: a name its resolver refused before an
+//! `allow` is remembered for a second only (`negative_dns_ttl`). Squid never connects to the host itself, and to private
 //! addresses only for names marked `private`; it resolves names through its own filtering
 //! resolver (dns.rs), so a refused Host header or SNI never reaches the upstream either.
 use std::fmt::Write;
@@ -82,6 +84,7 @@ pub fn render(net: &Net, host_addrs: &[IpAddr], helper: &Path) -> String {
          cache_log {logs}/cache.log\n\
          error_directory {errors}\n\
          dns_nameservers {resolver}\n\
+         negative_dns_ttl 1 seconds\n\
          cache deny all\n\
          host_verify_strict off\n\
          shutdown_lifetime 1 seconds\n\

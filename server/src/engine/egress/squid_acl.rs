@@ -58,7 +58,7 @@ fn sandbox_at(members: &str, src: &str) -> Option<String> {
 }
 
 /// The answer to one question (without its channel id). `list` reads a sandbox's lists.
-fn answer(mode: Mode, src: &str, value: &str, members: &str, list: impl Fn(&str) -> domains::List) -> String {
+fn answer(mode: Mode, src: &str, value: &str, members: &str, mut list: impl FnMut(&str) -> domains::List) -> String {
     let Some(name) = sandbox_at(members, src) else { return "ERR".into() };
     let name_of = value.to_ascii_lowercase();
     let on = |set: &std::collections::BTreeSet<String>| set.iter().any(|e| domains::covers(e, &name_of));
@@ -70,17 +70,58 @@ fn answer(mode: Mode, src: &str, value: &str, members: &str, list: impl Fn(&str)
     format!("{} sandbox={name} message={name}", if yes { "OK" } else { "ERR" })
 }
 
+/// A file's identity (inode, mtime, size): every write replaces the file (a rename), so a new
+/// inode means new content.
+type Stamp = Option<(u64, i64, i64, u64)>;
+
+fn stamp(p: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+}
+
+/// The members file and each sandbox's lists, parsed again only when they change (a question
+/// comes at every connection).
+#[derive(Default)]
+struct Files {
+    members: (Stamp, String),
+    lists: std::collections::HashMap<String, ([Stamp; 2], domains::List)>,
+}
+
+impl Files {
+    fn members(&mut self) -> &str {
+        let now = stamp(&members_file());
+        if now.is_none() || now != self.members.0 {
+            self.members = (now, std::fs::read_to_string(members_file()).unwrap_or_default());
+        }
+        &self.members.1
+    }
+
+    fn list(&mut self, name: &str) -> domains::List {
+        let now = [stamp(&paths::list_file(name)), stamp(&paths::private_file(name))];
+        match self.lists.get(name) {
+            Some((seen, l)) if *seen == now && now[0].is_some() => l.clone(),
+            _ => {
+                let l = paths::read_list(name);
+                self.lists.insert(name.to_string(), (now, l.clone()));
+                l
+            }
+        }
+    }
+}
+
 /// Answers Squid until it closes the pipe.
 pub fn run(mode: Mode) -> std::process::ExitCode {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
+    let mut files = Files::default();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let mut f = line.split_whitespace();
         let (Some(id), Some(src)) = (f.next(), f.next()) else { continue };
         let value = f.next().unwrap_or("-");
-        let members = std::fs::read_to_string(members_file()).unwrap_or_default();
-        let a = answer(mode, src, value, &members, paths::read_list);
+        let members = files.members().to_string();
+        let a = answer(mode, src, value, &members, |n| files.list(n));
         if writeln!(out, "{id} {a}").and_then(|()| out.flush()).is_err() {
             break;
         }
