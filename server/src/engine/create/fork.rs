@@ -74,10 +74,6 @@ impl Engine {
             });
         }
         let plan = self.fork_plan(o, &src, branch).await?;
-        if o.at.is_none() {
-            // Incus copies a running NAME's disk as it is at that instant.
-            self.flush_disk(&src).await;
-        }
         progress.step(&format!("Forking {} into {}", plan.source_label(), o.name));
         // The journal records the fork as asked (a `start` of NEW after a killed fork removes what
         // it left, then makes NEW afresh: the fork's options are not a create's).

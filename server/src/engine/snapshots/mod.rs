@@ -59,7 +59,6 @@ impl Engine {
             return Err(taken(&s.name, label));
         }
         self.set_meta(&s.instance, label, Some(&meta)).await?;
-        self.flush_disk(s).await;
         if let Err(e) = self.incus.create_snapshot(&s.instance, label).await {
             if let Err(e2) = self.set_meta(&s.instance, label, None).await {
                 tracing::warn!("the record of {}/{label} stayed: {e2}", s.instance);
@@ -76,21 +75,6 @@ impl Engine {
             &[(label.to_string(), created.map(|r| r.created_at).unwrap_or_else(|| meta.at.clone()))],
         );
         all.into_iter().next().ok_or_else(|| EngineError::failed("snapshot vanished", ""))
-    }
-
-    /// A running sandbox's written files onto its disk (syncfs of its root) before Incus copies
-    /// or snapshots the disk: a file written just before was seen missing its data in a restored
-    /// snapshot (the snapshots suite, once). Best effort: a sandbox that cannot run `sync` is
-    /// snapshotted as it is.
-    pub(crate) async fn flush_disk(&self, s: &Sandbox) {
-        if s.state != sandbox::SandboxState::Running {
-            return;
-        }
-        match self.incus.exec(&s.instance, &crate::incus::ExecSpec::new(["sync", "-f", "/"])).await {
-            Ok(o) if o.ok() => {}
-            Ok(o) => tracing::debug!("sync in {}: {}", s.instance, o.stderr_str().trim()),
-            Err(e) => tracing::debug!("sync in {}: {e}", s.instance),
-        }
     }
 
     /// `sandbox snapshot rm NAME LABEL`: the snapshot and our record of it.
