@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import type { Api } from '../src/main';
 import type { Node } from '../src/tree';
 import { BACK } from '../src/ui';
-import { type Ran, run as runIn, sandboxItem, UiScripts, waitFor } from './helpers';
+import { jsonLines, type Ran, run as runIn, sandboxItem, UiScripts, waitFor } from './helpers';
 import { ScriptedUi } from './scriptedUi';
 
 const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
@@ -44,8 +44,7 @@ function descendants(pid: number): number[] {
 
 interface SimRequest { method: string; target: string; headers: Record<string, string> }
 function simRequests(): SimRequest[] {
-  if (!fs.existsSync(SIM_LOG)) return [];
-  return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as SimRequest);
+  return jsonLines<SimRequest>(SIM_LOG);
 }
 const created: string[] = [];
 /** What the extension logged so far (its output channel's file). */

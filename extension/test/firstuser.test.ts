@@ -14,7 +14,7 @@ import { WITHOUT_REPO } from '../src/github';
 import { SET_UP } from '../src/hostSetup';
 import type { Api } from '../src/main';
 import type { Node } from '../src/tree';
-import { type Ran, run as runIn, sandboxItem, UiScripts, waitFor } from './helpers';
+import { jsonLines, type Ran, run as runIn, sandboxItem, UiScripts, waitFor } from './helpers';
 import { ScriptedUi } from './scriptedUi';
 
 const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
@@ -24,8 +24,7 @@ const created: string[] = [];
 const SIM_LOG = process.env.ANTHROPIC_SIM_LOG ?? '';
 /** The simulated Anthropic API's request log: one JSON line per request (tests/support/anthropic.rs). */
 function simRequests(): { method: string; target: string; userText: string }[] {
-  if (!SIM_LOG || !fs.existsSync(SIM_LOG)) return [];
-  return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return SIM_LOG ? jsonLines(SIM_LOG) : [];
 }
 /** The tests' own SANDBOX_HOME, put back after the other-HOME test. */
 const TEST_HOME = process.env.SANDBOX_HOME;

@@ -1,5 +1,6 @@
 // What every e2e suite in code-server needs: run a command, and wait for a condition.
 import { execFile } from 'child_process';
+import * as fs from 'fs';
 import type * as vscode from 'vscode';
 import type { Api } from '../src/main';
 import { ScriptedUi } from './scriptedUi';
@@ -48,4 +49,13 @@ export class UiScripts {
 export function sandboxItem(api: Api, name: string): vscode.TreeItem | undefined {
   const node = api.tree.getChildren().find((n) => n.kind === 'sandbox' && n.name === name);
   return node && api.tree.getTreeItem(node);
+}
+
+/** The complete lines of an append-only JSON-lines log (a line still being written is left for the next read). */
+export function jsonLines<T>(file: string): T[] {
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch { return []; }
+  const lines = text.split('\n');
+  lines.pop(); // after the last newline: empty, or a line not finished yet
+  return lines.filter(Boolean).map((l) => JSON.parse(l) as T);
 }
