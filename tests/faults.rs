@@ -174,13 +174,7 @@ fn a_closed_output_pipe_does_not_kill_a_create() {
 fn a_second_ctrl_c_says_what_was_left_and_how_to_remove_it() {
     let home = Home::new("int2");
     let name = unique("int2");
-    let mut run = home.spawn(&["start", &name], &[("SANDBOX_FAULT", "slow-after-copy")]);
-    assert!(run.wait_for(&Moment::Line("Creating agent-")));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !exists(&name) {
-        assert!(std::time::Instant::now() < deadline, "the instance was never made");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let run = home.create_held_after_copy(&name);
     run.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(15));
     let second = run.signal_from_another_process(libc::SIGINT);
@@ -201,13 +195,7 @@ fn a_second_ctrl_c_says_what_was_left_and_how_to_remove_it() {
 fn the_same_signal_twice_from_one_sender_is_one_stop() {
     let home = Home::new("term2");
     let name = unique("term2");
-    let mut run = home.spawn(&["start", &name], &[("SANDBOX_FAULT", "slow-after-copy")]);
-    assert!(run.wait_for(&Moment::Line("Creating agent-")));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !exists(&name) {
-        assert!(std::time::Instant::now() < deadline, "the instance was never made");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let run = home.create_held_after_copy(&name);
     run.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(15));
     run.signal(libc::SIGTERM);
@@ -223,13 +211,7 @@ fn the_same_signal_twice_from_one_sender_is_one_stop() {
 #[test]
 fn rm_and_doctor_fix_remove_host_leftovers_when_the_instance_is_gone() {
     let home = Home::new("orphan");
-    let key = home.dir.join("own_key");
-    let o = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "t", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let key = home.own_key();
     let (plain, agent, orphan) = (unique("orph"), unique("orpha"), unique("orphd"));
     for (n, extra) in [(&plain, vec![]), (&agent, vec!["--ssh-key", key.to_str().unwrap()]), (&orphan, vec![])] {
         let mut args = vec!["start", n.as_str()];
@@ -383,13 +365,7 @@ fn the_managed_ssh_files_lose_no_entry_to_one_bad_byte_or_a_missing_marker() {
 fn daemons_a_command_starts_hold_none_of_its_callers_descriptors() {
     use std::os::unix::process::CommandExt;
     let home = Home::new("fds");
-    let key = home.dir.join("own_key");
-    let o = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "t", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let key = home.own_key();
     // A file held open by the caller as descriptor 9, inherited (not close-on-exec).
     let held = home.dir.join("held.lock");
     let f = std::fs::File::create(&held).unwrap();

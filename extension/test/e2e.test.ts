@@ -2,7 +2,6 @@
 // target/debug/sandbox) and real Incus. Only the UI seam is scripted (wizard answers, prompt
 // answers, and the `vscode.openFolder` call, since no Remote-SSH can connect here).
 import * as assert from 'assert';
-import { execFile } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -11,6 +10,7 @@ import * as vscode from 'vscode';
 import type { Api } from '../src/main';
 import type { Node } from '../src/tree';
 import { BACK } from '../src/ui';
+import { jsonLines, type Ran, run as runIn, sandboxItem, UiScripts, waitFor } from './helpers';
 import { ScriptedUi } from './scriptedUi';
 
 const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
@@ -45,8 +45,7 @@ function descendants(pid: number): number[] {
 
 interface SimRequest { method: string; target: string; headers: Record<string, string> }
 function simRequests(): SimRequest[] {
-  if (!fs.existsSync(SIM_LOG)) return [];
-  return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as SimRequest);
+  return jsonLines<SimRequest>(SIM_LOG);
 }
 const created: string[] = [];
 /** What the extension logged so far (its output channel's file). */
@@ -54,45 +53,18 @@ function logText(): string {
   try { return fs.readFileSync(api.logFile, 'utf8'); } catch { return ''; }
 }
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(BIN, args, { timeout: 120_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
-  });
+function cli(...args: string[]): Promise<Ran> {
+  return runIn(BIN, args);
 }
 
-function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function run(cmd: string, args: string[]): Promise<Ran> {
+  return runIn(cmd, args, { ms: 60_000 });
 }
 
 let api: Api;
-let restoreUi: () => void = () => undefined;
-
-function scripted(): ScriptedUi {
-  restoreUi();
-  const u = new ScriptedUi();
-  restoreUi = api.setUi(u);
-  return u;
-}
-
-/** The tree's item for a sandbox, as VS Code renders it. */
-function treeItem(name: string): vscode.TreeItem | undefined {
-  const node = api.tree.getChildren().find((n) => n.kind === 'sandbox' && n.name === name);
-  return node && api.tree.getTreeItem(node);
-}
+const uis = new UiScripts();
+const scripted = (): ScriptedUi => uis.next(api);
+const treeItem = (name: string): vscode.TreeItem | undefined => sandboxItem(api, name);
 
 describe('Agent Sandboxes in VS Code', function () {
   before(async function () {
@@ -104,7 +76,7 @@ describe('Agent Sandboxes in VS Code', function () {
   });
 
   after(async function () {
-    restoreUi();
+    uis.reset();
     // The tests' shared ~/.sandbox keeps no credential (other suites expect none).
     await api.sidecar.request('sandbox/authRemove', { provider: 'anthropic' }).catch(() => undefined);
     for (const n of created) await cli('rm', n);

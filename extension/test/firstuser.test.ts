@@ -4,7 +4,6 @@
 // sandboxes, an editor that cannot open Remote-SSH windows, a port with nothing behind it) and
 // New Agent. Only the UI seam is scripted (answers, the GitHub sign-in dialog, opening a window).
 import * as assert from 'assert';
-import { execFile } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -15,6 +14,7 @@ import { WITHOUT_REPO } from '../src/github';
 import { SET_UP } from '../src/hostSetup';
 import type { Api } from '../src/main';
 import type { Node } from '../src/tree';
+import { jsonLines, type Ran, run as runIn, sandboxItem, UiScripts, waitFor } from './helpers';
 import { ScriptedUi } from './scriptedUi';
 
 const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
@@ -24,27 +24,13 @@ const created: string[] = [];
 const SIM_LOG = process.env.ANTHROPIC_SIM_LOG ?? '';
 /** The simulated Anthropic API's request log: one JSON line per request (tests/support/anthropic.rs). */
 function simRequests(): { method: string; target: string; userText: string }[] {
-  if (!SIM_LOG || !fs.existsSync(SIM_LOG)) return [];
-  return fs.readFileSync(SIM_LOG, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return SIM_LOG ? jsonLines(SIM_LOG) : [];
 }
 /** The tests' own SANDBOX_HOME, put back after the other-HOME test. */
 const TEST_HOME = process.env.SANDBOX_HOME;
 
-function run(cmd: string, args: string[], ms = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: ms }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function run(cmd: string, args: string[], ms = 120_000): Promise<Ran> {
+  return runIn(cmd, args, { ms });
 }
 
 let api: Api;
@@ -53,19 +39,9 @@ let api: Api;
 function logText(): string {
   try { return fs.readFileSync(api.logFile, 'utf8'); } catch { return ''; }
 }
-let restoreUi: () => void = () => undefined;
-
-function scripted(): ScriptedUi {
-  restoreUi();
-  const u = new ScriptedUi();
-  restoreUi = api.setUi(u);
-  return u;
-}
-
-function treeItem(name: string): vscode.TreeItem | undefined {
-  const node = api.tree.getChildren().find((n) => n.kind === 'sandbox' && n.name === name);
-  return node && api.tree.getTreeItem(node);
-}
+const uis = new UiScripts();
+const scripted = (): ScriptedUi => uis.next(api);
+const treeItem = (name: string): vscode.TreeItem | undefined => sandboxItem(api, name);
 
 /** Restarts the sidecar with some environment changed (a socket where no Incus answers, another HOME). */
 async function sidecarWith(env: Record<string, string | undefined>): Promise<void> {
@@ -86,7 +62,7 @@ describe('A first-time user', function () {
   });
 
   after(async function () {
-    restoreUi();
+    uis.reset();
     for (const n of created) await run(BIN, ['rm', n]);
   });
 

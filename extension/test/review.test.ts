@@ -5,7 +5,6 @@
 // through the extension's own content provider (the sidecar reading the sandbox's repository);
 // then Fetch Branch to Workspace and Create Pull Request.
 import * as assert from 'assert';
-import { execFile } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -13,7 +12,7 @@ import * as vscode from 'vscode';
 import type { Api } from '../src/main';
 import type { Node } from '../src/tree';
 import type { Opened } from '../src/review';
-import { ScriptedUi } from './scriptedUi';
+import { type Ran, run as runIn, UiScripts, waitFor } from './helpers';
 
 const BIN = process.env.AGENT_SANDBOXES_SERVER ?? '';
 const REPO_URL = process.env.SIM_GITHUB_REPO_URL ?? '';
@@ -21,21 +20,8 @@ const REPO_DIR = process.env.SIM_GITHUB_REPO_DIR ?? '';
 const TOKEN = process.env.SIM_GITHUB_TOKEN ?? '';
 const NAME = `t-rev-${randomBytes(3).toString('hex')}`;
 
-function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 120_000, cwd }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function run(cmd: string, args: string[], cwd?: string): Promise<Ran> {
+  return runIn(cmd, args, { cwd });
 }
 
 /** A file of the server's repository at `main`, as the test expects the base side. */
@@ -48,13 +34,8 @@ async function atBase(file: string): Promise<string> {
 describe('Review and hand-back in VS Code', function () {
   let api: Api;
   let reviewed: Opened | undefined;
-  let restoreUi: () => void = () => undefined;
-  const scripted = () => {
-    restoreUi();
-    const u = new ScriptedUi();
-    restoreUi = api.setUi(u);
-    return u;
-  };
+  const uis = new UiScripts();
+  const scripted = () => uis.next(api);
   const exec = async (...command: string[]) => {
     const r = await api.sidecar.request('sandbox/exec', { name: NAME, command });
     assert.strictEqual(r.status, 0, `${command.join(' ')}: ${r.stdout}${r.stderr}`);
@@ -81,7 +62,7 @@ describe('Review and hand-back in VS Code', function () {
   });
 
   after(async function () {
-    restoreUi();
+    uis.reset();
     if (api) await run(BIN, ['rm', NAME]);
   });
 

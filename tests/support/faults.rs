@@ -162,6 +162,31 @@ impl Home {
         );
     }
 
+    /// A key pair of the user's own (`--ssh-key`), in this home.
+    pub fn own_key(&self) -> PathBuf {
+        let key = self.dir.join("own_key");
+        let o = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "t", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        key
+    }
+
+    /// `start NAME` held once Incus has made its instance (the `slow-after-copy` fault point):
+    /// a create to interrupt half-way.
+    pub fn create_held_after_copy(&self, name: &str) -> Running {
+        let mut run = self.spawn(&["start", name], &[("SANDBOX_FAULT", "slow-after-copy")]);
+        assert!(run.wait_for(&Moment::Line("Creating agent-")));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !exists(name) {
+            assert!(Instant::now() < deadline, "the instance was never made");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run
+    }
+
     /// Removes NAME and checks that nothing is left.
     pub fn remove(&self, name: &str, context: &str) {
         let o = self.run(&["rm", name], &[]);

@@ -1,6 +1,6 @@
 //! A `sandbox lsp` client that only listens, as the VS Code extension does: initialised, then
 //! every `sandbox/changed` notification it receives is kept.
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,27 @@ fn frame(v: &Value) -> Vec<u8> {
     format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
+/// One LSP frame's body from R (None at the end of the stream).
+pub fn read_frame(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0; len];
+    r.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
 impl Watch {
     /// Started with SANDBOX_HOME = `home`; returns once the server answered `initialize`.
     pub fn start(home: &Path) -> Watch {
@@ -37,25 +58,7 @@ impl Watch {
         let keep = seen.clone();
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
-            loop {
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let line = line.trim_end();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.strip_prefix("Content-Length: ") {
-                        len = v.parse().unwrap_or(0);
-                    }
-                }
-                let mut buf = vec![0; len];
-                if r.read_exact(&mut buf).is_err() {
-                    return;
-                }
+            while let Some(buf) = read_frame(&mut r) {
                 let Ok(v) = serde_json::from_slice::<Value>(&buf) else { continue };
                 if v["id"] == 1 {
                     let _ = ready_tx.send(());

@@ -113,9 +113,11 @@ pub fn render(net: &Net, host_addrs: &[IpAddr], helper: &Path) -> String {
 }
 
 /// The decisions, each ACL a question to the helper about the client's sandbox (never cached:
-/// an allow or deny holds from the next connection). Every transaction first asks which sandbox
-/// the client is (its annotation in the log); then the host never, private addresses only for
-/// `private` names, then the sandbox's list; plain HTTP likewise, ending in the refusal page.
+/// an allow or deny holds from the next connection); every answer annotates the transaction
+/// with the sandbox (the log's column). The host never, private addresses only for `private`
+/// names, then the sandbox's list; plain HTTP likewise, asking first which sandbox the client is
+/// and ending in the refusal page. (TLS asks once per connection, at its SNI: a question costs
+/// a round trip through Squid's helper queue.)
 fn rules(helper: &Path) -> String {
     use super::squid_acl::Mode;
     let mut s = String::new();
@@ -137,7 +139,7 @@ fn rules(helper: &Path) -> String {
     }
     s.push_str(
         "deny_info ERR_SANDBOX_BLOCKED member\n\
-         http_access deny !member all\n\
+         http_access deny sbx_http !member all\n\
          http_access deny CONNECT sbx_http\n\
          http_access deny to_host\n\
          ssl_bump peek step1\n\
