@@ -33,6 +33,14 @@ fn root(name: &str, cmd: &str) -> String {
     text(&o.stdout)
 }
 
+/// A file's contents, read through Incus's files API rather than a command's output: what the
+/// test checks is the disk, and a command's output is one more thing that can go missing.
+fn file(name: &str, path: &str) -> String {
+    let o = Command::new("incus").args(["file", "pull", &format!("agent-{name}{path}"), "-"]).output().unwrap();
+    assert!(o.status.success(), "read {path} in {name}: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
 /// As ubuntu in /workspace/project (login shell), through the CLI.
 fn user(name: &str, argv: &[&str]) -> Output {
     let mut a = vec!["exec", name, "--"];
@@ -62,8 +70,8 @@ fn identity(name: &str) -> Vec<String> {
     let s = listed(name).unwrap();
     vec![
         config(name, "user.sandbox.ssh-host-key"),
-        root(name, "cat /etc/ssh/ssh_host_ed25519_key.pub").split_whitespace().take(2).collect::<Vec<_>>().join(" "),
-        root(name, "cat /etc/machine-id").trim().to_string(),
+        file(name, "/etc/ssh/ssh_host_ed25519_key.pub").split_whitespace().take(2).collect::<Vec<_>>().join(" "),
+        file(name, "/etc/machine-id").trim().to_string(),
         root(name, "hostname").trim().to_string(),
         s["slot"].to_string(),
         s["ip"].to_string(),
@@ -101,7 +109,7 @@ fn restore_undoes_files_and_packages_and_keeps_identity_slot_ports_and_settings(
     assert!(text(&out.stderr).contains("Restoring"), "progress is shown: {}", text(&out.stderr));
 
     // Files and the package are undone …
-    assert_eq!(root(&n, "cat /home/ubuntu/notes.txt").trim(), "before");
+    assert_eq!(file(&n, "/home/ubuntu/notes.txt").trim(), "before");
     assert_eq!(root(&n, "test -e /home/ubuntu/new.txt && echo yes || echo no").trim(), "no");
     assert_eq!(root(&n, "dpkg -s t-snap-pkg >/dev/null 2>&1 && echo yes || echo no").trim(), "no");
     assert_eq!(root(&n, "command -v t-snap-tool || echo none").trim(), "none");
@@ -127,7 +135,7 @@ fn restore_undoes_files_and_packages_and_keeps_identity_slot_ports_and_settings(
     ok(&["restore", &n, "before"], &[]);
     assert_eq!(listed(&n).unwrap()["state"], "stopped");
     ok(&["start", &n], &[]);
-    assert_eq!(root(&n, "cat /home/ubuntu/notes.txt").trim(), "before");
+    assert_eq!(file(&n, "/home/ubuntu/notes.txt").trim(), "before");
 }
 
 #[test]
@@ -199,7 +207,7 @@ fn an_interrupted_restore_is_finished_by_the_next_start() {
     let s = listed(&n).unwrap();
     assert_eq!(s["state"], "running");
     assert!(s["ports"].as_array().unwrap().iter().any(|p| p["containerPort"] == 7001), "{s}");
-    assert_eq!(root(&n, "cat /home/ubuntu/notes.txt").trim(), "before");
+    assert_eq!(file(&n, "/home/ubuntu/notes.txt").trim(), "before");
 }
 
 /// Removes sandboxes with the fake's token (their deploy keys go there too).

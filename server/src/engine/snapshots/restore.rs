@@ -60,15 +60,20 @@ impl Engine {
         self.existing(name).await?;
         self.finish_restore(name).await?;
         let s = self.existing(name).await?;
-        let (inst, snaps) =
-            futures::future::try_join(self.incus.instance(&s.instance), self.incus.snapshots(&s.instance)).await?;
-        if !snaps.iter().any(|r| r.name == label) {
+        if !self.incus.snapshots(&s.instance).await?.iter().any(|r| r.name == label) {
             return Err(snapshot_not_found(name, label));
         }
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
         let running = matches!(s.state, SandboxState::Running | SandboxState::Starting | SandboxState::Frozen);
+        if running {
+            progress.step(&format!("Stopping {name}"));
+            self.stop_for_restore(name).await?;
+        }
+        // The journal is taken after the stop (which can take seconds): a pin, a counter or an
+        // agent-state write made meanwhile is in it, not overwritten by an older copy.
+        let inst = self.incus.instance(&s.instance).await?;
         let journal = Journal {
             uuid: inst.config.get("volatile.uuid").cloned().unwrap_or_default(),
             label: label.to_string(),
@@ -78,14 +83,6 @@ impl Engine {
         let bytes = serde_json::to_vec(&journal).map_err(|e| EngineError::failed(e.to_string(), ""))?;
         crate::paths::write(&journal_path(name), &bytes, 0o600)?;
         // From here on the restore runs to its end: a cancel would leave the disk half-way.
-        if running {
-            progress.step(&format!("Stopping {name}"));
-            let stopped = self.stop_for_restore(name).await;
-            if let Err(e) = stopped {
-                remove_journal(name)?;
-                return Err(e);
-            }
-        }
         progress.step(&format!("Restoring {name} to snapshot {label}"));
         let restored = self.incus.restore_snapshot(&s.instance, label).await;
         // Tests: a kill right here (the journal must finish it at the next start).
