@@ -110,7 +110,10 @@ elif ! incus admin waitready --timeout 1 >/dev/null 2>&1; then
       fd=${fd##*/}
       [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
     done
-    exec setsid /usr/libexec/incus/incusd --group root --logfile /var/log/incus/incusd.log </dev/null >/dev/null 2>&1
+    # Its stderr is kept: a Go panic or a goroutine dump (SIGABRT, for a daemon that stopped
+    # answering) goes there, not to its log file.
+    GOTRACEBACK=all exec setsid /usr/libexec/incus/incusd --group root --logfile /var/log/incus/incusd.log \
+      </dev/null >>/var/log/incus/incusd.stderr 2>&1
   ) &
 fi
 incus admin waitready --timeout 60

@@ -104,6 +104,20 @@ fn check(f: &Fake, headers: &HeaderMap, owner: &str, repo: &str) -> Result<Strin
     check_inner(f, headers, owner, repo).map_err(|(s, m)| Box::new(err(s, m)))
 }
 
+/// Records the request, then checks it: the fake's state (locked) and the repository's slug.
+fn enter<'a>(
+    s: &'a Shared,
+    headers: &HeaderMap,
+    owner: &str,
+    repo: &str,
+    request: String,
+) -> Result<(std::sync::MutexGuard<'a, Fake>, String), Box<Response>> {
+    let mut f = s.lock().unwrap();
+    f.requests.push(request);
+    let slug = check(&f, headers, owner, repo)?;
+    Ok((f, slug))
+}
+
 fn check_inner(f: &Fake, headers: &HeaderMap, owner: &str, repo: &str) -> Result<String, (u16, &'static str)> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     let given = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("token ")).unwrap_or("");
@@ -141,10 +155,8 @@ async fn add(
     UrlPath((o, r)): UrlPath<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    f.requests.push(format!("POST {o}/{r}"));
-    let slug = match check(&f, &headers, &o, &r) {
-        Ok(s) => s,
+    let (mut f, slug) = match enter(&s, &headers, &o, &r, format!("POST {o}/{r}")) {
+        Ok(v) => v,
         Err(e) => return *e,
     };
     let (Some(title), Some(key)) = (body["title"].as_str(), body["key"].as_str()) else {
@@ -178,10 +190,8 @@ async fn remove(
     headers: HeaderMap,
     UrlPath((o, r, id)): UrlPath<(String, String, u64)>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    f.requests.push(format!("DELETE {o}/{r}/{id}"));
-    let slug = match check(&f, &headers, &o, &r) {
-        Ok(s) => s,
+    let (mut f, slug) = match enter(&s, &headers, &o, &r, format!("DELETE {o}/{r}/{id}")) {
+        Ok(v) => v,
         Err(e) => return *e,
     };
     let keys = &mut f.repos.get_mut(&slug).unwrap().keys;
@@ -206,10 +216,8 @@ async fn list_pulls(
     UrlPath((o, r)): UrlPath<(String, String)>,
     axum::extract::Query(q): axum::extract::Query<PullQuery>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    f.requests.push(format!("GET {o}/{r}/pulls"));
-    let slug = match check(&f, &headers, &o, &r) {
-        Ok(s) => s,
+    let (f, slug) = match enter(&s, &headers, &o, &r, format!("GET {o}/{r}/pulls")) {
+        Ok(v) => v,
         Err(e) => return *e,
     };
     let want_head = q.head.as_deref().and_then(|h| h.split_once(':').map(|(_, b)| b.to_string()));
@@ -228,10 +236,8 @@ async fn get_pull(
     headers: HeaderMap,
     UrlPath((o, r, n)): UrlPath<(String, String, u64)>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    f.requests.push(format!("GET {o}/{r}/pulls/{n}"));
-    let slug = match check(&f, &headers, &o, &r) {
-        Ok(s) => s,
+    let (f, slug) = match enter(&s, &headers, &o, &r, format!("GET {o}/{r}/pulls/{n}")) {
+        Ok(v) => v,
         Err(e) => return *e,
     };
     match f.repos[&slug].pulls.iter().find(|p| p.number == n) {
@@ -255,10 +261,8 @@ async fn create_pull(
     UrlPath((o, r)): UrlPath<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut f = s.lock().unwrap();
-    f.requests.push(format!("POST {o}/{r}/pulls"));
-    let slug = match check(&f, &headers, &o, &r) {
-        Ok(s) => s,
+    let (mut f, slug) = match enter(&s, &headers, &o, &r, format!("POST {o}/{r}/pulls")) {
+        Ok(v) => v,
         Err(e) => return *e,
     };
     let (Some(title), Some(head), Some(base)) = (body["title"].as_str(), body["head"].as_str(), body["base"].as_str())

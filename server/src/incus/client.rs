@@ -153,9 +153,8 @@ impl Incus {
         }
     }
 
-    /// Operations still running on an instance: a create whose client was killed goes on in
-    /// Incus, and its instance appears when it ends.
-    /// Running operations on an instance whose name `on` accepts.
+    /// Operations still running on an instance whose name `on` accepts: a create whose client
+    /// was killed goes on in Incus, and its instance appears when it ends.
     pub async fn running_operations_on(&self, on: impl Fn(&str) -> bool) -> Result<Vec<Operation>> {
         let all: Value = self.sync(Method::GET, "/1.0/operations?recursion=1", None, "operations").await?;
         let running: Vec<Operation> =

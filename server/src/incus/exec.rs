@@ -222,8 +222,24 @@ impl Incus {
             buf.extend_from_slice(&data[..data.len().min(room)]);
         };
         let (mut out_done, mut err_done) = (false, false);
+        // The command's end, from the operation: under load Incus has been seen to leave an output
+        // stream open after it (a call that never returned). Once the command has ended, streams
+        // that stay quiet for IDLE are taken as done.
+        let ended = self.wait_exec(&id, &what);
+        tokio::pin!(ended);
+        let mut op = None;
+        let idle = tokio::time::sleep(std::time::Duration::MAX);
+        tokio::pin!(idle);
         while !(out_done && err_done) {
+            if op.is_some() {
+                idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
+            }
             tokio::select! {
+                r = &mut ended, if op.is_none() => op = Some(r),
+                () = &mut idle, if op.is_some() => {
+                    tracing::warn!("exec in {name}: its output streams stayed open after it ended");
+                    break;
+                }
                 m = stdout.next(), if !out_done => match m {
                     Some(Ok(Message::Binary(b))) => { on_output(Stream::Stdout, &b); keep(&mut out.stdout, &b, &mut out.truncated); }
                     Some(Ok(Message::Text(t))) => { on_output(Stream::Stdout, t.as_bytes()); keep(&mut out.stdout, t.as_bytes(), &mut out.truncated); }
@@ -238,12 +254,18 @@ impl Incus {
                 },
             }
         }
-        let op = self.wait_exec(&id, &what).await?;
+        let op = match op {
+            Some(r) => r?,
+            None => self.wait_exec(&id, &what).await?,
+        };
         drop(control);
         out.status = exit_status(&op.metadata.unwrap_or_default());
         Ok(out)
     }
 }
+
+/// How long output streams may stay quiet after their command ended before they count as done.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The exit status an exec's metadata reports (-1 when it says none).
 fn exit_status(meta: &Value) -> i32 {
