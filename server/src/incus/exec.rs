@@ -134,9 +134,11 @@ impl Incus {
         if let Some(paths) = meta.get("output").and_then(Value::as_object) {
             for (fd, path) in paths {
                 let Some(path) = path.as_str() else { continue };
+                // A recorded output that cannot be read is an error, never an empty output: a
+                // caller would take "" for what the command printed.
                 let (bytes, cut) = match spec.max_output {
-                    Some(max) => self.get_bytes_capped(path, max).await.unwrap_or_default(),
-                    None => (self.get_bytes(path).await.unwrap_or_default(), false),
+                    Some(max) => self.get_bytes_capped(path, max).await?,
+                    None => (self.get_bytes(path).await?, false),
                 };
                 out.truncated |= cut;
                 match fd.as_str() {
