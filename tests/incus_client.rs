@@ -226,3 +226,67 @@ async fn a_conflict_that_is_not_a_name_taken_keeps_incus_s_message() {
     let e = sandbox::error::EngineError::from(err);
     assert_ne!(e.code(), sandbox::error::ErrorCode::Conflict, "{e}");
 }
+
+/// A proxy in front of Incus's socket that counts every connection that sends nothing (closed
+/// without a byte, or quiet for a second), and holds back the first answer on each websocket (the 101)
+/// for 300 ms: by then a quick command has ended and its output streams close as soon as they
+/// are open — the moment a streamed exec's own wait for the operation has just connected.
+async fn silent_connection_proxy(dir: &std::path::Path) -> (std::path::PathBuf, std::sync::Arc<std::sync::Mutex<u32>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let path = dir.join("incus-proxy.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let silent = std::sync::Arc::new(std::sync::Mutex::new(0u32));
+    let count = silent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            let silent = count.clone();
+            tokio::spawn(async move {
+                let mut first = vec![0u8; 8192];
+                // One that never sends (or closes without sending): while it is open, Incus
+                // accepts nothing else.
+                let n = match tokio::time::timeout(Duration::from_secs(1), c.read(&mut first)).await {
+                    Ok(Ok(n)) if n > 0 => n,
+                    _ => {
+                        *silent.lock().unwrap() += 1;
+                        return;
+                    }
+                };
+                let websocket = first[..n].windows(10).any(|w| w == b"/websocket");
+                let mut up = tokio::net::UnixStream::connect(sandbox::incus::DEFAULT_SOCKET).await.unwrap();
+                up.write_all(&first[..n]).await.unwrap();
+                if websocket {
+                    let mut answer = vec![0u8; 8192];
+                    let Ok(m) = up.read(&mut answer).await else { return };
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if c.write_all(&answer[..m]).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut up).await;
+            });
+        }
+    });
+    (path, silent)
+}
+
+/// A streamed exec whose output ended before its wait for the operation had sent its request
+/// used to start a second wait and keep the first connection open, silent: Incus 6.0 accepts
+/// nothing else on its socket until a new connection sends, so every Incus client on the machine
+/// hung (and this exec with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_exec_never_leaves_a_connection_to_incus_silent() {
+    let mut c = Cleanup::new();
+    let name = c.add(unique("silent"));
+    launch(&name).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, silent) = silent_connection_proxy(dir.path()).await;
+    let via = sandbox::incus::Incus::connect(sandbox::incus::Endpoint::Unix(socket)).unwrap();
+    let spec = ExecSpec::new(["true"]);
+    for _ in 0..12 {
+        let run = via.exec_streamed(&name, &spec, |_, _| {});
+        let out = tokio::time::timeout(Duration::from_secs(20), run).await.expect("the exec hung").unwrap();
+        assert_eq!(out.status, 0);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(*silent.lock().unwrap(), 0, "connections to Incus that sent nothing");
+}

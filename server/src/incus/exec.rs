@@ -224,9 +224,10 @@ impl Incus {
             buf.extend_from_slice(&data[..data.len().min(room)]);
         };
         let (mut out_done, mut err_done) = (false, false);
-        // The command's end, from the operation: under load Incus has been seen to leave an output
-        // stream open after it (a call that never returned). Once the command has ended, streams
-        // that stay quiet for IDLE are taken as done.
+        // The command's end, from the operation, watched beside the streams: once it has ended,
+        // streams that stay quiet for IDLE are taken as done (a guard: a call that never returned
+        // under load turned out to be the second wait below, but a stream left open must not hang
+        // a caller either).
         let ended = self.wait_exec(&id, &what);
         tokio::pin!(ended);
         let mut op = None;
@@ -256,9 +257,12 @@ impl Incus {
                 },
             }
         }
+        // The same wait, never a second one: the first may hold a connection it has not written
+        // its request on yet, and Incus (6.0) accepts no other connection on its socket until
+        // that one sends — a second wait here hung every Incus client on the machine.
         let op = match op {
             Some(r) => r?,
-            None => self.wait_exec(&id, &what).await?,
+            None => ended.await?,
         };
         drop(control);
         out.status = exit_status(&op.metadata.unwrap_or_default());
