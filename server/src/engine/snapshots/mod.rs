@@ -81,14 +81,11 @@ impl Engine {
     pub async fn snapshot_rm(&self, name: &str, label: &str) -> Result<()> {
         validate::snapshot_label(label, true)?;
         let s = self.existing(name).await?;
-        match self.incus.delete_snapshot(&s.instance, label).await {
-            Err(e) if e.is_not_found() => {
-                let inst = self.incus.instance(&s.instance).await?;
-                if meta::stored(&inst.config, label).is_none() {
-                    return Err(snapshot_not_found(name, label));
-                }
+        if !self.delete_snapshot(&s.instance, label).await? {
+            let inst = self.incus.instance(&s.instance).await?;
+            if meta::stored(&inst.config, label).is_none() {
+                return Err(snapshot_not_found(name, label));
             }
-            r => r?,
         }
         self.set_meta(&s.instance, label, None).await
     }

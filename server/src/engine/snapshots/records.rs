@@ -70,12 +70,33 @@ impl Engine {
             })
             .await?;
         for label in &going {
-            match self.incus.delete_snapshot(instance, label).await {
-                Err(e) if !e.is_not_found() => return Err(e.into()),
-                _ => {}
-            }
+            self.delete_snapshot(instance, label).await?;
             self.set_meta(instance, label, None).await?;
         }
         Ok(going)
+    }
+
+    /// Deletes a snapshot another process may be deleting at the same moment (the daemon's limit
+    /// and `snapshot keep`, two `rm`s): Incus answers the later delete with an error of its own
+    /// ("A matching non-reusable operation has now succeeded", or busy) — gone is gone, busy is
+    /// tried again. False when it was not there.
+    pub(super) async fn delete_snapshot(&self, instance: &str, label: &str) -> Result<bool> {
+        let mut tries = 0;
+        loop {
+            match self.incus.delete_snapshot(instance, label).await {
+                Ok(()) => return Ok(true),
+                Err(e) if e.is_not_found() => return Ok(false),
+                Err(e) => {
+                    if !self.incus.snapshots(instance).await?.iter().any(|s| s.name == label) {
+                        return Ok(false);
+                    }
+                    tries += 1;
+                    if tries == 5 {
+                        return Err(e.into());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                }
+            }
+        }
     }
 }
