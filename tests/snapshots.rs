@@ -375,3 +375,30 @@ fn interrupted_fork(a: &str, d: &str, env: &[(&str, &str)]) -> Output {
     assert_eq!(o.status.code(), Some(130), "interrupted: {}", text(&o.stderr));
     o
 }
+
+/// `rm` while a snapshot is being taken (the host daemon's checkpoint at a turn's end): Incus
+/// lets the two run at once, and a snapshot made in the middle of a delete stayed on disk
+/// without its record — the sandbox could then never be removed ("Cannot remove a volume that
+/// has snapshots", seen in a full run). Both orders, several times: `rm` always removes it.
+#[test]
+fn rm_during_a_snapshot_removes_the_sandbox() {
+    let mut g = Sandboxes::new();
+    for round in 0..6 {
+        let n = g.name("snaprm");
+        create(&n, &[]);
+        // Stopped first half the time: then the delete starts at once.
+        if round % 2 == 0 {
+            ok(&["stop", &n], &[]);
+        }
+        let (snap, rm) = std::thread::scope(|sc| {
+            let snap = sc.spawn(|| sb(&["snapshot", &n, "s1"], &[]));
+            std::thread::sleep(std::time::Duration::from_millis(10 * (round / 2)));
+            let rm = sb(&["rm", &n], &[]);
+            (snap.join().unwrap(), rm)
+        });
+        assert!(rm.status.success(), "round {round}: rm: {}{}", text(&rm.stderr), text(&snap.stderr));
+        assert!(listed(&n).is_none(), "round {round}: {n} is still there");
+        let o = Command::new("incus").args(["info", &format!("agent-{n}")]).output().unwrap();
+        assert!(!o.status.success(), "round {round}: Incus still has agent-{n}");
+    }
+}

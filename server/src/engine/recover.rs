@@ -109,6 +109,7 @@ impl Engine {
             .or_else(|| inst.as_ref().and_then(|i| i.setting(keys::DEPLOY_KEY_ID)).and_then(|v| v.parse().ok()));
         self.forget_deploy_key(name, repo.as_deref(), id, token).await?;
         if let Some(i) = &inst {
+            let _no_snapshot_meanwhile = super::lock::instance(&i.name).await?;
             self.incus
                 .delete_force(&i.name)
                 .await

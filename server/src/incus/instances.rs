@@ -115,12 +115,12 @@ impl Incus {
         if !devices.is_empty() {
             body.insert("devices".into(), serde_json::to_value(devices).unwrap_or_default());
         }
-        self.run(
-            Method::PATCH,
-            &format!("/1.0/instances/{}", enc(name)),
-            Some(&Value::Object(body)),
-            &format!("instance '{name}'"),
-        )
+        let body = Value::Object(body);
+        let (path, what) = (format!("/1.0/instances/{}", enc(name)), format!("instance '{name}'"));
+        // Setting the same keys again is harmless if the refused write went through after all.
+        crate::poll::retry(SNAPSHOT_TRIES, SNAPSHOT_PAUSE, snapshot_in_flight, || {
+            self.run(Method::PATCH, &path, Some(&body), &what)
+        })
         .await
         .map(|_| ())
     }
@@ -149,6 +149,15 @@ impl Incus {
     /// `etag` (If-Match): Ok(false) when someone wrote in between (412), so the caller reads
     /// again and decides again instead of putting an old value back.
     pub async fn patch_config_if(&self, name: &str, config: Config, etag: Option<&str>) -> Result<bool> {
+        // A refused write that went through after all changed the ETag: the next try answers
+        // "changed meanwhile" and the caller decides again on a fresh read.
+        crate::poll::retry(SNAPSHOT_TRIES, SNAPSHOT_PAUSE, snapshot_in_flight, || {
+            self.patch_config_if_once(name, &config, etag)
+        })
+        .await
+    }
+
+    async fn patch_config_if_once(&self, name: &str, config: &Config, etag: Option<&str>) -> Result<bool> {
         let url = format!("{}/1.0/instances/{}", self.base, enc(name));
         let mut req = self.http.patch(url).json(&json!({ "config": config }));
         if let Some(etag) = etag {
@@ -262,3 +271,12 @@ impl Incus {
         self.envelope(resp, &format!("template '{file}' of '{name}'")).await.map(|_| ())
     }
 }
+
+/// Incus refuses a config write while a snapshot of the instance is being made or removed
+/// ("Failed to write backup file: Instance snapshot record count doesn't match instance snapshot
+/// volume record count"); a moment later the same write goes through.
+fn snapshot_in_flight(e: &IncusError) -> bool {
+    e.to_string().contains("snapshot record count doesn't match")
+}
+const SNAPSHOT_TRIES: u32 = 8;
+const SNAPSHOT_PAUSE: std::time::Duration = std::time::Duration::from_millis(60);

@@ -59,7 +59,10 @@ impl Engine {
             return Err(taken(&s.name, label));
         }
         self.set_meta(&s.instance, label, Some(&meta)).await?;
-        if let Err(e) = self.incus.create_snapshot(&s.instance, label).await {
+        let guard = crate::engine::lock::instance(&s.instance).await?;
+        let made = self.incus.create_snapshot(&s.instance, label).await;
+        drop(guard);
+        if let Err(e) = made {
             if let Err(e2) = self.set_meta(&s.instance, label, None).await {
                 tracing::warn!("the record of {}/{label} stayed: {e2}", s.instance);
             }
