@@ -50,6 +50,9 @@ impl Engine {
             })
             .await?;
         let info = self.take(&s, &format!("turn-{turn}"), Meta::checkpoint(turn, message)).await?;
+        // The limit as it is now, not as read before the snapshot: a `snapshot keep` written
+        // meanwhile trimmed before this checkpoint existed, so this trim must use its value.
+        let keep = keep_of(&self.incus.instance(&s.instance).await?);
         if let Err(e) = self.trim(&s.instance, keep as usize).await {
             tracing::warn!("checkpoints of {name} beyond the limit not removed: {e}");
         }
