@@ -32,12 +32,13 @@ impl Engine {
         mut decide: impl FnMut(&Config, &Real) -> (Config, T),
     ) -> Result<T> {
         for _ in 0..TRIES {
-            // Incus's snapshots first, then the config with its ETag: the window another writer
-            // can fall into is the config read to the write, not the (slower) snapshot listing. A
-            // snapshot listed here but gone by the config read had a going record (the limit marks
-            // before it removes) or was removed by `snapshot rm` (which removes its record after).
-            let real = self.real_snapshots(instance).await?;
+            // The config with its ETag first, then Incus's snapshots: any record change after the
+            // read (the limit marking a checkpoint going, or removing its record once deleted)
+            // fails the write below. Listing first let a pin read a snapshot, then a config the
+            // limit had meanwhile finished with (record gone, so "not going"): it wrote a record
+            // for a deleted snapshot and answered success.
             let (inst, etag) = self.incus.instance_tagged(instance).await?;
+            let real = self.real_snapshots(instance).await?;
             let (change, out) = decide(&inst.config, &real);
             if change.is_empty() || self.incus.patch_config_if(instance, change, etag.as_deref()).await? {
                 return Ok(out);
