@@ -177,7 +177,12 @@ describe('Agent Sandboxes in VS Code', function () {
     // The terminal really gets into the sandbox: what it types lands there.
     shell.sendText(`touch /tmp/from-vscode-terminal-${suffix}; exit`);
     await waitFor('the file written from the terminal', async () =>
-      (await api.sidecar.request('sandbox/exec', { name: NAME, command: ['test', '-f', `/tmp/from-vscode-terminal-${suffix}`] })).status === 0, 30_000);
+      (await api.sidecar.request('sandbox/exec', { name: NAME, command: ['test', '-f', `/tmp/from-vscode-terminal-${suffix}`] })).status === 0, 30_000)
+      .catch((e: Error) => {
+        // Which side failed: the session (ssh ended: `--wait-on-error` took the typed line for its Enter) or the typing.
+        const st = shell.exitStatus;
+        throw new Error(`${e.message}; the shell terminal ${st ? `exited (code ${st.code}, reason ${st.reason})` : 'is still open'}`);
+      });
 
     const [claude] = await vscode.commands.executeCommand<vscode.Terminal[]>('agentSandboxes.openClaude', NAME);
     assert.strictEqual(claude.name, `Claude · ${NAME}`);
